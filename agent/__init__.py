@@ -1,0 +1,1 @@
+"""bosun-agent: the machine side of Bosun."""

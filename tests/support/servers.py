@@ -1,0 +1,159 @@
+"""Real S3 servers for tests and benchmarks: SeaweedFS (`weed`) and moto's server.
+
+Both bind 127.0.0.1 on free ports and are stopped by `stop()` (SIGTERM, then SIGKILL after
+a timeout: SeaweedFS ignores SIGTERM for a while).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ACCESS_KEY = "bosun-test"
+SECRET_KEY = "bosun-test-secret"
+
+
+def free_port(*, also_plus: int | None = None) -> int:
+    """A free 127.0.0.1 port; with `also_plus`, port + also_plus must be free too."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if also_plus is None:
+            return port
+        if port + also_plus > 65535:
+            continue
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + also_plus))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair found")
+
+
+def _bin(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found: run scripts/test (it installs it into .venv)")
+    return found
+
+
+def _wait_http(url: str, deadline: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; log:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer means it is up
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer in time; log:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class S3Server:
+    kind: str
+    endpoint: str
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+    owns_workdir: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+
+    def store_url(self, bucket: str, prefix: str = "") -> str:
+        path = f"/{prefix}" if prefix else ""
+        return f"s3://{bucket}{path}?endpoint={self.endpoint}&region=us-east-1"
+
+    def credentials_env(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+                "AWS_DEFAULT_REGION": "us-east-1"}
+
+    def stop(self, *, keep_data: bool = False) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        if self.owns_workdir and not keep_data:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_moto(*, timeout: float = 30.0) -> S3Server:
+    workdir = Path(tempfile.mkdtemp(prefix="bosun-moto-"))
+    port = free_port()
+    log = workdir / "moto.log"
+    proc = subprocess.Popen(
+        [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    _wait_http(endpoint + "/moto-api/", time.monotonic() + timeout, proc, log)
+    return S3Server("moto", endpoint, proc, workdir)
+
+
+def start_seaweedfs(*, workdir: Path | None = None, timeout: float = 60.0) -> S3Server:
+    """`weed server -s3` with every port (and its +10000 gRPC twin) free on 127.0.0.1."""
+    owns = workdir is None
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="bosun-weed-"))
+    (workdir / "data").mkdir(parents=True, exist_ok=True)
+    ports = {name: free_port(also_plus=10000) for name in ("master", "volume", "filer", "s3")}
+    log = workdir / "weed.log"
+    args = [
+        _bin("weed"), "server",
+        f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}",
+        "-master.volumeSizeLimitMB=64", "-volume.max=8", "-master.telemetry=false",
+        f"-metricsPort={free_port()}",
+    ]
+    proc = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=workdir)
+    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    server = S3Server("seaweedfs", endpoint, proc, workdir, owns_workdir=owns)
+    try:
+        _wait_http(endpoint + "/", time.monotonic() + timeout, proc, log)
+        _wait_bucket_ready(server, time.monotonic() + timeout, log)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_bucket_ready(server: S3Server, deadline: float, log: Path) -> None:
+    """SeaweedFS answers HTTP before its volumes can take writes: wait for a real PUT."""
+    from wire.retry import RetryPolicy
+    from wire.store.s3 import S3Store
+
+    store = S3Store("bosun-probe", endpoint=server.endpoint, retry=RetryPolicy.none(),
+                    access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            store.create_bucket()
+            store.put("probe", b"ok")
+            store.delete("probe")
+            return
+        except Exception as exc:
+            last = exc
+            time.sleep(0.3)
+    raise RuntimeError(f"SeaweedFS never accepted a write: {last}; log:\n{log.read_text()[-3000:]}")

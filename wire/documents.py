@@ -1,0 +1,284 @@
+"""Snapshot and desired-state documents: typed, frozen, strictly decoded, signed.
+
+Every document is an envelope `{"format", "kid", "sig", "body"}` (see ARCHITECTURE.md).
+Timestamps are float Unix seconds (UTC). Decoding happens once, here:
+
+    raw bytes --(size cap, one orjson parse)--> Envelope --(verify canonical(body))-->
+    typed body (Snapshot / Desired) built from that same parsed value
+
+`open_snapshot` / `open_desired` do all three steps and are what agent and controller use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import orjson
+
+from wire import codec
+from wire.codec import JsonValue
+from wire.errors import BadSignature, DocumentTooLarge, InvalidDocument
+from wire.layout import DESIRED, REPORTS, machine_from_key, machine_id
+from wire.signing import parse_kid, sign, verify
+
+MAX_DOCUMENT_BYTES = 256 * 1024
+
+SNAPSHOT_FORMAT = "bosun.snapshot/1"
+DESIRED_FORMAT = "bosun.desired/1"
+FORMATS = (SNAPSHOT_FORMAT, DESIRED_FORMAT)
+
+Mode = Literal["active", "canary", "shadow", "standby", "draining", "deactivated"]
+MODES: tuple[str, ...] = ("active", "canary", "shadow", "standby", "draining", "deactivated")
+Health = Literal["healthy", "unhealthy", "unknown"]
+AgentStatus = Literal["starting", "running", "stopping"]
+ApplyResult = Literal["none", "ok", "failed"]
+
+T = TypeVar("T")
+
+
+# ---- snapshot (agent -> controller) -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Addresses:
+    internal: str = ""
+    external: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    """What the agent observes of one local service."""
+
+    version: str | None = None
+    state: str = "unknown"  # running, stopped, failed, unknown
+    health: Health = "unknown"
+    port: int | None = None
+    requests: int = 0  # cumulative
+    errors: int = 0  # cumulative
+    latency_ms: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The desired document the agent runs now, and how applying the last one went."""
+
+    generation: int = 0
+    fence: int = 0
+    digest: str = ""
+    result: ApplyResult = "none"
+    error: str | None = None
+    at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    reason: str
+    detail: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    machine: str
+    seq: int
+    sent_at: float
+    boot_id: str
+    agent_version: str
+    addresses: Addresses = field(default_factory=Addresses)
+    eligible: tuple[str, ...] = ()
+    status: AgentStatus = "running"
+    capacity: dict[str, float] = field(default_factory=dict)
+    load: dict[str, float] = field(default_factory=dict)
+    sessions: dict[str, int] = field(default_factory=dict)
+    services: dict[str, ServiceState] = field(default_factory=dict)
+    applied: Applied = field(default_factory=Applied)
+    desired_stale: bool = False
+    refusals: dict[str, int] = field(default_factory=dict)  # reason -> count since start
+    last_refusal: Refusal | None = None
+
+
+# ---- desired state (controller -> agent) --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    machine: str
+    address: str
+    port: int | None = None
+    weight: int = 100
+    mode: str = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class Peers:
+    """For a load balancer: live backends (weighted) and shadow targets (mirrored only)."""
+
+    service: str | None = None
+    backends: tuple[Peer, ...] = ()
+    mirror: tuple[Peer, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Drain:
+    reason: str
+    since: float
+    deadline: float
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    machine: str
+    generation: int
+    fence: int
+    issued_at: float
+    expires_at: float
+    spec_revision: int
+    mode: Mode
+    service: str | None = None
+    version: str | None = None
+    config: JsonValue = field(default_factory=dict)
+    peers: Peers = field(default_factory=Peers)
+    drain: Drain | None = None
+
+
+# ---- envelope -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    format: str
+    kid: str
+    sig: str
+    body: dict[str, Any]
+
+
+def parse_envelope(raw: bytes, *, where: str = "document") -> Envelope:
+    """Size cap, one parse, envelope shape. The body is returned as parsed (not yet typed)."""
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLarge(
+            f"{where}: {len(raw)} bytes is over the {MAX_DOCUMENT_BYTES}-byte cap"
+        )
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidDocument(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise InvalidDocument(f"{where}: expected a JSON object, got {codec._got(value)}")
+    unknown = sorted(set(value) - {"format", "kid", "sig", "body"})
+    if unknown:
+        raise InvalidDocument(f"{where}: unknown envelope field {unknown[0]!r}")
+    fmt = value.get("format")
+    if fmt not in FORMATS:
+        raise InvalidDocument(
+            f"{where}.format: expected one of {', '.join(FORMATS)}, got {str(fmt)[:80]!r}"
+        )
+    for name in ("kid", "sig"):
+        if not isinstance(value.get(name), str):
+            raise InvalidDocument(
+                f"{where}.{name}: expected string, got {codec._got(value.get(name))}"
+            )
+    body = value.get("body")
+    if not isinstance(body, dict):
+        raise InvalidDocument(f"{where}.body: expected object, got {codec._got(body)}")
+    return Envelope(format=fmt, kid=value["kid"], sig=value["sig"], body=body)
+
+
+def decode_snapshot_body(body: dict[str, Any], *, where: str = "snapshot") -> Snapshot:
+    snap: Snapshot = codec.decode(Snapshot, body, f"{where}.body")
+    _check_machine(snap.machine, f"{where}.body.machine")
+    return snap
+
+
+def decode_desired_body(body: dict[str, Any], *, where: str = "desired") -> Desired:
+    doc: Desired = codec.decode(Desired, body, f"{where}.body")
+    _check_machine(doc.machine, f"{where}.body.machine")
+    return doc
+
+
+def _check_machine(value: str, path: str) -> None:
+    try:
+        machine_id(value)
+    except ValueError as exc:
+        raise InvalidDocument(f"{path}: {exc}") from None
+
+
+def encode_body(doc: Snapshot | Desired) -> dict[str, Any]:
+    body: dict[str, Any] = codec.encode(doc)
+    return body
+
+
+def seal(doc: Snapshot | Desired, *, key: bytes, kid: str, object_key: str) -> bytes:
+    """Sign `doc` for `object_key` and return the pretty JSON envelope bytes."""
+    fmt = SNAPSHOT_FORMAT if isinstance(doc, Snapshot) else DESIRED_FORMAT
+    body = encode_body(doc)
+    envelope = {"format": fmt, "kid": kid, "sig": sign(key, fmt, object_key, body), "body": body}
+    return orjson.dumps(envelope, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+KeyLookup = Callable[[str], bytes | None]
+"""Given a kid, the key to verify with, or None when the kid is unknown (never guess)."""
+
+
+def _open(raw: bytes, object_key: str, fmt: str, keys: KeyLookup) -> Envelope:
+    env = parse_envelope(raw, where=object_key)
+    if env.format != fmt:
+        raise BadSignature(f"{object_key}: holds a {env.format} document, expected {fmt}")
+    key = keys(env.kid)
+    if key is None:
+        raise BadSignature(f"{object_key}: unknown kid {env.kid[:80]!r}")
+    verify(key, env.format, object_key, env.body, env.sig)
+    return env
+
+
+def _owner(object_key: str, folder: str) -> str:
+    try:
+        return machine_from_key(object_key, folder)
+    except ValueError as exc:
+        raise BadSignature(f"{object_key}: not a {folder}<machine>.json key ({exc})") from None
+
+
+def open_snapshot(raw: bytes, object_key: str, keys: KeyLookup) -> tuple[Envelope, Snapshot]:
+    """Verify and decode `reports/<m>.json`: the object key, kid and body must name one machine."""
+    owner = _owner(object_key, REPORTS)
+    env = _open(raw, object_key, SNAPSHOT_FORMAT, keys)
+    kid_machine, _epoch = parse_kid(env.kid)
+    snap = decode_snapshot_body(env.body, where=object_key)
+    if kid_machine != owner or snap.machine != owner:
+        raise BadSignature(
+            f"{object_key}: names machine {snap.machine!r} with kid {env.kid!r}; "
+            f"only {owner!r} may write here"
+        )
+    return env, snap
+
+
+def open_desired(raw: bytes, object_key: str, keys: KeyLookup) -> tuple[Envelope, Desired]:
+    """Verify and decode `desired/<m>.json`; the body must name the key's machine."""
+    owner = _owner(object_key, DESIRED)
+    env = _open(raw, object_key, DESIRED_FORMAT, keys)
+    doc = decode_desired_body(env.body, where=object_key)
+    if doc.machine != owner:
+        raise BadSignature(f"{object_key}: document is for machine {doc.machine!r}, not {owner!r}")
+    return env, doc
+
+
+def dumps_pretty(value: Any) -> bytes:
+    """Pretty, sorted JSON for operator-readable objects (status, memory, spec)."""
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+def loads_object(
+    raw: bytes, *, where: str, max_bytes: int = 64 * MAX_DOCUMENT_BYTES
+) -> dict[str, Any]:
+    """Parse an unsigned JSON object written by Bosun itself (status, memory, spec, lease)."""
+    if len(raw) > max_bytes:
+        raise InvalidDocument(f"{where}: {len(raw)} bytes is over the {max_bytes}-byte cap")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidDocument(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise InvalidDocument(f"{where}: expected a JSON object, got {codec._got(value)}")
+    return value

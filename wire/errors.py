@@ -1,0 +1,71 @@
+"""Bosun's exception tree. Every error a user can cause or meet has a class here.
+
+    BosunError
+    ├── StoreError                 anything the bucket said or failed to say
+    │   ├── StoreConfigError       bad store URL, missing bucket: fix the configuration
+    │   ├── StoreAccessDenied      credentials refused (403)
+    │   ├── StoreUnavailable       5xx, SlowDown, throttling, connection errors, timeouts
+    │   ├── WriteConflict          a conditional write lost (412 / 409); re-plan, never retry
+    │   └── ObjectMissing          a required object does not exist
+    ├── InvalidDocument            malformed, wrongly typed or unknown-format document
+    │   └── DocumentTooLarge       over the size cap, refused before parsing
+    ├── BadSignature               HMAC, kid or binding check failed
+    ├── InvalidMachineId           an id outside ^[a-z0-9][a-z0-9._-]{0,62}$
+    └── SpecError                  a cluster spec that cannot be applied
+
+Only `StoreUnavailable` is transient and retried (see `wire.retry`).
+"""
+
+from __future__ import annotations
+
+
+class BosunError(Exception):
+    """Base class: a known failure whose message is meant for a human."""
+
+
+class StoreError(BosunError):
+    """The bucket could not do what was asked."""
+
+
+class StoreConfigError(StoreError):
+    """The store is configured wrongly (bad URL, missing bucket, bad key)."""
+
+
+class StoreAccessDenied(StoreError):
+    """The credentials were refused."""
+
+
+class StoreUnavailable(StoreError):
+    """A transient failure: worth retrying later."""
+
+
+class WriteConflict(StoreError):
+    """A conditional write failed because the object changed since it was read."""
+
+    def __init__(self, message: str, *, status: int = 412) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ObjectMissing(StoreError):
+    """A required object does not exist."""
+
+
+class InvalidDocument(BosunError):
+    """A document is malformed: the message names the field path and what was expected."""
+
+
+class DocumentTooLarge(InvalidDocument):
+    """A document exceeds the size cap; it was not parsed."""
+
+
+class BadSignature(BosunError):
+    """A signature, key id or key binding did not verify."""
+
+
+class InvalidMachineId(BosunError, ValueError):
+    """A machine id outside the allowed pattern."""
+
+
+class SpecError(BosunError):
+    """A cluster spec that cannot be applied; the message names the path and the fix."""

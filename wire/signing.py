@@ -1,0 +1,149 @@
+"""Canonical JSON, key derivation and HMAC-SHA256 signatures.
+
+    signature = HMAC-SHA256(key, format + "\\n" + object_key + "\\n" + canonical(body))
+    machine key = HMAC-SHA256(master, "bosun/machine/" + machine + "/" + epoch)
+    kid = "<machine>@<epoch>"
+
+canonical() is orjson with sorted keys; orjson's output is a fixed point of
+parse-then-serialize, so verifying the canonical form of the decoded body verifies exactly
+the value that is then used.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from wire.errors import BadSignature, BosunError
+from wire.layout import MachineId, machine_id
+
+KEY_BYTES = 32
+
+
+def canonical(body: Any) -> bytes:
+    """Canonical bytes of a JSON value: orjson, sorted keys, no whitespace."""
+    try:
+        return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:
+        raise BadSignature(f"value cannot be canonicalised: {exc}") from exc
+
+
+def digest(body: Any) -> str:
+    """sha256 of the canonical body, hex: identifies a document's content."""
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    if not isinstance(text, str) or not text:
+        raise BadSignature("signature is empty or not a string")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise BadSignature(f"signature is not base64url: {exc}") from exc
+
+
+def generate_master_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def derive_machine_key(master: bytes, machine: str, epoch: int) -> bytes:
+    """The key a machine holds: HMAC-SHA256(master, 'bosun/machine/<machine>/<epoch>')."""
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    label = f"bosun/machine/{machine_id(machine)}/{epoch}".encode()
+    return hmac.new(master, label, hashlib.sha256).digest()
+
+
+def format_kid(machine: str, epoch: int) -> str:
+    return f"{machine_id(machine)}@{epoch}"
+
+
+def parse_kid(kid: object) -> tuple[MachineId, int]:
+    """Split '<machine>@<epoch>'; BadSignature if malformed."""
+    if not isinstance(kid, str) or kid.count("@") != 1:
+        raise BadSignature(f"malformed kid {kid!r}: expected '<machine>@<epoch>'")
+    name, _, epoch_text = kid.partition("@")
+    if not epoch_text.isdigit() or len(epoch_text) > 9:
+        raise BadSignature(f"malformed kid {kid!r}: epoch must be a non-negative integer")
+    try:
+        return machine_id(name), int(epoch_text)
+    except BosunError as exc:
+        raise BadSignature(f"malformed kid {kid!r}: {exc}") from exc
+
+
+def _message(fmt: str, object_key: str, body: Any) -> bytes:
+    return fmt.encode() + b"\n" + object_key.encode() + b"\n" + canonical(body)
+
+
+def sign(key: bytes, fmt: str, object_key: str, body: Any) -> str:
+    """Signature binding format, object key and body."""
+    return b64(hmac.new(key, _message(fmt, object_key, body), hashlib.sha256).digest())
+
+
+def verify(key: bytes, fmt: str, object_key: str, body: Any, sig: object) -> None:
+    """Raise BadSignature unless `sig` is the signature of (fmt, object_key, body)."""
+    if not isinstance(sig, str):
+        raise BadSignature("signature is missing or not a string")
+    expected = hmac.new(key, _message(fmt, object_key, body), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, unb64(sig)):
+        raise BadSignature(f"signature does not verify for {object_key} ({fmt})")
+
+
+# ---- key files ---------------------------------------------------------------------------
+
+
+def encode_key(key: bytes) -> str:
+    return b64(key)
+
+
+def decode_key(text: str, *, source: str = "key") -> bytes:
+    text = text.strip()
+    try:
+        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise BosunError(f"{source}: not a base64url key ({exc.__class__.__name__})") from None
+    if len(key) != KEY_BYTES:
+        raise BosunError(f"{source}: key must be {KEY_BYTES} bytes, got {len(key)}")
+    return key
+
+
+def write_key_file(path: Path, key: bytes, *, overwrite: bool = False) -> None:
+    """Write a key file readable by its owner only (0600), atomically."""
+    if path.exists() and not overwrite:
+        raise BosunError(f"{path} already exists; remove it or pass --force to overwrite")
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, (encode_key(key) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def read_key_file(path: Path, *, check_mode: bool = True) -> bytes:
+    """Read a key file; refuse one that group or others can read."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise BosunError(f"key file {path} does not exist") from None
+    if check_mode and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise BosunError(
+            f"key file {path} is accessible by group or others "
+            f"(mode {stat.S_IMODE(st.st_mode):o}); fix with: chmod 600 {path}"
+        )
+    return decode_key(path.read_text(), source=str(path))

@@ -1,0 +1,206 @@
+"""`DirectoryStore`: a bucket in a local directory (`file:///abs/path`).
+
+Same semantics as S3 for what Bosun uses: atomic writes (temp file, fsync, rename,
+directory fsync), quoted-MD5 ETags, conditional GET and PUT made atomic by striped
+`flock` locks shared by every process on the machine, lexicographic listing, and refusal
+of any key that would escape the root.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from wire.documents import MAX_DOCUMENT_BYTES
+from wire.errors import DocumentTooLarge, StoreConfigError, StoreUnavailable, WriteConflict
+from wire.store.base import GetResult, Missing, NotModified, ObjectInfo, StoredObject, short_etag
+
+INTERNAL = ".bosun-store"  # lock files live here; never listed
+_STRIPES = 64
+
+
+def md5_etag(data: bytes) -> str:
+    return '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+
+
+class DirectoryStore:
+    def __init__(self, root: Path | str, *, create: bool = True) -> None:
+        self.root = Path(root).absolute()
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        if not self.root.is_dir():
+            raise StoreConfigError(f"file://{self.root}: not a directory; create it first")
+        (self.root / INTERNAL).mkdir(exist_ok=True)
+        self._etags: dict[tuple[int, int, int], str] = {}
+        self._thread_locks = [threading.Lock() for _ in range(_STRIPES)]
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.root}"
+
+    def describe(self, key: str) -> str:
+        return f"file://{self.root}/{key}"
+
+    # ---- keys -----------------------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if (
+            not key
+            or key.startswith("/")
+            or "\\" in key
+            or "\x00" in key
+            or any(p in ("", ".", "..") for p in parts)
+            or parts[0] == INTERNAL
+            or parts[-1].startswith(".tmp-")
+        ):
+            raise StoreConfigError(
+                f"refusing key {key!r}: it is empty, absolute or escapes the store root"
+            )
+        path = self.root.joinpath(*parts)
+        if not path.resolve().is_relative_to(self.root.resolve()):
+            raise StoreConfigError(
+                f"refusing key {key!r}: it escapes the store root through a link"
+            )
+        return path
+
+    def _etag_of(self, path: Path, st: os.stat_result) -> str:
+        ident = (st.st_ino, st.st_mtime_ns, st.st_size)
+        etag = self._etags.get(ident)
+        if etag is None:
+            etag = md5_etag(path.read_bytes())
+            if len(self._etags) > 100_000:
+                self._etags.clear()
+            self._etags[ident] = etag
+        return etag
+
+    @contextmanager
+    def _locked(self, key: str) -> Iterator[None]:
+        stripe = zlib.crc32(key.encode()) % _STRIPES
+        with self._thread_locks[stripe]:
+            fd = os.open(self.root / INTERNAL / f"lock-{stripe:02d}", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+    # ---- operations -----------------------------------------------------------------------
+
+    def get(
+        self, key: str, *, if_none_match: str | None = None, max_bytes: int = MAX_DOCUMENT_BYTES
+    ) -> GetResult:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if st.st_size > max_bytes:
+                    raise DocumentTooLarge(
+                        f"{self.describe(key)}: {st.st_size} bytes is over the {max_bytes}-byte cap"
+                    )
+                data = fh.read(max_bytes + 1)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return Missing(key)
+        except OSError as exc:
+            raise StoreUnavailable(f"{self.describe(key)}: {exc.strerror}") from exc
+        if len(data) > max_bytes:
+            raise DocumentTooLarge(f"{self.describe(key)}: over the {max_bytes}-byte cap")
+        etag = md5_etag(data)
+        if if_none_match is not None and if_none_match in (etag, "*"):
+            return NotModified(key, etag)
+        return StoredObject(key, data, etag, st.st_mtime)
+
+    def _current_etag(self, path: Path) -> str | None:
+        try:
+            return md5_etag(path.read_bytes())
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        content_type: str = "application/json",
+    ) -> str:
+        if if_none_match not in (None, "*"):
+            raise ValueError("put supports only if_none_match='*' (create-only)")
+        path = self._path(key)
+        with self._locked(key):
+            if if_match is not None or if_none_match is not None:
+                current = self._current_etag(path)
+                if if_none_match == "*" and current is not None:
+                    raise WriteConflict(
+                        f"{self.describe(key)} already exists (etag {short_etag(current)}); "
+                        "create-only write refused"
+                    )
+                if if_match is not None and current != if_match:
+                    raise WriteConflict(
+                        f"{self.describe(key)} changed since it was read "
+                        f"(etag {short_etag(if_match)} -> {short_etag(current)})"
+                    )
+            try:
+                self._write_atomic(path, body)
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"{self.describe(key)}: write failed: {exc.strerror}"
+                ) from exc
+        return md5_etag(body)
+
+    @staticmethod
+    def _write_atomic(path: Path, body: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}.{threading.get_ident()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, body)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # Walk only the directory that can hold the prefix, then sort like S3 (by key).
+        base_dir = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = self.root / base_dir if base_dir else self.root
+        if base_dir and (
+            ".." in base_dir.split("/") or not start.resolve().is_relative_to(self.root)
+        ):
+            raise StoreConfigError(f"refusing prefix {prefix!r}: it escapes the store root")
+        found: list[tuple[str, Path]] = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = os.path.relpath(dirpath, self.root)
+            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+            dirnames[:] = [d for d in dirnames if not (rel_dir == "" and d == INTERNAL)]
+            for name in filenames:
+                if name.startswith(".tmp-"):
+                    continue
+                key = rel_dir + name
+                if key.startswith(prefix):
+                    found.append((key, Path(dirpath) / name))
+        found.sort(key=lambda item: item[0].encode())
+        for key, path in found:
+            try:
+                st = path.stat()
+                etag = self._etag_of(path, st)
+            except FileNotFoundError:
+                continue
+            yield ObjectInfo(key=key, etag=etag, size=st.st_size, last_modified=st.st_mtime)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        with self._locked(key), suppress(FileNotFoundError):
+            path.unlink()
