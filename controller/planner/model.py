@@ -1,0 +1,247 @@
+"""The planner's inputs and outputs: plain frozen values, no I/O.
+
+    plan(spec, observed, memory, now, *, fence) -> Plan
+
+Inputs
+- `ClusterSpec` (controller.spec): settings and services, with its revision.
+- `Observed`: per machine the last ACCEPTED snapshot and the controller time it was
+  accepted, plus this cycle's rejections. The shell fills it; the planner trusts it.
+- `Memory`: what the planner remembers between cycles (stored as control/memory.json).
+
+Outputs (`Plan`)
+- `writes`: the desired documents to sign and PUT (generation = previous + 1, `fence`).
+- `skips`: machines deliberately not written, and why.
+- `memory`: the memory to save after the writes succeeded.
+- `events`: decisions of this cycle (audit trail).
+- `status`: the summary for status/cluster.json.
+
+The shell must only save `plan.memory` after the writes it made; if a write fails
+(WriteConflict), it may save `memory.forget_writes(failed machines)` or simply not save:
+the next cycle re-plans from the documents it finds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from controller.spec.model import ClusterSpec
+from wire import codec
+from wire.codec import JsonValue
+from wire.documents import Desired, Mode, Snapshot, dumps_pretty, loads_object
+from wire.errors import InvalidDocument
+from wire.layout import MachineId
+from wire.signing import digest
+
+__all__ = [
+    "ClusterSpec",
+    "Event",
+    "MachineMemory",
+    "MachineObservation",
+    "MachineStatus",
+    "Memory",
+    "Observed",
+    "Plan",
+    "PutDesired",
+    "Rejection",
+    "ServiceMemory",
+    "ServiceStatus",
+    "Skip",
+    "Status",
+    "content_digest",
+]
+
+MEMORY_FORMAT = "bosun.memory/1"
+STATUS_FORMAT = "bosun.status/1"
+
+# ---- inputs ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MachineObservation:
+    snapshot: Snapshot  # the last accepted snapshot of this machine
+    accepted_at: float  # controller time when it was accepted
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    machine: str
+    reason: str  # bad_signature, replayed_seq, clock_skew, invalid_document, ...
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    machines: Mapping[MachineId, MachineObservation] = field(default_factory=dict)
+    rejections: tuple[Rejection, ...] = ()
+
+
+# ---- memory ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MachineMemory:
+    """What the planner last decided for one machine."""
+
+    generation: int = 0  # generation of the last desired document written
+    digest: str = ""  # content_digest() of that document ("" = none written)
+    issued_at: float = 0.0  # issued_at of that document
+    service: str | None = None
+    mode: Mode = "standby"
+    version: str | None = None
+    assigned_at: float = 0.0  # when service/mode last changed (health grace counts from here)
+    failed_at: float | None = None  # last time it was replaced for bad health
+    lost: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceMemory:
+    """The release (version + config) a service last completed; dependents wait on it."""
+
+    version: str | None = None
+    config: dict[str, JsonValue] = field(default_factory=dict)
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    format: str = MEMORY_FORMAT
+    fence: int = 0  # fence of the controller that planned last
+    spec_revision: int = 0
+    cycle: int = 0
+    machines: dict[str, MachineMemory] = field(default_factory=dict)
+    services: dict[str, ServiceMemory] = field(default_factory=dict)
+    selections: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "<svc>/<id>"
+
+    def to_json(self) -> bytes:
+        return dumps_pretty(codec.encode(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes, *, where: str = "control/memory.json") -> Memory:
+        value = loads_object(raw, where=where)
+        mem: Memory = codec.decode(cls, value, where)
+        if mem.format != MEMORY_FORMAT:
+            raise InvalidDocument(f"{where}.format: expected {MEMORY_FORMAT!r}, got {mem.format!r}")
+        return mem
+
+    @classmethod
+    def rebuild(cls, desired: Iterable[Desired]) -> Memory:
+        """Memory recovered from the desired documents found under desired/ (memory lost).
+
+        Generations continue from the documents, assignments are taken as written, so the
+        next plan neither reuses a generation nor reshuffles machines.
+        """
+        machines: dict[str, MachineMemory] = {}
+        fence = 0
+        revision = 0
+        for doc in desired:
+            fence = max(fence, doc.fence)
+            revision = max(revision, doc.spec_revision)
+            prev = machines.get(doc.machine)
+            if prev is not None and prev.generation >= doc.generation:
+                continue
+            machines[doc.machine] = MachineMemory(
+                generation=doc.generation,
+                digest=content_digest(doc),
+                issued_at=doc.issued_at,
+                service=doc.service,
+                mode=doc.mode,
+                version=doc.version,
+                assigned_at=doc.issued_at,
+            )
+        return cls(fence=fence, spec_revision=revision, machines=dict(sorted(machines.items())))
+
+    def with_machine(self, machine: str, value: MachineMemory) -> Memory:
+        return replace(self, machines={**self.machines, machine: value})
+
+    def forget_writes(self, failed: Mapping[str, MachineMemory]) -> Memory:
+        """Restore the given machines' previous entries (their writes did not happen)."""
+        return replace(self, machines={**self.machines, **failed})
+
+
+def content_digest(doc: Desired) -> str:
+    """Digest of what a desired document asks for, without generation/fence/times/revision.
+
+    Two documents with the same content digest ask the machine for the same thing; the
+    planner rewrites a document only when this changes or it is near expiry.
+    """
+    body: dict[str, Any] = codec.encode(doc)
+    for name in ("generation", "fence", "issued_at", "expires_at", "spec_revision"):
+        body.pop(name, None)
+    return digest(body)
+
+
+# ---- outputs --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PutDesired:
+    machine: MachineId
+    desired: Desired  # generation = previous + 1, fence = the planner's fence
+    previous_generation: int  # 0 when the machine never had a document
+    reason: str  # "new", "changed", "refresh"
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    machine: MachineId
+    reason: str  # "unchanged", "lost", ...
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str  # machine.lost, machine.assigned, machine.replaced, service.held, ...
+    reason: str
+    machine: str | None = None
+    service: str | None = None
+    data: dict[str, JsonValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceStatus:
+    kind: str
+    count: int  # asked
+    active: int  # planned active (incl. canary)
+    healthy: int  # planned active and reporting healthy
+    standby: int
+    version: str  # spec version
+    target_version: str | None  # version being deployed now (differs while held)
+    versions: dict[str, int] = field(default_factory=dict)  # reported version -> machines
+    held: str | None = None  # why the service's release waits (dependency), if it does
+
+
+@dataclass(frozen=True, slots=True)
+class MachineStatus:
+    service: str | None
+    mode: str
+    version: str | None  # planned version
+    running: str | None  # reported version of its service
+    health: str  # healthy | unhealthy | unknown | lost
+    age: float | None  # seconds since the last accepted snapshot (None: never seen)
+    lost: bool
+    generation: int
+    applied_generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    format: str
+    at: float
+    spec_revision: int
+    fence: int
+    services: dict[str, ServiceStatus]
+    machines: dict[str, MachineStatus]
+    rejections: tuple[Rejection, ...] = ()
+
+    def to_json(self) -> bytes:
+        return dumps_pretty(codec.encode(self))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    writes: tuple[PutDesired, ...]
+    skips: tuple[Skip, ...]
+    memory: Memory
+    events: tuple[Event, ...]
+    status: Status

@@ -1,0 +1,91 @@
+"""The cluster spec as typed, frozen values: what operators write, after validation.
+
+    ClusterSpec
+    ├── revision                  set by `bosun spec apply` (0 = never applied)
+    ├── settings: Settings        heartbeat_timeout, desired_lifetime, skew_window,
+    │                             controller_interval (all seconds)
+    └── services: {name: ServiceSpec}
+        ├── kind                  service | loadbalancer (with `balances: <service>`)
+        ├── version, count, config, depends_on, port, weight, pools
+        ├── health: HealthSpec    grace, quarantine
+        ├── sessions: SessionsSpec drain_timeout
+        └── overrides             sub-group updates recorded by `bosun update`
+
+These dataclasses are also the JSON form stored in `spec/current.json` (via wire.codec);
+the YAML reader in `controller.spec.load` turns human input into them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from wire.codec import JsonValue
+
+Kind = Literal["service", "loadbalancer"]
+
+SPEC_FORMAT = "bosun.spec/1"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Cluster-wide timing, in seconds."""
+
+    heartbeat_timeout: float = 60.0  # a machine silent this long is lost
+    desired_lifetime: float = 3600.0  # expires_at = issued_at + this; re-signed at half
+    skew_window: float = 300.0  # snapshot sent_at must be within this of controller time
+    controller_interval: float = 10.0  # how often the controller cycles
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSpec:
+    """When a machine's reported health counts against it."""
+
+    grace: float = 60.0  # after (re)assignment, 'unhealthy'/'failed' is tolerated this long
+    quarantine: float = 600.0  # a machine replaced for bad health is not re-activated for this long
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsSpec:
+    """Sustained sessions (calls, streams) a machine may be carrying."""
+
+    drain_timeout: float = 300.0
+    channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A sub-group update (`bosun update`): the selected machines run this version/config.
+
+    `id` is the spec revision that created it; the planner resolves `select` once and
+    remembers the chosen machines in memory (key `<service>/<id>`), so the selection is
+    stable even though the selected machines' versions change.
+    """
+
+    id: int
+    select: str  # id=a,b | count=N | percent=P | version=V | max(...) | min(...)
+    version: str | None = None
+    config: dict[str, JsonValue] = field(default_factory=dict)  # merged over the service's
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    version: str
+    count: int
+    kind: Kind = "service"
+    balances: str | None = None  # loadbalancer only: the service whose machines are peers
+    config: dict[str, JsonValue] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    port: int | None = None  # default port when a machine does not report one
+    weight: int = 100  # load-balancer weight of this service's machines
+    pools: tuple[str, ...] = ()  # machines eligible for any of these pools may run this service
+    health: HealthSpec = field(default_factory=HealthSpec)
+    sessions: SessionsSpec = field(default_factory=SessionsSpec)
+    overrides: tuple[Override, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSpec:
+    revision: int = 0
+    settings: Settings = field(default_factory=Settings)
+    services: dict[str, ServiceSpec] = field(default_factory=dict)
