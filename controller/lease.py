@@ -1,0 +1,290 @@
+"""The leader lease `control/lease.json` with a fencing token (SECURITY 15-18).
+
+    {"format": "bosun.lease/1", "holder": "ctl-a", "token": 7, "duration": 30.0,
+     "renewed_at": 1764000000.0, "nonce": "...", "released": false}
+
+* Create with `If-None-Match: *`; renew and take over with `If-Match` on the ETag read.
+  Every takeover (and every creation) uses a token above any seen before, so a desired
+  document's `fence` tells agents which controller is newer.
+* Followers never compare wall clocks: a lease is expired when the *same ETag* has stayed
+  current for `duration` seconds on the follower's own monotonic clock (or was released).
+* The leader may act only until `renew_deadline` (< duration) after the start of its last
+  successful renew. Answers: success -> holder; 412/404 -> lost, re-read; 409 -> re-read
+  and retry once; 5xx/timeout -> unknown, keep acting only until the renew deadline.
+
+Every write carries a fresh nonce, so a renew whose answer was lost (and whose retry then
+failed its condition) is recognised as ours on the re-read.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from wire.documents import dumps_pretty, loads_object
+from wire.errors import (
+    InvalidDocument,
+    StoreAccessDenied,
+    StoreConfigError,
+    StoreError,
+    StoreUnavailable,
+    WriteConflict,
+)
+from wire.layout import LEASE
+from wire.store import Missing, Store, StoredObject
+
+log = logging.getLogger(__name__)
+
+LEASE_FORMAT = "bosun.lease/1"
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseSettings:
+    """duration: how long followers wait on an unchanged lease before taking it over;
+    renew_deadline: how long after a successful renew the leader may still act."""
+
+    duration: float = 30.0
+    renew_deadline: float = 20.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.renew_deadline < self.duration:
+            raise ValueError(
+                f"lease renew deadline ({self.renew_deadline}s) must be positive and shorter "
+                f"than the lease duration ({self.duration}s)"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseDoc:
+    holder: str
+    token: int
+    duration: float
+    renewed_at: float
+    nonce: str
+    released: bool = False
+
+    def encode(self) -> bytes:
+        return dumps_pretty(
+            {
+                "format": LEASE_FORMAT,
+                "holder": self.holder,
+                "token": self.token,
+                "duration": self.duration,
+                "renewed_at": self.renewed_at,
+                "nonce": self.nonce,
+                "released": self.released,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes, where: str = LEASE) -> LeaseDoc:
+        v = loads_object(raw, where=where, max_bytes=64 * 1024)
+        try:
+            if v.get("format") != LEASE_FORMAT:
+                raise TypeError("format")
+            doc = cls(
+                holder=str(v["holder"]),
+                token=v["token"],
+                duration=float(v["duration"]),
+                renewed_at=float(v["renewed_at"]),
+                nonce=str(v["nonce"]),
+                released=bool(v.get("released", False)),
+            )
+            if not isinstance(doc.token, int) or isinstance(doc.token, bool) or doc.token < 0:
+                raise TypeError("token")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidDocument(
+                f"{where}: not a {LEASE_FORMAT} document ({exc}); delete it to let a "
+                "controller re-create it"
+            ) from None
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseStatus:
+    role: Literal["leader", "follower"]
+    acting: bool  # may write desired/ now
+    token: int  # our token when leader, else the current holder's token (0 if none)
+    holder: str  # the current holder as last seen
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.role} (token {self.token}, holder {self.holder}): {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A follower's view of the lease: which ETag, since when (monotonic), highest token."""
+
+    etag: str | None = None
+    since: float = 0.0
+    max_token: int = 0
+
+
+@dataclass
+class LeaseKeeper:
+    store: Store
+    holder: str
+    settings: LeaseSettings = field(default_factory=LeaseSettings)
+    clock: Clock = time.monotonic
+    wall: Clock = time.time
+    token_floor: Callable[[], int] = lambda: 0  # highest fence known elsewhere (memory)
+    observation: Observation = field(default_factory=Observation)
+    adopt_own: bool = True  # a lease held under our own name is ours to take at once
+    _etag: str | None = None  # ETag of the lease we hold
+    _token: int = 0
+    _valid_until: float = float("-inf")
+    _pending_nonce: str | None = None
+    _pending_started: float = float("-inf")
+
+    # ---- queries ------------------------------------------------------------------------
+
+    @property
+    def token(self) -> int:
+        return self._token
+
+    def can_act(self) -> bool:
+        """True while we hold the lease and the renew deadline has not passed."""
+        return self._etag is not None and self.clock() < self._valid_until
+
+    def remaining(self) -> float:
+        return max(0.0, self._valid_until - self.clock()) if self._etag else 0.0
+
+    # ---- the one entry point --------------------------------------------------------------
+
+    def ensure(self) -> LeaseStatus:
+        """Acquire, renew or follow; call at the start of every cycle."""
+        if self._etag is not None:
+            return self._renew()
+        return self._follow()
+
+    def release(self) -> None:
+        """Give the lease up (clean stop) so a follower can take over at once."""
+        if self._etag is None:
+            return
+        doc = LeaseDoc(self.holder, self._token, self.settings.duration, self.wall(),
+                       secrets.token_hex(8), released=True)
+        etag, self._etag, self._valid_until = self._etag, None, float("-inf")
+        try:
+            self.store.put(LEASE, doc.encode(), if_match=etag)
+            log.info("lease.released", extra={"ctx": {"token": self._token}})
+        except StoreError as exc:
+            log.warning("lease.release_failed: %s", exc)
+
+    # ---- leader ---------------------------------------------------------------------------
+
+    def _write(self, token: int, *, if_match: str | None) -> tuple[str, float]:
+        nonce = secrets.token_hex(8)
+        doc = LeaseDoc(self.holder, token, self.settings.duration, self.wall(), nonce)
+        started = self.clock()
+        self._pending_nonce, self._pending_started = nonce, started
+        if if_match is None:
+            etag = self.store.put(LEASE, doc.encode(), if_none_match="*")
+        else:
+            etag = self.store.put(LEASE, doc.encode(), if_match=if_match)
+        return etag, started
+
+    def _hold(self, etag: str, token: int, started: float, detail: str) -> LeaseStatus:
+        took = token != self._token or self._etag is None
+        self._etag, self._token = etag, token
+        self._valid_until = started + self.settings.renew_deadline
+        self.observation = Observation(etag, started, max(token, self.observation.max_token))
+        if took:
+            log.info("lease.acquired", extra={"ctx": {"token": token, "holder": self.holder}})
+        return LeaseStatus("leader", self.can_act(), token, self.holder, detail)
+
+    def _renew(self, *, retried: bool = False) -> LeaseStatus:
+        assert self._etag is not None
+        try:
+            etag, started = self._write(self._token, if_match=self._etag)
+        except WriteConflict as exc:
+            if exc.status == 409 and not retried:
+                return self._reread(retry_renew=True)
+            return self._reread()
+        except StoreUnavailable as exc:
+            acting = self.can_act()
+            log.warning("lease.renew_unknown: %s (acting for %.1fs more)", exc, self.remaining())
+            return LeaseStatus("leader", acting, self._token, self.holder,
+                               f"renew outcome unknown ({exc}); "
+                               + ("acting until the renew deadline" if acting else "stopped"))
+        except (StoreAccessDenied, StoreConfigError):
+            raise
+        except StoreError as exc:  # e.g. 404 on If-Match: the lease is gone
+            log.warning("lease.renew_failed: %s", exc)
+            return self._reread()
+        return self._hold(etag, self._token, started, "renewed")
+
+    def _reread(self, *, retry_renew: bool = False) -> LeaseStatus:
+        """After a failed renew: is the lease still ours (lost answer, or 409)?"""
+        nonce, token = self._pending_nonce, self._token
+        try:
+            got = self.store.get(LEASE)
+        except StoreUnavailable as exc:
+            return LeaseStatus("leader", self.can_act(), token, self.holder,
+                               f"renew failed and re-read failed ({exc})")
+        if isinstance(got, StoredObject):
+            doc = LeaseDoc.decode(got.body, self.store.describe(LEASE))
+            if doc.holder == self.holder and doc.token == token and not doc.released:
+                if doc.nonce == nonce:  # our write landed; its answer was lost
+                    return self._hold(got.etag, token, self._pending_started,
+                                      "renewed (answer lost)")
+                if retry_renew:
+                    self._etag = got.etag
+                    return self._renew(retried=True)
+        self._lose("lease changed under us")
+        return self._follow()
+
+    def _lose(self, why: str) -> None:
+        if self._etag is not None:
+            log.warning("lease.lost", extra={"ctx": {"token": self._token, "why": why}})
+        self._etag, self._valid_until = None, float("-inf")
+
+    # ---- follower -------------------------------------------------------------------------
+
+    def _follow(self) -> LeaseStatus:
+        now = self.clock()
+        got = self.store.get(LEASE)
+        if isinstance(got, Missing):
+            token = max(self.observation.max_token, self.token_floor(), self._token) + 1
+            return self._try_take(token, None, "created the lease")
+        if not isinstance(got, StoredObject):  # pragma: no cover - unconditional GET
+            raise InvalidDocument(f"{self.store.describe(LEASE)}: unexpected not-modified")
+        doc = LeaseDoc.decode(got.body, self.store.describe(LEASE))
+        if doc.nonce == self._pending_nonce and doc.holder == self.holder and not doc.released:
+            return self._hold(got.etag, doc.token, self._pending_started,
+                              "acquired (answer lost)")
+        obs = self.observation
+        max_token = max(obs.max_token, doc.token)
+        if got.etag != obs.etag:
+            self.observation = obs = Observation(got.etag, now, max_token)
+        else:
+            self.observation = obs = Observation(obs.etag, obs.since, max_token)
+        waited = now - obs.since
+        wait_for = max(doc.duration, self.settings.duration)
+        own = self.adopt_own and doc.holder == self.holder
+        if doc.released or own or waited >= wait_for:
+            why = "released" if doc.released else "ours" if own else f"unchanged {waited:.1f}s"
+            token = max(max_token, self.token_floor(), self._token) + 1
+            return self._try_take(token, got.etag, f"took over ({why})")
+        return LeaseStatus("follower", False, doc.token, doc.holder,
+                           f"lease held by {doc.holder}; expires in {wait_for - waited:.1f}s "
+                           "unless renewed")
+
+    def _try_take(self, token: int, if_match: str | None, detail: str) -> LeaseStatus:
+        try:
+            etag, started = self._write(token, if_match=if_match)
+        except WriteConflict:
+            self.observation = Observation(None, 0.0, max(self.observation.max_token, token - 1))
+            return LeaseStatus("follower", False, token - 1, "?", "another controller won the lease")
+        except StoreUnavailable as exc:
+            return LeaseStatus("follower", False, token - 1, "?", f"lease write unknown ({exc})")
+        except (StoreAccessDenied, StoreConfigError):
+            raise
+        except StoreError as exc:
+            return LeaseStatus("follower", False, token - 1, "?", f"lease write failed ({exc})")
+        return self._hold(etag, token, started, detail)
