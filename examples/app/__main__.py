@@ -1,0 +1,5 @@
+"""Entry point for `python -m examples.app`."""
+
+from examples.app.server import main
+
+main()

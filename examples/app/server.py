@@ -1,0 +1,327 @@
+"""Example service for Bosun: a small HTTP application whose version shows in every answer.
+
+Run it from the repository root (it needs only aiohttp):
+
+    python -m examples.app --port 8081 --version 1.0
+    python examples/app/server.py --port 8082 --version 2.0 --fail-rate 0.3
+
+Endpoints:
+
+    GET  /                     {"version", "machine", "mode"}          (traffic: counted)
+    POST /records              a write: one JSON line appended to the sink (traffic: counted)
+    GET  /health               200 {"status": "ok", ...} while it serves
+    GET  /metrics              {"version", "requests", "errors", "latency_ms", "sessions"}
+    POST /sessions/open?channel=voice      -> {"id": "voice-1", "channel": "voice"}
+    POST /sessions/close?id=voice-1
+    POST /sessions/close-all
+
+Settings: command-line options win, then the keys of the JSON object in BOSUN_CONFIG
+(the agent passes the desired document's `config` there), then defaults. BOSUN_MODE,
+BOSUN_VERSION and BOSUN_MACHINE are read when the matching option is not given.
+
+Modes: in `shadow` mode the application receives mirrored copies of live requests, so it
+must never change production state: writes go to `shadow_sink` (or nowhere), never to
+`sink`. Every other mode writes to `sink` (or nowhere when none is configured).
+
+Failures: `fail_rate` (0..1) is the share of traffic requests answered 500, spread evenly
+(request n fails when floor(n * rate) grows), so any window of k requests holds k * rate
+errors, give or take one. In BOSUN_CONFIG it may also be an object by version, for example
+`{"fail_rate": {"2.0-bad": 0.3}}` (key `"*"` for every other version).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger("examples.app")
+
+MODES = ("active", "canary", "shadow", "standby", "draining", "deactivated")
+CHANNELS = ("voice", "sms", "video")  # always present in /metrics, others when opened
+CONTROL_PATHS = ("/health", "/metrics", "/sessions/")  # not counted as traffic
+LATENCY_WINDOW = 100  # /metrics latency_ms is the mean over this many recent requests
+PPM = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str
+    port: int
+    version: str
+    machine: str
+    mode: str
+    fail_rate: float
+    latency_ms: float
+    sink: Path | None  # where writes go in this mode; None: they are counted and dropped
+
+
+def resolve_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
+    """Merge options, BOSUN_CONFIG and BOSUN_* variables; raise ValueError on bad input."""
+    env = os.environ if env is None else env
+    config = _load_config(env.get("BOSUN_CONFIG", ""))
+    version = args.version or env.get("BOSUN_VERSION") or str(config.get("version", "0.0.0"))
+    mode = args.mode or env.get("BOSUN_MODE") or "active"
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    fail_rate = args.fail_rate
+    if fail_rate is None:
+        fail_rate = _rate_for_version(config.get("fail_rate", 0.0), version)
+    if not 0.0 <= fail_rate <= 1.0:
+        raise ValueError(f"fail rate {fail_rate} must be between 0 and 1")
+    latency = args.latency_ms if args.latency_ms is not None else config.get("latency_ms", 0.0)
+    if not isinstance(latency, int | float) or latency < 0:
+        raise ValueError(f"latency_ms {latency!r} must be a number >= 0")
+    # A shadow never falls back to the production sink: no shadow sink means no writes.
+    if mode == "shadow":
+        sink = args.shadow_sink or config.get("shadow_sink")
+    else:
+        sink = args.sink or config.get("sink")
+    return Settings(
+        host=args.host,
+        port=args.port,
+        version=version,
+        machine=args.machine or env.get("BOSUN_MACHINE") or socket.gethostname(),
+        mode=mode,
+        fail_rate=float(fail_rate),
+        latency_ms=float(latency),
+        sink=Path(sink) if sink else None,
+    )
+
+
+def _load_config(raw: str) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"BOSUN_CONFIG is not valid JSON ({exc}); pass a JSON object") from exc
+    if not isinstance(value, dict):
+        raise ValueError('BOSUN_CONFIG must be a JSON object, for example {"fail_rate": 0.1}')
+    return value
+
+
+def _rate_for_version(value: Any, version: str) -> float:
+    if isinstance(value, dict):
+        value = value.get(version, value.get("*", 0.0))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"fail_rate {value!r} must be a number or an object by version")
+    return float(value)
+
+
+class FailureSchedule:
+    """Fails exactly `rate` of the calls, spread evenly (integer arithmetic, no drift)."""
+
+    def __init__(self, rate: float) -> None:
+        self._ppm = round(rate * PPM)
+        self._calls = 0
+
+    def next_fails(self) -> bool:
+        self._calls += 1
+        return (self._calls * self._ppm) // PPM > ((self._calls - 1) * self._ppm) // PPM
+
+
+class Counters:
+    """Cumulative counters served by /metrics, plus the open sessions."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.errors = 0
+        self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
+        self.sessions: dict[str, str] = {}  # id -> channel
+        self.next_session = 0
+        self.writes_dropped = 0
+
+    def record(self, status: int, seconds: float) -> None:
+        self.requests += 1
+        if status >= 500:
+            self.errors += 1
+        self.latencies.append(seconds * 1000.0)
+
+    def session_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(CHANNELS, 0)
+        for channel in self.sessions.values():
+            counts[channel] = counts.get(channel, 0) + 1
+        return counts
+
+
+SETTINGS = web.AppKey("settings", Settings)
+COUNTERS = web.AppKey("counters", Counters)
+FAILURES = web.AppKey("failures", FailureSchedule)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def traffic(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count traffic requests, add the configured latency and the configured failures."""
+    if request.path.startswith(CONTROL_PATHS):
+        return await handler(request)
+    settings, counters = request.app[SETTINGS], request.app[COUNTERS]
+    start = time.monotonic()
+    status = 500
+    try:
+        if settings.latency_ms:
+            await asyncio.sleep(settings.latency_ms / 1000.0)
+        if request.app[FAILURES].next_fails():
+            return _error(500, f"injected failure (fail rate {settings.fail_rate})", settings)
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        counters.record(status, time.monotonic() - start)
+
+
+def _error(status: int, message: str, settings: Settings) -> web.Response:
+    body = {"error": message, "version": settings.version, "machine": settings.machine}
+    return web.json_response(body, status=status)
+
+
+async def index(request: web.Request) -> web.Response:
+    s = request.app[SETTINGS]
+    return web.json_response({"version": s.version, "machine": s.machine, "mode": s.mode})
+
+
+async def write_record(request: web.Request) -> web.Response:
+    """A write. Shadows write to their shadow sink (or nowhere), never to production."""
+    s, counters = request.app[SETTINGS], request.app[COUNTERS]
+    text = await request.text()
+    if s.sink is None:
+        counters.writes_dropped += 1
+        return web.json_response({"written": False, "version": s.version, "mode": s.mode})
+    line = json.dumps({"machine": s.machine, "version": s.version, "mode": s.mode, "body": text})
+    with s.sink.open("a", encoding="utf-8") as out:  # one small append: atomic enough here
+        out.write(line + "\n")
+    return web.json_response({"written": True, "version": s.version, "mode": s.mode})
+
+
+async def health(request: web.Request) -> web.Response:
+    s = request.app[SETTINGS]
+    return web.json_response({"status": "ok", "version": s.version, "mode": s.mode})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    s, c = request.app[SETTINGS], request.app[COUNTERS]
+    latency = sum(c.latencies) / len(c.latencies) if c.latencies else 0.0
+    return web.json_response(
+        {
+            "version": s.version,
+            "requests": c.requests,
+            "errors": c.errors,
+            "latency_ms": round(latency, 3),
+            "sessions": c.session_counts(),
+        }
+    )
+
+
+async def open_session(request: web.Request) -> web.Response:
+    counters = request.app[COUNTERS]
+    channel = request.query.get("channel", "voice")
+    if not channel.isidentifier():
+        return _error(400, f"channel {channel!r} must be a word like voice", request.app[SETTINGS])
+    counters.next_session += 1
+    session_id = f"{channel}-{counters.next_session}"
+    counters.sessions[session_id] = channel
+    return web.json_response({"id": session_id, "channel": channel})
+
+
+async def close_session(request: web.Request) -> web.Response:
+    counters = request.app[COUNTERS]
+    session_id = request.query.get("id", "")
+    if counters.sessions.pop(session_id, None) is None:
+        message = f"no open session {session_id!r}; GET /metrics shows the open sessions"
+        return _error(404, message, request.app[SETTINGS])
+    return web.json_response({"closed": session_id})
+
+
+async def close_all_sessions(request: web.Request) -> web.Response:
+    counters = request.app[COUNTERS]
+    closed = len(counters.sessions)
+    counters.sessions.clear()
+    return web.json_response({"closed": closed})
+
+
+def build_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[traffic])
+    app[SETTINGS] = settings
+    app[COUNTERS] = Counters()
+    app[FAILURES] = FailureSchedule(settings.fail_rate)
+    app.router.add_get("/", index)
+    app.router.add_post("/records", write_record)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/sessions/open", open_session)
+    app.router.add_post("/sessions/close", close_session)
+    app.router.add_post("/sessions/close-all", close_all_sessions)
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then close the listener and return."""
+    runner = web.AppRunner(build_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "app.listening url=http://%s:%d version=%s machine=%s mode=%s fail_rate=%s sink=%s",
+        settings.host,
+        settings.port,
+        settings.version,
+        settings.machine,
+        settings.mode,
+        settings.fail_rate,
+        settings.sink,
+    )
+    await stop.wait()
+    log.info("app.stopping version=%s machine=%s", settings.version, settings.machine)
+    await runner.cleanup()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m examples.app", description=__doc__.split("\n")[0])
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--version", help="version shown in answers (or BOSUN_VERSION)")
+    p.add_argument("--machine", help="machine name shown in answers (or BOSUN_MACHINE)")
+    p.add_argument("--mode", help="active, canary, shadow, ... (or BOSUN_MODE; default active)")
+    p.add_argument("--fail-rate", type=float, help="share of requests answered 500 (0..1)")
+    p.add_argument("--latency-ms", type=float, help="added latency per request")
+    p.add_argument("--sink", help="file that receives writes (not used in shadow mode)")
+    p.add_argument("--shadow-sink", help="file that receives writes in shadow mode")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
+    try:
+        settings = resolve_settings(args)
+    except ValueError as exc:
+        print(f"examples.app: {exc}", file=sys.stderr)
+        sys.exit(2)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""Entry point for `python -m examples.lb`."""
+
+from examples.lb.server import main
+
+main()
