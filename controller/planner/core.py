@@ -1,9 +1,183 @@
-"""plan(): the cluster logic (work in progress: see model.py for the contract)."""
+"""plan(): one pure planning pass over the whole cluster.
+
+    spec + observed + memory + now
+      -> liveness and assignment   (assign.py)
+      -> releases per machine      (release.py: dependency gating, sub-group overrides)
+      -> documents per machine     (render.py: config references, load-balancer peers)
+      -> writes only where content changed or the document is past half its lifetime
+      -> new memory, events, status
+
+Determinism: every iteration is over sorted names; no clock, no randomness, no I/O.
+"""
 
 from __future__ import annotations
 
-from controller.planner.model import ClusterSpec, Memory, Observed, Plan
+from typing import Any
+
+from controller.planner.assign import ACTIVE_MODES, assign
+from controller.planner.model import (
+    ClusterSpec,
+    Event,
+    MachineMemory,
+    MachineObservation,
+    Memory,
+    Observed,
+    Plan,
+    PutDesired,
+    Skip,
+    machine_digest,
+    variant_digest,
+)
+from controller.planner.release import resolve
+from controller.planner.render import fill_references, lb_peers, serving
+from controller.planner.status import build_status
+from controller.spec.graph import topo_order
+from wire import codec
+from wire.documents import Desired, Peers
+from wire.layout import MachineId
+
+_EMPTY = MachineMemory()
+_NO_PEERS = Peers()
 
 
 def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, fence: int) -> Plan:
-    raise NotImplementedError("planner not written yet")
+    """Compute every machine's next desired document; see the module docstring."""
+    settings = spec.settings
+    order = topo_order({n: s.depends_on for n, s in spec.services.items()})
+    live: dict[str, MachineObservation] = {
+        m: o
+        for m, o in observed.machines.items()
+        if now - o.accepted_at <= settings.heartbeat_timeout
+    }
+    known = sorted(set(observed.machines) | set(memory.machines))
+    work = assign(spec, live, known, memory.machines, order, now)
+    rel = resolve(spec, order, work, memory.machines, memory.services, memory.selections)
+    serve = serving(spec, work)
+    events: list[Event] = [
+        Event("snapshot.rejected", r.reason, machine=r.machine, data={"detail": r.detail})
+        for r in observed.rejections
+    ]
+    events.extend(work.events)
+
+    # one rendering per (service, mode, override variant); machines share it
+    variants: dict[tuple[str | None, str, tuple[int, ...]], tuple[str, Desired]] = {}
+    writes: list[PutDesired] = []
+    skips: list[Skip] = []
+    machines: dict[str, MachineMemory] = {}
+    half_life = settings.desired_lifetime / 2
+    for m in known:
+        svc, mode = work.service[m], work.mode[m]
+        ids = rel.variants.get(m, ()) if svc is not None else ()
+        key = (svc, mode, ids)
+        hit = variants.get(key)
+        if hit is None:
+            hit = _render(spec, svc, mode, rel.of(spec, svc, m) if svc else None, serve)
+            variants[key] = hit
+        vdigest, template = hit
+        content = machine_digest(m, vdigest, None)
+        mm = memory.machines.get(m, _EMPTY)
+        obs = live.get(m)
+        lost = obs is None
+        moved = svc != mm.service or mode != mm.mode or template.version != mm.version
+        if moved and not lost:
+            events.append(
+                Event(
+                    "machine.assigned",
+                    f"{mm.mode}/{mm.service} -> {mode}/{svc}",
+                    m,
+                    svc,
+                    data={"version": template.version, "from_version": mm.version},
+                )
+            )
+        generation, issued_at = mm.generation, mm.issued_at
+        reason = ""
+        if content != mm.digest:
+            reason = "new" if not mm.digest else "changed"
+        elif not lost and now >= mm.issued_at + half_life:
+            reason = "refresh"
+        if reason:
+            applied = obs.snapshot.applied.generation if obs is not None else 0
+            previous = max(mm.generation, applied)
+            generation, issued_at = previous + 1, now
+            doc = Desired(
+                machine=m,
+                generation=generation,
+                fence=fence,
+                issued_at=now,
+                expires_at=now + settings.desired_lifetime,
+                spec_revision=spec.revision,
+                mode=template.mode,
+                service=template.service,
+                version=template.version,
+                config=template.config,
+                peers=template.peers,
+            )
+            writes.append(PutDesired(MachineId(m), doc, previous, reason))
+        else:
+            skips.append(Skip(MachineId(m), "lost" if lost else "unchanged"))
+        failed_at = work.failed.get(m, mm.failed_at)
+        new = MachineMemory(
+            generation=generation,
+            digest=content,
+            issued_at=issued_at,
+            service=svc,
+            mode=template.mode,
+            version=template.version,
+            assigned_at=now if moved else mm.assigned_at,
+            failed_at=failed_at,
+            lost=lost,
+        )
+        machines[m] = mm if new == mm else new
+
+    new_memory = Memory(
+        fence=fence,
+        spec_revision=spec.revision,
+        cycle=memory.cycle + 1,
+        machines=machines,
+        services=rel.services,
+        selections=rel.selections,
+    )
+    status = build_status(spec, work, rel, new_memory, observed, now)
+    return Plan(tuple(writes), tuple(skips), new_memory, tuple(events), status)
+
+
+def _render(
+    spec: ClusterSpec, svc: str | None, mode: str, release: Any, serve: Any
+) -> tuple[str, Desired]:
+    """The shared part of a document (machine-independent) and its digest."""
+    if svc is None:
+        template = Desired(
+            machine="x",
+            generation=0,
+            fence=0,
+            issued_at=0,
+            expires_at=0,
+            spec_revision=0,
+            mode="deactivated",
+        )
+    else:
+        s = spec.services[svc]
+        version = release.version if release is not None else s.version
+        config = release.config if release is not None else s.config
+        peers = lb_peers(spec, svc, serve) if mode in ACTIVE_MODES else _NO_PEERS
+        template = Desired(
+            machine="x",
+            generation=0,
+            fence=0,
+            issued_at=0,
+            expires_at=0,
+            spec_revision=0,
+            mode=mode,  # type: ignore[arg-type]
+            service=svc,
+            version=version,
+            config=fill_references(config, serve),
+            peers=peers,
+        )
+    vd = variant_digest(
+        service=template.service,
+        mode=template.mode,
+        version=template.version,
+        config=template.config,
+        peers=codec.encode(template.peers),
+    )
+    return vd, template

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from controller.spec.model import ClusterSpec
 from wire import codec
@@ -102,6 +101,7 @@ class ServiceMemory:
     version: str | None = None
     config: dict[str, JsonValue] = field(default_factory=dict)
     revision: int = 0
+    held: str | None = None  # why the spec's newer release waits (a dependency), if it does
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,12 +164,30 @@ def content_digest(doc: Desired) -> str:
     """Digest of what a desired document asks for, without generation/fence/times/revision.
 
     Two documents with the same content digest ask the machine for the same thing; the
-    planner rewrites a document only when this changes or it is near expiry.
+    planner rewrites a document only when this changes or it is near expiry. It is built
+    in two steps (the part many machines share, then the machine's own part) so the
+    planner can compute it once per service variant.
     """
-    body: dict[str, Any] = codec.encode(doc)
-    for name in ("generation", "fence", "issued_at", "expires_at", "spec_revision"):
-        body.pop(name, None)
-    return digest(body)
+    shared = variant_digest(
+        service=doc.service,
+        mode=doc.mode,
+        version=doc.version,
+        config=doc.config,
+        peers=codec.encode(doc.peers),
+    )
+    return machine_digest(doc.machine, shared, codec.encode(doc.drain))
+
+
+def variant_digest(
+    *, service: str | None, mode: str, version: str | None, config: JsonValue, peers: JsonValue
+) -> str:
+    return digest(
+        {"config": config, "mode": mode, "peers": peers, "service": service, "version": version}
+    )
+
+
+def machine_digest(machine: str, variant: str, drain: JsonValue = None) -> str:
+    return digest({"drain": drain, "machine": machine, "variant": variant})
 
 
 # ---- outputs --------------------------------------------------------------------------------

@@ -1,0 +1,247 @@
+"""Liveness, eligibility and the assignment of machines to services (pure).
+
+Rules, in order:
+1. A machine whose last accepted snapshot is older than heartbeat_timeout (or that has
+   none) is lost: it keeps its service as a warm `standby` and is never counted active.
+2. A live active machine stays where it is (no reshuffling) unless it is no longer
+   eligible, its service left the spec, or its service is reported failed/unhealthy after
+   the health grace (then it is replaced and quarantined).
+3. Extra actives above `count` step down to standby (least healthy, newest first).
+4. Missing actives are filled in the same cycle, services in dependency order, from:
+   the service's own standbys, then unassigned directly-eligible machines, then standbys
+   of other services that are directly eligible, then pool machines.
+5. Every other live machine is a warm standby (of its previous service when still
+   eligible, else of the first service it is eligible for), or `deactivated` when it is
+   eligible for nothing in the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from controller.planner.model import Event, MachineMemory, MachineObservation
+from controller.spec.model import ClusterSpec, ServiceSpec
+
+ACTIVE_MODES = frozenset({"active", "canary"})
+_EMPTY = MachineMemory()
+
+
+@dataclass(slots=True)
+class Assignment:
+    """Mutable working state of one planning pass (never leaves the planner)."""
+
+    live: dict[str, MachineObservation]
+    lost: list[str]
+    service: dict[str, str | None] = field(default_factory=dict)  # every known machine
+    mode: dict[str, str] = field(default_factory=dict)
+    actives: dict[str, list[str]] = field(default_factory=dict)  # service -> sorted machines
+    failed: dict[str, float] = field(default_factory=dict)  # machine -> failed_at
+    changed: set[str] = field(default_factory=set)  # service/mode changed this cycle
+    events: list[Event] = field(default_factory=list)
+
+
+class Eligibility:
+    """Which spec services a snapshot's `eligible` list allows (direct, then via pools)."""
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        self._services = spec.services
+        self._pools: dict[str, list[str]] = {}
+        for name in sorted(spec.services):
+            for pool in spec.services[name].pools:
+                self._pools.setdefault(pool, []).append(name)
+        self._cache: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def of(self, eligible: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        hit = self._cache.get(eligible)
+        if hit is not None:
+            return hit
+        direct = tuple(sorted({t for t in eligible if t in self._services}))
+        pooled = tuple(
+            sorted({s for t in eligible for s in self._pools.get(t, ()) if s not in direct})
+        )
+        self._cache[eligible] = (direct, pooled)
+        return direct, pooled
+
+    def allows(self, eligible: tuple[str, ...], service: str) -> bool:
+        direct, pooled = self.of(eligible)
+        return service in direct or service in pooled
+
+
+def is_failing(obs: MachineObservation, service: str) -> bool:
+    state = obs.snapshot.services.get(service)
+    return state is not None and (state.state == "failed" or state.health == "unhealthy")
+
+
+def is_healthy(obs: MachineObservation, service: str) -> bool:
+    state = obs.snapshot.services.get(service)
+    return state is not None and state.health == "healthy" and state.state != "failed"
+
+
+def assign(
+    spec: ClusterSpec,
+    live: dict[str, MachineObservation],
+    known: list[str],
+    memory: Mapping[str, MachineMemory],
+    order: tuple[str, ...],
+    now: float,
+) -> Assignment:
+    services = spec.services
+    elig = Eligibility(spec)
+    lost = [m for m in known if m not in live]
+    work = Assignment(live=live, lost=lost)
+    actives: dict[str, list[str]] = {name: [] for name in services}
+    failed_at: dict[str, float | None] = {}
+
+    # 1-2: lost machines and kept actives
+    for m in lost:
+        mm = memory.get(m, _EMPTY)
+        svc = mm.service if mm.service in services else None
+        _set(work, m, svc, "standby", mm)
+        if mm.mode in ACTIVE_MODES and not mm.lost:
+            work.events.append(
+                Event(
+                    "machine.lost",
+                    "no accepted snapshot within heartbeat_timeout",
+                    machine=m,
+                    service=mm.service,
+                )
+            )
+    for m, obs in live.items():
+        mm = memory.get(m, _EMPTY)
+        failed_at[m] = mm.failed_at
+        if mm.lost:
+            work.events.append(Event("machine.returned", "accepted snapshot again", machine=m))
+        svc = mm.service
+        if svc is None or mm.mode not in ACTIVE_MODES:
+            continue
+        if svc not in services:
+            work.events.append(Event("machine.released", "service left the spec", m, svc))
+            continue
+        if not elig.allows(obs.snapshot.eligible, svc):
+            work.events.append(Event("machine.released", "no longer eligible", m, svc))
+            continue
+        if is_failing(obs, svc) and now - mm.assigned_at >= services[svc].health.grace:
+            work.failed[m] = now
+            failed_at[m] = now
+            state = obs.snapshot.services[svc]
+            work.events.append(
+                Event(
+                    "machine.unhealthy",
+                    f"reported {state.state}/{state.health} after the health grace; replacing it",
+                    m,
+                    svc,
+                )
+            )
+            continue
+        actives[svc].append(m)
+
+    # 3: trim extras
+    for name in order:
+        keep = actives[name]
+        count = services[name].count
+        if len(keep) > count:
+            ranked = sorted(
+                keep,
+                key=lambda m: (not is_healthy(live[m], name), memory.get(m, _EMPTY).assigned_at, m),
+            )
+            for m in ranked[count:]:
+                work.events.append(
+                    Event("machine.scaled_down", f"{name} count is {count}", m, name)
+                )
+            actives[name] = ranked[:count]
+        actives[name].sort()
+
+    # 4: fill
+    busy = {m for ms in actives.values() for m in ms}
+    short = {n: services[n].count - len(actives[n]) for n in order}
+    if any(v > 0 for v in short.values()):
+        tiers = _candidates(services, live, memory, busy, failed_at, elig, short, now)
+        for name in order:
+            need = short[name]
+            if need <= 0:
+                continue
+            for tier in tiers.get(name, ()):
+                for m in tier:
+                    if need == 0:
+                        break
+                    if m in busy:
+                        continue
+                    busy.add(m)
+                    actives[name].append(m)
+                    need -= 1
+            actives[name].sort()
+            if need:
+                work.events.append(
+                    Event(
+                        "service.short",
+                        f"{need} of {services[name].count} machines missing: "
+                        "no eligible live standby or pool machine",
+                        service=name,
+                        data={"missing": need, "count": services[name].count},
+                    )
+                )
+
+    # 5: everyone else is standby (or deactivated)
+    for name, ms in actives.items():
+        for m in ms:
+            _set(work, m, name, "active", memory.get(m, _EMPTY))
+    for m, obs in live.items():
+        if m in busy:
+            continue
+        mm = memory.get(m, _EMPTY)
+        direct, pooled = elig.of(obs.snapshot.eligible)
+        if mm.service in direct or mm.service in pooled:
+            standby_of: str | None = mm.service
+        else:
+            standby_of = direct[0] if direct else (pooled[0] if pooled else None)
+        _set(work, m, standby_of, "standby" if standby_of else "deactivated", mm)
+    work.actives = actives
+    return work
+
+
+def _set(work: Assignment, m: str, svc: str | None, mode: str, mm: MachineMemory) -> None:
+    work.service[m] = svc
+    work.mode[m] = mode
+    if svc != mm.service or mode != mm.mode:
+        work.changed.add(m)
+
+
+def _candidates(
+    services: Mapping[str, ServiceSpec],
+    live: Mapping[str, MachineObservation],
+    memory: Mapping[str, MachineMemory],
+    busy: set[str],
+    failed_at: Mapping[str, float | None],
+    elig: Eligibility,
+    short: Mapping[str, int],
+    now: float,
+) -> dict[str, tuple[list[str], list[str], list[str], list[str]]]:
+    """Per short service, four tiers of free machines in preference order (ids sorted)."""
+    tiers: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
+        n: ([], [], [], []) for n, v in short.items() if v > 0
+    }
+    for m in sorted(live):
+        if m in busy:
+            continue
+        obs = live[m]
+        if obs.snapshot.status != "running":
+            continue
+        direct, pooled = elig.of(obs.snapshot.eligible)
+        mm = memory.get(m, _EMPTY)
+        fa = failed_at.get(m)
+        for name in direct + pooled:
+            t = tiers.get(name)
+            if t is None:
+                continue
+            if fa is not None and now - fa < services[name].health.quarantine:
+                continue
+            if mm.service == name:
+                t[0].append(m)
+            elif name in pooled:
+                t[3].append(m)
+            elif mm.service is None or mm.service not in services:
+                t[1].append(m)
+            else:
+                t[2].append(m)
+    return tiers

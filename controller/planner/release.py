@@ -1,0 +1,209 @@
+"""Which release (version + config) each machine runs: dependency gating and sub-groups.
+
+Dependency gating: when the spec asks a service for a new release (version or config) and
+one of its `depends_on` services is not converged (every active machine running its
+expected version and reporting healthy, with at least one active when its count is above
+zero), the service keeps its previous release and is `held`. A service with no previous
+release waits as warm `standby` until its dependencies are converged. Services are
+visited in dependency order, so a chain router -> media -> db moves one link at a time.
+
+Sub-groups (`bosun update`): each override's selection is resolved once and remembered in
+memory under `<service>/<id>`: `id=` and `version=` selections are fixed sets, sized
+selections (`count`, `percent`, `max`, `min`) keep their members and are topped up from the
+service's active machines in id order. Selected machines run the override's version and
+config merged over the service's; the others keep the service's release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.planner.assign import Assignment, is_healthy
+from controller.planner.model import Event, MachineMemory, ServiceMemory
+from controller.spec.model import ClusterSpec, ServiceSpec
+from controller.spec.selector import parse_selector
+from wire.codec import JsonValue
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    version: str
+    config: dict[str, JsonValue]
+
+
+@dataclass(slots=True)
+class Releases:
+    base: dict[str, Release | None] = field(default_factory=dict)  # None: waits (new service)
+    variants: dict[str, tuple[int, ...]] = field(default_factory=dict)  # machine -> override ids
+    selections: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    services: dict[str, ServiceMemory] = field(default_factory=dict)
+    converged: dict[str, bool] = field(default_factory=dict)
+    _cache: dict[tuple[str, tuple[int, ...]], Release | None] = field(default_factory=dict)
+
+    def of(self, spec: ClusterSpec, service: str, machine: str) -> Release | None:
+        ids = self.variants.get(machine, ())
+        key = (service, ids)
+        if key in self._cache:
+            return self._cache[key]
+        base = self.base.get(service)
+        rel = base
+        if base is not None and ids:
+            version, config = base.version, base.config
+            for ov in spec.services[service].overrides:
+                if ov.id in ids:
+                    version = ov.version or version
+                    config = deep_merge(config, ov.config)
+            rel = Release(version, config)
+        self._cache[key] = rel
+        return rel
+
+
+def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def resolve(
+    spec: ClusterSpec,
+    order: tuple[str, ...],
+    work: Assignment,
+    machines: Mapping[str, MachineMemory],
+    services_memory: Mapping[str, ServiceMemory],
+    selections: Mapping[str, tuple[str, ...]],
+) -> Releases:
+    out = Releases()
+    for name in order:
+        svc = spec.services[name]
+        _select(name, svc, work, machines, selections, out)
+        _gate(spec, name, svc, work, services_memory.get(name), out)
+        out.converged[name] = _converged(spec, name, work, out)
+    return out
+
+
+def _gate(
+    spec: ClusterSpec,
+    name: str,
+    svc: ServiceSpec,
+    work: Assignment,
+    prev: ServiceMemory | None,
+    out: Releases,
+) -> None:
+    wanted = Release(svc.version, svc.config)
+    if prev is not None and prev.version == wanted.version and prev.config == wanted.config:
+        out.base[name] = wanted
+        out.services[name] = ServiceMemory(svc.version, svc.config, prev.revision)
+        return
+    waiting = [d for d in svc.depends_on if not out.converged.get(d, True)]
+    if not waiting:
+        out.base[name] = wanted
+        out.services[name] = ServiceMemory(svc.version, svc.config, spec.revision)
+        if prev is not None:
+            work.events.append(
+                Event(
+                    "service.release",
+                    f"{name} moves to version {svc.version}"
+                    + (" after its dependencies converged" if prev.held else ""),
+                    service=name,
+                    data={"from": prev.version, "to": svc.version, "revision": spec.revision},
+                )
+            )
+        return
+    reason = "waiting for " + ", ".join(waiting) + " to run their new release healthy"
+    if prev is None or prev.version is None:
+        out.base[name] = None
+        # a brand-new service: its machines wait as warm standby
+        for m in work.actives.get(name, []):
+            work.mode[m] = "standby"
+        work.actives[name] = []
+        out.services[name] = ServiceMemory(None, {}, 0, held=reason)
+    else:
+        out.base[name] = Release(prev.version, prev.config)
+        out.services[name] = ServiceMemory(prev.version, prev.config, prev.revision, held=reason)
+    if prev is None or prev.held != reason:
+        work.events.append(
+            Event(
+                "service.held",
+                reason,
+                service=name,
+                data={"wanted": svc.version, "waiting_for": list(waiting)},
+            )
+        )
+
+
+def _converged(spec: ClusterSpec, name: str, work: Assignment, out: Releases) -> bool:
+    """Running the spec's release (or its overrides), every active healthy on it."""
+    base = out.base.get(name)
+    svc = spec.services[name]
+    if base is None or base.version != svc.version or base.config != svc.config:
+        return False
+    actives = work.actives.get(name, [])
+    if not actives:
+        return svc.count == 0
+    for m in actives:
+        obs = work.live.get(m)
+        rel = out.of(spec, name, m)
+        if obs is None or rel is None or not is_healthy(obs, name):
+            return False
+        if obs.snapshot.services[name].version != rel.version:
+            return False
+    return True
+
+
+def _select(
+    name: str,
+    svc: ServiceSpec,
+    work: Assignment,
+    machines: Mapping[str, MachineMemory],
+    selections: Mapping[str, tuple[str, ...]],
+    out: Releases,
+) -> None:
+    if not svc.overrides:
+        return
+    actives = work.actives.get(name, [])
+    for ov in sorted(svc.overrides, key=lambda o: o.id):
+        key = f"{name}/{ov.id}"
+        sel = parse_selector(ov.select, where=f"services.{name}.overrides[{ov.id}].select")
+        prev = selections.get(key)
+        if sel.kind == "id":
+            members = [m for m in sel.ids if work.service.get(m) == name]
+        elif sel.kind == "version":
+            if prev is None:
+                members = [m for m in actives if _version(machines, m) == sel.version]
+            else:
+                members = [m for m in prev if work.service.get(m) == name]
+        else:
+            n = sel.size(len(actives))
+            active_set = set(actives)
+            members = [m for m in prev or () if m in active_set][:n]
+            chosen = set(members)
+            for m in actives:
+                if len(members) >= n:
+                    break
+                if m not in chosen:
+                    members.append(m)
+                    chosen.add(m)
+        members.sort()
+        out.selections[key] = tuple(members)
+        if prev is None or tuple(prev) != out.selections[key]:
+            work.events.append(
+                Event(
+                    "selection.resolved",
+                    f"{ov.select} -> {len(members)} machines",
+                    service=name,
+                    data={"override": ov.id, "machines": members},
+                )
+            )
+        for m in members:
+            out.variants[m] = (*out.variants.get(m, ()), ov.id)
+
+
+def _version(machines: Mapping[str, MachineMemory], m: str) -> str | None:
+    mm = machines.get(m)
+    return mm.version if mm else None

@@ -1,0 +1,91 @@
+"""What each machine's desired document says: config references, load-balancer peers.
+
+- `{"$instances": "media"}` anywhere in a service's config is replaced by the sorted list
+  of `address:port` of the healthy active machines of `media` (recomputed every cycle, so a
+  dependent's config follows its dependency's machines).
+- A `loadbalancer` service's active machines get `peers.backends`: the healthy active
+  machines of the service it balances (address from the snapshot's `addresses.internal`,
+  port from the reported port or the spec's, weight from the balanced service's spec).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from controller.planner.assign import Assignment, is_healthy
+from controller.planner.model import MachineObservation
+from controller.spec.model import ClusterSpec
+from wire.documents import Peer, Peers
+
+INSTANCES = "$instances"
+
+
+def serving(spec: ClusterSpec, work: Assignment) -> dict[str, tuple[Peer, ...]]:
+    """Per service: its healthy active machines that have an address, as peers."""
+    out: dict[str, tuple[Peer, ...]] = {}
+    for name, svc in spec.services.items():
+        peers = []
+        for m in work.actives.get(name, []):
+            if work.mode.get(m) not in ("active", "canary"):
+                continue
+            obs = work.live.get(m)
+            if obs is None or not is_healthy(obs, name) or not obs.snapshot.addresses.internal:
+                continue
+            peers.append(_peer(m, obs, name, svc.port, svc.weight, work.mode[m]))
+        out[name] = tuple(peers)
+    return out
+
+
+def _peer(
+    m: str, obs: MachineObservation, service: str, port: int | None, weight: int, mode: str
+) -> Peer:
+    state = obs.snapshot.services.get(service)
+    reported = state.port if state is not None else None
+    return Peer(
+        machine=m,
+        address=obs.snapshot.addresses.internal,
+        port=reported if reported is not None else port,
+        weight=weight,
+        mode=mode,
+    )
+
+
+def lb_peers(spec: ClusterSpec, name: str, serving: Mapping[str, tuple[Peer, ...]]) -> Peers:
+    target = spec.services[name].balances
+    if target is None:
+        return Peers()
+    return Peers(service=target, backends=serving.get(target, ()))
+
+
+def references(config: Any) -> set[str]:
+    """Services named by `{"$instances": NAME}` inside a config value."""
+    found: set[str] = set()
+    _walk_refs(config, found)
+    return found
+
+
+def _walk_refs(value: Any, found: set[str]) -> None:
+    if isinstance(value, dict):
+        if set(value) == {INSTANCES} and isinstance(value[INSTANCES], str):
+            found.add(value[INSTANCES])
+            return
+        for v in value.values():
+            _walk_refs(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            _walk_refs(v, found)
+
+
+def fill_references(value: Any, serving: Mapping[str, tuple[Peer, ...]]) -> Any:
+    """A copy of `value` with every `{"$instances": NAME}` replaced by address:port strings."""
+    if isinstance(value, dict):
+        if set(value) == {INSTANCES} and isinstance(value[INSTANCES], str):
+            return [
+                f"{p.address}:{p.port}" if p.port is not None else p.address
+                for p in serving.get(value[INSTANCES], ())
+            ]
+        return {k: fill_references(v, serving) for k, v in value.items()}
+    if isinstance(value, list):
+        return [fill_references(v, serving) for v in value]
+    return value
