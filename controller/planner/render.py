@@ -16,9 +16,8 @@ from typing import Any
 from controller.planner.assign import Assignment, is_healthy
 from controller.planner.model import MachineObservation
 from controller.spec.model import ClusterSpec
+from controller.spec.refs import INSTANCES
 from wire.documents import Peer, Peers
-
-INSTANCES = "$instances"
 
 
 def serving(spec: ClusterSpec, work: Assignment) -> dict[str, tuple[Peer, ...]]:
@@ -56,25 +55,6 @@ def lb_peers(spec: ClusterSpec, name: str, serving: Mapping[str, tuple[Peer, ...
     if target is None:
         return Peers()
     return Peers(service=target, backends=serving.get(target, ()))
-
-
-def references(config: Any) -> set[str]:
-    """Services named by `{"$instances": NAME}` inside a config value."""
-    found: set[str] = set()
-    _walk_refs(config, found)
-    return found
-
-
-def _walk_refs(value: Any, found: set[str]) -> None:
-    if isinstance(value, dict):
-        if set(value) == {INSTANCES} and isinstance(value[INSTANCES], str):
-            found.add(value[INSTANCES])
-            return
-        for v in value.values():
-            _walk_refs(v, found)
-    elif isinstance(value, list):
-        for v in value:
-            _walk_refs(v, found)
 
 
 def fill_references(value: Any, serving: Mapping[str, tuple[Peer, ...]]) -> Any:

@@ -1,0 +1,444 @@
+"""Read the operator's YAML spec into a validated `ClusterSpec`; every error names its path.
+
+All problems are collected and reported together, one per line, each naming the path
+(`services.router.depends_on`), what is wrong and the fix. Nothing is guessed: unknown keys
+are errors (with the closest allowed key suggested), versions must be strings, durations
+are `10s`, `5m`, `1h`, `1d` (or plain seconds).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from controller.spec.graph import find_cycle
+from controller.spec.model import (
+    ClusterSpec,
+    HealthSpec,
+    Override,
+    ServiceSpec,
+    SessionsSpec,
+    Settings,
+)
+from controller.spec.refs import references
+from controller.spec.selector import parse_selector
+from wire import codec
+from wire.errors import InvalidDocument, SpecError
+from wire.layout import SERVICE_NAME_PATTERN
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$")
+MAX_SPEC_BYTES = 4 * 1024 * 1024
+
+TOP_KEYS = ("settings", "services")
+SETTINGS_KEYS = ("heartbeat_timeout", "desired_lifetime", "skew_window", "controller_interval")
+SERVICE_KEYS = (
+    "version", "count", "kind", "balances", "config", "depends_on", "port", "weight",
+    "pools", "health", "sessions", "overrides",
+)  # fmt: skip
+HEALTH_KEYS = ("grace", "quarantine")
+SESSIONS_KEYS = ("drain_timeout", "channels")
+OVERRIDE_KEYS = ("id", "select", "version", "config")
+
+
+class Problems:
+    """Collects path-named problems; `raise_if_any` turns them into one SpecError."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(f"{path}: {message}")
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        if len(self.items) == 1:
+            raise SpecError(f"{self.source}: {self.items[0]}")
+        lines = "\n".join(f"  {p}" for p in self.items)
+        raise SpecError(f"{self.source}: {len(self.items)} problems:\n{lines}")
+
+
+def parse_duration(value: object) -> float | None:
+    """Seconds from `10s`, `5m`, `1h`, `1d`, `250ms` or a plain number; None if malformed."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) and value >= 0 else None
+    if isinstance(value, str):
+        m = _DURATION.fullmatch(value.strip())
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    return None
+
+
+def load_yaml(text: str, *, source: str = "spec") -> ClusterSpec:
+    """Parse and validate YAML text; SpecError lists every problem."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"{source}: {len(text)} bytes is over the {MAX_SPEC_BYTES}-byte limit")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise SpecError(
+            f"{source}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
+    if value is None:
+        value = {}
+    return from_value(value, source=source)
+
+
+def from_value(value: object, *, source: str = "spec", revision: int = 0) -> ClusterSpec:
+    """Validate a parsed YAML/JSON value; SpecError lists every problem."""
+    p = Problems(source)
+    if not isinstance(value, dict):
+        p.add("(top)", f"expected a mapping with {', '.join(TOP_KEYS)}, got {_got(value)}")
+        p.raise_if_any()
+    assert isinstance(value, dict)
+    _unknown(p, "", value, TOP_KEYS)
+    settings = _settings(p, value.get("settings"))
+    services_raw = value.get("services", {})
+    services: dict[str, ServiceSpec] = {}
+    if not isinstance(services_raw, dict):
+        p.add(
+            "services", f"expected a mapping of service name to service, got {_got(services_raw)}"
+        )
+    else:
+        for name in sorted(services_raw, key=str):
+            path = f"services.{name}"
+            if not isinstance(name, str) or not SERVICE_NAME_PATTERN.fullmatch(name):
+                p.add(path, "service names use 1-63 of a-z, 0-9, '.', '_', '-' (e.g. 'router')")
+                continue
+            svc = _service(p, path, services_raw[name])
+            if svc is not None:
+                services[name] = svc
+    spec = ClusterSpec(revision=revision, settings=settings, services=services)
+    check_semantics(p, spec, services_raw if isinstance(services_raw, dict) else {})
+    p.raise_if_any()
+    return spec
+
+
+def _settings(p: Problems, raw: object) -> Settings:
+    if raw is None:
+        return Settings()
+    if not isinstance(raw, dict):
+        p.add("settings", f"expected a mapping, got {_got(raw)}")
+        return Settings()
+    _unknown(p, "settings", raw, SETTINGS_KEYS)
+    d = Settings()
+    out = {k: _duration(p, f"settings.{k}", raw.get(k), getattr(d, k)) for k in SETTINGS_KEYS}
+    s = Settings(**out)
+    if s.heartbeat_timeout < 2 * s.controller_interval:
+        p.add(
+            "settings.heartbeat_timeout",
+            f"{_fmt(s.heartbeat_timeout)} is under two "
+            f"controller intervals ({_fmt(s.controller_interval)}): machines would be declared "
+            "lost between cycles; raise it or lower controller_interval",
+        )
+    if s.desired_lifetime <= 2 * s.controller_interval:
+        p.add(
+            "settings.desired_lifetime",
+            f"{_fmt(s.desired_lifetime)} must exceed two "
+            f"controller intervals ({_fmt(s.controller_interval)}) so documents are re-signed "
+            "before they expire",
+        )
+    if s.skew_window <= 0:
+        p.add("settings.skew_window", "must be above 0s (e.g. 5m)")
+    if s.controller_interval <= 0:
+        p.add("settings.controller_interval", "must be above 0s (e.g. 10s)")
+    return s
+
+
+def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
+    if not isinstance(raw, dict):
+        p.add(path, f"expected a mapping with at least version and count, got {_got(raw)}")
+        return None
+    _unknown(p, path, raw, SERVICE_KEYS)
+    ok = True
+    version = raw.get("version")
+    if not _version_ok(p, f"{path}.version", version, required=True):
+        ok = False
+    count = raw.get("count")
+    if count is None:
+        p.add(f"{path}.count", "missing: how many machines should run it (e.g. count: 3)")
+        ok = False
+    elif not isinstance(count, int) or isinstance(count, bool):
+        p.add(f"{path}.count", f"expected a whole number of machines, got {_got(count)} {count!r}")
+        ok = False
+    elif count < 0:
+        p.add(f"{path}.count", f"impossible count {count}: use 0 or more machines")
+        ok = False
+    kind = raw.get("kind", "service")
+    if kind not in ("service", "loadbalancer"):
+        p.add(f"{path}.kind", f"expected 'service' or 'loadbalancer', got {kind!r}")
+        ok = False
+    balances = raw.get("balances")
+    if kind == "loadbalancer" and balances is None:
+        p.add(f"{path}.balances", "a loadbalancer needs 'balances: <service>'")
+        ok = False
+    elif kind != "loadbalancer" and balances is not None:
+        p.add(
+            f"{path}.balances",
+            "only a service with 'kind: loadbalancer' balances another; "
+            "add kind: loadbalancer or remove balances",
+        )
+        ok = False
+    elif balances is not None and not isinstance(balances, str):
+        p.add(f"{path}.balances", f"expected a service name, got {_got(balances)}")
+        ok = False
+    config = raw.get("config", {})
+    if not isinstance(config, dict):
+        p.add(f"{path}.config", f"expected a mapping, got {_got(config)}")
+        ok = False
+    else:
+        ok &= _json_ok(p, f"{path}.config", config)
+    depends_on = _names(p, f"{path}.depends_on", raw.get("depends_on", []))
+    pools = _names(p, f"{path}.pools", raw.get("pools", []))
+    port = raw.get("port")
+    if port is not None and (
+        not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536
+    ):
+        p.add(f"{path}.port", f"expected a port number 1-65535, got {port!r}")
+        ok = False
+    weight = raw.get("weight", 100)
+    if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 1000:
+        p.add(f"{path}.weight", f"expected a whole number 0-1000, got {weight!r}")
+        ok = False
+    health = _health(p, f"{path}.health", raw.get("health"))
+    sessions = _sessions(p, f"{path}.sessions", raw.get("sessions"))
+    overrides = _overrides(p, f"{path}.overrides", raw.get("overrides", []))
+    if not ok or depends_on is None or pools is None:
+        return None
+    return ServiceSpec(
+        version=str(version), count=int(count),  # type: ignore[arg-type]
+        kind=kind, balances=balances, config=config, depends_on=depends_on, port=port,
+        weight=weight, pools=pools, health=health, sessions=sessions, overrides=overrides,
+    )  # fmt: skip
+
+
+def _health(p: Problems, path: str, raw: object) -> HealthSpec:
+    d = HealthSpec()
+    if raw is None:
+        return d
+    if not isinstance(raw, dict):
+        p.add(path, f"expected a mapping with {', '.join(HEALTH_KEYS)}, got {_got(raw)}")
+        return d
+    _unknown(p, path, raw, HEALTH_KEYS)
+    return HealthSpec(
+        **{k: _duration(p, f"{path}.{k}", raw.get(k), getattr(d, k)) for k in HEALTH_KEYS}
+    )
+
+
+def _sessions(p: Problems, path: str, raw: object) -> SessionsSpec:
+    d = SessionsSpec()
+    if raw is None:
+        return d
+    if not isinstance(raw, dict):
+        p.add(path, f"expected a mapping with {', '.join(SESSIONS_KEYS)}, got {_got(raw)}")
+        return d
+    _unknown(p, path, raw, SESSIONS_KEYS)
+    channels = _names(p, f"{path}.channels", raw.get("channels", [])) or ()
+    return SessionsSpec(
+        _duration(p, f"{path}.drain_timeout", raw.get("drain_timeout"), d.drain_timeout), channels
+    )
+
+
+def _overrides(p: Problems, path: str, raw: object) -> tuple[Override, ...]:
+    if not isinstance(raw, list):
+        p.add(path, f"expected a list of overrides, got {_got(raw)}")
+        return ()
+    out: list[Override] = []
+    for i, item in enumerate(raw):
+        ipath = f"{path}[{i}]"
+        if not isinstance(item, dict):
+            p.add(ipath, f"expected a mapping with {', '.join(OVERRIDE_KEYS)}, got {_got(item)}")
+            continue
+        _unknown(p, ipath, item, OVERRIDE_KEYS)
+        oid, select = item.get("id"), item.get("select")
+        if not isinstance(oid, int) or isinstance(oid, bool) or oid < 1:
+            p.add(f"{ipath}.id", f"expected the spec revision that made it (>= 1), got {oid!r}")
+            continue
+        try:
+            parse_selector(select, where=f"{ipath}.select")  # type: ignore[arg-type]
+        except SpecError as exc:
+            p.items.append(str(exc))
+            continue
+        version = item.get("version")
+        config = item.get("config", {})
+        if version is None and not config:
+            p.add(ipath, "an override needs a version, a config, or both")
+            continue
+        if version is not None and not _version_ok(p, f"{ipath}.version", version, required=False):
+            continue
+        if not isinstance(config, dict) or not _json_ok(p, f"{ipath}.config", config):
+            if not isinstance(config, dict):
+                p.add(f"{ipath}.config", f"expected a mapping, got {_got(config)}")
+            continue
+        out.append(Override(id=oid, select=str(select), version=version, config=config))
+    ids = [o.id for o in out]
+    if len(ids) != len(set(ids)):
+        p.add(path, "override ids must be unique")
+    return tuple(out)
+
+
+def check_semantics(p: Problems, spec: ClusterSpec, raw: Mapping[str, Any]) -> None:
+    """Cross-service rules: targets exist, no cycles, counts that can be met."""
+    names = set(spec.services)
+    for name, svc in sorted(spec.services.items()):
+        path = f"services.{name}"
+        for dep in svc.depends_on:
+            if dep not in names:
+                p.add(
+                    f"{path}.depends_on",
+                    f"unknown service {dep!r}{_suggest(dep, names)}; "
+                    "list only services defined under services:",
+                )
+            elif dep == name:
+                p.add(
+                    f"{path}.depends_on",
+                    f"cycle {name} -> {name}: a service cannot depend on itself",
+                )
+        if svc.balances is not None:
+            target = spec.services.get(svc.balances)
+            if target is None:
+                p.add(
+                    f"{path}.balances",
+                    f"unknown service {svc.balances!r}"
+                    f"{_suggest(svc.balances, names)}; name the service this load balancer fronts",
+                )
+            elif target.kind == "loadbalancer":
+                p.add(
+                    f"{path}.balances",
+                    f"{svc.balances!r} is itself a loadbalancer; balance a service",
+                )
+            elif svc.count > 0 and target.count == 0:
+                p.add(
+                    f"{path}.count",
+                    f"impossible: {svc.count} load balancers for "
+                    f"{svc.balances!r}, which has count 0; set {svc.balances}.count above 0 or this count to 0",
+                )
+        for ref in sorted(references(svc.config)):
+            if ref not in names:
+                p.add(
+                    f"{path}.config",
+                    f"$instances names unknown service {ref!r}{_suggest(ref, names)}",
+                )
+        for pool in svc.pools:
+            if pool in names:
+                p.add(
+                    f"{path}.pools",
+                    f"pool {pool!r} has the name of a service; pick another pool name",
+                )
+        for ov in svc.overrides:
+            sel = parse_selector(ov.select)
+            if sel.kind == "count" and sel.number > svc.count:
+                p.add(
+                    f"{path}.overrides",
+                    f"impossible selection {ov.select!r}: {name} has only "
+                    f"{svc.count} machines; select at most count={svc.count}",
+                )
+    deps = {n: [d for d in s.depends_on if d in names and d != n] for n, s in spec.services.items()}
+    cycle = find_cycle(deps)
+    if cycle:
+        p.add(
+            f"services.{cycle[0]}.depends_on",
+            f"cycle {' -> '.join(cycle)}; remove one of these depends_on entries",
+        )
+
+
+# ---- small checks ---------------------------------------------------------------------------
+
+
+def _unknown(p: Problems, path: str, raw: Mapping[Any, Any], allowed: tuple[str, ...]) -> None:
+    for key in raw:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            p.add(where, f"unknown key{_suggest(str(key), allowed)}; allowed: {', '.join(allowed)}")
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _duration(p: Problems, path: str, raw: object, default: float) -> float:
+    if raw is None:
+        return default
+    seconds = parse_duration(raw)
+    if seconds is None:
+        p.add(path, f"bad duration {raw!r}: use a number of seconds or 10s, 5m, 1h, 1d")
+        return default
+    return seconds
+
+
+def _version_ok(p: Problems, path: str, version: object, *, required: bool) -> bool:
+    if version is None:
+        if required:
+            p.add(path, 'missing: the version to run (e.g. version: "2.4.1")')
+        return not required
+    if not isinstance(version, str):
+        p.add(path, f'expected a string, got {_got(version)} {version!r}; quote it: "{version}"')
+        return False
+    if not _VERSION.fullmatch(version):
+        p.add(path, f"{version!r} is not a version: use letters, digits and . _ + ~ -")
+        return False
+    return True
+
+
+def _names(p: Problems, path: str, raw: object) -> tuple[str, ...] | None:
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        p.add(path, f"expected a list of names, got {_got(raw)}")
+        return None
+    bad = [x for x in raw if not SERVICE_NAME_PATTERN.fullmatch(x)]
+    if bad:
+        p.add(path, f"{bad[0]!r} is not a name: use a-z, 0-9, '.', '_', '-'")
+        return None
+    return tuple(dict.fromkeys(raw))
+
+
+def _json_ok(p: Problems, path: str, value: object) -> bool:
+    bad = _non_string_key(value, path)
+    if bad:
+        p.add(bad, "config keys must be strings; quote the key")
+        return False
+    try:
+        codec.check_json(value, path)
+    except InvalidDocument as exc:
+        p.items.append(str(exc))
+        return False
+    return True
+
+
+def _non_string_key(value: object, path: str) -> str | None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{path}.{k}"
+            found = _non_string_key(v, f"{path}.{k}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _non_string_key(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _got(value: object) -> str:
+    return {str: "string", bool: "boolean", int: "integer", float: "number", list: "list",
+            dict: "mapping", type(None): "nothing"}.get(type(value), type(value).__name__)  # fmt: skip
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds:g}s"

@@ -1,0 +1,87 @@
+"""Reading and writing spec revisions in the bucket (the only I/O of controller.spec).
+
+Apply protocol (nothing is written unless the new spec validated):
+1. GET spec/current.json -> (current revision, etag) or none;
+2. PUT spec/history/<rev+1>.json with If-None-Match: * (a concurrent apply loses here);
+3. PUT spec/current.json with If-Match: <etag> (or If-None-Match: * when there was none).
+History keys are write-once. The loser of a race at step 3 leaves an orphan history
+entry that never became current; the next apply skips over it to the next free revision.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+from controller.spec.document import from_json, to_json
+from controller.spec.model import ClusterSpec
+from wire.errors import ObjectMissing, WriteConflict
+from wire.layout import SPEC_CURRENT, spec_history_key
+from wire.store import Missing, NotModified, Store, StoredObject
+
+log = logging.getLogger(__name__)
+
+MAX_ORPHANS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    spec: ClusterSpec
+    applied_at: float
+    etag: str
+
+
+def read_current(store: Store) -> Current | None:
+    """The applied spec, or None when no spec was ever applied."""
+    got = store.get(SPEC_CURRENT)
+    if isinstance(got, Missing):
+        return None
+    if isinstance(got, NotModified):  # no If-None-Match was sent: a broken store
+        raise ObjectMissing(f"{store.describe(SPEC_CURRENT)}: store answered not-modified")
+    spec, applied_at = from_json(got.body, where=store.describe(SPEC_CURRENT))
+    return Current(spec, applied_at, got.etag)
+
+
+def read_revision(store: Store, revision: int) -> ClusterSpec:
+    key = spec_history_key(revision)
+    got = store.get(key)
+    if not isinstance(got, StoredObject):
+        raise ObjectMissing(
+            f"{store.describe(key)} does not exist; `bosun spec show` prints the current revision"
+        )
+    spec, _ = from_json(got.body, where=store.describe(key))
+    return spec
+
+
+def apply(store: Store, spec: ClusterSpec, *, now: float) -> ClusterSpec:
+    """Write `spec` as the next revision; WriteConflict if another apply won the race."""
+    current = read_current(store)
+    revision = (current.spec.revision if current else 0) + 1
+    for _ in range(MAX_ORPHANS):
+        new = replace(spec, revision=revision)
+        body = to_json(new, applied_at=now)
+        try:
+            store.put(spec_history_key(revision), body, if_none_match="*")
+            break
+        except WriteConflict:
+            # an apply that lost its race on current.json left this revision behind
+            log.info("spec.history_taken", extra={"ctx": {"revision": revision}})
+            revision += 1
+    else:
+        raise WriteConflict(
+            f"{store.describe(spec_history_key(revision))}: {MAX_ORPHANS} revisions after "
+            f"the current one already exist; check spec/history/ and retry"
+        )
+    try:
+        if current is None:
+            store.put(SPEC_CURRENT, body, if_none_match="*")
+        else:
+            store.put(SPEC_CURRENT, body, if_match=current.etag)
+    except WriteConflict as exc:
+        raise WriteConflict(
+            f"{store.describe(SPEC_CURRENT)} changed while applying revision {revision} "
+            "(another apply won); run the command again",
+            status=exc.status,
+        ) from exc
+    log.info("spec.applied", extra={"ctx": {"revision": revision}})
+    return new
