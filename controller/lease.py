@@ -163,6 +163,21 @@ class LeaseKeeper:
             return self._renew()
         return self._follow()
 
+    def reissue(self, min_token: int) -> bool:
+        """While holding, raise our token to at least `min_token` (a fence seen in the bucket
+        is above ours, e.g. after the lease object was lost). False if the lease is lost."""
+        if self._etag is None or not self.can_act():
+            return False
+        if min_token <= self._token:
+            return True
+        try:
+            etag, started = self._write(min_token, if_match=self._etag)
+        except StoreError as exc:
+            self._lose(f"reissue failed: {exc}")
+            return False
+        self._hold(etag, min_token, started, "reissued")
+        return True
+
     def release(self) -> None:
         """Give the lease up (clean stop) so a follower can take over at once."""
         if self._etag is None:

@@ -1,0 +1,247 @@
+"""One controller cycle: the imperative shell around the pure planner.
+
+    lease.ensure()                        acquire / renew / follow (control/lease.json)
+    keys, intake state, memory, spec      read (memory lost -> rebuilt from desired/)
+    intake.collect()                      LIST reports/, GET what changed, verify, accept
+    plan(spec, observed, memory, now, fence=token)
+    publish()                             sign + conditional PUT of changed desired docs
+    history/, events/, status/            what operators read
+    control/memory.json, control/intake.json   conditional saves
+
+Only the lease holder acting before its renew deadline writes anything. Any step may
+crash: the next cycle converges because every write is conditional and every decision is
+re-derived from the bucket. A cycle in which nothing changed writes only the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from controller import persist, records
+from controller.intake import Intake, SnapshotCache
+from controller.keys import KEYS, KeyRing, parse_epochs
+from controller.lease import LeaseDoc, LeaseKeeper, LeaseSettings, LeaseStatus, Observation
+from controller.planner import plan as default_plan
+from controller.planner.model import (
+    STATUS_FORMAT,
+    MachineStatus,
+    Memory,
+    Observed,
+    Plan,
+    Status,
+)
+from controller.publish import PublishResult, publish, settle_memory
+from controller.spec.model import ClusterSpec, Settings
+from controller.state import INTAKE, IntakeState
+from wire.errors import WriteConflict
+from wire.layout import LEASE, MEMORY, STATUS_CLUSTER
+from wire.store import NotModified, Store, StoredObject
+
+log = logging.getLogger(__name__)
+
+Planner = Callable[..., Plan]
+
+
+@dataclass
+class CycleReport:
+    lease: LeaseStatus
+    cycle: int = 0
+    listed: int = 0
+    fetched: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    plan: Plan | None = None
+    written: list[str] = field(default_factory=list)  # object keys written (besides the lease)
+    failed: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+    recovered_memory: bool = False
+
+    def summary(self) -> str:
+        if not self.lease.acting and self.plan is None:
+            return f"cycle: not acting: {self.lease}"
+        planned = len(self.plan.writes) if self.plan else 0
+        return (f"cycle {self.cycle}: {self.lease.role} token {self.lease.token}; "
+                f"{self.listed} reports, {self.fetched} fetched, {self.accepted} accepted, "
+                f"{self.rejected} rejected; {planned} desired planned, "
+                f"{sum(k.startswith('desired/') for k in self.written)} written, "
+                f"{len(self.failed)} failed" + (f"; {self.note}" if self.note else ""))
+
+
+class Controller:
+    """Holds what survives between cycles in one process: lease view, caches, keys."""
+
+    def __init__(
+        self,
+        store: Store,
+        master_key: bytes,
+        *,
+        holder: str,
+        lease: LeaseSettings | None = None,
+        planner: Planner = default_plan,
+        wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        observation: Observation | None = None,
+    ) -> None:
+        self.store = store
+        self.wall = wall
+        self.planner = planner
+        self.keys = KeyRing(master_key, {})
+        self._keys_etag: str | None = None
+        self.cache = SnapshotCache()
+        self.spec_cache = persist.SpecCache()
+        self.intake = Intake(store, self.keys, self.cache)
+        self.lease = LeaseKeeper(store, holder, lease or LeaseSettings(), clock=clock, wall=wall,
+                                 token_floor=self._token_floor,
+                                 observation=observation or Observation())
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _token_floor(self) -> int:
+        """Highest fence recorded in the bucket (used when the lease object must be created)."""
+        floor = 0
+        try:
+            floor = persist.load_intake(self.store).value.fence
+            got = self.store.get(MEMORY, max_bytes=persist.BIG)
+            if isinstance(got, StoredObject):
+                floor = max(floor, Memory.from_json(got.body).fence)
+        except Exception as exc:  # a floor is best effort; the fences in desired/ still hold
+            log.warning("lease.floor_unreadable: %s", exc)
+        return floor
+
+    def _refresh_keys(self) -> None:
+        got = self.store.get(KEYS, if_none_match=self._keys_etag)
+        if isinstance(got, NotModified):
+            return
+        if isinstance(got, StoredObject):
+            self.keys.epochs = parse_epochs(got.body, where=self.store.describe(KEYS))
+            self._keys_etag = got.etag
+        else:
+            self.keys.epochs, self._keys_etag = {}, None
+
+    def _peek_lease(self) -> LeaseStatus:
+        got = self.store.get(LEASE)
+        if isinstance(got, StoredObject):
+            doc = LeaseDoc.decode(got.body, self.store.describe(LEASE))
+            return LeaseStatus("follower", False, doc.token, doc.holder, "dry run: lease not touched")
+        return LeaseStatus("follower", False, 0, "-", "dry run: no lease yet")
+
+    # ---- the cycle -----------------------------------------------------------------------
+
+    def cycle(self, *, dry_run: bool = False) -> CycleReport:
+        now = self.wall()
+        status = self._peek_lease() if dry_run else self.lease.ensure()
+        report = CycleReport(status)
+        if not dry_run and not status.acting:
+            return report
+        fence = status.token if not dry_run else status.token + (status.holder != self.lease.holder)
+        self._refresh_keys()
+        intake_loaded = persist.load_intake(self.store)
+        mem_loaded, intake_state = persist.load_memory(self.store, self.keys, intake_loaded.value)
+        memory = mem_loaded.value
+        report.recovered_memory = mem_loaded.recovered
+        known_fence = max(memory.fence, intake_state.fence)
+        if known_fence > fence:
+            if dry_run:
+                fence = known_fence + 1
+            elif not self.lease.reissue(known_fence + 1):
+                report.note = f"stale: the bucket has fence {known_fence} above our token {fence}"
+                return report
+            else:
+                fence = self.lease.token
+                report.lease = replace(status, token=fence)
+        spec = persist.load_spec(self.store, self.spec_cache)
+        settings = spec.settings if spec else Settings()
+        got = self.intake.collect(intake_state, now, settings.skew_window)
+        report.cycle = cycle = intake_state.cycle + 1
+        report.listed, report.fetched = got.listed, got.fetched
+        report.accepted, report.rejected = len(got.accepted), len(got.observed.rejections)
+        new_plan = self._plan(spec, got.observed, memory, now, fence)
+        report.plan = new_plan
+        if dry_run:
+            return report
+        events: list[Any] = list(got.events) if new_plan is None else []  # the plan has them
+        pub = PublishResult()
+        if new_plan is not None:
+            pub = publish(self.store, self.keys, new_plan.writes, got.state.desired,
+                          fence=fence, can_act=self.lease.can_act)
+            report.failed = pub.failed
+            report.written += [f"desired/{m}.json" for m in pub.written]
+            events += [*new_plan.events, *pub.events]
+        if pub.stopped:
+            report.note = pub.stopped
+            return report  # lease deadline: write nothing more this cycle
+        for acc in got.accepted:
+            if acc.substantive and records.archive(self.store, acc.machine, acc.snapshot.seq,
+                                                   acc.raw):
+                report.written.append(f"history/{acc.machine}/{acc.snapshot.seq}")
+        if events:
+            key = records.write_events(self.store, records.event_lines(
+                events, now=now, cycle=cycle, fence=fence), now=now, cycle=cycle)
+            report.written.append(key)
+        state = replace(got.state, fence=fence, cycle=cycle,
+                        desired={**got.state.desired, **pub.etags})
+        digest = self._write_status(new_plan, got.observed, state, now, fence, cycle, report)
+        state = replace(state, status_digest=digest)
+        self._save(new_plan, memory, mem_loaded, pub, state, intake_loaded, fence, report)
+        log.info("cycle.done %s", report.summary())
+        return report
+
+    def _plan(self, spec: ClusterSpec | None, observed: Observed, memory: Memory, now: float,
+              fence: int) -> Plan | None:
+        if spec is None:
+            return None
+        return self.planner(spec, observed, memory, now, fence=fence)
+
+    def _write_status(self, new_plan: Plan | None, observed: Observed, state: IntakeState,
+                      now: float, fence: int, cycle: int, report: CycleReport) -> str:
+        status = new_plan.status if new_plan else bare_status(observed, now, fence)
+        doc = records.status_document(status, state, observed, holder=self.lease.holder,
+                                      token=fence, cycle=cycle)
+        digest = records.status_digest(doc)
+        if digest != state.status_digest and self.lease.can_act():
+            self.store.put(STATUS_CLUSTER, records.encode_status(doc))
+            report.written.append(STATUS_CLUSTER)
+            return digest
+        return state.status_digest
+
+    def _save(self, new_plan: Plan | None, memory: Memory, mem_loaded: persist.Loaded[Memory],
+              pub: PublishResult, state: IntakeState, intake_loaded: persist.Loaded[IntakeState],
+              fence: int, report: CycleReport) -> None:
+        if new_plan is not None:
+            settled = replace(settle_memory(new_plan.memory, memory, pub), fence=fence)
+            unchanged = replace(settled, cycle=memory.cycle, fence=memory.fence) == memory
+            if (not unchanged or mem_loaded.etag is None) and self.lease.can_act():
+                _etag, problem = persist.try_save(self.store, MEMORY, settled.to_json(),
+                                                  mem_loaded.etag)
+                if problem:
+                    report.note = problem
+                    report.failed["control/memory.json"] = problem
+                    return  # do not save the intake state over a newer controller's
+                report.written.append(MEMORY)
+        if intake_loaded.etag is not None and state.same_content(intake_loaded.value):
+            return
+        if not self.lease.can_act():
+            return
+        _etag, problem = persist.try_save(self.store, INTAKE, state.to_json(), intake_loaded.etag)
+        if problem:
+            report.failed[INTAKE] = problem
+        else:
+            report.written.append(INTAKE)
+
+
+def bare_status(observed: Observed, now: float, fence: int) -> Status:
+    """Status when no spec is applied yet: the machines seen, nothing planned."""
+    machines: dict[str, MachineStatus] = {
+        m: MachineStatus(service=None, mode="standby", version=None, running=None,
+                         health="unknown", age=round(now - obs.accepted_at, 3), lost=False,
+                         generation=0, applied_generation=obs.snapshot.applied.generation)
+        for m, obs in observed.machines.items()
+    }
+    return Status(STATUS_FORMAT, now, 0, fence, {}, machines, observed.rejections)
+
+
+__all__ = ["Controller", "CycleReport", "WriteConflict", "bare_status"]

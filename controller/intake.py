@@ -1,0 +1,207 @@
+"""Reading `reports/`: list, fetch only what changed, verify, accept or refuse (SECURITY 13-14).
+
+One LIST per 1,000 machines; a GET only for objects whose ETag differs from the one last
+examined (kept in `control/intake.json`) or, on a cold process cache, for the accepted
+object itself. Every refusal is counted per machine and reason, becomes an event, and
+leaves everything else about that machine unchanged. One bad snapshot never stops the
+processing of the others: each object is handled on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from controller.keys import KeyRing
+from controller.planner.model import MachineObservation, Observed, Rejection
+from controller.state import IntakeState, ReportRecord
+from wire import codec
+from wire.documents import Snapshot, open_snapshot, parse_envelope
+from wire.errors import (
+    BadSignature,
+    BosunError,
+    DocumentTooLarge,
+    InvalidDocument,
+    StoreUnavailable,
+)
+from wire.layout import REPORTS, MachineId, machine_from_key
+from wire.signing import digest, parse_kid
+from wire.store import ObjectInfo, Store, StoredObject
+
+log = logging.getLogger(__name__)
+
+GET_THREADS = 16
+LIVENESS_FIELDS = ("seq", "sent_at", "load", "sessions", "capacity")
+SERVICE_LIVENESS_FIELDS = ("requests", "errors", "latency_ms", "metrics")
+
+
+@dataclass
+class SnapshotCache:
+    """Accepted snapshots decoded in this process, by machine: (ETag, snapshot)."""
+
+    entries: dict[str, tuple[str, Snapshot]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    machine: str
+    snapshot: Snapshot
+    raw: bytes
+    substantive: bool  # changed more than liveness fields: archive under history/
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    observed: Observed
+    state: IntakeState
+    accepted: tuple[Accepted, ...]
+    events: tuple[dict[str, Any], ...]
+    listed: int
+    fetched: int
+
+
+def substance(snap: Snapshot) -> str:
+    """Digest of a snapshot without its liveness fields (what history/ keeps track of)."""
+    body: dict[str, Any] = codec.encode(snap)
+    for name in LIVENESS_FIELDS:
+        body.pop(name, None)
+    for svc in body.get("services", {}).values():
+        for name in SERVICE_LIVENESS_FIELDS:
+            svc.pop(name, None)
+    return digest(body)
+
+
+def classify(exc: BosunError, raw: bytes, key: str, owner: str, keys: KeyRing) -> str:
+    """The refusal reason for a snapshot that failed to open."""
+    if isinstance(exc, DocumentTooLarge):
+        return "too_large"
+    if isinstance(exc, InvalidDocument):
+        return "invalid_document"
+    if not isinstance(exc, BadSignature):
+        return "invalid_document"
+    try:
+        env = parse_envelope(raw, where=key)
+        kid_machine, _ = parse_kid(env.kid)
+    except BosunError:
+        return "bad_signature"
+    if keys.why_refused(env.kid) is not None:
+        return "unknown_kid"
+    if kid_machine != owner or env.body.get("machine") != owner:
+        return "binding"
+    return "bad_signature"
+
+
+@dataclass
+class _Outcome:
+    machine: str
+    info: ObjectInfo
+    snapshot: Snapshot | None = None
+    raw: bytes = b""
+    reason: str = ""
+    detail: str = ""
+    unavailable: bool = False
+
+
+class Intake:
+    def __init__(self, store: Store, keys: KeyRing, cache: SnapshotCache | None = None) -> None:
+        self.store = store
+        self.keys = keys
+        self.cache = cache if cache is not None else SnapshotCache()
+
+    def _fetch(self, machine: str, info: ObjectInfo) -> _Outcome:
+        out = _Outcome(machine, info)
+        try:
+            got = self.store.get(info.key)
+        except DocumentTooLarge as exc:
+            out.reason, out.detail = "too_large", str(exc)
+            return out
+        except StoreUnavailable as exc:
+            out.unavailable, out.detail = True, str(exc)
+            return out
+        if not isinstance(got, StoredObject):  # deleted since the LIST
+            out.unavailable, out.detail = True, f"{info.key} vanished since it was listed"
+            return out
+        out.raw = got.body
+        out.info = replace(info, etag=got.etag)
+        try:
+            _env, out.snapshot = open_snapshot(got.body, info.key, self.keys.lookup)
+        except BosunError as exc:
+            out.reason = classify(exc, got.body, info.key, machine, self.keys)
+            out.detail = str(exc)
+        return out
+
+    def collect(self, state: IntakeState, now: float, skew_window: float) -> IntakeResult:
+        reports = dict(state.reports)
+        events: list[dict[str, Any]] = []
+        listed: list[tuple[str, ObjectInfo]] = []
+        for info in self.store.list(REPORTS):
+            try:
+                listed.append((machine_from_key(info.key, REPORTS), info))
+            except ValueError:
+                log.warning("intake.foreign_key %s: not reports/<machine>.json; ignored", info.key)
+        todo: list[tuple[str, ObjectInfo]] = []
+        for machine, info in listed:
+            rec = reports.get(machine)
+            cached = self.cache.entries.get(machine)
+            if rec is None or info.etag != rec.etag:
+                todo.append((machine, info))  # changed: examine
+            elif info.etag == rec.accepted_etag and (cached is None or cached[0] != info.etag):
+                todo.append((machine, info))  # accepted before, but not in this process's cache
+        outcomes = self._fetch_all(todo)
+        accepted: list[Accepted] = []
+        rejections: list[Rejection] = []
+        for out in outcomes:
+            rec = reports.get(out.machine, ReportRecord())
+            if out.unavailable:
+                log.warning("intake.fetch_failed %s", out.detail)
+                continue
+            snap = out.snapshot
+            if snap is not None and out.info.etag == rec.accepted_etag and snap.seq == rec.seq:
+                self.cache.entries[out.machine] = (out.info.etag, snap)  # cold cache refill
+                if rec.etag != out.info.etag:  # the accepted object is current again
+                    reports[out.machine] = replace(rec, etag=out.info.etag)
+                continue
+            if snap is not None:
+                if snap.seq <= rec.seq:
+                    out.reason = "replayed_seq"
+                    out.detail = (f"{out.info.key}: seq {snap.seq} is not above the last "
+                                  f"accepted {rec.seq} (replayed or restored old version)")
+                elif abs(snap.sent_at - now) > skew_window:
+                    out.reason = "clock_skew"
+                    out.detail = (f"{out.info.key}: sent_at is {snap.sent_at - now:+.0f}s from "
+                                  f"controller time, outside the {skew_window:.0f}s skew window; "
+                                  "fix the machine's clock (NTP)")
+            if out.reason:
+                reports[out.machine] = rec.rejecting(out.info.etag, out.reason, out.detail, now)
+                rejections.append(Rejection(out.machine, out.reason, out.detail[:300]))
+                events.append({"kind": "snapshot.rejected", "machine": out.machine,
+                               "reason": out.reason, "detail": out.detail[:300]})
+                log.warning("intake.rejected %s: %s", out.reason, out.detail)
+                continue
+            assert snap is not None
+            sub = substance(snap)
+            accepted.append(Accepted(out.machine, snap, out.raw, sub != rec.substance))
+            reports[out.machine] = replace(rec, etag=out.info.etag, seq=snap.seq,
+                                           accepted_etag=out.info.etag, accepted_at=now,
+                                           sent_at=snap.sent_at, substance=sub)
+            self.cache.entries[out.machine] = (out.info.etag, snap)
+        machines: dict[MachineId, MachineObservation] = {}
+        for machine, rec in reports.items():
+            cached = self.cache.entries.get(machine)
+            if cached is not None and cached[0] == rec.accepted_etag:
+                machines[MachineId(machine)] = MachineObservation(cached[1], rec.accepted_at)
+        observed = Observed(machines=dict(sorted(machines.items())),
+                            rejections=tuple(rejections))
+        new_state = replace(state, reports=dict(sorted(reports.items())))
+        return IntakeResult(observed, new_state, tuple(accepted), tuple(events),
+                            len(listed), len(todo))
+
+    def _fetch_all(self, todo: Iterable[tuple[str, ObjectInfo]]) -> list[_Outcome]:
+        items = list(todo)
+        if len(items) <= 2:
+            return [self._fetch(m, i) for m, i in items]
+        with ThreadPoolExecutor(max_workers=min(GET_THREADS, len(items))) as pool:
+            return list(pool.map(lambda item: self._fetch(*item), items))

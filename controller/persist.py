@@ -1,0 +1,141 @@
+"""Loading and saving what the controller keeps in the bucket between cycles.
+
+* `control/memory.json`: the planner's `Memory`; lost -> rebuilt from `desired/`.
+* `control/intake.json`: the shell's `IntakeState` (seq high-water marks, ETags).
+* `spec/current.json`: the applied cluster spec (read only).
+
+Every save is conditional on the ETag read at the start of the cycle (or create-only), so
+a stale controller can never overwrite what a newer one saved (SECURITY 19).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from controller.keys import KeyRing
+from controller.planner.model import Memory
+from controller.spec.document import from_json as spec_from_json
+from controller.spec.model import ClusterSpec
+from controller.state import INTAKE, IntakeState
+from wire.documents import Desired, open_desired
+from wire.errors import BosunError, InvalidDocument, StoreUnavailable, WriteConflict
+from wire.layout import DESIRED, MEMORY, SPEC_CURRENT, machine_from_key
+from wire.store import Missing, NotModified, Store, StoredObject
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded(Generic[T]):
+    value: T
+    etag: str | None  # None: the object did not exist (save with If-None-Match: *)
+    recovered: bool = False
+
+
+def _get(store: Store, key: str, max_bytes: int) -> StoredObject | None:
+    got = store.get(key, max_bytes=max_bytes)
+    if isinstance(got, Missing):
+        return None
+    if not isinstance(got, StoredObject):  # pragma: no cover - unconditional GET
+        raise InvalidDocument(f"{store.describe(key)}: unexpected not-modified answer")
+    return got
+
+
+BIG = 16 * 1024 * 1024
+
+
+@dataclass
+class SpecCache:
+    etag: str | None = None
+    spec: ClusterSpec | None = None
+
+
+def load_spec(store: Store, cache: SpecCache | None = None) -> ClusterSpec | None:
+    """The applied cluster spec (None when `bosun spec apply` never ran); a conditional GET
+    when `cache` holds the last one read."""
+    cache = cache if cache is not None else SpecCache()
+    got = store.get(SPEC_CURRENT, if_none_match=cache.etag, max_bytes=BIG)
+    if isinstance(got, NotModified) and cache.etag is not None:
+        return cache.spec
+    if not isinstance(got, StoredObject):
+        cache.etag, cache.spec = None, None
+        return None
+    cache.spec, _applied_at = spec_from_json(got.body, where=store.describe(SPEC_CURRENT))
+    cache.etag = got.etag
+    return cache.spec
+
+
+def load_intake(store: Store) -> Loaded[IntakeState]:
+    got = _get(store, INTAKE, BIG)
+    if got is None:
+        return Loaded(IntakeState(), None)
+    return Loaded(IntakeState.from_json(got.body, where=store.describe(INTAKE)), got.etag)
+
+
+def load_memory(store: Store, keys: KeyRing, intake: IntakeState) -> tuple[Loaded[Memory], IntakeState]:
+    """The planner memory; when it is missing, rebuilt from the signed documents in desired/.
+
+    Recovery also records every desired document's ETag in the intake state, so the next
+    writes are conditioned on what is really there and no generation is reused.
+    """
+    got = _get(store, MEMORY, BIG)
+    if got is not None:
+        return Loaded(Memory.from_json(got.body, where=store.describe(MEMORY)), got.etag), intake
+    docs, etags = read_all_desired(store, keys)
+    if not docs and not etags:
+        return Loaded(Memory(), None), intake
+    memory = Memory.rebuild(docs)
+    log.warning("memory.recovered", extra={"ctx": {"documents": len(docs)}})
+    return (Loaded(memory, None, recovered=True),
+            IntakeState(intake.format, max(intake.fence, memory.fence), intake.cycle,
+                        intake.reports, etags))
+
+
+def read_all_desired(store: Store, keys: KeyRing) -> tuple[list[Desired], dict[str, str]]:
+    """Every verifiable desired document, and the ETag of every object under desired/."""
+    infos = [i for i in store.list(DESIRED) if i.key.endswith(".json")]
+
+    def fetch(key: str) -> tuple[str, StoredObject | None]:
+        return key, _get(store, key, 256 * 1024)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(fetch, [i.key for i in infos]))
+    docs: list[Desired] = []
+    etags: dict[str, str] = {}
+    for key, got in results:
+        if got is None:
+            continue
+        try:
+            machine = machine_from_key(key, DESIRED)
+        except ValueError:
+            continue
+        etags[machine] = got.etag
+        try:
+            _env, doc = open_desired(got.body, key, keys.lookup)
+        except BosunError as exc:
+            log.warning("memory.recover_skipped %s: %s", key, exc)
+            continue
+        docs.append(doc)
+    return docs, etags
+
+
+def save(store: Store, key: str, body: bytes, etag: str | None) -> str:
+    """Conditional save: If-Match on the ETag read, or create-only. WriteConflict propagates."""
+    if etag is None:
+        return store.put(key, body, if_none_match="*")
+    return store.put(key, body, if_match=etag)
+
+
+def try_save(store: Store, key: str, body: bytes, etag: str | None) -> tuple[str | None, str]:
+    """Like `save` but returns (new etag or None, problem) instead of raising on conflicts."""
+    try:
+        return save(store, key, body, etag), ""
+    except WriteConflict as exc:
+        return None, f"{exc}; another controller saved it, re-planning next cycle"
+    except StoreUnavailable as exc:
+        return None, f"{exc}; outcome unknown, re-reading next cycle"

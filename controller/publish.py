@@ -1,0 +1,130 @@
+"""Signing and writing the planner's desired documents (SECURITY 18-19).
+
+Each write is conditional: `If-Match` on the ETag last read or written for that document
+(kept in the intake state), or `If-None-Match: *` for a machine that never had one. When
+the ETag is unknown (state lost, earlier conflict: recorded as "") the document is read first; if it
+already carries a generation at or above the planned one, nothing is written and the
+planner memory learns that generation (so no generation is ever reused).
+
+Before every write the lease is checked: after the renew deadline nothing more is written.
+A `WriteConflict` is never retried in place: the next cycle re-plans.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from controller.keys import KeyRing
+from controller.planner.model import MachineMemory, Memory, PutDesired, content_digest
+from wire.documents import Desired, open_desired, seal
+from wire.errors import BosunError, StoreUnavailable, WriteConflict
+from wire.layout import desired_key
+from wire.store import Missing, Store, StoredObject
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PublishResult:
+    written: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # machine -> why
+    learned: dict[str, Desired] = field(default_factory=dict)  # newer documents found
+    etags: dict[str, str] = field(default_factory=dict)  # "": unknown, read before writing
+    stopped: str = ""  # why publishing stopped early (lease deadline)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def publish(
+    store: Store,
+    keys: KeyRing,
+    writes: tuple[PutDesired, ...],
+    known_etags: dict[str, str],
+    *,
+    fence: int,
+    can_act: Callable[[], bool],
+) -> PublishResult:
+    out = PublishResult()
+    for i, w in enumerate(writes):
+        if not can_act():
+            out.stopped = (f"lease renew deadline passed: {len(writes) - i} desired documents "
+                           "not written; the next cycle re-plans")
+            out.events.append({"kind": "cycle.stopped", "reason": "lease_deadline",
+                               "data": {"unwritten": len(writes) - i}})
+            for rest in writes[i:]:
+                out.failed[rest.machine] = "lease deadline"
+            log.warning("publish.stopped %s", out.stopped)
+            break
+        if w.desired.fence != fence:
+            raise RuntimeError(f"planner fence {w.desired.fence} != lease token {fence}")  # a bug
+        _publish_one(store, keys, w, known_etags.get(w.machine), out)
+    return out
+
+
+def _publish_one(store: Store, keys: KeyRing, w: PutDesired, etag: str | None,
+                 out: PublishResult) -> None:
+    m, doc = w.machine, w.desired
+    key = desired_key(m)
+    if etag == "" or (etag is None and w.previous_generation > 0):
+        # We do not know what is there: read it before overwriting anything.
+        etag = None
+        try:
+            got = store.get(key)
+        except StoreUnavailable as exc:
+            out.failed[m] = str(exc)
+            return
+        if isinstance(got, StoredObject):
+            etag = got.etag
+            out.etags[m] = etag
+            try:
+                _env, found = open_desired(got.body, key, keys.lookup)
+            except BosunError as exc:
+                log.warning("publish.unverifiable %s: %s (overwriting it)", key, exc)
+            else:
+                if found.generation >= doc.generation or found.fence > doc.fence:
+                    out.learned[m] = found
+                    out.failed[m] = (f"{store.describe(key)} already has generation "
+                                     f"{found.generation} (fence {found.fence}); re-planning")
+                    out.events.append({"kind": "desired.superseded", "machine": m,
+                                       "reason": out.failed[m]})
+                    return
+        elif not isinstance(got, Missing):  # pragma: no cover - unconditional GET
+            out.failed[m] = "unexpected not-modified"
+            return
+    sign_key, kid = keys.signing_key(m)
+    body = seal(doc, key=sign_key, kid=kid, object_key=key)
+    try:
+        if etag is None:
+            new = store.put(key, body, if_none_match="*")
+        else:
+            new = store.put(key, body, if_match=etag)
+    except (WriteConflict, StoreUnavailable) as exc:
+        out.failed[m] = str(exc)
+        out.etags[m] = ""
+        kind = "desired.conflict" if isinstance(exc, WriteConflict) else "desired.unknown"
+        out.events.append({"kind": kind, "machine": m, "reason": str(exc)[:300],
+                           "data": {"generation": doc.generation}})
+        log.warning("publish.%s %s", kind.split(".")[1], exc)
+        return
+    out.written.append(m)
+    out.etags[m] = new
+    out.events.append({"kind": "desired.written", "machine": m, "reason": w.reason,
+                       "service": doc.service,
+                       "data": {"generation": doc.generation, "mode": doc.mode,
+                                "version": doc.version, "fence": doc.fence}})
+    log.info("publish.written", extra={"ctx": {"machine": m, "generation": doc.generation}})
+
+
+def settle_memory(planned: Memory, before: Memory, result: PublishResult) -> Memory:
+    """The memory to save: failed writes restored to their previous entries, and newer
+    documents found in the bucket taken into account."""
+    failed = {m: before.machines.get(m, MachineMemory()) for m in result.failed}
+    memory = planned.forget_writes(failed) if failed else planned
+    for m, doc in result.learned.items():
+        prev = memory.machines.get(m, MachineMemory())
+        memory = memory.with_machine(m, replace(
+            prev, generation=max(prev.generation, doc.generation), digest=content_digest(doc),
+            issued_at=doc.issued_at, service=doc.service, mode=doc.mode, version=doc.version))
+    return memory

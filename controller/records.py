@@ -1,0 +1,112 @@
+"""What a cycle leaves for operators: `status/cluster.json`, events and snapshot history.
+
+status/cluster.json is the planner's `Status` plus what only the shell knows:
+
+    "controller": {"holder", "token", "cycle"},
+    "rejected":   {machine: {"counts": {reason: n}, "last": {reason, detail, at}}},
+    "agent_refusals": {machine: {"counts": {reason: n}, "last": {...}, "desired_stale": b}},
+    "seen":       {machine: {"seq", "sent_at", "accepted_at", "addresses", "agent_version"}}
+
+It is rewritten only when something other than its timestamps changed, so a cycle in
+which nothing changed writes nothing but the lease; readers compute ages from `seen`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from controller.planner.model import Event, Observed, Status
+from controller.state import IntakeState
+from wire import codec
+from wire.documents import dumps_pretty
+from wire.errors import WriteConflict
+from wire.layout import MachineId, events_key, history_key
+from wire.signing import digest
+from wire.store import Store
+
+STATUS_VOLATILE = ("at",)
+MACHINE_VOLATILE = ("age",)
+
+
+def status_document(status: Status, intake: IntakeState, observed: Observed, *,
+                    holder: str, token: int, cycle: int) -> dict[str, Any]:
+    doc: dict[str, Any] = codec.encode(status)
+    doc["controller"] = {"holder": holder, "token": token, "cycle": cycle}
+    doc["rejected"] = {
+        m: {"counts": dict(rec.rejected),
+            "last": codec.encode(rec.last_rejection) if rec.last_rejection else None}
+        for m, rec in intake.reports.items() if rec.rejected
+    }
+    refusals: dict[str, Any] = {}
+    for m, obs in observed.machines.items():
+        snap = obs.snapshot
+        if snap.refusals or snap.last_refusal or snap.desired_stale:
+            refusals[m] = {"counts": dict(snap.refusals),
+                           "last": codec.encode(snap.last_refusal) if snap.last_refusal else None,
+                           "desired_stale": snap.desired_stale}
+    doc["agent_refusals"] = refusals
+    seen: dict[str, Any] = {}
+    for name, rec in intake.reports.items():
+        if not rec.accepted_etag:
+            continue
+        seen[name] = {"seq": rec.seq, "sent_at": rec.sent_at, "accepted_at": rec.accepted_at}
+        found = observed.machines.get(MachineId(name))
+        if found is not None:
+            seen[name]["addresses"] = codec.encode(found.snapshot.addresses)
+            seen[name]["agent_version"] = found.snapshot.agent_version
+    doc["seen"] = seen
+    return doc
+
+
+def status_digest(doc: Mapping[str, Any]) -> str:
+    """Digest of a status document without the fields that change every cycle."""
+    stable = {k: v for k, v in doc.items() if k not in STATUS_VOLATILE and k != "controller"}
+    stable["controller"] = {k: v for k, v in doc.get("controller", {}).items() if k != "cycle"}
+    stable["machines"] = {
+        m: {k: v for k, v in ms.items() if k not in MACHINE_VOLATILE}
+        for m, ms in doc.get("machines", {}).items()
+    }
+    return digest(stable)
+
+
+def event_lines(events: Iterable[Event | dict[str, Any]], *, now: float, cycle: int,
+                fence: int) -> bytes:
+    out = []
+    for ev in events:
+        value: dict[str, Any] = codec.encode(ev) if isinstance(ev, Event) else dict(ev)
+        value = {k: v for k, v in value.items() if v not in (None, {}, "")}
+        out.append(orjson.dumps({"t": round(now, 3), "cycle": cycle, "fence": fence, **value},
+                                option=orjson.OPT_SORT_KEYS))
+    return b"\n".join(out) + b"\n" if out else b""
+
+
+def events_object_key(now: float, cycle: int) -> str:
+    t = time.gmtime(now)
+    return events_key(t.tm_year, t.tm_mon, t.tm_mday, time.strftime("%H%M%S", t), cycle)
+
+
+def write_events(store: Store, body: bytes, *, now: float, cycle: int) -> str:
+    key = events_object_key(now, cycle)
+    try:
+        store.put(key, body, if_none_match="*", content_type="application/x-ndjson")
+    except WriteConflict:
+        key = key.replace(".jsonl", f"-{int(now * 1000) % 1000:03d}.jsonl")
+        store.put(key, body, if_none_match="*", content_type="application/x-ndjson")
+    return key
+
+
+def archive(store: Store, machine: str, seq: int, raw: bytes) -> bool:
+    """Keep an accepted snapshot (signed, as received) under history/; False if present."""
+    try:
+        store.put(history_key(machine, seq), raw, if_none_match="*")
+    except WriteConflict:
+        return False
+    return True
+
+
+def encode_status(doc: Mapping[str, Any]) -> bytes:
+    return dumps_pretty(doc)

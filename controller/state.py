@@ -1,0 +1,78 @@
+"""The shell's own bookkeeping, stored next to the planner memory as `control/intake.json`.
+
+    {"format": "bosun.intake/1", "fence": 7,
+     "reports": {"web-1": {"etag": "...", "seq": 1764..., "accepted_etag": "...",
+                           "accepted_at": 1764..., "substance": "<sha256>",
+                           "rejected": {"replayed_seq": 2}, "last_rejection": {...}}},
+     "desired": {"web-1": "<etag last read or written>"}}
+
+* `seq` is the last accepted snapshot sequence: anything not above it is a replay
+  (SECURITY 13), also across controller restarts.
+* `etag` is the last report ETag examined (accepted or refused), so an unchanged object is
+  neither fetched nor counted twice.
+* `desired` holds the ETag of each desired document as last read or written: the only
+  ETag a desired write may be conditioned on (SECURITY 19). A machine missing here has its
+  document re-read before it is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from wire import codec
+from wire.documents import dumps_pretty, loads_object
+from wire.errors import InvalidDocument
+
+INTAKE = "control/intake.json"
+INTAKE_FORMAT = "bosun.intake/1"
+
+
+@dataclass(frozen=True, slots=True)
+class LastRejection:
+    reason: str
+    detail: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRecord:
+    etag: str = ""
+    seq: int = 0
+    accepted_etag: str = ""
+    accepted_at: float = 0.0
+    sent_at: float = 0.0
+    substance: str = ""
+    rejected: dict[str, int] = field(default_factory=dict)
+    last_rejection: LastRejection | None = None
+
+    def rejecting(self, etag: str, reason: str, detail: str, at: float) -> ReportRecord:
+        counts = dict(self.rejected)
+        counts[reason] = counts.get(reason, 0) + 1
+        return replace(self, etag=etag, rejected=counts,
+                       last_rejection=LastRejection(reason, detail[:300], at))
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeState:
+    format: str = INTAKE_FORMAT
+    fence: int = 0
+    cycle: int = 0
+    reports: dict[str, ReportRecord] = field(default_factory=dict)
+    desired: dict[str, str] = field(default_factory=dict)
+    status_digest: str = ""  # of the last status/cluster.json written (volatile fields aside)
+
+    def to_json(self) -> bytes:
+        return dumps_pretty(codec.encode(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes, *, where: str = INTAKE) -> IntakeState:
+        value = loads_object(raw, where=where)
+        state: IntakeState = codec.decode(cls, value, where)
+        if state.format != INTAKE_FORMAT:
+            raise InvalidDocument(f"{where}.format: expected {INTAKE_FORMAT!r}")
+        return state
+
+    def same_content(self, other: IntakeState) -> bool:
+        """Equal apart from the fence and cycle counters (nothing worth writing)."""
+        return (self.reports == other.reports and self.desired == other.desired
+                and self.status_digest == other.status_digest)
