@@ -30,14 +30,35 @@ def seaweedfs() -> Iterator[S3Server]:
     server.stop()
 
 
-def fresh_bucket(server: S3Server, *, retry: RetryPolicy | None = None,
-                 timeouts: Timeouts | None = None, prefix: str = "") -> S3Store:
-    """A new, empty bucket on `server` (names are unique per call)."""
+_created: set[str] = set()
+SHARED_BUCKET = "bosun-test"
+
+
+def fresh_bucket(
+    server: S3Server,
+    *,
+    retry: RetryPolicy | None = None,
+    timeouts: Timeouts | None = None,
+    prefix: str | None = None,
+    own_bucket: bool = False,
+) -> S3Store:
+    """An empty store on `server`: a unique prefix in one shared bucket per server.
+
+    SeaweedFS allocates volumes per bucket, so tests share one bucket and get a fresh
+    prefix each (`store.url` includes it). `own_bucket=True` makes a new bucket instead.
+    """
+    bucket = f"bosun-{uuid.uuid4().hex[:12]}" if own_bucket else SHARED_BUCKET
     store = S3Store(
-        f"bosun-{uuid.uuid4().hex[:12]}", prefix=prefix, endpoint=server.endpoint,
-        access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+        bucket,
+        prefix=f"t-{uuid.uuid4().hex[:12]}" if prefix is None else prefix,
+        endpoint=server.endpoint,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
         retry=retry or RetryPolicy(attempts=3, total_seconds=10, wait_initial=0, wait_max=0),
         timeouts=timeouts,
     )
-    store.create_bucket()
+    marker = f"{server.endpoint}/{bucket}"
+    if marker not in _created:
+        store.create_bucket()
+        _created.add(marker)
     return store

@@ -56,7 +56,9 @@ def _bin(name: str) -> str:
 def _wait_http(url: str, deadline: float, proc: subprocess.Popen[bytes], log: Path) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}; log:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(
+                f"server exited with {proc.returncode}; log:\n{log.read_text()[-3000:]}"
+            )
         try:
             urllib.request.urlopen(url, timeout=1).close()
             return
@@ -81,15 +83,18 @@ class S3Server:
         return f"s3://{bucket}{path}?endpoint={self.endpoint}&region=us-east-1"
 
     def credentials_env(self) -> dict[str, str]:
-        return {"AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-                "AWS_DEFAULT_REGION": "us-east-1"}
+        return {
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
 
     def stop(self, *, keep_data: bool = False) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout=5)
+                self.proc.wait(timeout=3)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
@@ -102,10 +107,13 @@ def start_moto(*, timeout: float = 30.0) -> S3Server:
     workdir = Path(tempfile.mkdtemp(prefix="bosun-moto-"))
     port = free_port()
     log = workdir / "moto.log"
-    proc = subprocess.Popen(
-        [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     endpoint = f"http://127.0.0.1:{port}"
     _wait_http(endpoint + "/moto-api/", time.monotonic() + timeout, proc, log)
     return S3Server("moto", endpoint, proc, workdir)
@@ -116,18 +124,33 @@ def start_seaweedfs(*, workdir: Path | None = None, timeout: float = 60.0) -> S3
     owns = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="bosun-weed-"))
     (workdir / "data").mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port(also_plus=10000) for name in ("master", "volume", "filer", "s3")}
+    names = ("master", "volume", "filer", "s3")
+    ports = {name: free_port(also_plus=10000) for name in names}
+    grpc = {name: free_port() for name in names}  # explicit: the defaults are derived offsets
     log = workdir / "weed.log"
     args = [
-        _bin("weed"), "server",
-        f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-        f"-filer.port={ports['filer']}", "-s3", f"-s3.port={ports['s3']}",
-        "-master.volumeSizeLimitMB=64", "-volume.max=8", "-master.telemetry=false",
+        _bin("weed"),
+        "server",
+        f"-dir={workdir / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}",
+        "-s3",
+        f"-s3.port={ports['s3']}",
+        *(f"-{name}.port.grpc={grpc[name]}" for name in names),
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=1000",
+        "-master.telemetry=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",  # fixed default ports: collide between instances
         f"-metricsPort={free_port()}",
     ]
-    proc = subprocess.Popen(args, stdout=log.open("ab"), stderr=subprocess.STDOUT,
-                            start_new_session=True, cwd=workdir)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir
+        )
     endpoint = f"http://127.0.0.1:{ports['s3']}"
     server = S3Server("seaweedfs", endpoint, proc, workdir, owns_workdir=owns)
     try:
@@ -144,8 +167,13 @@ def _wait_bucket_ready(server: S3Server, deadline: float, log: Path) -> None:
     from wire.retry import RetryPolicy
     from wire.store.s3 import S3Store
 
-    store = S3Store("bosun-probe", endpoint=server.endpoint, retry=RetryPolicy.none(),
-                    access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+    store = S3Store(
+        "bosun-probe",
+        endpoint=server.endpoint,
+        retry=RetryPolicy.none(),
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+    )
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
@@ -64,7 +65,9 @@ def _parse_time(value: Any) -> float:
     if isinstance(value, datetime):
         return value.timestamp()
     text = str(value)
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    if text[:1].isdigit():  # ISO 8601, as in LIST pages
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    return parsedate_to_datetime(text).timestamp()  # RFC 7231, as in the Last-Modified header
 
 
 class S3Store:
@@ -133,6 +136,10 @@ class S3Store:
             if code in ("PreconditionFailed", "412") or status == 412:
                 return WriteConflict(
                     f"{target} changed since it was read; {action} refused", status=412
+                )
+            if action == "PUT" and code in ("NoSuchKey", "404"):  # If-Match on a missing object
+                return WriteConflict(
+                    f"{target} does not exist; {action} with If-Match refused", status=404
                 )
             if code == "ConditionalRequestConflict" or status == 409:
                 return WriteConflict(f"{target}: concurrent conditional write ({code})", status=409)
