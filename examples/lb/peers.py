@@ -52,15 +52,17 @@ def parse_peers(raw: bytes, *, source: str = "peers file") -> Peers:
     if not isinstance(doc, dict):
         raise ValueError(f"{source}: expected an object with 'backends' and 'mirror' lists")
     return Peers(
-        backends=_targets(doc.get("backends") or [], f"{source}: backends"),
-        mirror=_targets(doc.get("mirror") or [], f"{source}: mirror"),
+        backends=_targets(doc.get("backends"), f"{source}: backends"),
+        mirror=_targets(doc.get("mirror"), f"{source}: mirror"),
     )
 
 
 def _targets(entries: Any, where: str) -> tuple[Target, ...]:
+    if entries is None:  # absent or null: none
+        return ()
     if not isinstance(entries, list):
         raise ValueError(f"{where} must be a list")
-    targets = []
+    targets: list[Target] = []
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise ValueError(f"{where}[{i}] must be an object")
@@ -73,6 +75,8 @@ def _targets(entries: Any, where: str) -> tuple[Target, ...]:
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:
             raise ValueError(f"{where}[{i}].weight must be a whole number >= 0, got {weight!r}")
         machine = str(entry.get("machine") or f"{address}:{port}")
+        if any(t.machine == machine for t in targets):
+            raise ValueError(f"{where}[{i}].machine {machine!r} is listed twice")
         targets.append(Target(machine, address, port, weight))
     return tuple(targets)
 

@@ -199,9 +199,12 @@ class Balancer:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self.stats.failures[target.machine] += 1
                 problems.append(f"{target.machine} ({target.url}): {type(exc).__name__} {exc}")
-                if not _was_sent(exc):  # nothing reached the backend: always safe to retry
+                if isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(
+                    exc, TimeoutError
+                ):  # refused, reset or closed: skip this backend for a while
                     self.ejected[target.machine] = time.monotonic() + self.eject_seconds
-                elif isinstance(exc, TimeoutError) or method not in SAFE_METHODS:
+                # Retry when nothing reached the backend, or when repeating is harmless.
+                if _was_sent(exc) and (isinstance(exc, TimeoutError) or method not in SAFE_METHODS):
                     status = 504 if isinstance(exc, TimeoutError) else 502
                     return _lb_error(status, f"backend failed: {problems[-1]}")
         if not problems:
