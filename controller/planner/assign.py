@@ -6,7 +6,8 @@ Rules, in order:
 2. A live active machine stays where it is (no reshuffling) unless it is no longer
    eligible, its service left the spec, or its service is reported failed/unhealthy after
    the health grace (then it is replaced and quarantined).
-3. Extra actives above `count` step down to standby (least healthy, newest first).
+3. Extra actives above `count` step down to standby (unhealthy first, then pool machines,
+   then the most recently assigned).
 4. Missing actives are filled in the same cycle, services in dependency order, from:
    the service's own standbys, then unassigned directly-eligible machines, then standbys
    of other services that are directly eligible, then pool machines.
@@ -143,7 +144,12 @@ def assign(
         if len(keep) > count:
             ranked = sorted(
                 keep,
-                key=lambda m: (not is_healthy(live[m], name), memory.get(m, _EMPTY).assigned_at, m),
+                key=lambda m: (
+                    not is_healthy(live[m], name),
+                    name not in elig.of(live[m].snapshot.eligible)[0],  # pool machines go first
+                    memory.get(m, _EMPTY).assigned_at,
+                    m,
+                ),
             )
             for m in ranked[count:]:
                 work.events.append(

@@ -1,0 +1,232 @@
+"""Build planner inputs from compact test data and check plans against expectations.
+
+A case file (`cases/*.yaml`) is a list of cycles; memory carries from one cycle to the next:
+
+    name: a lost router is replaced in the same cycle
+    rule: replacement
+    spec: {services: {router: {version: "1", count: 2}}}     # YAML spec form
+    memory: {...}               # optional initial memory (JSON form)
+    cycles:
+      - now: 1000
+        observed:               # merged into the previous cycle's; null removes a machine
+          r1: {eligible: [router]}
+        expect:
+          writes: {r1: {mode: active, service: router, version: "1", peers: [..]}}
+          events: [{kind: machine.assigned, machine: r1}]
+          no_events: [machine.lost]
+          memory: {machines: {r1: {generation: 1}}}
+          status: {services: {router: {active: 1}}}
+
+Observed machine fields: eligible, age (seconds since accepted, default 0), health
+(of the service it was last told to run: healthy by default), version (reported; default
+the version it was told), port, address (default <id>.lan), sessions, status,
+services (explicit per-service state), applied (generation; default the last written),
+report: none (reports no service).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from controller.planner import MachineObservation, Memory, Observed, Plan, Rejection, plan
+from controller.planner.assign import ACTIVE_MODES
+from controller.spec.load import from_value
+from controller.spec.model import ClusterSpec
+from wire import codec
+from wire.documents import Addresses, Applied, ServiceState, Snapshot
+from wire.layout import MachineId
+
+CASES = Path(__file__).parent / "cases"
+
+
+def snapshot_for(m: str, spec: dict[str, Any], memory: Memory, now: float, seq: int) -> Snapshot:
+    mm = memory.machines.get(m)
+    services: dict[str, ServiceState] = {}
+    if "services" in spec:
+        services = {k: codec.decode(ServiceState, v, k) for k, v in spec["services"].items()}
+    elif mm is not None and mm.service is not None and spec.get("report", "desired") == "desired":
+        services[mm.service] = ServiceState(
+            version=spec.get("version", mm.version),
+            state=spec.get("state", "running"),
+            health=spec.get("health", "healthy"),
+            port=spec.get("port"),
+        )
+    applied = spec.get("applied", mm.generation if mm is not None else 0)
+    return Snapshot(
+        machine=m,
+        seq=seq,
+        sent_at=now,
+        boot_id="boot",
+        agent_version="test",
+        addresses=Addresses(internal=spec.get("address", f"{m}.lan")),
+        eligible=tuple(spec.get("eligible", ())),
+        status=spec.get("status", "running"),
+        sessions=dict(spec.get("sessions", {})),
+        services=services,
+        applied=Applied(generation=applied),
+    )
+
+
+def observed_from(
+    machines: dict[str, dict[str, Any]], memory: Memory, now: float, rejections: list[Any] = ()
+) -> Observed:
+    out = {}
+    for m, spec in sorted(machines.items()):
+        age = float(spec.get("age", 0))
+        out[MachineId(m)] = MachineObservation(
+            snapshot_for(m, spec, memory, now - age, seq=int(now * 1000)), accepted_at=now - age
+        )
+    rej = tuple(Rejection(**r) for r in rejections)
+    return Observed(machines=out, rejections=rej)
+
+
+def spec_from(value: Any, revision: int) -> ClusterSpec:
+    return replace(from_value(value, source="case"), revision=revision)
+
+
+def subset(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Differences where `expected` is not contained in `actual` (dicts partially)."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{path}: expected a mapping, got {actual!r}"]
+        out = []
+        for k, v in expected.items():
+            if k not in actual:
+                out.append(f"{path}.{k}: missing (have {sorted(actual)})")
+            else:
+                out.extend(subset(v, actual[k], f"{path}.{k}"))
+        return out
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            return [f"{path}: expected {expected!r}, got {actual!r}"]
+        return [
+            d
+            for e, a, i in zip(expected, actual, range(len(actual)))
+            for d in subset(e, a, f"{path}[{i}]")
+        ]
+    if isinstance(expected, float) or isinstance(actual, float):
+        if actual is None or expected is None or abs(float(expected) - float(actual)) > 1e-9:
+            return [f"{path}: expected {expected!r}, got {actual!r}"]
+        return []
+    if expected != actual:
+        return [f"{path}: expected {expected!r}, got {actual!r}"]
+    return []
+
+
+def write_view(p: Plan) -> dict[str, dict[str, Any]]:
+    out = {}
+    for w in p.writes:
+        body = codec.encode(w.desired)
+        body["backends"] = body["peers"]["backends"]
+        body["peers"] = [b["machine"] for b in body["peers"]["backends"]]
+        body["reason"] = w.reason
+        out[w.machine] = body
+    return out
+
+
+def check_expect(p: Plan, expect: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    writes = write_view(p)
+    if "writes" in expect:
+        want = expect["writes"] or {}
+        if sorted(want) != sorted(writes):
+            problems.append(f"written machines: expected {sorted(want)}, got {sorted(writes)}")
+        for m, fields in want.items():
+            if m in writes:
+                problems.extend(subset(fields, writes[m], f"writes.{m}"))
+    for m, fields in (expect.get("writes_include") or {}).items():
+        if m not in writes:
+            problems.append(f"writes_include.{m}: not written (written: {sorted(writes)})")
+        else:
+            problems.extend(subset(fields, writes[m], f"writes.{m}"))
+    events = [codec.encode(e) for e in p.events]
+    for want_event in expect.get("events", []):
+        if not any(not subset(want_event, e) for e in events):
+            problems.append(
+                f"event {want_event} not found in {[(e['kind'], e['machine'], e['service']) for e in events]}"
+            )
+    for kind in expect.get("no_events", []):
+        hits = [e for e in events if e["kind"] == kind]
+        if hits:
+            problems.append(f"unexpected {kind} events: {hits}")
+    if "memory" in expect:
+        problems.extend(subset(expect["memory"], codec.encode(p.memory), "memory"))
+    if "status" in expect:
+        problems.extend(subset(expect["status"], codec.encode(p.status), "status"))
+    if "skips" in expect:
+        skips = {s.machine: s.reason for s in p.skips}
+        problems.extend(subset(expect["skips"], skips, "skips"))
+    return problems
+
+
+def invariants(spec: ClusterSpec, observed: Observed, p: Plan, now: float) -> list[str]:
+    """Rules every plan obeys whatever the input."""
+    problems = []
+    for name, svc in spec.services.items():
+        active = [
+            m
+            for m, mm in p.memory.machines.items()
+            if mm.service == name and mm.mode in ACTIVE_MODES
+        ]
+        if len(active) > svc.count:
+            problems.append(f"{name}: {len(active)} active machines, count is {svc.count}")
+    modes = {m: (mm.service, mm.mode) for m, mm in p.memory.machines.items()}
+    for w in p.writes:
+        for b in w.desired.peers.backends:
+            target = w.desired.peers.service
+            obs = observed.machines.get(MachineId(b.machine))
+            if modes.get(b.machine) not in ((target, "active"), (target, "canary")):
+                problems.append(f"{w.machine}: peer {b.machine} is not an active {target} machine")
+            if obs is None or now - obs.accepted_at > spec.settings.heartbeat_timeout:
+                problems.append(f"{w.machine}: peer {b.machine} is lost")
+            elif (
+                obs.snapshot.services.get(target or "") is None
+                or obs.snapshot.services[target or ""].health != "healthy"
+            ):
+                problems.append(f"{w.machine}: peer {b.machine} is not healthy")
+    return problems
+
+
+def load_case(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    return data
+
+
+def run_case(case: dict[str, Any]) -> list[str]:
+    """Run every cycle of a case; return every problem found (empty = pass)."""
+    memory = codec.decode(Memory, case["memory"], "memory") if "memory" in case else Memory()
+    spec_value = case["spec"]
+    revision = 1
+    spec = spec_from(spec_value, revision)
+    machines: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    fence = case.get("fence", 1)
+    for i, cycle in enumerate(case["cycles"]):
+        if "spec" in cycle:
+            revision += 1
+            spec = spec_from(cycle["spec"], revision)
+        fence = cycle.get("fence", fence)
+        for m, value in (cycle.get("observed") or {}).items():
+            if value is None:
+                machines.pop(m, None)
+            else:
+                machines[m] = {**machines.get(m, {}), **value}
+                if "age" not in value:
+                    machines[m].pop("age", None)
+        now = float(cycle["now"])
+        observed = observed_from(machines, memory, now, cycle.get("rejections", []))
+        result = plan(spec, observed, memory, now, fence=fence)
+        label = f"cycle {i} (now={now:g})"
+        problems += [f"{label}: {x}" for x in check_expect(result, cycle.get("expect", {}))]
+        problems += [f"{label}: invariant: {x}" for x in invariants(spec, observed, result, now)]
+        again = plan(spec, observed, result.memory, now, fence=fence)
+        if again.writes:
+            problems.append(
+                f"{label}: not idempotent: planning again writes {[w.machine for w in again.writes]}"
+            )
+        memory = result.memory
+    return problems
