@@ -149,7 +149,10 @@ class S3Store:
                 code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403")
                 or status == 403
             ):
-                return StoreAccessDenied(f"{action} {target}: access denied ({code})")
+                return StoreAccessDenied(
+                    f"{action} {target}: access denied ({code}); check the credentials, their "
+                    "policy, and that the bucket exists"
+                )
             if code in TRANSIENT_CODES or status >= 500:
                 return StoreUnavailable(
                     f"{action} {target}: {self._where()} answered {status} {code}"
