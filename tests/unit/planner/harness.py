@@ -105,7 +105,7 @@ def subset(expected: Any, actual: Any, path: str = "") -> list[str]:
             return [f"{path}: expected {expected!r}, got {actual!r}"]
         return [
             d
-            for e, a, i in zip(expected, actual, range(len(actual)))
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True))
             for d in subset(e, a, f"{path}[{i}]")
         ]
     if isinstance(expected, float) or isinstance(actual, float):
