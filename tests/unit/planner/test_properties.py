@@ -1,0 +1,110 @@
+"""Hypothesis properties of the planner over random clusters and random multi-cycle histories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from controller.planner import Memory, plan
+from controller.planner.assign import ACTIVE_MODES
+from tests.unit.planner.harness import invariants, observed_from, spec_from
+
+SERVICES = ("router", "media", "queue")
+PROFILE = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> dict[str, Any]:
+    services: dict[str, Any] = {}
+    for name in SERVICES:
+        services[name] = {
+            "version": draw(st.sampled_from(["1", "2"])),
+            "count": draw(st.integers(0, 4)),
+            "pools": ["general"] if draw(st.booleans()) else [],
+            "health": {"grace": draw(st.sampled_from([0, 20]))},
+        }
+    if draw(st.booleans()):
+        services["router"]["depends_on"] = ["media"]
+    if draw(st.booleans()):
+        services["queue"]["config"] = {"media": {"$instances": "media"}}
+    services["lb"] = {"kind": "loadbalancer", "balances": "router", "version": "1",
+                      "count": draw(st.integers(0, 2)) if services["router"]["count"] else 0}  # fmt: skip
+    n = draw(st.integers(1, 14))
+    machines = {}
+    for i in range(n):
+        eligible = draw(
+            st.lists(st.sampled_from([*SERVICES, "lb", "general", "other"]), max_size=2)
+        )
+        machines[f"m{i:02d}"] = {"eligible": sorted(set(eligible))}
+    return {"spec": {"settings": {"heartbeat_timeout": "30s"}, "services": services},
+            "machines": machines}  # fmt: skip
+
+
+def turbulence(draw: st.DrawFn, machines: dict[str, Any]) -> dict[str, Any]:
+    """A cycle's observations: some machines age out, some report bad health or old versions."""
+    out = {}
+    for m, base in machines.items():
+        state = dict(base)
+        state["age"] = draw(st.sampled_from([0, 0, 0, 5, 45]))
+        state["health"] = draw(st.sampled_from(["healthy", "healthy", "unhealthy", "unknown"]))
+        if draw(st.booleans()):
+            state["report"] = "none"
+        out[m] = state
+    return out
+
+
+@given(cluster=clusters(), data=st.data())
+@PROFILE
+def test_random_histories_keep_every_invariant(
+    cluster: dict[str, Any], data: st.DataObject
+) -> None:
+    """Over random cycles: deterministic, idempotent, counts respected, peers healthy, generations rise."""
+    spec = spec_from(cluster["spec"], 1)
+    memory = Memory()
+    now = 1000.0
+    for _ in range(data.draw(st.integers(1, 5))):
+        now += data.draw(st.sampled_from([1.0, 10.0, 40.0, 2000.0]))
+        observed = observed_from(turbulence(data.draw, cluster["machines"]), memory, now)
+        first = plan(spec, observed, memory, now, fence=2)
+        # deterministic
+        assert plan(spec, observed, memory, now, fence=2) == first
+        # never more actives than count, peers are healthy active backends
+        assert invariants(spec, observed, first, now) == []
+        # idempotent: planning again over the applied result writes nothing
+        assert plan(spec, observed, first.memory, now, fence=2).writes == ()
+        # generations strictly rise on every write and never decrease in memory
+        for w in first.writes:
+            obs = observed.machines.get(w.machine)
+            applied = obs.snapshot.applied.generation if obs else 0
+            old = memory.machines[w.machine].generation if w.machine in memory.machines else 0
+            assert w.desired.generation == max(old, applied) + 1
+        for m, mm in memory.machines.items():
+            assert first.memory.machines[m].generation >= mm.generation
+        assert Memory.from_json(first.memory.to_json()) == first.memory
+        memory = first.memory
+
+
+@given(cluster=clusters())
+@PROFILE
+def test_a_healthy_cluster_converges_to_no_writes(cluster: dict[str, Any]) -> None:
+    """When every machine runs what it was told and is healthy, the plan settles to zero writes."""
+    spec = spec_from(cluster["spec"], 1)
+    memory = Memory()
+    now = 1000.0
+    writes: list[int] = []
+    for _ in range(6):
+        now += 10
+        observed = observed_from(cluster["machines"], memory, now)
+        result = plan(spec, observed, memory, now, fence=1)
+        writes.append(len(result.writes))
+        memory = result.memory
+    assert writes[-1] == 0, f"writes per cycle: {writes}"
+    for name, svc in spec.services.items():
+        active = [
+            m for m, mm in memory.machines.items() if mm.service == name and mm.mode in ACTIVE_MODES
+        ]
+        eligible = [m for m, v in cluster["machines"].items() if name in v["eligible"]]
+        if len(eligible) >= sum(s.count for s in spec.services.values()) and not svc.depends_on:
+            assert len(active) == svc.count
