@@ -152,6 +152,35 @@ class LeaseKeeper:
         """True while we hold the lease and the renew deadline has not passed."""
         return self._etag is not None and self.clock() < self._valid_until
 
+    def export(self) -> dict[str, object]:
+        """What a short-lived process (`bosun controller once`) keeps for its successor."""
+        return {
+            "etag": self.observation.etag,
+            "since": self.observation.since,
+            "max_token": self.observation.max_token,
+            "held_etag": self._etag,
+            "held_token": self._token,
+        }
+
+    def restore(self, saved: dict[str, object]) -> None:
+        """Resume from `export()` (same machine, same boot: monotonic times compare).
+
+        A held lease is not trusted to be valid: the next `ensure()` renews it with
+        If-Match on its ETag, which fails if anyone else wrote the lease since.
+        """
+        etag, held = saved.get("etag"), saved.get("held_etag")
+        since, max_token, token = (
+            saved.get("since"),
+            saved.get("max_token"),
+            saved.get("held_token"),
+        )
+        if isinstance(since, float) and isinstance(max_token, int):
+            self.observation = Observation(
+                etag if isinstance(etag, str) else None, since, max_token
+            )
+        if isinstance(held, str) and isinstance(token, int) and token > 0:
+            self._etag, self._token, self._valid_until = held, token, float("-inf")
+
     def remaining(self) -> float:
         return max(0.0, self._valid_until - self.clock()) if self._etag else 0.0
 
@@ -182,8 +211,14 @@ class LeaseKeeper:
         """Give the lease up (clean stop) so a follower can take over at once."""
         if self._etag is None:
             return
-        doc = LeaseDoc(self.holder, self._token, self.settings.duration, self.wall(),
-                       secrets.token_hex(8), released=True)
+        doc = LeaseDoc(
+            self.holder,
+            self._token,
+            self.settings.duration,
+            self.wall(),
+            secrets.token_hex(8),
+            released=True,
+        )
         etag, self._etag, self._valid_until = self._etag, None, float("-inf")
         try:
             self.store.put(LEASE, doc.encode(), if_match=etag)
@@ -224,9 +259,14 @@ class LeaseKeeper:
         except StoreUnavailable as exc:
             acting = self.can_act()
             log.warning("lease.renew_unknown: %s (acting for %.1fs more)", exc, self.remaining())
-            return LeaseStatus("leader", acting, self._token, self.holder,
-                               f"renew outcome unknown ({exc}); "
-                               + ("acting until the renew deadline" if acting else "stopped"))
+            return LeaseStatus(
+                "leader",
+                acting,
+                self._token,
+                self.holder,
+                f"renew outcome unknown ({exc}); "
+                + ("acting until the renew deadline" if acting else "stopped"),
+            )
         except (StoreAccessDenied, StoreConfigError):
             raise
         except StoreError as exc:  # e.g. 404 on If-Match: the lease is gone
@@ -240,14 +280,20 @@ class LeaseKeeper:
         try:
             got = self.store.get(LEASE)
         except StoreUnavailable as exc:
-            return LeaseStatus("leader", self.can_act(), token, self.holder,
-                               f"renew failed and re-read failed ({exc})")
+            return LeaseStatus(
+                "leader",
+                self.can_act(),
+                token,
+                self.holder,
+                f"renew failed and re-read failed ({exc})",
+            )
         if isinstance(got, StoredObject):
             doc = LeaseDoc.decode(got.body, self.store.describe(LEASE))
             if doc.holder == self.holder and doc.token == token and not doc.released:
                 if doc.nonce == nonce:  # our write landed; its answer was lost
-                    return self._hold(got.etag, token, self._pending_started,
-                                      "renewed (answer lost)")
+                    return self._hold(
+                        got.etag, token, self._pending_started, "renewed (answer lost)"
+                    )
                 if retry_renew:
                     self._etag = got.etag
                     return self._renew(retried=True)
@@ -271,8 +317,7 @@ class LeaseKeeper:
             raise InvalidDocument(f"{self.store.describe(LEASE)}: unexpected not-modified")
         doc = LeaseDoc.decode(got.body, self.store.describe(LEASE))
         if doc.nonce == self._pending_nonce and doc.holder == self.holder and not doc.released:
-            return self._hold(got.etag, doc.token, self._pending_started,
-                              "acquired (answer lost)")
+            return self._hold(got.etag, doc.token, self._pending_started, "acquired (answer lost)")
         obs = self.observation
         max_token = max(obs.max_token, doc.token)
         if got.etag != obs.etag:
@@ -286,16 +331,22 @@ class LeaseKeeper:
             why = "released" if doc.released else "ours" if own else f"unchanged {waited:.1f}s"
             token = max(max_token, self.token_floor(), self._token) + 1
             return self._try_take(token, got.etag, f"took over ({why})")
-        return LeaseStatus("follower", False, doc.token, doc.holder,
-                           f"lease held by {doc.holder}; expires in {wait_for - waited:.1f}s "
-                           "unless renewed")
+        return LeaseStatus(
+            "follower",
+            False,
+            doc.token,
+            doc.holder,
+            f"lease held by {doc.holder}; expires in {wait_for - waited:.1f}s unless renewed",
+        )
 
     def _try_take(self, token: int, if_match: str | None, detail: str) -> LeaseStatus:
         try:
             etag, started = self._write(token, if_match=if_match)
         except WriteConflict:
             self.observation = Observation(None, 0.0, max(self.observation.max_token, token - 1))
-            return LeaseStatus("follower", False, token - 1, "?", "another controller won the lease")
+            return LeaseStatus(
+                "follower", False, token - 1, "?", "another controller won the lease"
+            )
         except StoreUnavailable as exc:
             return LeaseStatus("follower", False, token - 1, "?", f"lease write unknown ({exc})")
         except (StoreAccessDenied, StoreConfigError):

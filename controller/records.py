@@ -32,22 +32,28 @@ STATUS_VOLATILE = ("at",)
 MACHINE_VOLATILE = ("age",)
 
 
-def status_document(status: Status, intake: IntakeState, observed: Observed, *,
-                    holder: str, token: int, cycle: int) -> dict[str, Any]:
+def status_document(
+    status: Status, intake: IntakeState, observed: Observed, *, holder: str, token: int, cycle: int
+) -> dict[str, Any]:
     doc: dict[str, Any] = codec.encode(status)
     doc["controller"] = {"holder": holder, "token": token, "cycle": cycle}
     doc["rejected"] = {
-        m: {"counts": dict(rec.rejected),
-            "last": codec.encode(rec.last_rejection) if rec.last_rejection else None}
-        for m, rec in intake.reports.items() if rec.rejected
+        m: {
+            "counts": dict(rec.rejected),
+            "last": codec.encode(rec.last_rejection) if rec.last_rejection else None,
+        }
+        for m, rec in intake.reports.items()
+        if rec.rejected
     }
     refusals: dict[str, Any] = {}
     for m, obs in observed.machines.items():
         snap = obs.snapshot
         if snap.refusals or snap.last_refusal or snap.desired_stale:
-            refusals[m] = {"counts": dict(snap.refusals),
-                           "last": codec.encode(snap.last_refusal) if snap.last_refusal else None,
-                           "desired_stale": snap.desired_stale}
+            refusals[m] = {
+                "counts": dict(snap.refusals),
+                "last": codec.encode(snap.last_refusal) if snap.last_refusal else None,
+                "desired_stale": snap.desired_stale,
+            }
     doc["agent_refusals"] = refusals
     seen: dict[str, Any] = {}
     for name, rec in intake.reports.items():
@@ -73,14 +79,19 @@ def status_digest(doc: Mapping[str, Any]) -> str:
     return digest(stable)
 
 
-def event_lines(events: Iterable[Event | dict[str, Any]], *, now: float, cycle: int,
-                fence: int) -> bytes:
+def event_lines(
+    events: Iterable[Event | dict[str, Any]], *, now: float, cycle: int, fence: int
+) -> bytes:
     out = []
     for ev in events:
         value: dict[str, Any] = codec.encode(ev) if isinstance(ev, Event) else dict(ev)
         value = {k: v for k, v in value.items() if v not in (None, {}, "")}
-        out.append(orjson.dumps({"t": round(now, 3), "cycle": cycle, "fence": fence, **value},
-                                option=orjson.OPT_SORT_KEYS))
+        out.append(
+            orjson.dumps(
+                {"t": round(now, 3), "cycle": cycle, "fence": fence, **value},
+                option=orjson.OPT_SORT_KEYS,
+            )
+        )
     return b"\n".join(out) + b"\n" if out else b""
 
 

@@ -19,14 +19,34 @@ from wire.errors import BosunError
 COMMANDS: list[tuple[str, str]] = [
     ("controller.cli.iam", "iam_policy"),
     ("controller.cli.enroll", "enroll_command"),
+    ("controller.cli.keys", "keygen_cmd"),
+    ("controller.cli.keys", "revoke_cmd"),
+    ("controller.cli.controller", "controller_group"),
+    ("controller.cli.reads", "status_cmd"),
+    ("controller.cli.reads", "machines_cmd"),
+    ("controller.cli.reads", "history_cmd"),
+    ("controller.cli.reads", "events_cmd"),
+    ("controller.cli.doctor", "doctor_cmd"),
 ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "BOSUN"})
-@click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]), help="Logging threshold.")
-@click.option("--log-format", default="text", show_default=True, type=click.Choice(["text", "json"]),
-              help="json for daemons whose logs are collected.")
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "BOSUN"}
+)
+@click.option(
+    "--log-level",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    help="Logging threshold.",
+)
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json"]),
+    help="json for daemons whose logs are collected.",
+)
 def cli(log_level: str, log_format: str) -> None:
     """Bosun: a pull-based cluster manager that works through an S3-compatible bucket.
 

@@ -1,0 +1,54 @@
+"""Options and helpers shared by the `bosun` commands (settings are built here, once)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from controller.spec.load import parse_duration
+from wire.store import Store, open_store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_option(fn: F) -> F:
+    return click.option(
+        "--store",
+        envvar="BOSUN_STORE",
+        required=True,
+        metavar="URL",
+        help="s3://bucket[/prefix][?endpoint=URL&region=R] or file:///abs/path (BOSUN_STORE).",
+    )(fn)
+
+
+def master_key_option(fn: F) -> F:
+    return click.option(
+        "--master-key",
+        envvar="BOSUN_MASTER_KEY",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Master key file written by `bosun keygen` (BOSUN_MASTER_KEY).",
+    )(fn)
+
+
+def open_store_option(url: str) -> Store:
+    return open_store(url)
+
+
+class Duration(click.ParamType[float, Any]):
+    """10s, 5m, 1h, 1d or plain seconds."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0:
+            self.fail(f"{value!r} is not a duration: use 10s, 5m, 1h, 1d or seconds", param, ctx)
+        return seconds

@@ -1,0 +1,220 @@
+"""`bosun controller once|run`: the reconcile cycle, from cron or as a daemon."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from controller.cli.common import Duration, master_key_option, store_option
+from controller.cycle import Controller, CycleReport
+from controller.keys import load_master_key
+from controller.lease import LeaseSettings
+from controller.localstate import default_state_dir, exclusive, load_lease_view, save_lease_view
+from wire import codec
+from wire.errors import BosunError
+from wire.store import open_store
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerSettings:
+    """Everything a controller process is configured with, built once from the CLI."""
+
+    store: str
+    master_key: Path
+    holder: str
+    lease: LeaseSettings
+    state_dir: Path
+
+
+def _settings(
+    store: str,
+    master_key: Path,
+    holder: str | None,
+    lease_duration: float,
+    renew_deadline: float | None,
+    state_dir: Path | None,
+) -> ControllerSettings:
+    deadline = renew_deadline if renew_deadline is not None else lease_duration * 2 / 3
+    try:
+        lease = LeaseSettings(lease_duration, deadline)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--renew-deadline") from None
+    return ControllerSettings(
+        store,
+        master_key,
+        holder or socket.gethostname(),
+        lease,
+        state_dir or default_state_dir(store),
+    )
+
+
+def _common(fn: Any) -> Any:
+    for option in reversed(
+        [
+            store_option,
+            master_key_option,
+            click.option(
+                "--id",
+                "holder",
+                envvar="BOSUN_CONTROLLER_ID",
+                metavar="NAME",
+                help="This controller's name in the lease (default: the host name). "
+                "Unique per controller.",
+            ),
+            click.option(
+                "--lease-duration",
+                type=Duration(),
+                default="30s",
+                show_default=True,
+                help="How long followers wait on an unchanged lease before taking over.",
+            ),
+            click.option(
+                "--renew-deadline",
+                type=Duration(),
+                default=None,
+                help="How long after a renew the leader may act (default 2/3 of the "
+                "lease duration; must be shorter).",
+            ),
+            click.option(
+                "--state-dir",
+                type=click.Path(file_okay=False, path_type=Path),
+                help="Local lock and lease view (default ~/.local/state/bosun/<store>).",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+@contextmanager
+def _controller(cfg: ControllerSettings, *, keep_view: bool) -> Iterator[Controller]:
+    with exclusive(cfg.state_dir):
+        ctl = Controller(
+            open_store(cfg.store),
+            load_master_key(cfg.master_key),
+            holder=cfg.holder,
+            lease=cfg.lease,
+        )
+        if keep_view:
+            ctl.lease.restore(load_lease_view(cfg.state_dir))
+        try:
+            yield ctl
+        finally:
+            if keep_view:
+                save_lease_view(cfg.state_dir, ctl.lease.export())
+
+
+@click.group("controller")
+def controller_group() -> None:
+    """Run the reconcile cycle: read snapshots, plan, write desired documents."""
+
+
+@controller_group.command("once")
+@_common
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing (not even the lease).")
+@click.option(
+    "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def once(
+    store: str,
+    master_key: Path,
+    holder: str | None,
+    lease_duration: float,
+    renew_deadline: float | None,
+    state_dir: Path | None,
+    dry_run: bool,
+    output: str,
+) -> None:
+    """One cycle (for cron). A follower exits 0 having written nothing."""
+    cfg = _settings(store, master_key, holder, lease_duration, renew_deadline, state_dir)
+    with _controller(cfg, keep_view=not dry_run) as ctl:
+        report = ctl.cycle(dry_run=dry_run)
+    _print(report, output, dry_run=dry_run)
+
+
+@controller_group.command("run")
+@_common
+@click.option("--every", type=Duration(), default="10s", show_default=True, help="Cycle interval.")
+@click.option(
+    "--skip-probe",
+    is_flag=True,
+    help="Do not probe the store's conditional requests at start (see bosun doctor).",
+)
+def run(
+    store: str,
+    master_key: Path,
+    holder: str | None,
+    lease_duration: float,
+    renew_deadline: float | None,
+    state_dir: Path | None,
+    every: float,
+    skip_probe: bool,
+) -> None:
+    """Cycle every --every seconds until SIGTERM/SIGINT (then release the lease)."""
+    from controller.daemon import run_forever
+    from controller.doctor import probe, refuse_if_missing
+
+    cfg = _settings(store, master_key, holder, lease_duration, renew_deadline, state_dir)
+    if every >= cfg.lease.renew_deadline:
+        raise click.BadParameter(
+            f"--every {every:g}s must be shorter than the renew deadline "
+            f"({cfg.lease.renew_deadline:g}s), or the leader would lose its lease between cycles",
+            param_hint="--every",
+        )
+    if not skip_probe:
+        refuse_if_missing(probe(open_store(cfg.store)))
+    with _controller(cfg, keep_view=False) as ctl:
+        run_forever(ctl, every, on_report=lambda r: click.echo(r.summary(), err=True))
+
+
+def _print(report: CycleReport, output: str, *, dry_run: bool) -> None:
+    if output == "json":
+        value: dict[str, Any] = {
+            "lease": codec.encode(report.lease),
+            "cycle": report.cycle,
+            "listed": report.listed,
+            "fetched": report.fetched,
+            "accepted": report.accepted,
+            "rejected": report.rejected,
+            "written": report.written,
+            "failed": report.failed,
+            "dry_run": dry_run,
+            "plan": None,
+        }
+        if report.plan is not None:
+            value["plan"] = {
+                "writes": [codec.encode(w) for w in report.plan.writes],
+                "skips": len(report.plan.skips),
+                "events": [codec.encode(e) for e in report.plan.events],
+            }
+        sys.stdout.buffer.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+        return
+    click.echo(report.summary())
+    if report.plan is None:
+        if report.lease.acting or dry_run:
+            click.echo("no spec applied yet: run `bosun spec apply FILE`")
+        return
+    if dry_run:
+        click.echo(f"dry run (would write as fence {report.plan.status.fence}):")
+    for w in report.plan.writes:
+        d = w.desired
+        click.echo(
+            f"  {'plan' if dry_run else 'put '} desired/{w.machine}.json generation "
+            f"{d.generation} {d.mode} {d.service or '-'} {d.version or '-'} ({w.reason})"
+        )
+    for e in report.plan.events:
+        target = e.machine or e.service or ""
+        click.echo(f"  event {e.kind} {target}: {e.reason}")
+    for machine, why in report.failed.items():
+        click.echo(f"  failed {machine}: {why}")
+
+
+__all__ = ["BosunError", "controller_group"]

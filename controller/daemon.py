@@ -1,0 +1,71 @@
+"""`bosun controller run`: cycles on an APScheduler BlockingScheduler until stopped.
+
+One cycle at a time (`max_instances=1`, `coalesce=True`: a slow cycle is never overlapped
+and missed runs collapse into one). SIGTERM and SIGINT stop the scheduler, wait for the
+cycle in progress to finish, then release the lease so a standby takes over at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from controller.cycle import Controller, CycleReport
+from wire.errors import BosunError
+
+log = logging.getLogger(__name__)
+
+
+def run_forever(
+    controller: Controller, every: float, on_report: Callable[[CycleReport], None] | None = None
+) -> None:
+    scheduler = BlockingScheduler(timezone=UTC)
+    busy = threading.Lock()
+    stopping = threading.Event()
+
+    def job() -> None:
+        if stopping.is_set():
+            return
+        with busy:
+            try:
+                report = controller.cycle()
+            except BosunError as exc:  # a bad cycle never stops the daemon
+                log.error("cycle.failed: %s", exc)
+                return
+            except Exception:
+                log.exception("cycle.crashed")
+                return
+            if on_report is not None:
+                on_report(report)
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("controller.stopping", extra={"ctx": {"signal": signal.Signals(signum).name}})
+        stopping.set()
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        scheduler.add_job(
+            job,
+            "interval",
+            seconds=every,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=datetime.now(UTC),
+            id="cycle",
+            misfire_grace_time=max(1, int(every)),
+        )
+        scheduler.start()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        with busy:  # the cycle in progress, if any, finishes first
+            controller.lease.release()
+    log.info("controller.stopped")

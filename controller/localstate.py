@@ -1,0 +1,66 @@
+"""The controller's small local state directory (one per store URL).
+
+* `lock`: held for the whole life of a `bosun controller once|run` process, so two
+  controllers on one host never share a lease view (an overlapping cron run just skips);
+* `lease.json`: a `once` process's lease view for its successor: the lease ETag it last saw
+  and since when (monotonic, valid within one boot), and the lease it held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+
+from wire.errors import BosunError
+
+
+def default_state_dir(store_url: str) -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "bosun" / hashlib.sha256(store_url.encode()).hexdigest()[:12]
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def exclusive(state_dir: Path) -> Iterator[None]:
+    """Hold `state_dir/lock`; BosunError at once if another controller process holds it."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BosunError(
+                f"another bosun controller process holds {state_dir / 'lock'}; "
+                "skipping (use --state-dir to run a second controller on this host)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def load_lease_view(state_dir: Path) -> dict[str, object]:
+    try:
+        value = orjson.loads((state_dir / "lease.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    if not isinstance(value, dict) or value.get("boot_id") != boot_id():
+        return {}  # another boot: monotonic times do not compare
+    return value
+
+
+def save_lease_view(state_dir: Path, view: dict[str, object]) -> None:
+    tmp = state_dir / ".lease.json.tmp"
+    tmp.write_bytes(orjson.dumps({**view, "boot_id": boot_id()}))
+    os.replace(tmp, state_dir / "lease.json")
