@@ -45,7 +45,7 @@ class AgentSettings:
 
     poll_interval: float = 30
     heartbeat_interval: float = 300
-    jitter: float = 5
+    jitter: float = 0.1
     key_file: str = DEFAULT_KEY_FILE
     state_dir: str = DEFAULT_STATE_DIR
 
@@ -86,7 +86,8 @@ def agent_config(e: Enrollment, settings: AgentSettings = AgentSettings()) -> di
         "jitter": settings.jitter,
         "addresses": {"internal": "auto", "external": "auto"},
         "capacity": {},
-        "services": {},
+        # one (empty) entry per eligible service: the agent requires each to be described
+        "services": {service: {} for service in e.eligible},
     }
 
 
@@ -97,12 +98,12 @@ _COMMENTS = {
     "eligible": "services the controller may assign to this machine",
     "poll_interval": "seconds between pulls of desired/<machine>.json",
     "heartbeat_interval": "seconds after which an unchanged snapshot is sent anyway",
-    "jitter": "seconds of random delay added to each poll",
+    "jitter": "fraction of poll_interval added at random to each wait (0-1)",
 }
 
 _SERVICES_EXAMPLE = """\
-# How this machine applies each service it is eligible for. Commands come only from
-# this file, never from the bucket. Example (see the agent documentation for drivers):
+# How this machine applies each service it is eligible for (every eligible service needs
+# an entry). Commands come only from this file, never from the bucket. Example:
 # services:
 #   web:
 #     files:
