@@ -1,10 +1,168 @@
-"""bosun-agent command line (placeholder until the agent lands)."""
+"""`bosun-agent`: run (cron or daemon), check, status.
+
+Exit codes: 0 ok; 1 the cycle ran but something failed or was refused (the reason is in
+the next snapshot and in `bosun-agent status`); 2 bad config, missing or exposed key, bad
+store URL, another agent holding the lock, or a failed `check`. argparse (not click) keeps
+the cron path's import time small; nothing here imports boto3 unless the store needs it.
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import sys
+import time
+from pathlib import Path
+
+import orjson
+
+from agent.config import AgentConfig, load_config
+
+log = logging.getLogger("agent")
+
+DEFAULT_DEADLINE = 20.0
 
 
-def main() -> None:
-    print("bosun-agent: not built yet", file=sys.stderr)
-    sys.exit(2)
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return orjson.dumps(
+            {
+                "t": round(record.created, 3),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "msg": record.getMessage(),
+            }
+        ).decode()
+
+
+def _setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bosun-agent", description="Bosun machine agent")
+    p.add_argument(
+        "--config", type=Path, help="agent config (default /etc/bosun/agent.yaml, or $BOSUN_CONFIG)"
+    )
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="text", choices=["text", "json"])
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run cycles: --once for cron, else a daemon")
+    run.add_argument("--once", action="store_true", help="one cycle, then exit (cron mode)")
+    run.add_argument(
+        "--deadline",
+        type=float,
+        default=DEFAULT_DEADLINE,
+        help="seconds a bucket request may take in total (default 20)",
+    )
+    run.add_argument(
+        "--splay",
+        type=float,
+        default=0.0,
+        help="--once: sleep a random 0..SPLAY seconds first (spreads a cron fleet)",
+    )
+    sub.add_parser("check", help="validate the config, the key and the bucket's behaviour")
+    status = sub.add_parser("status", help="print the local applied state and the last error")
+    status.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    return p
+
+
+def _agent(cfg: AgentConfig, deadline: float) -> object:
+    from agent.cycle import Agent
+    from wire.signing import read_key_file
+    from wire.store.lite import Timeouts, open_agent_store
+
+    key = read_key_file(Path(cfg.key_file))
+    timeouts = Timeouts(connect=min(3.0, deadline), read=min(10.0, deadline), total=deadline)
+    store = open_agent_store(cfg.store, timeouts=timeouts)
+    return Agent(cfg, key, store)
+
+
+def _run(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    from agent.cycle import Agent
+    from agent.daemon import run_daemon, run_once
+
+    agent = _agent(cfg, args.deadline)
+    assert isinstance(agent, Agent)
+    if not args.once:
+        return run_daemon(agent)
+    if args.splay > 0:
+        import random
+
+        time.sleep(random.uniform(0, args.splay))
+    result = run_once(agent)
+    for err in result.errors:
+        print(f"bosun-agent: {err}", file=sys.stderr)
+    return 0 if result.ok else 1
+
+
+def _status(cfg: AgentConfig, args: argparse.Namespace) -> int:
+    from agent.drivers.process import ProcessDriver
+    from agent.state import StateDir
+    from wire import codec
+
+    sd = StateDir(Path(cfg.state_dir))
+    state, _ = sd.load() if (Path(cfg.state_dir) / "state.json").exists() else (None, None)
+    procs = ProcessDriver(Path(cfg.state_dir))
+    services = {
+        name: procs.state(name) if svc.process else "-" for name, svc in cfg.services.items()
+    }
+    if state is None:
+        print(f"bosun-agent: no local state in {cfg.state_dir} yet (no cycle has run)")
+        return 0
+    if args.output == "json":
+        out = {"machine": cfg.machine, "kid": cfg.kid, "processes": services, **codec.encode(state)}
+        out.pop("last_fingerprint", None)
+        sys.stdout.write(
+            orjson.dumps(out, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+        )
+        return 0
+    a = state.applied
+
+    def when(t: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else "never"
+
+    print(f"machine       {cfg.machine} (kid {cfg.kid})")
+    print(f"applied       generation {a.generation} fence {a.fence} digest {a.digest[:12] or '-'}")
+    print(f"last apply    {a.result} at {when(a.at)}" + (f": {a.error}" if a.error else ""))
+    print(
+        f"last cycle    {when(state.last_cycle_at)}; last report {when(state.last_put_at)} (seq {state.seq})"
+    )
+    print(f"processes     {', '.join(f'{k}={v}' for k, v in services.items()) or '-'}")
+    refusals = ", ".join(f"{k}={v}" for k, v in sorted(state.refusals.items())) or "none"
+    print(f"refusals      {refusals}")
+    if state.last_refusal:
+        r = state.last_refusal
+        print(f"last refusal  {r.reason} at {when(r.at)}: {r.detail}")
+    print(f"last error    {state.last_error or 'none'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    _setup_logging(args.log_level, args.log_format)
+    from wire.errors import BosunError
+
+    try:
+        cfg = load_config(args.config)
+        if args.command == "run":
+            code = _run(cfg, args)
+        elif args.command == "check":
+            from agent.check import run_check
+
+            code = run_check(cfg, _agent(cfg, DEFAULT_DEADLINE))
+        else:
+            code = _status(cfg, args)
+    except BosunError as exc:
+        print(f"bosun-agent: {exc}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

@@ -1,0 +1,155 @@
+"""Apply a verified desired document as one all-or-nothing transaction (SECURITY.md 10).
+
+For the service the document names: render files (only changed ones are written), run
+`install` when the version changes, then `restart` (version change) or `reload` (files
+changed), or `stop` when the mode stops the service, then make the supervised process
+match. Every other configured service is stopped (a machine runs one service at a time).
+If any step fails: restore the files written so far, re-run the hooks and the process for
+the last-known-good document, and raise ApplyError with what failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from agent.config import RUNNING_MODES, AgentConfig, ServiceConfig
+from agent.drivers import ApplyError, Target
+from agent.drivers.commands import run_hook
+from agent.drivers.files import FileChange, FilesDriver, render
+from agent.drivers.process import ProcessDriver
+from wire.documents import Desired
+
+log = logging.getLogger(__name__)
+
+
+def target_for(cfg: AgentConfig, service: str, doc: Desired | None) -> Target:
+    svc = cfg.services.get(service, ServiceConfig())
+    if doc is None or doc.service != service:
+        return Target(cfg.machine, service, "deactivated", None, {}, None, svc.port, cfg.state_dir)
+    return Target(
+        cfg.machine, service, doc.mode, doc.version, doc.config, doc, svc.port, cfg.state_dir
+    )
+
+
+class Applier:
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        root = Path(cfg.state_dir)
+        self.files = FilesDriver(root)
+        self.procs = ProcessDriver(root)
+
+    def apply(self, new: Desired, old: Desired | None) -> None:
+        """Apply `new` over `old` (the last-known-good), or restore `old` and raise."""
+        if new.service is not None and new.service not in self.cfg.services:
+            raise ApplyError(
+                f"desired service {new.service!r} has no entry under services in the agent "
+                "config; add one saying how to apply it"
+            )
+        changes: list[FileChange] = []
+        try:
+            self._converge(new, old, changes)
+        except ApplyError as exc:
+            problems = self._rollback(changes, old, new)
+            msg = str(exc) + (f"; rollback problems: {'; '.join(problems)}" if problems else "")
+            log.error("apply.failed generation=%d error=%s", new.generation, msg)
+            raise ApplyError(msg) from None
+
+    def _converge(self, new: Desired, old: Desired | None, changes: list[FileChange]) -> None:
+        for name in self.cfg.services:
+            if name != new.service:
+                self._service(
+                    name, target_for(self.cfg, name, new), target_for(self.cfg, name, old), changes
+                )
+        if new.service is not None:
+            s = new.service
+            self._service(s, target_for(self.cfg, s, new), target_for(self.cfg, s, old), changes)
+
+    def _service(self, name: str, new: Target, old: Target, changes: list[FileChange]) -> None:
+        svc = self.cfg.services[name]
+        running_now = old.mode in RUNNING_MODES
+        running_next = new.mode in RUNNING_MODES
+        if not running_now and not running_next and new.doc is None:
+            if svc.process is not None:
+                self.procs.ensure(name, svc.process, new)  # make sure nothing is left running
+            return
+        files_changed = False
+        if new.doc is not None:
+            for spec in svc.files:
+                change = self.files.write(spec, render(spec, new))
+                if change is not None:
+                    changes.append(change)
+                    files_changed = True
+        hooks = svc.commands
+        env, fields = new.env(), new.fields
+        version_changed = new.version != old.version or old.doc is None
+
+        def hook(which: str) -> None:
+            command = getattr(hooks, which)
+            if command is not None:
+                run_hook(
+                    which, command, fields=fields, env=env, timeout=hooks.timeout, cwd=hooks.cwd
+                )
+
+        if running_next:
+            if version_changed and new.version is not None:
+                hook("install")
+            if (version_changed or not running_now) and hooks.restart is not None:
+                hook("restart")  # restart doubles as start
+            elif running_now and files_changed:
+                hook("reload")
+        elif running_now:
+            hook("stop")
+        if svc.process is not None:
+            self.procs.ensure(name, svc.process, new)
+
+    def _rollback(self, changes: list[FileChange], old: Desired | None, new: Desired) -> list[str]:
+        problems: list[str] = []
+        for change in reversed(changes):
+            try:
+                self.files.undo(change)
+            except OSError as exc:
+                problems.append(f"{change.path}: {exc.strerror}")
+        # Re-run the hooks and processes for the last-known-good state (files are already back).
+        for name in self.cfg.services:
+            good, bad = target_for(self.cfg, name, old), target_for(self.cfg, name, new)
+            try:
+                self._restore(name, good, bad)
+            except ApplyError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def _restore(self, name: str, good: Target, bad: Target) -> None:
+        svc = self.cfg.services[name]
+        hooks = svc.commands
+        env, fields = good.env(), good.fields
+
+        def hook(which: str) -> None:
+            command = getattr(hooks, which)
+            if command is not None:
+                run_hook(
+                    which, command, fields=fields, env=env, timeout=hooks.timeout, cwd=hooks.cwd
+                )
+
+        if good.mode in RUNNING_MODES:
+            if good.version != bad.version and good.version is not None:
+                hook("install")
+                if hooks.restart is not None:
+                    hook("restart")
+                else:
+                    hook("reload")
+            else:
+                hook("reload")
+        elif bad.mode in RUNNING_MODES:
+            hook("stop")
+        if svc.process is not None:
+            self.procs.ensure(name, svc.process, good)
+
+    def supervise(self, doc: Desired | None, now: float) -> None:
+        """Between applies: restart crashed processes of the running service (with backoff)."""
+        if doc is None or doc.service is None:
+            return
+        svc = self.cfg.services.get(doc.service)
+        if svc is None or svc.process is None or doc.mode not in RUNNING_MODES:
+            return
+        self.procs.supervise(doc.service, svc.process, target_for(self.cfg, doc.service, doc), now)

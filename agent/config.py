@@ -1,0 +1,331 @@
+"""Local agent config: `/etc/bosun/agent.yaml`, `--config`, `BOSUN_*` overrides.
+
+The top-level keys are shared with `bosun enroll` (which prints the skeleton) and fixed:
+machine, store, key_file, key_epoch, state_dir, eligible, poll_interval,
+heartbeat_interval, jitter, addresses, capacity, services. `services.<name>` says how this
+machine applies a desired document for that service (files, commands, process, probes).
+Everything is decoded strictly with `wire.codec`: an unknown or mistyped key is an error
+that names its path. Durations are seconds (int/float) or strings like "30s", "5m", "1h".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from wire import codec
+from wire.errors import BosunError, InvalidDocument
+from wire.layout import SERVICE_NAME_PATTERN, machine_id
+from wire.signing import format_kid
+
+DEFAULT_PATH = Path("/etc/bosun/agent.yaml")
+DEFAULT_STATE_DIR = "/var/lib/bosun"
+RUNNING_MODES = ("active", "canary", "shadow", "draining")
+TEMPLATE_FIELDS = ("machine", "service", "version", "mode", "port", "generation", "state_dir")
+
+Command = str | tuple[str, ...]
+"""A hook or process command: a string runs through /bin/sh (desired values reach it only
+as environment variables), a list is argv where {version}, {port}, {mode}... are replaced."""
+
+
+class ConfigError(BosunError):
+    """The agent config is invalid: the message names the file, the path and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class AddressConfig:
+    internal: str = "auto"
+    external: str = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class FileSpec:
+    """Render part of the desired document to a file, atomically."""
+
+    path: str
+    format: Literal["json", "yaml", "env", "template"] = "json"
+    source: Literal["config", "peers", "desired"] = "config"
+    key: str | None = None  # with source=config: only config[key]
+    template: str | None = None  # format=template: inline text with ${version}, ${config.x}
+    template_file: str | None = None
+    mode: str = "0644"
+
+
+@dataclass(frozen=True, slots=True)
+class CommandsSpec:
+    """Local hooks, each run with the desired fields in BOSUN_* environment variables."""
+
+    install: Command | None = None
+    reload: Command | None = None
+    restart: Command | None = None
+    stop: Command | None = None
+    timeout: float = 60.0
+    cwd: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSpec:
+    """A supervised process: runs in RUNNING_MODES, stopped in standby/deactivated."""
+
+    command: Command
+    cwd: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    stop_timeout: float = 10.0
+    backoff_max: float = 60.0
+    restart_on_config: bool = True
+    log_file: str | None = None  # default: <state_dir>/logs/<service>.log
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSpec:
+    """Exactly one of http, tcp, command, file. `key` selects a sub-object of the result."""
+
+    http: str | None = None
+    tcp: str | None = None
+    command: Command | None = None
+    file: str | None = None
+    key: str | None = None
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    port: int | None = None
+    files: tuple[FileSpec, ...] = ()
+    commands: CommandsSpec = field(default_factory=CommandsSpec)
+    process: ProcessSpec | None = None
+    health: ProbeSpec | None = None
+    metrics: ProbeSpec | None = None
+    sessions: ProbeSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    machine: str
+    store: str
+    key_file: str
+    key_epoch: int = 0
+    state_dir: str = DEFAULT_STATE_DIR
+    eligible: tuple[str, ...] = ()
+    poll_interval: float = 30.0
+    heartbeat_interval: float = 300.0
+    jitter: float = 0.1
+    addresses: AddressConfig = field(default_factory=AddressConfig)
+    capacity: dict[str, float] = field(default_factory=dict)
+    services: dict[str, ServiceConfig] = field(default_factory=dict)
+
+    @property
+    def kid(self) -> str:
+        return format_kid(self.machine, self.key_epoch)
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+_DURATION_KEYS = {
+    "poll_interval",
+    "heartbeat_interval",
+    "timeout",
+    "stop_timeout",
+    "backoff_max",
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+ENV_OVERRIDES: dict[str, str] = {
+    "BOSUN_MACHINE": "machine",
+    "BOSUN_STORE": "store",
+    "BOSUN_KEY_FILE": "key_file",
+    "BOSUN_KEY_EPOCH": "key_epoch",
+    "BOSUN_STATE_DIR": "state_dir",
+    "BOSUN_ELIGIBLE": "eligible",
+    "BOSUN_POLL_INTERVAL": "poll_interval",
+    "BOSUN_HEARTBEAT_INTERVAL": "heartbeat_interval",
+    "BOSUN_JITTER": "jitter",
+}
+
+
+def parse_duration(value: object, path: str) -> float:
+    """Seconds from 30, 2.5, "30s", "5m", "1h" or "500ms"."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{path}: expected a duration like 30, '30s' or '5m', got boolean")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ConfigError(f"{path}: expected a duration like 30, '30s' or '5m', got {value!r}")
+    if seconds < 0:
+        raise ConfigError(f"{path}: a duration cannot be negative")
+    return seconds
+
+
+def _normalise_durations(value: Any, path: str) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if not isinstance(k, str):
+                raise ConfigError(f"{sub}: keys must be strings")
+            out[k] = parse_duration(v, sub) if k in _DURATION_KEYS else _normalise_durations(v, sub)
+        return out
+    if isinstance(value, list):
+        return [_normalise_durations(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for var, key in ENV_OVERRIDES.items():
+        text = env.get(var)
+        if text is None or text == "":
+            continue
+        if key == "key_epoch":
+            if not text.strip().isdigit():
+                raise ConfigError(f"{var}: expected a non-negative integer, got {text!r}")
+            raw[key] = int(text)
+        elif key == "jitter":
+            try:
+                raw[key] = float(text)
+            except ValueError:
+                raise ConfigError(
+                    f"{var}: expected a number between 0 and 1, got {text!r}"
+                ) from None
+        elif key == "eligible":
+            raw[key] = [s.strip() for s in text.split(",") if s.strip()]
+        else:
+            raw[key] = text
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> AgentConfig:
+    """Read, override from the environment, decode strictly and validate."""
+    env = os.environ if env is None else env
+    path = path or Path(env.get("BOSUN_CONFIG") or DEFAULT_PATH)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist; create it (bosun enroll prints one, "
+            "see docs/agent.md) or pass --config"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return parse_config(raw, env=env, where=str(path))
+
+
+def parse_config(
+    raw: dict[str, Any], *, env: Mapping[str, str] | None = None, where: str = "agent.yaml"
+) -> AgentConfig:
+    raw = dict(raw)
+    _apply_env(raw, env or {})
+    try:
+        value = _normalise_durations(raw, "")
+        cfg: AgentConfig = codec.decode(AgentConfig, value, "config")
+    except (ConfigError, InvalidDocument) as exc:
+        raise ConfigError(f"{where}: {str(exc).removeprefix('config.')}") from None
+    _validate(cfg, where)
+    return cfg
+
+
+def _validate(cfg: AgentConfig, where: str) -> None:
+    def fail(msg: str) -> ConfigError:
+        return ConfigError(f"{where}: {msg}")
+
+    try:
+        machine_id(cfg.machine)
+    except BosunError as exc:
+        raise fail(f"machine: {exc}") from None
+    if cfg.key_epoch < 0:
+        raise fail("key_epoch: must be >= 0")
+    if not 0 <= cfg.jitter <= 1:
+        raise fail(f"jitter: must be a fraction between 0 and 1, got {cfg.jitter}")
+    if cfg.poll_interval < 1:
+        raise fail("poll_interval: must be at least 1 second")
+    if cfg.heartbeat_interval < cfg.poll_interval:
+        raise fail("heartbeat_interval: must be at least poll_interval")
+    if not cfg.key_file:
+        raise fail("key_file: required (the machine key written by bosun enroll)")
+    from wire.store import parse_store_url
+
+    try:
+        parse_store_url(cfg.store)
+    except BosunError as exc:
+        raise fail(f"store: {exc}") from None
+    for name in (*cfg.eligible, *cfg.services):
+        if not SERVICE_NAME_PATTERN.fullmatch(name):
+            raise fail(f"service name {name!r}: use a-z, 0-9, '.', '_', '-'")
+    for name in cfg.eligible:
+        if name not in cfg.services:
+            raise fail(f"eligible: {name!r} has no entry under services (say how to apply it)")
+    for name, svc in cfg.services.items():
+        _validate_service(name, svc, fail)
+
+
+def _validate_service(name: str, svc: ServiceConfig, fail: Any) -> None:
+    base = f"services.{name}"
+    if svc.port is not None and not 0 < svc.port < 65536:
+        raise fail(f"{base}.port: must be 1-65535")
+    for i, f in enumerate(svc.files):
+        p = f"{base}.files[{i}]"
+        if not Path(f.path).is_absolute():
+            raise fail(f"{p}.path: must be an absolute path, got {f.path!r}")
+        if f.format == "template" and (f.template is None) == (f.template_file is None):
+            raise fail(f"{p}: format template needs exactly one of template, template_file")
+        if f.format != "template" and (f.template or f.template_file):
+            raise fail(f"{p}: template/template_file need format: template")
+        if f.key is not None and f.source != "config":
+            raise fail(f"{p}.key: only valid with source: config")
+        if not re.fullmatch(r"0?[0-7]{3}", f.mode):
+            raise fail(f"{p}.mode: expected an octal mode like '0644', got {f.mode!r}")
+    commands = [
+        (f"{base}.commands.{h}", getattr(svc.commands, h))
+        for h in ("install", "reload", "restart", "stop")
+    ]
+    if svc.process is not None:
+        commands.append((f"{base}.process.command", svc.process.command))
+    for p, cmd in commands:
+        if isinstance(cmd, tuple):
+            if not cmd:
+                raise fail(f"{p}: an argv list cannot be empty")
+            for arg in cmd:
+                _check_placeholders(arg, p, fail)
+        elif cmd is not None and not cmd.strip():
+            raise fail(f"{p}: empty command")
+    for kind in ("health", "metrics", "sessions"):
+        probe: ProbeSpec | None = getattr(svc, kind)
+        if probe is None:
+            continue
+        set_ = [k for k in ("http", "tcp", "command", "file") if getattr(probe, k) is not None]
+        if len(set_) != 1:
+            raise fail(f"{base}.{kind}: set exactly one of http, tcp, command, file")
+        if kind == "health" and set_[0] == "file":
+            raise fail(f"{base}.health: use http, tcp or command")
+        if kind != "health" and set_[0] == "tcp":
+            raise fail(f"{base}.{kind}: tcp only answers health; use http, command or file")
+        for k in ("http", "tcp", "file"):
+            v = getattr(probe, k)
+            if v is not None:
+                _check_placeholders(v, f"{base}.{kind}.{k}", fail)
+
+
+def _check_placeholders(text: str, path: str, fail: Any) -> None:
+    try:
+        text.format_map(dict.fromkeys(TEMPLATE_FIELDS, "x"))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise fail(
+            f"{path}: unknown placeholder {exc} in {text!r} (allowed: "
+            + ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+            + "; write {{ and }} for literal braces)"
+        ) from None

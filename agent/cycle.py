@@ -1,0 +1,324 @@
+"""One agent cycle, the same code for `run --once` (cron) and the daemon.
+
+    t0 = time taken at cycle start
+    GET desired/<me>.json  If-None-Match: <etag of the cached *verified* copy, or of the
+                           last refused copy>     (steady state: one request, a 304)
+      200 -> verify (agent.verify) -> refuse (count + reason) | cache + raise the marks
+      304 -> the cached verified copy (never trusted without one), expiry re-checked at t0
+    apply the cached document when it is newer than the last-known-good (agent.apply)
+    restart crashed supervised processes
+    collect facts and probes; PUT the signed snapshot only when it changed (liveness
+    counters aside) or the heartbeat interval has passed; seq = max(last + 1, unix ms)
+
+Local state is written temp + fsync + rename before anything that depends on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+from agent.apply import Applier, target_for
+from agent.config import RUNNING_MODES, AgentConfig
+from agent.drivers import ApplyError
+from agent.probes import addresses, boot_id, health, load, metrics_from, read_json, sessions_from
+from agent.state import APPLIED_FILE, CACHED_FILE, Mark, StateDir
+from agent.verify import Refused, check_expiry, verify_desired
+from wire.documents import Addresses, Applied, Desired, ServiceState, Snapshot, encode_body, seal
+from wire.errors import DocumentTooLarge, StoreError
+from wire.layout import desired_key, report_key
+from wire.signing import digest
+from wire.store.base import Missing, NotModified, Store, StoredObject
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    ok: bool
+    put: bool
+    errors: tuple[str, ...]
+    store_down: bool = False
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, key: bytes, store: Store) -> None:
+        self.cfg = cfg
+        self._key = key
+        self.store = store
+        self.dir = StateDir(Path(cfg.state_dir))
+        self.dir.ensure()
+        self.applier = Applier(cfg)
+        self.boot_id = boot_id()
+        self.desired_key = desired_key(cfg.machine)
+        self.report_key = report_key(cfg.machine)
+        self.state, corrupt = self.dir.load()
+        self.startup_errors = [corrupt] if corrupt else []
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Agent(machine={self.cfg.machine!r}, store={self.store.url!r})"
+
+    # ---- fetch and verify -----------------------------------------------------------------
+
+    def _fetch(self, now: float, errors: list[str]) -> bool:
+        """Update the cached verified copy from the bucket; False when the store failed."""
+        st = self.state
+        cached = self.dir.read_doc(CACHED_FILE, st.cached_digest)
+        inm = None
+        if (st.etag and st.etag == st.cached_etag and cached is not None) or (
+            st.etag and st.etag == st.refused_etag
+        ):
+            inm = st.etag
+        try:
+            result = self.store.get(self.desired_key, if_none_match=inm)
+        except DocumentTooLarge as exc:
+            self._refuse("too_large", str(exc), now, None, errors)
+            return True
+        except StoreError as exc:
+            reason = "fetch_timeout" if exc.__class__.__name__ == "RequestTimedOut" else None
+            if reason:
+                self._refuse(reason, str(exc), now, None, errors)
+            else:
+                errors.append(f"store: {exc}")
+            log.warning("fetch.failed key=%s error=%s", self.desired_key, exc)
+            return False
+        if isinstance(result, Missing):
+            log.info("fetch.missing key=%s (no desired document yet)", self.desired_key)
+            return True
+        if isinstance(result, NotModified):
+            if inm is None:
+                self._refuse(
+                    "unexpected_not_modified",
+                    "the store answered 304 to an unconditional GET; nothing cached to trust",
+                    now,
+                    None,
+                    errors,
+                )
+            return True
+        assert isinstance(result, StoredObject)
+        try:
+            verified = verify_desired(
+                result.body,
+                object_key=self.desired_key,
+                machine=self.cfg.machine,
+                kid=self.cfg.kid,
+                key=self._key,
+                mark=st.marks.get(self.cfg.kid),
+            )
+            expired = check_expiry(verified.doc, now)
+            if expired:
+                raise Refused("expired", expired)
+        except Refused as exc:
+            self._refuse(exc.reason, exc.detail, now, result.etag, errors)
+            return True
+        self.dir.write_doc(CACHED_FILE, result.body)
+        doc = verified.doc
+        self.state = replace(
+            self.state.with_mark(self.cfg.kid, Mark(doc.generation, doc.fence, verified.digest)),
+            etag=result.etag,
+            cached_etag=result.etag,
+            cached_digest=verified.digest,
+            refused_etag=None,
+        )
+        self.dir.save(self.state)
+        log.info(
+            "desired.accepted generation=%d fence=%d digest=%s",
+            doc.generation,
+            doc.fence,
+            verified.digest[:12],
+        )
+        return True
+
+    def _refuse(
+        self, reason: str, detail: str, now: float, etag: str | None, errors: list[str]
+    ) -> None:
+        log.warning("desired.refused reason=%s detail=%s", reason, detail)
+        errors.append(f"refused ({reason}): {detail}")
+        state = self.state.refuse(reason, detail, now)
+        if etag is not None:
+            state = replace(state, etag=etag, refused_etag=etag)
+        self.state = state
+        self.dir.save(self.state)
+
+    # ---- apply ----------------------------------------------------------------------------
+
+    def _apply(self, now: float, errors: list[str]) -> tuple[Desired | None, bool]:
+        """Apply the cached document if newer; the document now running and its staleness."""
+        st = self.state
+        lkg = self.dir.read_doc(APPLIED_FILE, st.applied.digest)
+        running = lkg[1] if lkg else None
+        cached = self.dir.read_doc(CACHED_FILE, st.cached_digest)
+        if cached is not None and st.cached_digest not in (st.applied.digest, st.failed_digest):
+            raw, doc = cached
+            if check_expiry(doc, now) is None:
+                try:
+                    self.applier.apply(doc, running)
+                except ApplyError as exc:
+                    errors.append(f"apply: {exc}")
+                    self.state = replace(
+                        st,
+                        applied=replace(st.applied, result="failed", error=str(exc)[:4000], at=now),
+                        failed_digest=st.cached_digest,
+                    )
+                else:
+                    self.dir.write_doc(APPLIED_FILE, raw)
+                    assert st.cached_digest is not None
+                    self.state = replace(
+                        st,
+                        applied=Applied(
+                            doc.generation, doc.fence, st.cached_digest, "ok", None, now
+                        ),
+                        failed_digest=None,
+                    )
+                    running = doc
+                    log.info(
+                        "desired.applied generation=%d mode=%s version=%s",
+                        doc.generation,
+                        doc.mode,
+                        doc.version,
+                    )
+                self.dir.save(self.state)
+        stale = False
+        for current in (running, cached[1] if cached else None):
+            if current is not None and check_expiry(current, now):
+                stale = True
+        return running, stale
+
+    # ---- report ---------------------------------------------------------------------------
+
+    def _services(self, running: Desired | None) -> tuple[dict[str, ServiceState], dict[str, int]]:
+        services: dict[str, ServiceState] = {}
+        sessions: dict[str, int] = {}
+        for name, svc in self.cfg.services.items():
+            t = target_for(self.cfg, name, running)
+            fields, env = t.fields, t.env()
+            if svc.process is not None:
+                state = self.applier.procs.state(name)
+            else:
+                state = "running" if t.mode in RUNNING_MODES else "stopped"
+            up = state == "running"
+            h = health(svc.health, fields, env) if svc.health and up else "unknown"
+            raw_metrics = read_json(svc.metrics, fields, env) if svc.metrics and up else None
+            m = metrics_from(raw_metrics)
+            counts: dict[str, int] = {}
+            if svc.sessions is not None and up:
+                counts = sessions_from(read_json(svc.sessions, fields, env), svc.sessions.key)
+            elif raw_metrics is not None:
+                counts = sessions_from(raw_metrics, "sessions")
+            for ch, n in counts.items():
+                sessions[ch] = sessions.get(ch, 0) + n
+            services[name] = ServiceState(
+                version=m.get("version") or t.version,
+                state=state,
+                health=h,  # type: ignore[arg-type]
+                port=svc.port,
+                requests=m.get("requests", 0),
+                errors=m.get("errors", 0),
+                latency_ms=m.get("latency_ms"),
+            )
+        return services, sessions
+
+    def snapshot(self, now: float, status: str, running: Desired | None, stale: bool) -> Snapshot:
+        internal, external = addresses(self.cfg.addresses)
+        services, sessions = self._services(running)
+        st = self.state
+        return Snapshot(
+            machine=self.cfg.machine,
+            seq=0,
+            sent_at=now,
+            boot_id=self.boot_id,
+            agent_version=__version__,
+            addresses=Addresses(internal, external),
+            eligible=self.cfg.eligible,
+            status=status,  # type: ignore[arg-type]
+            capacity=dict(self.cfg.capacity),
+            load=load(),
+            sessions=sessions,
+            services=services,
+            applied=st.applied,
+            desired_stale=stale,
+            refusals=dict(st.refusals),
+            last_refusal=st.last_refusal,
+        )
+
+    def _report(self, snap: Snapshot, now: float, force: bool, errors: list[str]) -> bool:
+        fp = fingerprint(snap)
+        st = self.state
+        due = now - st.last_put_at >= self.cfg.heartbeat_interval
+        if not force and not due and fp == st.last_fingerprint:
+            return False
+        seq = max(st.seq + 1, int(now * 1000))
+        self.state = replace(st, seq=seq)
+        self.dir.save(self.state)  # seq is durable before it is used
+        body = seal(
+            replace(snap, seq=seq), key=self._key, kid=self.cfg.kid, object_key=self.report_key
+        )
+        try:
+            self.store.put(self.report_key, body)
+        except StoreError as exc:
+            errors.append(f"store: {exc}")
+            log.warning("report.failed key=%s error=%s", self.report_key, exc)
+            return False
+        self.state = replace(self.state, last_put_at=now, last_fingerprint=fp)
+        log.info("report.put seq=%d heartbeat=%s", seq, due and fp == st.last_fingerprint)
+        return True
+
+    # ---- the cycle ------------------------------------------------------------------------
+
+    def cycle(self, *, status: str = "running", force_report: bool = False) -> CycleResult:
+        now = time.time()
+        errors: list[str] = list(self.startup_errors)
+        self.startup_errors = []
+        store_ok = self._fetch(now, errors)
+        running, stale = self._apply(now, errors)
+        if running is not None:
+            try:
+                self.applier.supervise(running, now)
+            except ApplyError as exc:
+                errors.append(f"supervise: {exc}")
+        snap = self.snapshot(now, status, running, stale)
+        put = self._report(snap, now, force_report, errors)
+        self.state = replace(
+            self.state,
+            last_cycle_at=now,
+            last_error="; ".join(errors)[:4000] if errors else self.state.last_error,
+        )
+        self.dir.save(self.state)
+        return CycleResult(not errors, put, tuple(errors), store_down=not store_ok)
+
+    def running_doc(self) -> Desired | None:
+        lkg = self.dir.read_doc(APPLIED_FILE, self.state.applied.digest)
+        return lkg[1] if lkg else None
+
+    def supervise_tick(self) -> None:
+        """Between daemon cycles: restart a crashed supervised process (with backoff)."""
+        try:
+            self.applier.supervise(self.running_doc(), time.time())
+        except ApplyError as exc:
+            log.error("supervise.failed error=%s", exc)
+
+    def final_report(self) -> bool:
+        """The last snapshot of a stopping daemon: `status: stopping`, always sent."""
+        now = time.time()
+        errors: list[str] = []
+        running = self.running_doc()
+        stale = running is not None and check_expiry(running, now) is not None
+        put = self._report(self.snapshot(now, "stopping", running, stale), now, True, errors)
+        self.dir.save(self.state)
+        return put
+
+
+def fingerprint(snap: Snapshot) -> str:
+    """Digest of what matters for change detection: liveness fields and counters left out."""
+    body: dict[str, Any] = encode_body(snap)
+    for name in ("seq", "sent_at", "load"):
+        body.pop(name, None)
+    body["sessions"] = {k: v > 0 for k, v in snap.sessions.items()}
+    for svc in body["services"].values():
+        for name in ("requests", "errors", "latency_ms", "metrics"):
+            svc.pop(name, None)
+    return digest(body)

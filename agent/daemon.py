@@ -1,0 +1,101 @@
+"""Running cycles: once (cron) or as a daemon, one cycle at a time per machine (flock).
+
+Daemon: a cycle every `poll_interval` +/- `jitter`; when the bucket is unreachable the
+next try comes sooner with bounded exponential backoff (1 s doubling, at most
+poll_interval). Between cycles crashed supervised processes are restarted (1 s ticks).
+SIGTERM/SIGINT let the current cycle finish, then a last snapshot with `status: stopping`
+is sent and the daemon exits 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from agent.cycle import Agent, CycleResult
+from wire.errors import BosunError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def cycle_lock(state_dir: Path, wait: float = 10.0) -> Iterator[None]:
+    """Hold `<state_dir>/lock`; BosunError if another agent holds it for `wait` seconds."""
+    fd = os.open(state_dir / "cycle.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise BosunError(
+                        f"another bosun-agent is running a cycle ({state_dir / 'cycle.lock'} is held); "
+                        "run only one of cron and daemon mode"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_once(agent: Agent) -> CycleResult:
+    with cycle_lock(agent.dir.root):
+        return agent.cycle()
+
+
+def run_daemon(agent: Agent) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info(
+            "daemon.signal signal=%s: finishing the current cycle", signal.Signals(signum).name
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    cfg = agent.cfg
+    backoff = 0.0
+    rng = random.Random()
+    log.info(
+        "daemon.start machine=%s poll=%gs heartbeat=%gs",
+        cfg.machine,
+        cfg.poll_interval,
+        cfg.heartbeat_interval,
+    )
+    while not stop.is_set():
+        try:
+            with cycle_lock(agent.dir.root):
+                result = agent.cycle()
+        except BosunError as exc:
+            log.error("daemon.cycle_skipped error=%s", exc)
+            result = None
+        if result is not None and result.store_down:
+            backoff = min(cfg.poll_interval, max(1.0, backoff * 2))
+            wait = backoff
+            log.warning("daemon.store_down retry_in=%.1fs", wait)
+        else:
+            backoff = 0.0
+            wait = cfg.poll_interval * (1 + rng.uniform(-cfg.jitter, cfg.jitter))
+        end = time.monotonic() + wait
+        while not stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            stop.wait(min(1.0, left))
+            if not stop.is_set():
+                agent.supervise_tick()
+    with cycle_lock(agent.dir.root, wait=30.0):
+        agent.final_report()
+    log.info("daemon.stopped machine=%s", cfg.machine)
+    return 0

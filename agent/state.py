@@ -1,0 +1,155 @@
+"""The agent's local persisted state, written temp + fsync + rename (never torn).
+
+    <state_dir>/state.json            seq, high-water marks per kid, etags, counters, last error
+    <state_dir>/desired.cached.json   the newest verified desired document (answers a 304)
+    <state_dir>/desired.applied.json  the last-known-good document (applied successfully)
+    <state_dir>/cycle.lock            flock: one cycle at a time on this machine
+
+The high-water marks (generation, fence, digest) are scoped to the kid (`machine@epoch`):
+after a key rotation a generation published with the stolen old key cannot block updates.
+A corrupt state file is moved aside with a clear message and the agent recovers from the
+bucket on the next fetch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from wire import codec
+from wire.documents import Applied, Desired, Refusal, decode_desired_body, parse_envelope
+from wire.errors import BosunError, InvalidDocument
+from wire.signing import digest
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+CACHED_FILE = "desired.cached.json"
+APPLIED_FILE = "desired.applied.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    generation: int = 0
+    fence: int = 0
+    digest: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LocalState:
+    seq: int = 0
+    marks: dict[str, Mark] = field(default_factory=dict)  # kid -> high-water mark
+    etag: str | None = None  # If-None-Match for the next GET (cached or refused copy)
+    cached_etag: str | None = None
+    cached_digest: str | None = None
+    refused_etag: str | None = None
+    applied: Applied = field(default_factory=Applied)
+    failed_digest: str | None = None  # a document whose apply failed: not retried as is
+    refusals: dict[str, int] = field(default_factory=dict)
+    last_refusal: Refusal | None = None
+    last_error: str | None = None
+    last_put_at: float = 0.0
+    last_fingerprint: str = ""
+    last_cycle_at: float = 0.0
+
+    def refuse(self, reason: str, detail: str, at: float) -> LocalState:
+        counts = dict(self.refusals)
+        counts[reason] = counts.get(reason, 0) + 1
+        return replace(self, refusals=counts, last_refusal=Refusal(reason, detail[:500], at))
+
+    def with_mark(self, kid: str, mark: Mark) -> LocalState:
+        marks = dict(self.marks)
+        marks[kid] = mark
+        return replace(self, marks=marks)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write `data` to `path` so that a crash leaves the old or the new content."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class StateDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def ensure(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise BosunError(
+                f"state_dir {self.root}: cannot create it ({exc.strerror}); "
+                "create it owned by the agent's user or set state_dir"
+            ) from None
+
+    def load(self) -> tuple[LocalState, str | None]:
+        """The state and, when the file was corrupt, a message saying what was done."""
+        path = self.root / STATE_FILE
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return LocalState(), None
+        try:
+            value = orjson.loads(raw)
+            state: LocalState = codec.decode(LocalState, value, str(path))
+            return state, None
+        except (orjson.JSONDecodeError, InvalidDocument) as exc:
+            aside = path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
+            os.replace(path, aside)
+            msg = (
+                f"local state {path} was corrupt ({str(exc)[:200]}); moved it to {aside} "
+                "and recovering from the bucket"
+            )
+            log.error("state.corrupt %s", msg)
+            return LocalState(last_error=msg), msg
+
+    def save(self, state: LocalState) -> None:
+        body = orjson.dumps(codec.encode(state), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        write_atomic(self.root / STATE_FILE, body)
+
+    def write_doc(self, name: str, raw: bytes) -> None:
+        write_atomic(self.root / name, raw)
+
+    def read_doc(self, name: str, expect_digest: str | None) -> tuple[bytes, Desired] | None:
+        """A locally kept desired document, if present and its digest is the expected one."""
+        if not expect_digest:
+            return None
+        try:
+            raw = (self.root / name).read_bytes()
+            env = parse_envelope(raw, where=name)
+            doc = decode_desired_body(env.body, where=name)
+        except FileNotFoundError:
+            return None
+        except (OSError, BosunError) as exc:
+            log.error("state.doc_unreadable file=%s error=%s", self.root / name, exc)
+            return None
+        if digest(env.body) != expect_digest:
+            log.error(
+                "state.doc_mismatch file=%s: digest differs from state.json", self.root / name
+            )
+            return None
+        return raw, doc
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        try:
+            value = orjson.loads((self.root / name).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return None
+        return value if isinstance(value, dict) else None

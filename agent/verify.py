@@ -1,0 +1,90 @@
+"""Verify a fetched desired document before anything is applied (SECURITY.md 1-9).
+
+One parse (size cap first), then: format, kid (only the configured one: an unknown kid is
+refused without trying other keys), HMAC over format + object key + canonical body, the
+body names this machine, then the high-water marks of this kid (fence first, then
+generation, then same generation with another digest), then expiry against the time taken
+at cycle start. Every refusal has a short stable reason for the report's counters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agent.state import Mark
+from wire.documents import DESIRED_FORMAT, Desired, decode_desired_body, parse_envelope
+from wire.errors import BadSignature, DocumentTooLarge, InvalidDocument
+from wire.signing import digest, verify
+
+
+class Refused(Exception):
+    """A desired document that must not be applied; `reason` is a stable counter name."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    doc: Desired
+    digest: str
+    same: bool  # same generation and digest as the high-water mark: a quiet no-op
+
+
+def verify_desired(
+    raw: bytes, *, object_key: str, machine: str, kid: str, key: bytes, mark: Mark | None
+) -> Verified:
+    """Signature, binding and replay checks; expiry is checked separately (`check_expiry`)."""
+    try:
+        env = parse_envelope(raw, where=object_key)
+    except DocumentTooLarge as exc:
+        raise Refused("too_large", str(exc)) from None
+    except InvalidDocument as exc:
+        raise Refused("malformed", str(exc)) from None
+    if env.format != DESIRED_FORMAT:
+        raise Refused("wrong_format", f"{object_key} holds a {env.format} document")
+    if env.kid != kid:
+        raise Refused(
+            "unknown_kid", f"{object_key} is signed with kid {env.kid[:80]!r}, expected {kid!r}"
+        )
+    try:
+        verify(key, env.format, object_key, env.body, env.sig)
+    except BadSignature as exc:
+        raise Refused("bad_signature", str(exc)) from None
+    try:
+        doc = decode_desired_body(env.body, where=object_key)
+    except InvalidDocument as exc:
+        raise Refused("malformed", str(exc)) from None
+    if doc.machine != machine:
+        raise Refused(
+            "wrong_machine", f"{object_key} is for machine {doc.machine!r}, not {machine!r}"
+        )
+    body_digest = digest(env.body)
+    mark = mark or Mark()
+    if doc.fence < mark.fence:
+        raise Refused(
+            "stale_fence",
+            f"fence {doc.fence} is below the highest applied {mark.fence} (a stale controller)",
+        )
+    if doc.generation < mark.generation:
+        raise Refused(
+            "rollback",
+            f"generation {doc.generation} is below the highest applied {mark.generation}",
+        )
+    same = doc.generation == mark.generation and mark.generation > 0
+    if same and body_digest != mark.digest:
+        raise Refused(
+            "generation_conflict",
+            f"generation {doc.generation} was already applied with another content "
+            f"(digest {mark.digest[:12]} vs {body_digest[:12]})",
+        )
+    return Verified(doc, body_digest, same)
+
+
+def check_expiry(doc: Desired, now: float) -> str | None:
+    """A reason text when the document has expired at `now` (the cycle start), else None."""
+    if doc.expires_at <= now:
+        return f"generation {doc.generation} expired {now - doc.expires_at:.0f}s ago"
+    return None

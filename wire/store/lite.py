@@ -1,0 +1,522 @@
+"""`LiteS3Store`: a stdlib-only S3 client for the agent's cron path (no boto3 import).
+
+boto3 costs ~0.35 s of CPU just to import, more than a whole steady-state agent cycle is
+allowed. The agent needs four calls (GET, PUT, and cheaply LIST and DELETE), so this module
+signs them itself with AWS Signature Version 4 over `http.client`:
+
+- conditional GET (`If-None-Match`) and PUT (`If-Match`, `If-None-Match: *`);
+- connect/read timeouts, plus an optional per-request deadline enforced by a watchdog that
+  shuts the socket down, so a server that drips bytes cannot hold a cycle;
+- the same error translation as `wire.store.s3`: 412/409 -> WriteConflict, 404 -> Missing,
+  304 -> NotModified, 403 -> StoreAccessDenied, 5xx/SlowDown/connection errors/timeouts ->
+  StoreUnavailable (`RequestTimedOut` when the deadline or a timeout hit), over-cap bodies ->
+  DocumentTooLarge from `Content-Length` and by reading at most cap + 1 bytes.
+
+Credentials: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, else the
+shared credentials file (`AWS_SHARED_CREDENTIALS_FILE` or ~/.aws/credentials, profile
+`AWS_PROFILE` or default). With no static credentials (instance roles, SSO...)
+`open_agent_store` falls back to the boto3 `S3Store`, which knows every provider.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import datetime
+import hashlib
+import hmac
+import http.client
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote, urlsplit
+
+from wire.documents import MAX_DOCUMENT_BYTES
+from wire.errors import (
+    DocumentTooLarge,
+    StoreAccessDenied,
+    StoreConfigError,
+    StoreError,
+    StoreUnavailable,
+    WriteConflict,
+)
+from wire.store.base import GetResult, Missing, NotModified, ObjectInfo, StoredObject, short_etag
+
+if TYPE_CHECKING:
+    from wire.store.base import Store
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+TRANSIENT_CODES = frozenset(
+    {"SlowDown", "Throttling", "RequestTimeout", "ServiceUnavailable", "InternalError"}
+)
+_ERROR_BODY_CAP = 64 * 1024
+
+
+class RequestTimedOut(StoreUnavailable):
+    """A request hit its timeout or the per-request deadline (slow or dripping server)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 3.0
+    read: float = 5.0
+    total: float | None = 20.0  # whole request, headers and body; None: unbounded
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    access_key: str
+    secret_key: str
+    token: str | None = None
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Credentials(access_key={self.access_key[:4]}..., secret_key=***)"
+
+
+def find_credentials(env: Mapping[str, str] | None = None) -> Credentials | None:
+    """Static credentials from the environment or the shared credentials file, else None."""
+    env = os.environ if env is None else env
+    access, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if access and secret:
+        return Credentials(access, secret, env.get("AWS_SESSION_TOKEN") or None)
+    path = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials")
+    profile = env.get("AWS_PROFILE") or "default"
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path)
+    except (OSError, configparser.Error):
+        return None
+    if not parser.has_section(profile):
+        return None
+    section = parser[profile]
+    access, secret = section.get("aws_access_key_id"), section.get("aws_secret_access_key")
+    if not access or not secret:
+        return None
+    return Credentials(
+        access.strip(), secret.strip(), (section.get("aws_session_token") or "").strip() or None
+    )
+
+
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def sigv4_headers(
+    creds: Credentials,
+    *,
+    method: str,
+    host: str,
+    path: str,
+    query: list[tuple[str, str]],
+    payload_hash: str,
+    region: str,
+    now: datetime.datetime | None = None,
+) -> dict[str, str]:
+    """The headers that sign one S3 request (path already URI-encoded, query unencoded)."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    amz_date = now.strftime("%Y%m%dT%H%M%SZ")
+    day = amz_date[:8]
+    headers = {"host": host, "x-amz-content-sha256": payload_hash, "x-amz-date": amz_date}
+    if creds.token:
+        headers["x-amz-security-token"] = creds.token
+    names = sorted(headers)
+    canonical_query = "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query)
+    )
+    canonical_request = "\n".join(
+        [
+            method,
+            path,
+            canonical_query,
+            "".join(f"{n}:{headers[n].strip()}\n" for n in names),
+            ";".join(names),
+            payload_hash,
+        ]
+    )
+    scope = f"{day}/{region}/s3/aws4_request"
+    to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            amz_date,
+            scope,
+            hashlib.sha256(canonical_request.encode()).hexdigest(),
+        ]
+    )
+    key = _hmac(
+        _hmac(_hmac(_hmac(("AWS4" + creds.secret_key).encode(), day), region), "s3"), "aws4_request"
+    )
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
+        f"SignedHeaders={';'.join(names)}, Signature={signature}"
+    )
+    del headers["host"]  # http.client sends it
+    return headers
+
+
+@dataclass(frozen=True, slots=True)
+class _Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class LiteS3Store:
+    """S3 GET/PUT/LIST/DELETE with SigV4 over http.client; see the module docstring."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        credentials: Credentials,
+        prefix: str = "",
+        endpoint: str | None = None,
+        region: str | None = None,
+        path_style: bool | None = None,
+        timeouts: Timeouts | None = None,
+        attempts: int = 2,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.endpoint = endpoint
+        self.region = region or "us-east-1"
+        self.timeouts = timeouts or Timeouts()
+        self.attempts = max(1, attempts)
+        self._creds = credentials
+        if path_style is None:
+            path_style = endpoint is not None
+        if endpoint:
+            parts = urlsplit(endpoint)
+            self._scheme, self._host = parts.scheme, parts.netloc
+            self._base = parts.path.rstrip("/")
+        else:
+            self._scheme = "https"
+            self._host = f"s3.{self.region}.amazonaws.com"
+            self._base = ""
+        if path_style:
+            self._base = f"{self._base}/{bucket}"
+        else:
+            self._host = f"{bucket}.{self._host}"
+        self._conn: http.client.HTTPConnection | None = None
+        self.requests = 0  # requests sent (for tests and benchmarks)
+
+    def __repr__(self) -> str:
+        return f"LiteS3Store({self.url!r})"
+
+    @property
+    def url(self) -> str:
+        base = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        return f"{base}?endpoint={self.endpoint}" if self.endpoint else base
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def _where(self) -> str:
+        return self.endpoint or "the AWS S3 endpoint"
+
+    # ---- transport ------------------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            if self._scheme == "https":
+                self._conn = http.client.HTTPSConnection(self._host, timeout=self.timeouts.connect)
+            else:
+                self._conn = http.client.HTTPConnection(self._host, timeout=self.timeouts.connect)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _once(
+        self,
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        body: bytes,
+        extra: dict[str, str],
+        max_bytes: int,
+        key: str,
+    ) -> _Response:
+        payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
+        headers = sigv4_headers(
+            self._creds,
+            method=method,
+            host=self._host,
+            path=path,
+            query=query,
+            payload_hash=payload_hash,
+            region=self.region,
+        )
+        headers.update(extra)
+        url = path + (
+            "?" + "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in query)
+            if query
+            else ""
+        )
+        conn = self._connection()
+        timer: threading.Timer | None = None
+        expired = threading.Event()
+        if self.timeouts.total is not None:
+
+            def _kill() -> None:
+                expired.set()
+                sock = conn.sock
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+            timer = threading.Timer(self.timeouts.total, _kill)
+            timer.daemon = True
+            timer.start()
+        started = time.monotonic()
+        self.requests += 1
+        try:
+            conn.request(method, url, body=body or None, headers=headers)
+            if conn.sock is not None:
+                conn.sock.settimeout(self.timeouts.read)
+            resp = conn.getresponse()
+            status = resp.status
+            rheaders = {k.lower(): v for k, v in resp.getheaders()}
+            cap = max_bytes if status in (200, 206) else _ERROR_BODY_CAP
+            length = rheaders.get("content-length")
+            if status in (200, 206) and length and length.isdigit() and int(length) > cap:
+                self.close()
+                raise DocumentTooLarge(
+                    f"{self.describe(key)}: {length} bytes is over the {cap}-byte cap"
+                )
+            chunks: list[bytes] = []
+            got = 0
+            while got <= cap:
+                chunk = resp.read1(min(65536, cap + 1 - got))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+            data = b"".join(chunks)
+            if got > cap:
+                self.close()
+                if status in (200, 206):
+                    raise DocumentTooLarge(f"{self.describe(key)}: over the {cap}-byte cap")
+            else:
+                if not resp.isclosed():
+                    resp.read()  # length exhausted: lets http.client reuse the connection
+                if resp.will_close:
+                    self.close()
+            if expired.is_set():
+                raise TimeoutError("deadline")
+            return _Response(status, rheaders, data)
+        except DocumentTooLarge:
+            raise
+        except TimeoutError as exc:
+            self.close()
+            took = time.monotonic() - started
+            raise RequestTimedOut(
+                f"{method} {self.describe(key)}: {self._where()} timed out after {took:.1f}s"
+            ) from exc
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            if expired.is_set():
+                took = time.monotonic() - started
+                raise RequestTimedOut(
+                    f"{method} {self.describe(key)}: {self._where()} exceeded the "
+                    f"{self.timeouts.total:.1f}s request deadline after {took:.1f}s"
+                ) from exc
+            raise StoreUnavailable(
+                f"{method} {self.describe(key)}: cannot reach {self._where()}: "
+                f"{exc.__class__.__name__}: {exc}"
+            ) from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _request(
+        self,
+        method: str,
+        key: str,
+        *,
+        query: list[tuple[str, str]] | None = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        max_bytes: int = MAX_DOCUMENT_BYTES,
+        object_path: bool = True,
+    ) -> _Response:
+        path = self._base + ("/" + quote(self.prefix + key, safe="/-_.~") if object_path else "/")
+        last: StoreUnavailable | None = None
+        for attempt in range(self.attempts):
+            try:
+                resp = self._once(method, path, query or [], body, headers or {}, max_bytes, key)
+            except RequestTimedOut:
+                raise  # a slow server stays slow: never double the wait
+            except StoreUnavailable as exc:
+                last = exc
+                continue
+            if resp.status >= 500 or _code(resp.body) in TRANSIENT_CODES:
+                last = self._error(resp, key, method)  # type: ignore[assignment]
+                if attempt + 1 < self.attempts:
+                    time.sleep(0.05)
+                continue
+            return resp
+        assert last is not None
+        raise last
+
+    def _error(self, resp: _Response, key: str, action: str) -> StoreError:
+        target = self.describe(key)
+        code = _code(resp.body) or str(resp.status)
+        status = resp.status
+        if status == 412 or code == "PreconditionFailed":
+            return WriteConflict(
+                f"{target} changed since it was read; {action} refused", status=412
+            )
+        if status == 409 or code == "ConditionalRequestConflict":
+            return WriteConflict(f"{target}: concurrent conditional write ({code})", status=409)
+        if code == "NoSuchBucket":
+            return StoreConfigError(f"bucket {self.bucket!r} does not exist at {self._where()}")
+        if status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return StoreAccessDenied(f"{action} {target}: access denied ({code})")
+        if status >= 500 or code in TRANSIENT_CODES:
+            return StoreUnavailable(f"{action} {target}: {self._where()} answered {status} {code}")
+        return StoreError(f"{action} {target}: {status} {code}")
+
+    # ---- Store protocol -------------------------------------------------------------------
+
+    def get(
+        self, key: str, *, if_none_match: str | None = None, max_bytes: int = MAX_DOCUMENT_BYTES
+    ) -> GetResult:
+        headers = {"if-none-match": if_none_match} if if_none_match else {}
+        resp = self._request("GET", key, headers=headers, max_bytes=max_bytes)
+        if resp.status == 304:
+            return NotModified(key, resp.headers.get("etag", if_none_match or ""))
+        if resp.status == 404 and _code(resp.body) != "NoSuchBucket":
+            return Missing(key)
+        if resp.status != 200:
+            raise self._error(resp, key, "GET")
+        modified = resp.headers.get("last-modified")
+        stamp = None
+        if modified:
+            try:
+                from email.utils import parsedate_to_datetime
+
+                stamp = parsedate_to_datetime(modified).timestamp()
+            except (TypeError, ValueError):
+                stamp = None
+        return StoredObject(key, resp.body, resp.headers.get("etag", ""), stamp)
+
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        if_match: str | None = None,
+        if_none_match: str | None = None,
+        content_type: str = "application/json",
+    ) -> str:
+        if if_none_match not in (None, "*"):
+            raise ValueError("put supports only if_none_match='*' (create-only)")
+        headers = {"content-type": content_type}
+        if if_match is not None:
+            headers["if-match"] = if_match
+        if if_none_match is not None:
+            headers["if-none-match"] = if_none_match
+        resp = self._request("PUT", key, body=body, headers=headers)
+        if resp.status not in (200, 201, 204):
+            err = self._error(resp, key, "PUT")
+            if isinstance(err, WriteConflict):
+                expected = f"etag {short_etag(if_match)}" if if_match else "create-only"
+                raise WriteConflict(f"{err} ({expected})", status=err.status)
+            raise err
+        return resp.headers.get("etag", "")
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        import xml.etree.ElementTree as ET
+
+        token: str | None = None
+        cut = len(self.prefix)
+        while True:
+            query = [("list-type", "2"), ("prefix", self.prefix + prefix)]
+            if token:
+                query.append(("continuation-token", token))
+            resp = self._request("GET", prefix, query=query, object_path=False, max_bytes=16 << 20)
+            if resp.status != 200:
+                raise self._error(resp, prefix, "LIST")
+            root = ET.fromstring(resp.body)
+            ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+            for item in root.iter(f"{ns}Contents"):
+                modified = item.findtext(f"{ns}LastModified") or ""
+                yield ObjectInfo(
+                    key=(item.findtext(f"{ns}Key") or "")[cut:],
+                    etag=item.findtext(f"{ns}ETag") or "",
+                    size=int(item.findtext(f"{ns}Size") or 0),
+                    last_modified=datetime.datetime.fromisoformat(
+                        modified.replace("Z", "+00:00")
+                    ).timestamp()
+                    if modified
+                    else 0.0,
+                )
+            if root.findtext(f"{ns}IsTruncated") != "true":
+                return
+            token = root.findtext(f"{ns}NextContinuationToken")
+            if not token:
+                return
+
+    def delete(self, key: str) -> None:
+        resp = self._request("DELETE", key)
+        if resp.status not in (200, 204, 404):
+            raise self._error(resp, key, "DELETE")
+
+
+_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
+
+
+def _code(body: bytes) -> str:
+    match = _CODE.search(body[:_ERROR_BODY_CAP])
+    return match.group(1).decode("ascii", "replace") if match else ""
+
+
+def open_agent_store(
+    url: str,
+    *,
+    timeouts: Timeouts | None = None,
+    env: Mapping[str, str] | None = None,
+    attempts: int = 2,
+) -> Store:
+    """The store the agent uses: directory, or the stdlib S3 client when static credentials
+    exist (no boto3 import), else boto3's `S3Store` (instance roles and other providers)."""
+    from wire.store import DirectoryStore, parse_store_url
+
+    scheme, parts = parse_store_url(url)
+    timeouts = timeouts or Timeouts()
+    if scheme == "file":
+        return DirectoryStore(parts["path"], create=False)
+    path_style = parts.get("path_style")
+    creds = find_credentials(env)
+    if creds is not None:
+        return LiteS3Store(
+            parts["bucket"],
+            credentials=creds,
+            prefix=parts["prefix"],
+            endpoint=parts.get("endpoint"),
+            region=parts.get("region") or (env or os.environ).get("AWS_DEFAULT_REGION"),
+            path_style=None if path_style is None else path_style == "true",
+            timeouts=timeouts,
+            attempts=attempts,
+        )
+    from wire.retry import RetryPolicy
+    from wire.store import s3
+
+    return s3.S3Store(
+        parts["bucket"],
+        prefix=parts["prefix"],
+        endpoint=parts.get("endpoint"),
+        region=parts.get("region"),
+        path_style=None if path_style is None else path_style == "true",
+        retry=RetryPolicy(attempts=attempts, total_seconds=timeouts.total or 20.0, wait_max=1.0),
+        timeouts=s3.Timeouts(connect=timeouts.connect, read=timeouts.read),
+    )
