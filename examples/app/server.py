@@ -15,9 +15,12 @@ Endpoints:
     POST /sessions/close?id=voice-1
     POST /sessions/close-all
 
-Settings: command-line options win, then the keys of the JSON object in BOSUN_CONFIG
-(the agent passes the desired document's `config` there), then defaults. BOSUN_MODE,
-BOSUN_VERSION and BOSUN_MACHINE are read when the matching option is not given.
+Settings: command-line options win, then the desired file (`--desired-file`, JSON with
+`mode` and `config`, as the agent's `files` driver writes it with `source: desired`; it is
+re-read within 0.5 s of a change, so a mode or config change needs no restart), then the
+environment the agent's `process` driver sets: BOSUN_CONFIG (the desired `config` as a
+JSON object), BOSUN_MODE, BOSUN_VERSION, BOSUN_MACHINE; then defaults. Config keys:
+`fail_rate`, `latency_ms`, `sink`, `shadow_sink`.
 
 Modes: in `shadow` mode the application receives mirrored copies of live requests, so it
 must never change production state: writes go to `shadow_sink` (or nowhere), never to
@@ -54,6 +57,7 @@ MODES = ("active", "canary", "shadow", "standby", "draining", "deactivated")
 CHANNELS = ("voice", "sms", "video")  # always present in /metrics, others when opened
 CONTROL_PATHS = ("/health", "/metrics", "/sessions/")  # not counted as traffic
 LATENCY_WINDOW = 100  # /metrics latency_ms is the mean over this many recent requests
+POLL_SECONDS = 0.5  # how often the desired file is checked for changes
 PPM = 1_000_000
 
 
@@ -69,12 +73,22 @@ class Settings:
     sink: Path | None  # where writes go in this mode; None: they are counted and dropped
 
 
-def resolve_settings(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Settings:
-    """Merge options, BOSUN_CONFIG and BOSUN_* variables; raise ValueError on bad input."""
+def resolve_settings(
+    args: argparse.Namespace,
+    env: Mapping[str, str] | None = None,
+    desired: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge options, the desired file and BOSUN_* variables; raise ValueError on bad input."""
     env = os.environ if env is None else env
-    config = _load_config(env.get("BOSUN_CONFIG", ""))
-    version = args.version or env.get("BOSUN_VERSION") or str(config.get("version", "0.0.0"))
-    mode = args.mode or env.get("BOSUN_MODE") or "active"
+    desired = desired or {}
+    if "config" in desired:
+        config = desired["config"] or {}
+        if not isinstance(config, dict):
+            raise ValueError("the desired file's 'config' must be a JSON object")
+    else:
+        config = _load_config(env.get("BOSUN_CONFIG", ""))
+    version = args.version or env.get("BOSUN_VERSION") or "0.0.0"
+    mode = args.mode or desired.get("mode") or env.get("BOSUN_MODE") or "active"
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     fail_rate = args.fail_rate
@@ -114,6 +128,19 @@ def _load_config(raw: str) -> dict[str, Any]:
     return value
 
 
+def read_desired(path: Path) -> dict[str, Any] | None:
+    """The desired file's JSON object, or None when it does not exist (yet)."""
+    try:
+        value = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"desired file {path} is unreadable ({exc})") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"desired file {path} must hold a JSON object with mode and config")
+    return value
+
+
 def _rate_for_version(value: Any, version: str) -> float:
     if isinstance(value, dict):
         value = value.get(version, value.get("*", 0.0))
@@ -134,16 +161,31 @@ class FailureSchedule:
         return (self._calls * self._ppm) // PPM > ((self._calls - 1) * self._ppm) // PPM
 
 
-class Counters:
-    """Cumulative counters served by /metrics, plus the open sessions."""
+class Service:
+    """The live state: settings (replaced when the desired file changes), counters, sessions."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.failures = FailureSchedule(settings.fail_rate)
         self.requests = 0
         self.errors = 0
         self.latencies: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
         self.sessions: dict[str, str] = {}  # id -> channel
         self.next_session = 0
-        self.writes_dropped = 0
+
+    def reconfigure(self, settings: Settings) -> None:
+        if settings == self.settings:
+            return
+        if settings.fail_rate != self.settings.fail_rate:
+            self.failures = FailureSchedule(settings.fail_rate)
+        self.settings = settings
+        log.info(
+            "app.reconfigured mode=%s fail_rate=%s latency_ms=%s sink=%s",
+            settings.mode,
+            settings.fail_rate,
+            settings.latency_ms,
+            settings.sink,
+        )
 
     def record(self, status: int, seconds: float) -> None:
         self.requests += 1
@@ -158,9 +200,7 @@ class Counters:
         return counts
 
 
-SETTINGS = web.AppKey("settings", Settings)
-COUNTERS = web.AppKey("counters", Counters)
-FAILURES = web.AppKey("failures", FailureSchedule)
+SERVICE = web.AppKey("service", Service)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -170,13 +210,14 @@ async def traffic(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count traffic requests, add the configured latency and the configured failures."""
     if request.path.startswith(CONTROL_PATHS):
         return await handler(request)
-    settings, counters = request.app[SETTINGS], request.app[COUNTERS]
+    svc = request.app[SERVICE]
+    settings = svc.settings
     start = time.monotonic()
     status = 500
     try:
         if settings.latency_ms:
             await asyncio.sleep(settings.latency_ms / 1000.0)
-        if request.app[FAILURES].next_fails():
+        if svc.failures.next_fails():
             return _error(500, f"injected failure (fail rate {settings.fail_rate})", settings)
         response = await handler(request)
         status = response.status
@@ -185,7 +226,7 @@ async def traffic(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = exc.status
         raise
     finally:
-        counters.record(status, time.monotonic() - start)
+        svc.record(status, time.monotonic() - start)
 
 
 def _error(status: int, message: str, settings: Settings) -> web.Response:
@@ -194,16 +235,16 @@ def _error(status: int, message: str, settings: Settings) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    s = request.app[SETTINGS]
+    s = request.app[SERVICE].settings
     return web.json_response({"version": s.version, "machine": s.machine, "mode": s.mode})
 
 
 async def write_record(request: web.Request) -> web.Response:
     """A write. Shadows write to their shadow sink (or nowhere), never to production."""
-    s, counters = request.app[SETTINGS], request.app[COUNTERS]
+    svc = request.app[SERVICE]
+    s = svc.settings
     text = await request.text()
     if s.sink is None:
-        counters.writes_dropped += 1
         return web.json_response({"written": False, "version": s.version, "mode": s.mode})
     line = json.dumps({"machine": s.machine, "version": s.version, "mode": s.mode, "body": text})
     with s.sink.open("a", encoding="utf-8") as out:  # one small append: atomic enough here
@@ -212,56 +253,55 @@ async def write_record(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    s = request.app[SETTINGS]
+    s = request.app[SERVICE].settings
     return web.json_response({"status": "ok", "version": s.version, "mode": s.mode})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    s, c = request.app[SETTINGS], request.app[COUNTERS]
-    latency = sum(c.latencies) / len(c.latencies) if c.latencies else 0.0
+    svc = request.app[SERVICE]
+    s = svc.settings
+    latency = sum(svc.latencies) / len(svc.latencies) if svc.latencies else 0.0
     return web.json_response(
         {
             "version": s.version,
-            "requests": c.requests,
-            "errors": c.errors,
+            "requests": svc.requests,
+            "errors": svc.errors,
             "latency_ms": round(latency, 3),
-            "sessions": c.session_counts(),
+            "sessions": svc.session_counts(),
         }
     )
 
 
 async def open_session(request: web.Request) -> web.Response:
-    counters = request.app[COUNTERS]
+    svc = request.app[SERVICE]
     channel = request.query.get("channel", "voice")
     if not channel.isidentifier():
-        return _error(400, f"channel {channel!r} must be a word like voice", request.app[SETTINGS])
-    counters.next_session += 1
-    session_id = f"{channel}-{counters.next_session}"
-    counters.sessions[session_id] = channel
+        return _error(400, f"channel {channel!r} must be a word like voice", svc.settings)
+    svc.next_session += 1
+    session_id = f"{channel}-{svc.next_session}"
+    svc.sessions[session_id] = channel
     return web.json_response({"id": session_id, "channel": channel})
 
 
 async def close_session(request: web.Request) -> web.Response:
-    counters = request.app[COUNTERS]
+    svc = request.app[SERVICE]
     session_id = request.query.get("id", "")
-    if counters.sessions.pop(session_id, None) is None:
+    if svc.sessions.pop(session_id, None) is None:
         message = f"no open session {session_id!r}; GET /metrics shows the open sessions"
-        return _error(404, message, request.app[SETTINGS])
+        return _error(404, message, svc.settings)
     return web.json_response({"closed": session_id})
 
 
 async def close_all_sessions(request: web.Request) -> web.Response:
-    counters = request.app[COUNTERS]
-    closed = len(counters.sessions)
-    counters.sessions.clear()
+    svc = request.app[SERVICE]
+    closed = len(svc.sessions)
+    svc.sessions.clear()
     return web.json_response({"closed": closed})
 
 
-def build_app(settings: Settings) -> web.Application:
+def build_app(service: Service) -> web.Application:
     app = web.Application(middlewares=[traffic])
-    app[SETTINGS] = settings
-    app[COUNTERS] = Counters()
-    app[FAILURES] = FailureSchedule(settings.fail_rate)
+    app[SERVICE] = service
     app.router.add_get("/", index)
     app.router.add_post("/records", write_record)
     app.router.add_get("/health", health)
@@ -272,12 +312,33 @@ def build_app(settings: Settings) -> web.Application:
     return app
 
 
-async def serve(settings: Settings) -> None:
+async def watch_desired(service: Service, args: argparse.Namespace, path: Path) -> None:
+    """Apply mode and config changes from the desired file without a restart."""
+    seen: tuple[int, int, int] | None = None
+    while True:
+        await asyncio.sleep(POLL_SECONDS)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        if (st.st_mtime_ns, st.st_size, st.st_ino) == seen:
+            continue
+        seen = (st.st_mtime_ns, st.st_size, st.st_ino)
+        try:
+            service.reconfigure(resolve_settings(args, desired=read_desired(path)))
+        except ValueError as exc:
+            log.warning("app.desired_refused %s; keeping mode=%s", exc, service.settings.mode)
+
+
+async def serve(service: Service, args: argparse.Namespace) -> None:
     """Serve until SIGTERM or SIGINT, then close the listener and return."""
-    runner = web.AppRunner(build_app(settings), access_log=None)
+    settings = service.settings
+    runner = web.AppRunner(build_app(service), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    watcher = None
+    if args.desired_file:
+        watcher = asyncio.create_task(watch_desired(service, args, Path(args.desired_file)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -294,6 +355,8 @@ async def serve(settings: Settings) -> None:
     )
     await stop.wait()
     log.info("app.stopping version=%s machine=%s", settings.version, settings.machine)
+    if watcher is not None:
+        watcher.cancel()
     await runner.cleanup()
 
 
@@ -308,6 +371,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency-ms", type=float, help="added latency per request")
     p.add_argument("--sink", help="file that receives writes (not used in shadow mode)")
     p.add_argument("--shadow-sink", help="file that receives writes in shadow mode")
+    p.add_argument("--desired-file", help="JSON file with mode and config, re-read on change")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -316,11 +380,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
-        settings = resolve_settings(args)
+        desired = read_desired(Path(args.desired_file)) if args.desired_file else None
+        settings = resolve_settings(args, desired=desired)
     except ValueError as exc:
         print(f"examples.app: {exc}", file=sys.stderr)
         sys.exit(2)
-    asyncio.run(serve(settings))
+    asyncio.run(serve(Service(settings), args))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ The Bosun agent's `files` driver writes this file from the desired document's `p
     {"backends": [{"machine": "web-1", "address": "127.0.0.1", "port": 8081, "weight": 100}],
      "mirror":   [{"machine": "web-3", "address": "127.0.0.1", "port": 8083}]}
 
-Unknown keys (such as `mode` or `service`) are ignored; `weight` defaults to 100.
+Unknown keys (such as `mode` or `service`) are ignored; `weight` defaults to 100; a null
+`port` takes the load balancer's `--default-port`.
 """
 
 from __future__ import annotations
@@ -43,8 +44,13 @@ class Peers:
     mirror: tuple[Target, ...] = ()
 
 
-def parse_peers(raw: bytes, *, source: str = "peers file") -> Peers:
-    """Decode a peers document; raise ValueError saying which entry is wrong and why."""
+def parse_peers(
+    raw: bytes, *, source: str = "peers file", default_port: int | None = None
+) -> Peers:
+    """Decode a peers document; raise ValueError saying which entry is wrong and why.
+
+    An entry without a port (null: the spec gave the service none) uses `default_port`.
+    """
     try:
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -52,12 +58,12 @@ def parse_peers(raw: bytes, *, source: str = "peers file") -> Peers:
     if not isinstance(doc, dict):
         raise ValueError(f"{source}: expected an object with 'backends' and 'mirror' lists")
     return Peers(
-        backends=_targets(doc.get("backends"), f"{source}: backends"),
-        mirror=_targets(doc.get("mirror"), f"{source}: mirror"),
+        backends=_targets(doc.get("backends"), f"{source}: backends", default_port),
+        mirror=_targets(doc.get("mirror"), f"{source}: mirror", default_port),
     )
 
 
-def _targets(entries: Any, where: str) -> tuple[Target, ...]:
+def _targets(entries: Any, where: str, default_port: int | None) -> tuple[Target, ...]:
     if entries is None:  # absent or null: none
         return ()
     if not isinstance(entries, list):
@@ -70,6 +76,12 @@ def _targets(entries: Any, where: str) -> tuple[Target, ...]:
         weight = entry.get("weight", 100)
         if not isinstance(address, str) or not address:
             raise ValueError(f"{where}[{i}].address must be a host name or IP address")
+        if port is None and default_port is None:
+            raise ValueError(
+                f"{where}[{i}].port is missing: give the service a port in the spec "
+                "or start the load balancer with --default-port"
+            )
+        port = default_port if port is None else port
         if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
             raise ValueError(f"{where}[{i}].port must be a port number, got {port!r}")
         if isinstance(weight, bool) or not isinstance(weight, int) or weight < 0:

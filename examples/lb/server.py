@@ -89,8 +89,17 @@ class Stats:
 
 
 class Balancer:
-    def __init__(self, peers_file: Path, *, version: str, timeout: float, eject: float) -> None:
+    def __init__(
+        self,
+        peers_file: Path,
+        *,
+        version: str,
+        timeout: float,
+        eject: float,
+        default_port: int | None = None,
+    ) -> None:
         self.peers_file = peers_file
+        self.default_port = default_port
         self.version = version
         self.eject_seconds = eject
         self.timeout = aiohttp.ClientTimeout(total=timeout, connect=min(2.0, timeout))
@@ -121,7 +130,8 @@ class Balancer:
             return
         self._seen = seen
         try:
-            peers = parse_peers(self.peers_file.read_bytes(), source=str(self.peers_file))
+            raw = self.peers_file.read_bytes()
+            peers = parse_peers(raw, source=str(self.peers_file), default_port=self.default_port)
         except (OSError, ValueError) as exc:
             self._problem(str(exc))
             return
@@ -341,6 +351,7 @@ async def serve(args: argparse.Namespace) -> None:
         version=args.version,
         timeout=args.backend_timeout,
         eject=args.eject_seconds,
+        default_port=args.default_port,
     )
     balancer.reload()
     runner = web.AppRunner(build_app(balancer), access_log=None)
@@ -368,6 +379,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     p.add_argument("--version", default="lb", help="version shown in /metrics")
+    p.add_argument("--default-port", type=int, help="backend port for peers listed without one")
     p.add_argument(
         "--backend-timeout",
         type=float,

@@ -92,3 +92,27 @@ def test_sigterm_stops_cleanly(spawn: Spawn) -> None:
     assert app.popen.wait(timeout=10) == 0
     assert time.monotonic() - start < 5
     assert "app.stopping" in app.log.read_text()
+
+
+def test_mode_and_config_follow_the_desired_file_without_restart(
+    spawn: Spawn, tmp_path: Path, wait_until: Callable[..., None]
+) -> None:
+    """Rewriting the desired file moves a shadow to canary live: writes switch to production."""
+    sink, shadow_sink, desired = tmp_path / "p.jsonl", tmp_path / "s.jsonl", tmp_path / "d.json"
+    config = {"sink": str(sink), "shadow_sink": str(shadow_sink)}
+    desired.write_text(json.dumps({"mode": "shadow", "config": config}))
+    app = spawn(
+        "app", "--version", "2", "--desired-file", str(desired), env={"BOSUN_MODE": "active"}
+    )
+    assert app.json("/")["mode"] == "shadow"
+    app.post("/records", b"while-shadow")
+    tmp = desired.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"mode": "canary", "config": {**config, "fail_rate": 1.0}}))
+    tmp.replace(desired)
+    wait_until(lambda: app.json("/health")["mode"] == "canary", "the mode change", timeout=5)
+    assert app.get("/")[0] == 500  # the new config applies too
+    desired.write_text(json.dumps({"mode": "canary", "config": config}))
+    wait_until(lambda: app.post("/records", b"while-canary")[0] == 200, "fail_rate back to 0")
+    assert [json.loads(x)["body"] for x in shadow_sink.read_text().splitlines()] == ["while-shadow"]
+    assert [json.loads(x)["mode"] for x in sink.read_text().splitlines()] == ["canary"]
+    assert app.popen.poll() is None

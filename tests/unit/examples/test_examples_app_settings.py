@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from examples.app.server import FailureSchedule, Settings, parse_args, resolve_settings
+from examples.app.server import (
+    FailureSchedule,
+    Settings,
+    parse_args,
+    read_desired,
+    resolve_settings,
+)
 
 
 def settings(*argv: str, **env: str) -> Settings:
@@ -103,3 +109,25 @@ def test_failure_schedule_fails_exactly_the_share_in_every_window(rate: float) -
     assert abs(sum(fails) - 1000 * rate) <= 1
     for start in range(0, 900, 37):
         assert abs(sum(fails[start : start + 100]) - 100 * rate) <= 1
+
+
+def test_the_desired_file_wins_over_the_environment_but_not_over_options() -> None:
+    """Mode and config from the desired file replace BOSUN_MODE/BOSUN_CONFIG; --mode still wins."""
+    env = {"BOSUN_MODE": "active", "BOSUN_CONFIG": json.dumps({"fail_rate": 0.5, "sink": "/p"})}
+    desired = {"mode": "shadow", "config": {"shadow_sink": "/t"}, "version": "ignored"}
+    s = resolve_settings(parse_args(["--version", "2"]), env, desired)
+    assert (s.mode, s.fail_rate, s.sink, s.version) == ("shadow", 0.0, Path("/t"), "2")
+    assert resolve_settings(parse_args(["--mode", "canary"]), env, desired).mode == "canary"
+    with pytest.raises(ValueError, match="desired file's 'config' must be a JSON object"):
+        resolve_settings(parse_args([]), env, {"mode": "active", "config": [1]})
+
+
+def test_read_desired_tells_missing_from_broken(tmp_path: Path) -> None:
+    """A missing desired file is None (not yet written); a broken one is a clear error."""
+    path = tmp_path / "desired.json"
+    assert read_desired(path) is None
+    path.write_text("{half")
+    with pytest.raises(ValueError, match=r"desired file .* is unreadable"):
+        read_desired(path)
+    path.write_text('{"mode": "canary"}')
+    assert read_desired(path) == {"mode": "canary"}

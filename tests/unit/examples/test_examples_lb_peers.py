@@ -79,3 +79,11 @@ def test_zero_weight_and_excluded_backends_are_never_picked() -> None:
     assert {t.machine for t in (rr.pick(frozenset({"a"})) for _ in range(5)) if t} == {"b"}
     assert rr.pick(frozenset({"a", "b"})) is None
     assert SmoothWeighted(targets(drained=0)).pick() is None
+
+
+def test_a_peer_without_port_takes_the_default_port_or_is_refused() -> None:
+    """port null (the spec gave none) uses --default-port; without one the message says so."""
+    raw = b'{"backends": [{"machine": "w", "address": "10.0.0.9", "port": null}]}'
+    assert parse_peers(raw, default_port=8080).backends == (Target("w", "10.0.0.9", 8080),)
+    with pytest.raises(ValueError, match=r"backends\[0\].port is missing.*--default-port"):
+        parse_peers(raw)
