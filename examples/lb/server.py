@@ -175,8 +175,9 @@ class Balancer:
         start = time.monotonic()
         body = await request.read()
         headers = _forward_headers(request)
-        self._mirror(request.method, request.path_qs, headers, body)
-        response = await self._proxy(request.method, request.path_qs, headers, body)
+        path = request.raw_path  # as the client sent it, query string included
+        self._mirror(request.method, path, headers, body)
+        response = await self._proxy(request.method, path, headers, body)
         self.stats.requests += 1
         self.stats.errors += int(response.status >= 500)
         self.stats.latencies.append((time.monotonic() - start) * 1000.0)
@@ -209,14 +210,13 @@ class Balancer:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self.stats.failures[target.machine] += 1
                 problems.append(f"{target.machine} ({target.url}): {type(exc).__name__} {exc}")
-                if isinstance(exc, aiohttp.ClientConnectionError) and not isinstance(
-                    exc, TimeoutError
-                ):  # refused, reset or closed: skip this backend for a while
+                timeout = isinstance(exc, TimeoutError)
+                broken = isinstance(exc, aiohttp.ClientConnectionError) and not timeout
+                if broken:  # refused, reset or closed: skip this backend for a while
                     self.ejected[target.machine] = time.monotonic() + self.eject_seconds
                 # Retry when nothing reached the backend, or when repeating is harmless.
-                if _was_sent(exc) and (isinstance(exc, TimeoutError) or method not in SAFE_METHODS):
-                    status = 504 if isinstance(exc, TimeoutError) else 502
-                    return _lb_error(status, f"backend failed: {problems[-1]}")
+                if _was_sent(exc) and not (broken and method in SAFE_METHODS):
+                    return _lb_error(504 if timeout else 502, f"backend failed: {problems[-1]}")
         if not problems:
             return _lb_error(
                 503,

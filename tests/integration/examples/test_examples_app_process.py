@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -116,3 +118,16 @@ def test_mode_and_config_follow_the_desired_file_without_restart(
     assert [json.loads(x)["body"] for x in shadow_sink.read_text().splitlines()] == ["while-shadow"]
     assert [json.loads(x)["mode"] for x in sink.read_text().splitlines()] == ["canary"]
     assert app.popen.poll() is None
+
+
+def test_bad_settings_exit_2_with_one_clear_line(tmp_path: Path) -> None:
+    """An invalid fail rate stops the app at start with exit code 2 and the reason."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "examples.app", "--fail-rate", "2"],
+        cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "examples.app: fail rate 2.0 must be between 0 and 1"

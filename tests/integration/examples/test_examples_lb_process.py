@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -189,3 +190,22 @@ def test_invalid_peers_file_keeps_the_last_good_backends(
     error = lb.json("/_lb/status")["last_error"]
     assert "backends[0].port must be a port number" in error and "keeping the last good" in error
     assert served_by(lb, 3) == {"a": 3}
+
+
+def test_a_slow_shadow_does_not_slow_clients_and_sigterm_stops_cleanly(
+    spawn: Spawn, tmp_path: Path
+) -> None:
+    """Mirroring to a shadow that takes 400 ms adds no client latency; SIGTERM exits 0."""
+    a = spawn("app", "--machine", "a")
+    slow = spawn("app", "--machine", "slow", "--mode", "shadow", "--latency-ms", "400")
+    peers = tmp_path / "peers.json"
+    write_peers(peers, [peer(a, "a")], [peer(slow, "slow")])
+    lb = spawn("lb", "--peers-file", str(peers))
+    start = time.monotonic()
+    assert served_by(lb, 10) == {"a": 10}
+    assert time.monotonic() - start < 2.0  # 10 x 400 ms would be 4 s if mirrors blocked
+    status, _, body = lb.post("/sessions/open?channel=video")  # path and query reach the app
+    assert status == 200 and body["channel"] == "video"
+    assert a.json("/metrics")["sessions"]["video"] == 1
+    assert lb.stop() == 0
+    assert "lb.stopping" in lb.log.read_text()
