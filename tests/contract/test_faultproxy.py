@@ -1,0 +1,91 @@
+"""The fault proxy itself, and the S3 store's behaviour through each fault it injects."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.faultproxy import FaultProxy
+from tests.support.fixtures import fresh_bucket, moto_server  # noqa: F401
+from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
+from wire.errors import StoreUnavailable
+from wire.retry import RetryPolicy
+from wire.store import StoredObject
+from wire.store.s3 import S3Store, Timeouts
+
+
+@pytest.fixture
+def proxy(moto_server: S3Server) -> Iterator[FaultProxy]:  # noqa: F811
+    with FaultProxy(moto_server.endpoint) as p:
+        yield p
+
+
+@pytest.fixture
+def store(proxy: FaultProxy, moto_server: S3Server) -> S3Store:  # noqa: F811
+    direct = fresh_bucket(moto_server)
+    return S3Store(
+        direct.bucket,
+        prefix=direct.prefix,
+        endpoint=proxy.endpoint,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        retry=RetryPolicy(attempts=4, total_seconds=6, wait_initial=0.01, wait_max=0.05),
+        timeouts=Timeouts(connect=1, read=1),
+    )
+
+
+def test_requests_pass_through_and_are_counted(store: S3Store, proxy: FaultProxy) -> None:
+    """Without faults the proxy is transparent and counts requests by method and section."""
+    etag = store.put("desired/a.json", b"x")
+    got = store.get("desired/a.json", if_none_match=etag)
+    assert type(got).__name__ == "NotModified"
+    assert next(iter(store.list("desired/"))).key == "desired/a.json"
+    counts = proxy.counts()
+    assert counts["PUT"] == 1 and counts["GET"] == 2
+
+
+def test_slowdown_burst_is_retried_through(store: S3Store, proxy: FaultProxy) -> None:
+    """Three injected 503 SlowDown answers are absorbed by the retry policy."""
+    proxy.fail_next(3)
+    store.put("k", b"v")
+    assert proxy.counts()["PUT"] == 4
+
+
+def test_dropped_connections_are_retried(store: S3Store, proxy: FaultProxy) -> None:
+    """Two connections closed without an answer, then success."""
+    store.put("k", b"v")
+    proxy.drop_next(2)
+    got = store.get("k")
+    assert isinstance(got, StoredObject) and got.body == b"v"
+
+
+def test_truncated_response_is_transient_not_corrupt(store: S3Store, proxy: FaultProxy) -> None:
+    """A body cut short is retried; the data returned is never the truncated bytes."""
+    store.put("k", b"v" * 5000)
+    proxy.truncate_next(1, after_bytes=400)
+    got = store.get("k")
+    assert isinstance(got, StoredObject) and got.body == b"v" * 5000
+
+
+def test_full_outage_fails_in_bounded_time_then_recovers(store: S3Store, proxy: FaultProxy) -> None:
+    """During an outage requests fail as StoreUnavailable within the bound; after it, they work."""
+    store.put("k", b"v")
+    proxy.outage(2.0)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        store.get("k")
+    assert time.monotonic() - started < 7
+    time.sleep(max(0.0, 2.1 - (time.monotonic() - started)))
+    assert isinstance(store.get("k"), StoredObject)
+
+
+def test_blackhole_outage_ends_at_the_read_timeout(store: S3Store, proxy: FaultProxy) -> None:
+    """A proxy that accepts and never answers costs at most the timeouts times the attempts."""
+    proxy.outage(30.0, blackhole=True)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        store.get("k")
+    assert time.monotonic() - started < 7
+    proxy.heal()
