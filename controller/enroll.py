@@ -35,6 +35,10 @@ DEFAULT_CONFIG_FILE = "/etc/bosun/agent.yaml"
 DEFAULT_STATE_DIR = "/var/lib/bosun"
 INSTALL_DIR = "/opt/bosun"
 PLACEHOLDER_STORE = "s3://BUCKET/PREFIX?region=REGION"
+AGENT_ENV_FILE = "/etc/bosun/agent.env"
+CREDENTIAL_VARIABLES = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"}
+)
 FORMATS = ("yaml", "env", "cloud-init")
 SCHEDULES = ("daemon", "timer")
 
@@ -181,6 +185,25 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _BlockDumper.add_representer(str, _represent_str)
 
 
+def check_credentials_env(text: str, *, source: str = "credentials file") -> str:
+    """Validate an env file of S3 credentials (`NAME=value` lines, AWS_* names only)."""
+    names = set()
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or name not in CREDENTIAL_VARIABLES or not value.strip():
+            raise ValueError(
+                f"{source}:{number}: expected NAME=value with NAME one of "
+                f"{', '.join(sorted(CREDENTIAL_VARIABLES))}"
+            )
+        names.add(name)
+    missing = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} - names
+    if missing:
+        raise ValueError(f"{source}: missing {', '.join(sorted(missing))}")
+    return text if text.endswith("\n") else text + "\n"
+
+
 def default_pip_spec() -> str:
     try:
         return f"bosun=={metadata.version('bosun')}"
@@ -195,8 +218,13 @@ def render_cloud_init(
     *,
     schedule: str = "daemon",
     pip_spec: str | None = None,
+    credentials_env: str | None = None,
 ) -> str:
-    """`#cloud-config` user-data; `units` maps unit file names to their text."""
+    """`#cloud-config` user-data; `units` maps unit file names to their text.
+
+    `credentials_env` (checked by `check_credentials_env`) becomes /etc/bosun/agent.env,
+    root-only: systemd reads it and hands the variables to the agent.
+    """
     if e.store is None:
         raise ValueError("cloud-init needs the store URL: pass --store s3://bucket[/prefix]")
     if schedule not in SCHEDULES:
@@ -219,6 +247,15 @@ def render_cloud_init(
             "content": encode_key(e.key) + "\n",
         },
     ]
+    if credentials_env is not None:
+        files.append(
+            {
+                "path": AGENT_ENV_FILE,
+                "owner": "root:root",
+                "permissions": "0600",
+                "content": check_credentials_env(credentials_env),
+            }
+        )
     files += [
         {
             "path": f"/etc/systemd/system/{name}",
@@ -312,6 +349,9 @@ StartLimitIntervalSec=0
 
 [Service]
 Type=exec
+# Off AWS: the per-machine S3 credentials, AWS_ACCESS_KEY_ID=... and
+# AWS_SECRET_ACCESS_KEY=... (mode 0600, root); read by systemd, not by the agent.
+EnvironmentFile=-/etc/bosun/agent.env
 ExecStart=/opt/bosun/bin/bosun-agent run
 # SIGTERM lets the agent finish its cycle and report "stopping"; hooks it started keep
 # running until it exits, then whatever is left gets SIGKILL.
@@ -345,6 +385,9 @@ Conflicts=bosun-agent.service
 
 [Service]
 Type=oneshot
+# Off AWS: the per-machine S3 credentials, AWS_ACCESS_KEY_ID=... and
+# AWS_SECRET_ACCESS_KEY=... (mode 0600, root); read by systemd, not by the agent.
+EnvironmentFile=-/etc/bosun/agent.env
 ExecStart=/opt/bosun/bin/bosun-agent run --once
 TimeoutStartSec=120s
 SyslogIdentifier=bosun-agent

@@ -12,6 +12,7 @@ from controller.enroll import (
     FORMATS,
     SCHEDULES,
     AgentSettings,
+    check_credentials_env,
     enroll,
     render_cloud_init,
     render_env,
@@ -65,6 +66,12 @@ def agent_units(directory: Path | None = None) -> dict[str, str]:
     "(e.g. infra/systemd) instead of the shipped copies.",
 )
 @click.option(
+    "--credentials-env",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="cloud-init: env file with this machine's S3 credentials (AWS_ACCESS_KEY_ID=..., "
+    "AWS_SECRET_ACCESS_KEY=...), written to /etc/bosun/agent.env (0600, root).",
+)
+@click.option(
     "--key-out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="yaml: write the key to this file (0600) instead of printing it.",
@@ -79,6 +86,7 @@ def enroll_command(
     schedule: str,
     pip_spec: str | None,
     units_dir: Path | None,
+    credentials_env: Path | None,
     key_out: Path | None,
 ) -> None:
     """Print MACHINE's derived key and an agent config skeleton.
@@ -103,12 +111,12 @@ def enroll_command(
     try:
         enrollment = enroll(master, machine, eligible=eligible.split(","), epoch=epoch, store=store)
     except ValueError as exc:
-        if isinstance(exc, click.ClickException):  # pragma: no cover
-            raise
         raise click.BadParameter(str(exc)) from None
     settings = AgentSettings()
     if key_out is not None and fmt != "yaml":
         raise click.UsageError("--key-out applies to -o yaml only")
+    if credentials_env is not None and fmt != "cloud-init":
+        raise click.UsageError("--credentials-env applies to -o cloud-init only")
     if fmt == "yaml":
         if store is None:
             click.echo("bosun enroll: no --store: edit `store` in the agent config", err=True)
@@ -123,8 +131,21 @@ def enroll_command(
         if store is None:
             raise click.UsageError("-o cloud-init needs --store (the agent must reach a bucket)")
         units = agent_units(units_dir)
-        click.echo(
-            render_cloud_init(enrollment, units, settings, schedule=schedule, pip_spec=pip_spec),
-            nl=False,
+        creds = None
+        if credentials_env is not None:
+            try:
+                creds = check_credentials_env(
+                    credentials_env.read_text(), source=str(credentials_env)
+                )
+            except (OSError, ValueError) as exc:
+                raise click.BadParameter(str(exc), param_hint="--credentials-env") from None
+        text = render_cloud_init(
+            enrollment,
+            units,
+            settings,
+            schedule=schedule,
+            pip_spec=pip_spec,
+            credentials_env=creds,
         )
+        click.echo(text, nl=False)
     log.info("enroll.printed", extra={"ctx": {"machine": machine, "epoch": epoch, "format": fmt}})

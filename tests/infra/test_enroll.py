@@ -293,3 +293,35 @@ def test_services_example_is_a_valid_agent_config(
     target.write_text(yaml.safe_dump(config) + example + "\n")
     cfg = load_config(target, env={})
     assert cfg.services["web"].files[0].path == "/etc/web/config.json"
+
+
+def test_cloud_init_carries_credentials_env(master: tuple[Path, bytes], tmp_path: Path) -> None:
+    """--credentials-env becomes a root-only /etc/bosun/agent.env; a malformed file is refused."""
+    creds = tmp_path / "web-1.env"
+    creds.write_text("AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY=s3cr3t\n")
+    _, doc = _cloud_init(master, "--credentials-env", str(creds))
+    files = {f["path"]: f for f in doc["write_files"]}
+    env_file = files["/etc/bosun/agent.env"]
+    assert env_file["permissions"] == "0600" and env_file["owner"] == "root:root"
+    assert env_file["content"] == creds.read_text()
+    assert "EnvironmentFile=-/etc/bosun/agent.env" in AGENT_UNITS["bosun-agent.service"]
+    creds.write_text("AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nrm -rf /\n")
+    path, _ = master
+    bad = CliRunner().invoke(
+        cli,
+        [
+            "enroll",
+            "web-1",
+            "--master-key",
+            str(path),
+            "--epoch",
+            "0",
+            "-o",
+            "cloud-init",
+            "--store",
+            "s3://fleet",
+            "--credentials-env",
+            str(creds),
+        ],
+    )
+    assert bad.exit_code == 2 and "expected NAME=value" in bad.output

@@ -5,13 +5,9 @@ from __future__ import annotations
 import importlib
 import json
 import re
-import urllib.request
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import boto3
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -25,24 +21,10 @@ from controller.iam import (
     operator_policy,
     substitute,
 )
-from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server, start_moto
+from tests.infra.conftest import BUCKET, PREFIX, Enforced
 from wire.errors import StoreAccessDenied
 from wire.layout import MACHINE_ID_PATTERN
-from wire.retry import RetryPolicy
 from wire.store import Missing, NotModified, StoredObject
-from wire.store.s3 import S3Store
-
-BUCKET = "bosun-iam"
-PREFIX = "fleet"
-ROOT_OBJECTS = [
-    "desired/web-1.json",
-    "desired/web-2.json",
-    "reports/web-1.json",
-    "reports/web-2.json",
-    "control/lease.json",
-    "spec/current.json",
-    "status/cluster.json",
-]
 
 machine_ids = st.from_regex(MACHINE_ID_PATTERN, fullmatch=True).filter(lambda m: ".." not in m)
 
@@ -131,99 +113,7 @@ def test_cli_prints_literal_policy() -> None:
     assert bad.exit_code != 0 and "invalid machine id" in str(bad.exception or bad.output)
 
 
-# ---- the literal form, enforced by moto's IAM ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Principal:
-    access_key: str
-    secret_key: str
-
-    def store(self, server: S3Server) -> S3Store:
-        return S3Store(
-            BUCKET,
-            prefix=PREFIX,
-            endpoint=server.endpoint,
-            access_key=self.access_key,
-            secret_key=self.secret_key,
-            retry=RetryPolicy.none(),
-        )
-
-    def client(self, server: S3Server, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=server.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-        )
-
-
-def _reset_auth(server: S3Server, count: str) -> None:
-    req = urllib.request.Request(
-        server.endpoint + "/moto-api/reset-auth",
-        data=count.encode(),
-        method="POST",
-        headers={"Content-Type": "text/plain"},
-    )
-    urllib.request.urlopen(req, timeout=10).close()
-
-
-def _user(
-    iam: Any, name: str, *policies: dict[str, Any], tags: dict[str, str] | None = None
-) -> Principal:
-    iam.create_user(UserName=name, Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()])
-    for n, doc in enumerate(policies):
-        arn = iam.create_policy(PolicyName=f"{name}-{n}", PolicyDocument=json.dumps(doc))["Policy"][
-            "Arn"
-        ]
-        iam.attach_user_policy(UserName=name, PolicyArn=arn)
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return Principal(key["AccessKeyId"], key["SecretAccessKey"])
-
-
-@dataclass(frozen=True)
-class Enforced:
-    server: S3Server
-    web1: Principal
-    greedy: Principal
-    controller: Principal
-
-
-@pytest.fixture(scope="module")
-def enforced() -> Iterator[Enforced]:
-    """A private moto server with a populated bucket, then IAM enforcement switched on."""
-    server = start_moto()
-    try:
-        root = Principal(ACCESS_KEY, SECRET_KEY)
-        s3 = root.client(server, "s3")
-        s3.create_bucket(Bucket=BUCKET)
-        for key in ROOT_OBJECTS:
-            s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{key}", Body=b'{"seed": true}')
-        iam = root.client(server, "iam")
-        web1 = _user(
-            iam,
-            "web-1",
-            agent_policy(BUCKET, prefix=PREFIX, machine="web-1"),
-            tags={MACHINE_TAG: "web-1"},
-        )
-        # An agent that some other policy over-grants: the agent policy's Deny still holds.
-        over_grant = {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": ["iam:*", "sts:*"], "Resource": "*"}],
-        }
-        greedy = _user(
-            iam,
-            "web-3",
-            agent_policy(BUCKET, prefix=PREFIX, machine="web-3"),
-            over_grant,
-            tags={MACHINE_TAG: "web-3"},
-        )
-        controller = _user(iam, "controller", controller_policy(BUCKET, prefix=PREFIX))
-        _reset_auth(server, "0")
-        yield Enforced(server, web1, greedy, controller)
-    finally:
-        server.stop()
+# ---- the literal form, enforced by moto's IAM (fixture in conftest.py) ---------------------
 
 
 def test_agent_reaches_its_own_objects(enforced: Enforced) -> None:
@@ -232,7 +122,7 @@ def test_agent_reaches_its_own_objects(enforced: Enforced) -> None:
     etag = store.put("reports/web-1.json", b'{"from": "web-1"}')
     assert etag
     got = store.get("desired/web-1.json")
-    assert isinstance(got, StoredObject) and got.body == b'{"seed": true}'
+    assert isinstance(got, StoredObject) and got.body == enforced.desired_web1
     assert isinstance(store.get("desired/web-1.json", if_none_match=got.etag), NotModified)
 
 
