@@ -70,7 +70,7 @@ class Settings:
     mode: str
     fail_rate: float
     latency_ms: float
-    sink: Path | None  # where writes go in this mode; None: they are counted and dropped
+    sink: Path | None  # where writes go in this mode; None: they are dropped
 
 
 def resolve_settings(
@@ -97,13 +97,15 @@ def resolve_settings(
     if not 0.0 <= fail_rate <= 1.0:
         raise ValueError(f"fail rate {fail_rate} must be between 0 and 1")
     latency = args.latency_ms if args.latency_ms is not None else config.get("latency_ms", 0.0)
-    if not isinstance(latency, int | float) or latency < 0:
+    if isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0:
         raise ValueError(f"latency_ms {latency!r} must be a number >= 0")
     # A shadow never falls back to the production sink: no shadow sink means no writes.
     if mode == "shadow":
         sink = args.shadow_sink or config.get("shadow_sink")
     else:
         sink = args.sink or config.get("sink")
+    if sink is not None and not isinstance(sink, str):
+        raise ValueError(f"sink {sink!r} must be a file path")
     return Settings(
         host=args.host,
         port=args.port,

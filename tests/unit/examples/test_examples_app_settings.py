@@ -91,6 +91,8 @@ def test_shadow_mode_never_uses_the_production_sink(tmp_path: Path) -> None:
         (("--fail-rate", "1.5"), {}, "fail rate 1.5 must be between 0 and 1"),
         ((), {"BOSUN_CONFIG": '{"fail_rate": "high"}'}, "fail_rate 'high' must be a number"),
         ((), {"BOSUN_CONFIG": '{"latency_ms": -1}'}, "latency_ms -1 must be a number >= 0"),
+        ((), {"BOSUN_CONFIG": '{"latency_ms": true}'}, "latency_ms True must be a number"),
+        ((), {"BOSUN_CONFIG": '{"sink": 5}'}, "sink 5 must be a file path"),
     ],
 )
 def test_bad_settings_are_refused_with_a_clear_message(
