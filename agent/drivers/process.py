@@ -99,7 +99,9 @@ class ProcessDriver:
         argv = argv_for(spec.command, target.fields)
         env = {**spec.env, **target.env()}
         keyed = {
-            k: v for k, v in env.items() if k not in ("BOSUN_MODE", "BOSUN_PEERS", "BOSUN_DRAIN")
+            k: v
+            for k, v in env.items()
+            if k not in ("BOSUN_MODE", "BOSUN_PEERS", "BOSUN_DRAIN", "BOSUN_GENERATION")
         }
         if not spec.restart_on_config:
             keyed.pop("BOSUN_CONFIG", None)

@@ -39,8 +39,14 @@ def desired(machine: str = "web-1", generation: int = 1, **kw: Any) -> Desired:
     return replace(base, **kw)
 
 
-def sealed(doc: Desired, *, epoch: int = 0, key: bytes | None = None, object_key: str | None = None,
-           kid: str | None = None) -> bytes:
+def sealed(
+    doc: Desired,
+    *,
+    epoch: int = 0,
+    key: bytes | None = None,
+    object_key: str | None = None,
+    kid: str | None = None,
+) -> bytes:
     """Sign like the controller: the machine's derived key, bound to desired/<machine>.json."""
     return seal(
         doc,
@@ -56,7 +62,9 @@ def publish(store: Store, doc: Desired, **kw: Any) -> bytes:
     return raw
 
 
-def peers(*backends: tuple[str, str, int, int], mirror: tuple[tuple[str, str, int, int], ...] = ()) -> Peers:
+def peers(
+    *backends: tuple[str, str, int, int], mirror: tuple[tuple[str, str, int, int], ...] = ()
+) -> Peers:
     return Peers(
         service="web",
         backends=tuple(Peer(m, a, p, w) for m, a, p, w in backends),
@@ -112,3 +120,68 @@ class Machine:
         self.config_path.write_text(yaml.safe_dump(self.settings(), sort_keys=False))
         write_key_file(self.key_path, machine_key(self.name, self.epoch), overwrite=True)
         return self
+
+
+class CountingStore:
+    """Wraps a store and records every request: (method, key, if_none_match/if_match, result)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, str, str | None, str]] = []
+        self.bodies: list[bytes] = []
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
+
+    def describe(self, key: str) -> str:
+        return self.inner.describe(key)
+
+    def get(
+        self, key: str, *, if_none_match: str | None = None, max_bytes: int = 256 * 1024
+    ) -> Any:
+        result = self.inner.get(key, if_none_match=if_none_match, max_bytes=max_bytes)
+        self.calls.append(("GET", key, if_none_match, type(result).__name__))
+        return result
+
+    def put(self, key: str, body: bytes, **kw: Any) -> str:
+        self.calls.append(("PUT", key, kw.get("if_match"), ""))
+        self.bodies.append(body)
+        return self.inner.put(key, body, **kw)
+
+    def list(self, prefix: str = "") -> Any:
+        return self.inner.list(prefix)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+
+def make_agent(machine: Machine, store: Store | None = None) -> Any:
+    """An in-process agent for `machine` over `store` (default: the machine's store URL)."""
+    from agent.config import load_config
+    from agent.cycle import Agent
+    from wire.signing import read_key_file
+    from wire.store.lite import open_agent_store
+
+    cfg = load_config(machine.config_path, env={})
+    return Agent(cfg, read_key_file(machine.key_path), store or open_agent_store(cfg.store))
+
+
+def report(store: Store, machine: str = "web-1", epoch: int = 0) -> Any:
+    """The machine's last snapshot in the bucket, verified like the controller does."""
+    from wire.documents import open_snapshot
+    from wire.layout import report_key
+    from wire.store.base import StoredObject
+
+    got = store.get(report_key(machine))
+    assert isinstance(got, StoredObject), f"no report for {machine}: {got}"
+    key = machine_key(machine, epoch)
+    _env, snap = open_snapshot(
+        got.body,
+        report_key(machine),
+        lambda kid: key if kid == format_kid(machine, epoch) else None,
+    )
+    return snap
