@@ -149,10 +149,10 @@ def test_cli_once_status_and_no_boto3(tmp_path: Path) -> None:
     (tmp_path / "bucket").mkdir()
     m = Machine(tmp_path / "m", f"file://{tmp_path}/bucket").write()
     probe = (
-        "import sys, runpy; sys.argv=['bosun-agent','--config',%r,'run','--once'];"
+        f"import sys, runpy; sys.argv=['bosun-agent','--config',{str(m.config_path)!r},'run','--once'];"
         "import agent.cli as c\ntry: c.main()\nexcept SystemExit as e: code=e.code\n"
         "print('boto3' in sys.modules, 'botocore' in sys.modules, code)"
-    ) % str(m.config_path)
+    )
     done = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
