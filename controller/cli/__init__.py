@@ -17,6 +17,7 @@ from wire.errors import BosunError
 
 # module path -> attribute holding a click command or group
 COMMANDS: list[tuple[str, str]] = [
+    ("controller.cli.cost", "cost"),
     ("controller.cli.iam", "iam_policy"),
     ("controller.cli.enroll", "enroll_command"),
     ("controller.cli.keys", "keygen_cmd"),

@@ -1,0 +1,116 @@
+"""`bosun cost`: monthly S3 request cost for a fleet and its intervals."""
+
+from __future__ import annotations
+
+import click
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from controller.cost import GET_PER_1000, PUT_PER_1000, CostInputs, estimate
+from wire.durations import parse_duration
+
+
+class Duration(click.ParamType[float, object]):
+    name = "duration"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        seconds = parse_duration(value)
+        if seconds is None or seconds <= 0:
+            self.fail(f"{value!r} is not a positive duration (examples: 30s, 5m, 1h)", param, ctx)
+        return seconds
+
+
+@click.command("cost")
+@click.option("--machines", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option(
+    "--poll", type=Duration(), default="30s", show_default=True, help="Agent poll interval."
+)
+@click.option(
+    "--heartbeat",
+    type=Duration(),
+    default="5m",
+    show_default=True,
+    help="Agent heartbeat: a snapshot PUT at least this often.",
+)
+@click.option("--controller-interval", type=Duration(), default="10s", show_default=True)
+@click.option(
+    "--desired-lifetime",
+    type=Duration(),
+    default="1d",
+    show_default=True,
+    help="Desired documents are re-signed before half of it runs out.",
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def cost(
+    machines: int,
+    poll: float,
+    heartbeat: float,
+    controller_interval: float,
+    desired_lifetime: float,
+    output: str,
+) -> None:
+    """Monthly S3 request cost at AWS list prices (S3 Standard, us-east-1).
+
+    Prints each kind of request Bosun makes, how many per month and what they cost, the
+    design's floor (agent GET per poll, PUT per heartbeat, controller GET per heartbeat,
+    one LIST per 1,000 machines per cycle) and the total. Storage and transfer are not
+    included; retried requests are billed too but not counted here.
+    """
+    est = estimate(CostInputs(machines, poll, heartbeat, controller_interval, desired_lifetime))
+    if output == "json":
+        click.echo(
+            orjson.dumps(
+                {
+                    "machines": machines,
+                    "poll": poll,
+                    "heartbeat": heartbeat,
+                    "controller_interval": controller_interval,
+                    "desired_lifetime": desired_lifetime,
+                    "lines": [
+                        {
+                            "what": ln.what,
+                            "kind": ln.kind,
+                            "requests": round(ln.requests),
+                            "usd": round(ln.usd, 4),
+                            "floor": ln.floor,
+                        }
+                        for ln in est.lines
+                    ],
+                    "floor_usd": round(est.floor_usd, 4),
+                    "total_usd": round(est.total_usd, 4),
+                    "usd_per_1000_machines": round(est.per_thousand_machines(), 4),
+                },
+                option=orjson.OPT_INDENT_2,
+            ).decode()
+        )
+        return
+    table = Table(title=f"S3 requests per month for {machines:,} machines")
+    for col, justify in (
+        ("request", "left"),
+        ("kind", "left"),
+        ("per month", "right"),
+        ("USD", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for ln in est.lines:
+        table.add_row(
+            ln.what + ("" if ln.floor else " (above floor)"),
+            ln.kind,
+            f"{ln.requests:,.0f}",
+            f"{ln.usd:,.2f}",
+        )
+    table.add_row("floor", "", "", f"{est.floor_usd:,.2f}")
+    table.add_row(
+        "[bold]total[/bold]", "", f"{est.requests:,.0f}", f"[bold]{est.total_usd:,.2f}[/bold]"
+    )
+    console = Console()
+    console.print(table)
+    console.print(
+        f"${est.per_thousand_machines():,.2f} per 1,000 machines per month "
+        f"(PUT/LIST ${PUT_PER_1000}/1k, GET ${GET_PER_1000}/1k)"
+    )
