@@ -10,7 +10,8 @@ Rules, in order:
    then the most recently assigned).
 4. Missing actives are filled in the same cycle, services in dependency order, from:
    the service's own standbys, then unassigned directly-eligible machines, then standbys
-   of other services that are directly eligible, then pool machines.
+   of other services that are directly eligible, then pool machines; never a machine in
+   quarantine or one already reporting that service failed/unhealthy.
 5. Every other live machine is a warm standby (of its previous service when still
    eligible, else of the first service it is eligible for), or `deactivated` when it is
    eligible for nothing in the spec.
@@ -241,6 +242,8 @@ def _candidates(
             if t is None:
                 continue
             if fa is not None and now - fa < services[name].health.quarantine:
+                continue
+            if is_failing(obs, name):  # a warm standby already reporting the service broken
                 continue
             if mm.service == name:
                 t[0].append(m)

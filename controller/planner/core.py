@@ -65,19 +65,34 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     skips: list[Skip] = []
     machines: dict[str, MachineMemory] = {}
     half_life = settings.desired_lifetime / 2
+    mem_machines = memory.machines
+    failed = work.failed
+    service_of, mode_of, variants_of = work.service, work.mode, rel.variants
     for m in known:
-        svc, mode = work.service[m], work.mode[m]
-        ids = rel.variants.get(m, ()) if svc is not None else ()
+        svc, mode = service_of[m], mode_of[m]
+        ids = variants_of.get(m, ()) if svc is not None else ()
         key = (svc, mode, ids)
         hit = variants.get(key)
         if hit is None:
             hit = _render(spec, svc, mode, rel.of(spec, svc, m) if svc else None, serve)
             variants[key] = hit
         vdigest, template = hit
-        content = machine_digest(m, vdigest, None)
-        mm = memory.machines.get(m, _EMPTY)
+        mm = mem_machines.get(m)
         obs = live.get(m)
         lost = obs is None
+        if (
+            mm is not None
+            and mm.variant == vdigest
+            and mm.lost == lost
+            and m not in failed
+            and (lost or now < mm.issued_at + half_life)
+        ):  # fast path: nothing about this machine changed
+            skips.append(Skip(MachineId(m), "lost" if lost else "unchanged"))
+            machines[m] = mm
+            continue
+        if mm is None:
+            mm = _EMPTY
+        content = machine_digest(m, vdigest, None)
         moved = svc != mm.service or mode != mm.mode or template.version != mm.version
         if moved and not lost:
             events.append(
@@ -115,16 +130,16 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
             writes.append(PutDesired(MachineId(m), doc, previous, reason))
         else:
             skips.append(Skip(MachineId(m), "lost" if lost else "unchanged"))
-        failed_at = work.failed.get(m, mm.failed_at)
         new = MachineMemory(
             generation=generation,
             digest=content,
+            variant=vdigest,
             issued_at=issued_at,
             service=svc,
             mode=template.mode,
             version=template.version,
             assigned_at=now if moved else mm.assigned_at,
-            failed_at=failed_at,
+            failed_at=failed.get(m, mm.failed_at),
             lost=lost,
         )
         machines[m] = mm if new == mm else new

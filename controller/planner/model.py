@@ -85,6 +85,7 @@ class MachineMemory:
 
     generation: int = 0  # generation of the last desired document written
     digest: str = ""  # content_digest() of that document ("" = none written)
+    variant: str = ""  # its variant_digest() (the part shared by machines): a fast no-change check
     issued_at: float = 0.0  # issued_at of that document
     service: str | None = None
     mode: Mode = "standby"
@@ -141,9 +142,11 @@ class Memory:
             prev = machines.get(doc.machine)
             if prev is not None and prev.generation >= doc.generation:
                 continue
+            shared, content = digests(doc)
             machines[doc.machine] = MachineMemory(
                 generation=doc.generation,
-                digest=content_digest(doc),
+                digest=content,
+                variant=shared,
                 issued_at=doc.issued_at,
                 service=doc.service,
                 mode=doc.mode,
@@ -168,6 +171,11 @@ def content_digest(doc: Desired) -> str:
     in two steps (the part many machines share, then the machine's own part) so the
     planner can compute it once per service variant.
     """
+    return digests(doc)[1]
+
+
+def digests(doc: Desired) -> tuple[str, str]:
+    """(variant digest, content digest) of a desired document."""
     shared = variant_digest(
         service=doc.service,
         mode=doc.mode,
@@ -175,7 +183,7 @@ def content_digest(doc: Desired) -> str:
         config=doc.config,
         peers=codec.encode(doc.peers),
     )
-    return machine_digest(doc.machine, shared, codec.encode(doc.drain))
+    return shared, machine_digest(doc.machine, shared, codec.encode(doc.drain))
 
 
 def variant_digest(

@@ -12,7 +12,7 @@ from controller.planner.assign import ACTIVE_MODES
 from tests.unit.planner.harness import invariants, observed_from, spec_from
 
 SERVICES = ("router", "media", "queue")
-PROFILE = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROFILE = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
