@@ -235,6 +235,9 @@ class LiteS3Store:
             self._conn.close()
             self._conn = None
 
+    def __del__(self) -> None:  # a kept-alive socket must not outlive its store
+        self.close()
+
     def _once(
         self,
         method: str,

@@ -1,0 +1,48 @@
+"""Agent integration fixtures: real S3 servers, a counting proxy in front, real agent processes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.agent.proxy import CountingProxy
+from tests.support.fixtures import moto_server, seaweedfs  # noqa: F401
+from tests.support.servers import S3Server, free_port
+from wire.store.lite import LiteS3Store, Timeouts, open_agent_store
+
+
+@pytest.fixture(params=["moto", "seaweedfs"])
+def s3_server(request: pytest.FixtureRequest) -> S3Server:
+    server: S3Server = request.getfixturevalue(
+        "moto_server" if request.param == "moto" else "seaweedfs"
+    )
+    return server
+
+
+def lite_store(
+    server: S3Server,
+    endpoint: str | None = None,
+    *,
+    timeouts: Timeouts | None = None,
+    prefix: str = "",
+    bucket: str | None = None,
+) -> LiteS3Store:
+    """A LiteS3Store on a fresh bucket of `server` (optionally reached through `endpoint`)."""
+    bucket = bucket or f"agent-{uuid.uuid4().hex[:12]}"
+    admin = open_agent_store(server.store_url(bucket), env=server.credentials_env())
+    assert isinstance(admin, LiteS3Store)
+    resp = admin._request("PUT", "", object_path=False)
+    assert resp.status in (200, 409), resp
+    url = f"s3://{bucket}{'/' + prefix if prefix else ''}?endpoint={endpoint or server.endpoint}&region=us-east-1"
+    store = open_agent_store(url, env=server.credentials_env(), timeouts=timeouts)
+    assert isinstance(store, LiteS3Store)
+    return store
+
+
+@pytest.fixture
+def proxy(seaweedfs: S3Server) -> Iterator[CountingProxy]:  # noqa: F811
+    p = CountingProxy(seaweedfs.endpoint, free_port()).start()
+    yield p
+    p.stop()
