@@ -7,6 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+# Session-scoped real servers (moto_server, seaweedfs), registered once for the whole suite:
+# importing them into another conftest would start a second instance.
+pytest_plugins = ["tests.support.fixtures"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--heavy", action="store_true", help="also run the heavy load/fault variants")

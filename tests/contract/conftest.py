@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.fixtures import fresh_bucket, moto_server, seaweedfs  # noqa: F401
+from tests.support.fixtures import fresh_bucket
 from tests.support.servers import S3Server
 from wire.store import DirectoryStore, Store
 

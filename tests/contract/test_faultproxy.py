@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.faultproxy import FaultProxy
-from tests.support.fixtures import fresh_bucket, moto_server  # noqa: F401
+from tests.support.fixtures import fresh_bucket
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
 from wire.errors import StoreUnavailable
 from wire.retry import RetryPolicy
@@ -17,13 +17,13 @@ from wire.store.s3 import S3Store, Timeouts
 
 
 @pytest.fixture
-def proxy(moto_server: S3Server) -> Iterator[FaultProxy]:  # noqa: F811
+def proxy(moto_server: S3Server) -> Iterator[FaultProxy]:
     with FaultProxy(moto_server.endpoint) as p:
         yield p
 
 
 @pytest.fixture
-def store(proxy: FaultProxy, moto_server: S3Server) -> S3Store:  # noqa: F811
+def store(proxy: FaultProxy, moto_server: S3Server) -> S3Store:
     direct = fresh_bucket(moto_server)
     return S3Store(
         direct.bucket,

@@ -53,9 +53,6 @@ def server(request: pytest.FixtureRequest) -> S3Server:
     return request.getfixturevalue("moto_server" if request.param == "moto" else "seaweedfs")
 
 
-from tests.support.fixtures import moto_server, seaweedfs  # noqa: E402, F401
-
-
 def test_a_few_slowdowns_are_retried_then_succeed(server: S3Server) -> None:
     """Three 503 SlowDown answers, then success: the put and get both go through."""
     store = fresh_bucket(
