@@ -39,8 +39,23 @@ class Assignment:
     mode: dict[str, str] = field(default_factory=dict)
     actives: dict[str, list[str]] = field(default_factory=dict)  # service -> sorted machines
     failed: dict[str, float] = field(default_factory=dict)  # machine -> failed_at
-    changed: set[str] = field(default_factory=set)  # service/mode changed this cycle
     events: list[Event] = field(default_factory=list)
+    _healthy: dict[str, list[str]] = field(default_factory=dict)
+
+    def healthy(self, service: str) -> list[str]:
+        """The service's planned active machines that are live and report it healthy.
+
+        Cached: call it only once the service's actives are final for this pass."""
+        hit = self._healthy.get(service)
+        if hit is None:
+            live, mode = self.live, self.mode
+            hit = [
+                m
+                for m in self.actives.get(service, [])
+                if mode.get(m) in ACTIVE_MODES and m in live and is_healthy(live[m], service)
+            ]
+            self._healthy[service] = hit
+        return hit
 
 
 class Eligibility:
@@ -93,13 +108,13 @@ def assign(
     lost = [m for m in known if m not in live]
     work = Assignment(live=live, lost=lost)
     actives: dict[str, list[str]] = {name: [] for name in services}
-    failed_at: dict[str, float | None] = {}
 
     # 1-2: lost machines and kept actives
     for m in lost:
         mm = memory.get(m, _EMPTY)
         svc = mm.service if mm.service in services else None
-        _set(work, m, svc, "standby", mm)
+        work.service[m] = svc
+        work.mode[m] = "standby"
         if mm.mode in ACTIVE_MODES and not mm.lost:
             work.events.append(
                 Event(
@@ -111,7 +126,6 @@ def assign(
             )
     for m, obs in live.items():
         mm = memory.get(m, _EMPTY)
-        failed_at[m] = mm.failed_at
         if mm.lost:
             work.events.append(Event("machine.returned", "accepted snapshot again", machine=m))
         svc = mm.service
@@ -125,7 +139,6 @@ def assign(
             continue
         if is_failing(obs, svc) and now - mm.assigned_at >= services[svc].health.grace:
             work.failed[m] = now
-            failed_at[m] = now
             state = obs.snapshot.services[svc]
             work.events.append(
                 Event(
@@ -163,7 +176,7 @@ def assign(
     busy = {m for ms in actives.values() for m in ms}
     short = {n: services[n].count - len(actives[n]) for n in order}
     if any(v > 0 for v in short.values()):
-        tiers = _candidates(services, live, memory, busy, failed_at, elig, short, now)
+        tiers = _candidates(services, live, memory, busy, work.failed, elig, short, now)
         for name in order:
             need = short[name]
             if need <= 0:
@@ -190,9 +203,11 @@ def assign(
                 )
 
     # 5: everyone else is standby (or deactivated)
+    service_of, mode_of = work.service, work.mode
     for name, ms in actives.items():
         for m in ms:
-            _set(work, m, name, "active", memory.get(m, _EMPTY))
+            service_of[m] = name
+            mode_of[m] = "active"
     for m, obs in live.items():
         if m in busy:
             continue
@@ -202,16 +217,10 @@ def assign(
             standby_of: str | None = mm.service
         else:
             standby_of = direct[0] if direct else (pooled[0] if pooled else None)
-        _set(work, m, standby_of, "standby" if standby_of else "deactivated", mm)
+        service_of[m] = standby_of
+        mode_of[m] = "standby" if standby_of else "deactivated"
     work.actives = actives
     return work
-
-
-def _set(work: Assignment, m: str, svc: str | None, mode: str, mm: MachineMemory) -> None:
-    work.service[m] = svc
-    work.mode[m] = mode
-    if svc != mm.service or mode != mm.mode:
-        work.changed.add(m)
 
 
 def _candidates(
@@ -219,7 +228,7 @@ def _candidates(
     live: Mapping[str, MachineObservation],
     memory: Mapping[str, MachineMemory],
     busy: set[str],
-    failed_at: Mapping[str, float | None],
+    failed_now: Mapping[str, float],
     elig: Eligibility,
     short: Mapping[str, int],
     now: float,
@@ -236,7 +245,7 @@ def _candidates(
             continue
         direct, pooled = elig.of(obs.snapshot.eligible)
         mm = memory.get(m, _EMPTY)
-        fa = failed_at.get(m)
+        fa = failed_now.get(m, mm.failed_at)
         for name in direct + pooled:
             t = tiers.get(name)
             if t is None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.planner.assign import Assignment, is_healthy
+from controller.planner.assign import Assignment
 from controller.planner.model import Event, MachineMemory, ServiceMemory
 from controller.spec.model import ClusterSpec, ServiceSpec
 from controller.spec.selector import parse_selector
@@ -83,7 +83,6 @@ def resolve(
         svc = spec.services[name]
         _select(name, svc, work, machines, selections, out)
         _gate(spec, name, svc, work, services_memory.get(name), out)
-        out.converged[name] = _converged(spec, name, work, out)
     return out
 
 
@@ -100,7 +99,9 @@ def _gate(
         out.base[name] = wanted
         out.services[name] = ServiceMemory(svc.version, svc.config, prev.revision)
         return
-    waiting = [d for d in svc.depends_on if not out.converged.get(d, True)]
+    waiting = [
+        d for d in svc.depends_on if d in spec.services and not _is_converged(spec, d, work, out)
+    ]
     if not waiting:
         out.base[name] = wanted
         out.services[name] = ServiceMemory(svc.version, svc.config, spec.revision)
@@ -137,6 +138,13 @@ def _gate(
         )
 
 
+def _is_converged(spec: ClusterSpec, name: str, work: Assignment, out: Releases) -> bool:
+    hit = out.converged.get(name)
+    if hit is None:
+        hit = out.converged[name] = _converged(spec, name, work, out)
+    return hit
+
+
 def _converged(spec: ClusterSpec, name: str, work: Assignment, out: Releases) -> bool:
     """Running the spec's release (or its overrides), every active healthy on it."""
     base = out.base.get(name)
@@ -146,12 +154,13 @@ def _converged(spec: ClusterSpec, name: str, work: Assignment, out: Releases) ->
     actives = work.actives.get(name, [])
     if not actives:
         return svc.count == 0
-    for m in actives:
-        obs = work.live.get(m)
+    healthy = work.healthy(name)
+    if len(healthy) != len(actives):
+        return False
+    live = work.live
+    for m in healthy:
         rel = out.of(spec, name, m)
-        if obs is None or rel is None or not is_healthy(obs, name):
-            return False
-        if obs.snapshot.services[name].version != rel.version:
+        if rel is None or live[m].snapshot.services[name].version != rel.version:
             return False
     return True
 

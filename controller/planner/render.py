@@ -13,26 +13,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from controller.planner.assign import Assignment, is_healthy
+from controller.planner.assign import Assignment
 from controller.planner.model import MachineObservation
 from controller.spec.model import ClusterSpec
-from controller.spec.refs import INSTANCES
+from controller.spec.refs import INSTANCES, references
 from wire.documents import Peer, Peers
 
 
 def serving(spec: ClusterSpec, work: Assignment) -> dict[str, tuple[Peer, ...]]:
-    """Per service: its healthy active machines that have an address, as peers."""
+    """Per service that a load balancer balances or a config references: its healthy
+    active machines that have an address, as peers."""
+    wanted = {s.balances for s in spec.services.values() if s.balances is not None}
+    for s in spec.services.values():
+        wanted |= references(s.config)
+        for ov in s.overrides:
+            wanted |= references(ov.config)
     out: dict[str, tuple[Peer, ...]] = {}
-    for name, svc in spec.services.items():
-        peers = []
-        for m in work.actives.get(name, []):
-            if work.mode.get(m) not in ("active", "canary"):
-                continue
-            obs = work.live.get(m)
-            if obs is None or not is_healthy(obs, name) or not obs.snapshot.addresses.internal:
-                continue
-            peers.append(_peer(m, obs, name, svc.port, svc.weight, work.mode[m]))
-        out[name] = tuple(peers)
+    for name in sorted(wanted & set(spec.services)):
+        svc = spec.services[name]
+        live, mode = work.live, work.mode
+        out[name] = tuple(
+            _peer(m, live[m], name, svc.port, svc.weight, mode[m])
+            for m in work.healthy(name)
+            if live[m].snapshot.addresses.internal
+        )
     return out
 
 

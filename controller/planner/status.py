@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
-from controller.planner.assign import Assignment, is_healthy
+from controller.planner.assign import Assignment
 from controller.planner.model import (
     STATUS_FORMAT,
+    MachineObservation,
     MachineStatus,
     Memory,
     Observed,
@@ -15,7 +17,6 @@ from controller.planner.model import (
 )
 from controller.planner.release import Releases
 from controller.spec.model import ClusterSpec
-from wire.layout import MachineId
 
 
 def build_status(
@@ -29,39 +30,38 @@ def build_status(
     machines: dict[str, MachineStatus] = {}
     standby: Counter[str] = Counter()
     versions: dict[str, Counter[str]] = {name: Counter() for name in spec.services}
+    seen: Mapping[str, MachineObservation] = observed.machines  # type: ignore[assignment]
+    live_map = work.live
     for m, mm in memory.machines.items():
-        obs = observed.machines.get(MachineId(m))
-        live = work.live.get(m)
+        obs = seen.get(m)
+        is_live = m in live_map
         svc = mm.service
         running = None
-        health = "lost" if live is None else "unknown"
-        if obs is not None and svc is not None:
-            state = obs.snapshot.services.get(svc)
-            if state is not None:
-                running = state.version
-                if live is not None:
-                    health = state.health
-                if running is not None and live is not None and svc in versions:
-                    versions[svc][running] += 1
-        if svc is not None and mm.mode == "standby" and live is not None:
+        health = "unknown" if is_live else "lost"
+        age = None
+        applied = 0
+        if obs is not None:
+            age = round(now - obs.accepted_at, 3)
+            applied = obs.snapshot.applied.generation
+            if svc is not None:
+                state = obs.snapshot.services.get(svc)
+                if state is not None:
+                    running = state.version
+                    if is_live:
+                        health = state.health
+                        if running is not None and svc in versions:
+                            versions[svc][running] += 1
+        if is_live and svc is not None and mm.mode == "standby":
             standby[svc] += 1
         machines[m] = MachineStatus(
-            service=svc,
-            mode=mm.mode,
-            version=mm.version,
-            running=running,
-            health=health,
-            age=round(now - obs.accepted_at, 3) if obs is not None else None,
-            lost=live is None,
-            generation=mm.generation,
-            applied_generation=obs.snapshot.applied.generation if obs is not None else 0,
+            svc, mm.mode, mm.version, running, health, age, not is_live, mm.generation, applied
         )
     services: dict[str, ServiceStatus] = {}
     for name, svc_spec in sorted(spec.services.items()):
         actives = [
             m for m in work.actives.get(name, []) if work.mode.get(m) in ("active", "canary")
         ]
-        healthy = sum(1 for m in actives if m in work.live and is_healthy(work.live[m], name))
+        healthy = len(work.healthy(name))
         base = rel.base.get(name)
         held = rel.services.get(name)
         services[name] = ServiceStatus(

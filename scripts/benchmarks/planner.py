@@ -2,8 +2,8 @@
 
     scripts/bench planner [--sizes 1000,10000,100000] [--repeat 3]
 
-For each size: a telephony spec (router, media, lb, queue; counts at 40/40/5/10 % of the
-fleet), machines reporting what they were told. Measured, best of --repeat:
+For each size: a telephony spec (db x3, router = 2% of the fleet up to 2,000 behind 4 load
+balancers, media 40%, worker 35% with a generic pool), machines reporting what they were told. Measured, best of --repeat:
 - first: the initial plan (everything assigned, every document written);
 - steady: a cycle in which nothing changed (must write nothing);
 - churn: a cycle where 1% of machines went silent (lost, replaced, peers recomputed).
@@ -18,21 +18,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from controller.planner import MachineObservation, Memory, Observed, plan  # noqa: E402
-from controller.spec.load import from_value  # noqa: E402
-from wire.documents import Addresses, Applied, ServiceState, Snapshot  # noqa: E402
-from wire.layout import MachineId  # noqa: E402
+from controller.planner import MachineObservation, Memory, Observed, plan
+from controller.spec.load import from_value
+from controller.spec.model import ClusterSpec
+from wire.documents import Addresses, Applied, ServiceState, Snapshot
+from wire.layout import MachineId
 
 
-def spec_for(n: int) -> object:
+def spec_for(n: int) -> ClusterSpec:
     return from_value(
         {
             "services": {
+                "db": {"version": "14", "count": 3, "port": 5432},
                 "media": {"version": "3", "count": int(n * 0.4), "port": 7000},
-                "router": {"version": "2", "count": int(n * 0.4), "depends_on": ["media"],
-                           "port": 5060, "config": {"media": {"$instances": "media"}}},
+                "router": {"version": "2", "count": max(2, min(2000, n // 50)), "port": 5060,
+                           "depends_on": ["db"], "config": {"db": {"$instances": "db"}}},
                 "lb": {"kind": "loadbalancer", "balances": "router", "version": "1", "count": 4},
-                "queue": {"version": "5", "count": int(n * 0.1), "pools": ["general"]},
+                "worker": {"version": "5", "count": int(n * 0.35), "pools": ["general"]},
             }
         }
     )  # fmt: skip
@@ -41,7 +43,9 @@ def spec_for(n: int) -> object:
 def eligible(i: int) -> tuple[str, ...]:
     if i < 8:
         return ("lb",)
-    return (("router",), ("media",), ("router", "media"), ("general",))[i % 4]
+    if i < 16:
+        return ("db",)
+    return (("router", "media"), ("media",), ("worker",), ("general",))[i % 4]
 
 
 def observe(n: int, memory: Memory, now: float, silent: frozenset[int] = frozenset()) -> Observed:
@@ -51,7 +55,9 @@ def observe(n: int, memory: Memory, now: float, silent: frozenset[int] = frozens
         mm = memory.machines.get(m)
         services = {}
         if mm is not None and mm.service is not None:
-            services[mm.service] = ServiceState(version=mm.version, state="running", health="healthy")
+            services[mm.service] = ServiceState(
+                version=mm.version, state="running", health="healthy"
+            )
         snap = Snapshot(
             machine=m, seq=1, sent_at=now, boot_id="b", agent_version="bench",
             addresses=Addresses(internal=f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}"),
@@ -84,7 +90,7 @@ def run(n: int, repeat: int) -> None:
     now += 10
     obs = observe(n, memory, now)
     t_steady, steady = timed(lambda: plan(spec, obs, memory, now, fence=1), repeat)
-    silent = frozenset(range(8, n, 100))
+    silent = frozenset(range(16, n, 100))
     obs_churn = observe(n, memory, now + 10, silent)
     t_churn, churn = timed(lambda: plan(spec, obs_churn, memory, now + 10, fence=1), repeat)
     print(
