@@ -353,9 +353,10 @@ Type=exec
 # AWS_SECRET_ACCESS_KEY=... (mode 0600, root); read by systemd, not by the agent.
 EnvironmentFile=-/etc/bosun/agent.env
 ExecStart=/opt/bosun/bin/bosun-agent run
-# SIGTERM lets the agent finish its cycle and report "stopping"; hooks it started keep
-# running until it exits, then whatever is left gets SIGKILL.
-KillMode=mixed
+# SIGTERM goes to the agent only: it finishes its cycle (hooks included) and reports
+# "stopping". Processes its `process` driver supervises run in their own session and are
+# meant to outlive an agent restart (the agent adopts them again), so they are not killed.
+KillMode=process
 TimeoutStopSec=90s
 Restart=on-failure
 RestartSec=30s
@@ -390,6 +391,8 @@ Type=oneshot
 EnvironmentFile=-/etc/bosun/agent.env
 ExecStart=/opt/bosun/bin/bosun-agent run --once
 TimeoutStartSec=120s
+# Processes the `process` driver supervises outlive the cycle that started them.
+KillMode=process
 SyslogIdentifier=bosun-agent
 """
     + _HARDENING

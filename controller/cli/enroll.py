@@ -19,6 +19,7 @@ from controller.enroll import (
     render_yaml,
 )
 from controller.keys import load_epochs, load_master_key
+from wire.errors import StoreError
 from wire.signing import write_key_file
 from wire.store import open_store
 
@@ -106,7 +107,13 @@ def enroll_command(
                 f"bosun enroll: no --epoch or --store: using epoch 0 for {machine}", err=True
             )
         else:
-            epoch = load_epochs(open_store(store)).get(machine, 0)
+            try:
+                epoch = load_epochs(open_store(store)).get(machine, 0)
+            except StoreError as exc:
+                raise StoreError(
+                    f"{exc}; enroll reads the machine's current epoch from control/keys.json: "
+                    "use credentials that may read it, or pass --epoch N"
+                ) from exc
     master = load_master_key(master_key)
     try:
         enrollment = enroll(master, machine, eligible=eligible.split(","), epoch=epoch, store=store)

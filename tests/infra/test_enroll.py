@@ -325,3 +325,14 @@ def test_cloud_init_carries_credentials_env(master: tuple[Path, bytes], tmp_path
         ],
     )
     assert bad.exit_code == 2 and "expected NAME=value" in bad.output
+
+
+def test_unreadable_epochs_say_how_to_proceed(master: tuple[Path, bytes]) -> None:
+    """When control/keys.json cannot be read, enroll fails with a hint to pass --epoch."""
+    path, _ = master
+    done = CliRunner().invoke(
+        cli,
+        ["enroll", "web-1", "--master-key", str(path), "--store", "s3://fleet?region=us-east-1"],
+    )
+    assert done.exit_code != 0
+    assert "pass --epoch N" in str(done.exception)
