@@ -20,7 +20,6 @@ import boto3
 import pytest
 
 from controller.iam import MACHINE_TAG, agent_policy, controller_policy
-from tests.support.fixtures import seaweedfs  # noqa: F401  (shared SeaweedFS server)
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server, start_moto
 from wire.documents import Desired, seal
 from wire.layout import desired_key
