@@ -1,0 +1,194 @@
+"""`bosun spec validate|apply|show|diff` and `bosun update` (sub-group updates).
+
+Every command validates fully before touching the store; a problem prints one message
+naming the path and the fix, exits 2 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from controller.cli.common import store_option
+from controller.spec import document, revisions
+from controller.spec.load import from_value, load_yaml
+from controller.spec.model import ClusterSpec, Override
+from controller.spec.selector import parse_selector
+from wire.errors import SpecError
+from wire.store import Store, open_store
+
+
+def _read_file(path: Path) -> ClusterSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the spec file ({exc})") from None
+    return load_yaml(text, source=str(path))
+
+
+def _describe(spec: ClusterSpec) -> str:
+    names = ", ".join(f"{n} ({s.kind}, {s.count} x {s.version})" for n, s in spec.services.items())
+    return f"{len(spec.services)} services: {names}" if spec.services else "no services"
+
+
+@click.group("spec")
+def spec_group() -> None:
+    """Validate, apply and read the cluster spec (spec/current.json and spec/history/)."""
+
+
+@spec_group.command("validate")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def validate_cmd(file: Path) -> None:
+    """Check FILE without touching any store."""
+    spec = _read_file(file)
+    click.echo(f"{file}: valid; {_describe(spec)}")
+
+
+@spec_group.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@store_option
+def apply_cmd(file: Path, store: str) -> None:
+    """Validate FILE and write it as the next spec revision."""
+    spec = _read_file(file)
+    st = open_store(store)
+    current = revisions.read_current(st)
+    if current is not None and document.same_content(current.spec, spec):
+        click.echo(f"unchanged: revision {current.spec.revision} already has this content; "
+                   "nothing written")  # fmt: skip
+        return
+    applied = revisions.apply(st, spec, now=time.time())
+    click.echo(f"applied revision {applied.revision}: {_describe(applied)}")
+
+
+@spec_group.command("show")
+@click.option("--revision", type=click.IntRange(min=1), help="A past revision (default: current).")
+@click.option(
+    "-o", "--output", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True
+)
+@store_option
+def show_cmd(revision: int | None, output: str, store: str) -> None:
+    """Print the applied spec (or a past revision)."""
+    st = open_store(store)
+    spec = _load(st, revision)
+    if output == "json":
+        sys.stdout.write(document.to_json(spec, applied_at=0.0).decode())
+        return
+    click.echo(f"# revision {spec.revision}")
+    click.echo(document.to_yaml(spec), nl=False)
+
+
+@spec_group.command("diff")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences.")
+@store_option
+def diff_cmd(file: Path, exit_code: bool, store: str) -> None:
+    """Show what applying FILE would change against the current spec."""
+    new = _read_file(file)
+    current = revisions.read_current(open_store(store))
+    old_text = document.to_yaml(current.spec) if current else ""
+    old_name = f"revision {current.spec.revision}" if current else "(no spec applied)"
+    lines = list(
+        difflib.unified_diff(
+            old_text.splitlines(keepends=True),
+            document.to_yaml(new).splitlines(keepends=True),
+            fromfile=old_name,
+            tofile=str(file),
+        )
+    )
+    if not lines:
+        click.echo(f"no differences between {old_name} and {file}")
+        return
+    click.echo("".join(lines), nl=False)
+    if exit_code:
+        sys.exit(1)
+
+
+def _load(st: Store, revision: int | None) -> ClusterSpec:
+    if revision is not None:
+        return revisions.read_revision(st, revision)
+    current = revisions.read_current(st)
+    if current is None:
+        raise SpecError(f"{st.describe('spec/current.json')}: no spec applied yet; "
+                        "run `bosun spec apply FILE`")  # fmt: skip
+    return current.spec
+
+
+def parse_config_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`a.b=5` -> {"a": {"b": 5}}; values are YAML scalars (5, true, text)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise SpecError(f"--config {pair!r}: expected key=value (dotted keys nest: a.b=1)")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, (dict, list)) or (value is None and raw not in ("null", "~")):
+            value = raw
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise SpecError(f"--config {pair!r}: {part!r} was already given a value")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def add_override(
+    spec: ClusterSpec, service: str, *, select: str, version: str | None, config: dict[str, Any]
+) -> ClusterSpec:
+    """The spec with a new override on SERVICE (id = next revision), fully re-validated."""
+    if service not in spec.services:
+        known = ", ".join(sorted(spec.services)) or "none"
+        raise SpecError(f"update: unknown service {service!r} (services: {known})")
+    if version is None and not config:
+        raise SpecError("update: give --version, --config k=v, or both")
+    parse_selector(select, where="--select")
+    svc = spec.services[service]
+    override = Override(id=spec.revision + 1, select=select, version=version, config=config)
+    value = document.to_value(
+        replace(
+            spec,
+            services={**spec.services, service: replace(svc, overrides=(*svc.overrides, override))},
+        )
+    )
+    value.pop("revision", None)
+    return replace(from_value(value, source="update"), revision=spec.revision)
+
+
+@click.command("update")
+@click.argument("service")
+@click.option("--version", "version", help="Version the selected machines run.")
+@click.option("--config", "config", multiple=True, metavar="KEY=VALUE",
+              help="Config set on the selected machines (repeatable; dotted keys nest).")  # fmt: skip
+@click.option("--select", "select", required=True, metavar="EXPR",
+              help="id=a,b | count=N | percent=P | version=V | max(count=N,percent=P) | min(...)")  # fmt: skip
+@store_option
+def update_command(
+    service: str, version: str | None, config: tuple[str, ...], select: str, store: str
+) -> None:
+    """Move a sub-group of SERVICE's machines to a version/config, as a new spec revision.
+
+    Machines outside the selection keep what they run.
+    """
+    st = open_store(store)
+    current = revisions.read_current(st)
+    if current is None:
+        raise SpecError("update: no spec applied yet; run `bosun spec apply FILE` first")
+    new = add_override(current.spec, service, select=select, version=version,
+                       config=parse_config_pairs(config))  # fmt: skip
+    applied = revisions.apply(st, new, now=time.time())
+    what = " and ".join(
+        x for x in (f"version {version}" if version else "", "config" if config else "") if x
+    )
+    click.echo(f"applied revision {applied.revision}: {service} {select} -> {what}")
