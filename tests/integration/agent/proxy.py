@@ -23,6 +23,14 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # quiet
         return
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.proxy.connections.add(self.connection)
+
+    def finish(self) -> None:
+        self.server.proxy.connections.discard(self.connection)
+        super().finish()
+
     def _forward(self) -> None:
         proxy = self.server.proxy
         length = int(self.headers.get("Content-Length") or 0)
@@ -93,6 +101,7 @@ class CountingProxy:
         self.mode = "pass"
         self.requests: list[tuple[str, str, int]] = []
         self.bodies: list[bytes] = []  # every request body seen (PUTs)
+        self.connections: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -125,6 +134,11 @@ class CountingProxy:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        for conn in list(self.connections):  # kept-alive clients lose their connection too
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
