@@ -8,6 +8,7 @@ to play a hostile CDN; `huge` mode sends an endless body without a length (until
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -135,10 +136,8 @@ class CountingProxy:
             self._server.server_close()
             self._server = None
         for conn in list(self.connections):  # kept-alive clients lose their connection too
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
