@@ -1,9 +1,9 @@
 """Which release (version + config) each machine runs: dependency gating and sub-groups.
 
 Dependency gating: when the spec asks a service for a new release (version or config) and
-one of its `depends_on` services is not converged (every active machine running its
-expected version and reporting healthy, with at least one active when its count is above
-zero), the service keeps its previous release and is `held`. A service with no previous
+one of its `depends_on` services is not converged (every active machine was told to run
+its expected release actively in an earlier cycle, applied that document and reports the
+version healthy, with at least one active when its count is above zero), the service keeps its previous release and is `held`. A service with no previous
 release waits as warm `standby` until its dependencies are converged. Services are
 visited in dependency order, so a chain router -> media -> db moves one link at a time.
 
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.planner.assign import Assignment
+from controller.planner.assign import ACTIVE_MODES, Assignment
 from controller.planner.model import Event, MachineMemory, ServiceMemory
 from controller.spec.model import ClusterSpec, ServiceSpec
 from controller.spec.selector import parse_selector
@@ -82,7 +82,7 @@ def resolve(
     for name in order:
         svc = spec.services[name]
         _select(name, svc, work, machines, selections, out)
-        _gate(spec, name, svc, work, services_memory.get(name), out)
+        _gate(spec, name, svc, work, services_memory.get(name), machines, out)
     return out
 
 
@@ -92,6 +92,7 @@ def _gate(
     svc: ServiceSpec,
     work: Assignment,
     prev: ServiceMemory | None,
+    machines: Mapping[str, MachineMemory],
     out: Releases,
 ) -> None:
     wanted = Release(svc.version, svc.config)
@@ -100,7 +101,9 @@ def _gate(
         out.services[name] = ServiceMemory(svc.version, svc.config, prev.revision)
         return
     waiting = [
-        d for d in svc.depends_on if d in spec.services and not _is_converged(spec, d, work, out)
+        d
+        for d in svc.depends_on
+        if d in spec.services and not _is_converged(spec, d, work, machines, out)
     ]
     if not waiting:
         out.base[name] = wanted
@@ -138,15 +141,28 @@ def _gate(
         )
 
 
-def _is_converged(spec: ClusterSpec, name: str, work: Assignment, out: Releases) -> bool:
+def _is_converged(
+    spec: ClusterSpec,
+    name: str,
+    work: Assignment,
+    machines: Mapping[str, MachineMemory],
+    out: Releases,
+) -> bool:
     hit = out.converged.get(name)
     if hit is None:
-        hit = out.converged[name] = _converged(spec, name, work, out)
+        hit = out.converged[name] = _converged(spec, name, work, machines, out)
     return hit
 
 
-def _converged(spec: ClusterSpec, name: str, work: Assignment, out: Releases) -> bool:
-    """Running the spec's release (or its overrides), every active healthy on it."""
+def _converged(
+    spec: ClusterSpec,
+    name: str,
+    work: Assignment,
+    machines: Mapping[str, MachineMemory],
+    out: Releases,
+) -> bool:
+    """Every active machine was already told to run the spec's release (or its override)
+    actively in an earlier cycle, has applied that document, and reports it healthy."""
     base = out.base.get(name)
     svc = spec.services[name]
     if base is None or base.version != svc.version or base.config != svc.config:
@@ -160,7 +176,17 @@ def _converged(spec: ClusterSpec, name: str, work: Assignment, out: Releases) ->
     live = work.live
     for m in healthy:
         rel = out.of(spec, name, m)
-        if rel is None or live[m].snapshot.services[name].version != rel.version:
+        mm = machines.get(m)
+        snap = live[m].snapshot
+        if (
+            rel is None
+            or mm is None
+            or mm.service != name
+            or mm.mode not in ACTIVE_MODES
+            or mm.version != rel.version
+            or snap.applied.generation < mm.generation
+            or snap.services[name].version != rel.version
+        ):
             return False
     return True
 
