@@ -18,7 +18,7 @@ import yaml
 
 from controller.cli.common import store_option
 from controller.spec import document, revisions
-from controller.spec.load import from_value, load_yaml
+from controller.spec.load import Problems, check_semantics, json_ok, load_yaml, version_ok
 from controller.spec.model import ClusterSpec, Override
 from controller.spec.selector import parse_selector
 from wire.errors import SpecError
@@ -154,16 +154,20 @@ def add_override(
     if version is None and not config:
         raise SpecError("update: give --version, --config k=v, or both")
     parse_selector(select, where="--select")
+    p = Problems("update")
+    if version is not None:
+        version_ok(p, "--version", version, required=False)
+    json_ok(p, "--config", config)
+    p.raise_if_any()
     svc = spec.services[service]
     override = Override(id=spec.revision + 1, select=select, version=version, config=config)
-    value = document.to_value(
-        replace(
-            spec,
-            services={**spec.services, service: replace(svc, overrides=(*svc.overrides, override))},
-        )
+    new = replace(
+        spec,
+        services={**spec.services, service: replace(svc, overrides=(*svc.overrides, override))},
     )
-    value.pop("revision", None)
-    return replace(from_value(value, source="update"), revision=spec.revision)
+    check_semantics(p, new, {})
+    p.raise_if_any()
+    return new
 
 
 @click.command("update")

@@ -26,6 +26,7 @@ from controller.spec.model import (
     Settings,
 )
 from controller.spec.refs import references
+from controller.spec.rollout import parse_rollout
 from controller.spec.selector import parse_selector
 from wire import codec
 from wire.errors import InvalidDocument, SpecError
@@ -36,11 +37,11 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$")
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 
-TOP_KEYS = ("settings", "services")
+TOP_KEYS = ("settings", "services", "rollout")
 SETTINGS_KEYS = ("heartbeat_timeout", "desired_lifetime", "skew_window", "controller_interval")
 SERVICE_KEYS = (
     "version", "count", "kind", "balances", "config", "depends_on", "port", "weight",
-    "pools", "health", "sessions", "overrides",
+    "pools", "health", "sessions", "overrides", "rollout",
 )  # fmt: skip
 HEALTH_KEYS = ("grace", "quarantine")
 SESSIONS_KEYS = ("drain_timeout", "channels")
@@ -100,17 +101,15 @@ def from_value(value: object, *, source: str = "spec", revision: int = 0) -> Clu
     """Validate a parsed YAML/JSON value; SpecError lists every problem."""
     p = Problems(source)
     if not isinstance(value, dict):
-        p.add("(top)", f"expected a mapping with {', '.join(TOP_KEYS)}, got {_got(value)}")
+        p.add("(top)", f"expected a mapping with {', '.join(TOP_KEYS)}, got {got(value)}")
         p.raise_if_any()
     assert isinstance(value, dict)
-    _unknown(p, "", value, TOP_KEYS)
+    unknown_keys(p, "", value, TOP_KEYS)
     settings = _settings(p, value.get("settings"))
     services_raw = value.get("services", {})
     services: dict[str, ServiceSpec] = {}
     if not isinstance(services_raw, dict):
-        p.add(
-            "services", f"expected a mapping of service name to service, got {_got(services_raw)}"
-        )
+        p.add("services", f"expected a mapping of service name to service, got {got(services_raw)}")
     else:
         for name in sorted(services_raw, key=str):
             path = f"services.{name}"
@@ -120,7 +119,8 @@ def from_value(value: object, *, source: str = "spec", revision: int = 0) -> Clu
             svc = _service(p, path, services_raw[name])
             if svc is not None:
                 services[name] = svc
-    spec = ClusterSpec(revision=revision, settings=settings, services=services)
+    rollout = parse_rollout(p, "rollout", value.get("rollout"))
+    spec = ClusterSpec(revision=revision, settings=settings, services=services, rollout=rollout)
     check_semantics(p, spec, services_raw if isinstance(services_raw, dict) else {})
     p.raise_if_any()
     return spec
@@ -130,11 +130,11 @@ def _settings(p: Problems, raw: object) -> Settings:
     if raw is None:
         return Settings()
     if not isinstance(raw, dict):
-        p.add("settings", f"expected a mapping, got {_got(raw)}")
+        p.add("settings", f"expected a mapping, got {got(raw)}")
         return Settings()
-    _unknown(p, "settings", raw, SETTINGS_KEYS)
+    unknown_keys(p, "settings", raw, SETTINGS_KEYS)
     d = Settings()
-    out = {k: _duration(p, f"settings.{k}", raw.get(k), getattr(d, k)) for k in SETTINGS_KEYS}
+    out = {k: duration_field(p, f"settings.{k}", raw.get(k), getattr(d, k)) for k in SETTINGS_KEYS}
     s = Settings(**out)
     if s.heartbeat_timeout < 2 * s.controller_interval:
         p.add(
@@ -159,19 +159,19 @@ def _settings(p: Problems, raw: object) -> Settings:
 
 def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
     if not isinstance(raw, dict):
-        p.add(path, f"expected a mapping with at least version and count, got {_got(raw)}")
+        p.add(path, f"expected a mapping with at least version and count, got {got(raw)}")
         return None
-    _unknown(p, path, raw, SERVICE_KEYS)
+    unknown_keys(p, path, raw, SERVICE_KEYS)
     ok = True
     version = raw.get("version")
-    if not _version_ok(p, f"{path}.version", version, required=True):
+    if not version_ok(p, f"{path}.version", version, required=True):
         ok = False
     count = raw.get("count")
     if count is None:
         p.add(f"{path}.count", "missing: how many machines should run it (e.g. count: 3)")
         ok = False
     elif not isinstance(count, int) or isinstance(count, bool):
-        p.add(f"{path}.count", f"expected a whole number of machines, got {_got(count)} {count!r}")
+        p.add(f"{path}.count", f"expected a whole number of machines, got {got(count)} {count!r}")
         ok = False
     elif count < 0:
         p.add(f"{path}.count", f"impossible count {count}: use 0 or more machines")
@@ -192,14 +192,14 @@ def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
         )
         ok = False
     elif balances is not None and not isinstance(balances, str):
-        p.add(f"{path}.balances", f"expected a service name, got {_got(balances)}")
+        p.add(f"{path}.balances", f"expected a service name, got {got(balances)}")
         ok = False
     config = raw.get("config", {})
     if not isinstance(config, dict):
-        p.add(f"{path}.config", f"expected a mapping, got {_got(config)}")
+        p.add(f"{path}.config", f"expected a mapping, got {got(config)}")
         ok = False
     else:
-        ok &= _json_ok(p, f"{path}.config", config)
+        ok &= json_ok(p, f"{path}.config", config)
     depends_on = _names(p, f"{path}.depends_on", raw.get("depends_on", []))
     pools = _names(p, f"{path}.pools", raw.get("pools", []))
     port = raw.get("port")
@@ -215,12 +215,14 @@ def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
     health = _health(p, f"{path}.health", raw.get("health"))
     sessions = _sessions(p, f"{path}.sessions", raw.get("sessions"))
     overrides = _overrides(p, f"{path}.overrides", raw.get("overrides", []))
+    rollout = parse_rollout(p, f"{path}.rollout", raw.get("rollout"))
     if not ok or depends_on is None or pools is None:
         return None
     return ServiceSpec(
         version=str(version), count=int(count),  # type: ignore[arg-type]
         kind=kind, balances=balances, config=config, depends_on=depends_on, port=port,
         weight=weight, pools=pools, health=health, sessions=sessions, overrides=overrides,
+        rollout=rollout,
     )  # fmt: skip
 
 
@@ -229,11 +231,11 @@ def _health(p: Problems, path: str, raw: object) -> HealthSpec:
     if raw is None:
         return d
     if not isinstance(raw, dict):
-        p.add(path, f"expected a mapping with {', '.join(HEALTH_KEYS)}, got {_got(raw)}")
+        p.add(path, f"expected a mapping with {', '.join(HEALTH_KEYS)}, got {got(raw)}")
         return d
-    _unknown(p, path, raw, HEALTH_KEYS)
+    unknown_keys(p, path, raw, HEALTH_KEYS)
     return HealthSpec(
-        **{k: _duration(p, f"{path}.{k}", raw.get(k), getattr(d, k)) for k in HEALTH_KEYS}
+        **{k: duration_field(p, f"{path}.{k}", raw.get(k), getattr(d, k)) for k in HEALTH_KEYS}
     )
 
 
@@ -242,26 +244,27 @@ def _sessions(p: Problems, path: str, raw: object) -> SessionsSpec:
     if raw is None:
         return d
     if not isinstance(raw, dict):
-        p.add(path, f"expected a mapping with {', '.join(SESSIONS_KEYS)}, got {_got(raw)}")
+        p.add(path, f"expected a mapping with {', '.join(SESSIONS_KEYS)}, got {got(raw)}")
         return d
-    _unknown(p, path, raw, SESSIONS_KEYS)
+    unknown_keys(p, path, raw, SESSIONS_KEYS)
     channels = _names(p, f"{path}.channels", raw.get("channels", [])) or ()
     return SessionsSpec(
-        _duration(p, f"{path}.drain_timeout", raw.get("drain_timeout"), d.drain_timeout), channels
+        duration_field(p, f"{path}.drain_timeout", raw.get("drain_timeout"), d.drain_timeout),
+        channels,
     )
 
 
 def _overrides(p: Problems, path: str, raw: object) -> tuple[Override, ...]:
     if not isinstance(raw, list):
-        p.add(path, f"expected a list of overrides, got {_got(raw)}")
+        p.add(path, f"expected a list of overrides, got {got(raw)}")
         return ()
     out: list[Override] = []
     for i, item in enumerate(raw):
         ipath = f"{path}[{i}]"
         if not isinstance(item, dict):
-            p.add(ipath, f"expected a mapping with {', '.join(OVERRIDE_KEYS)}, got {_got(item)}")
+            p.add(ipath, f"expected a mapping with {', '.join(OVERRIDE_KEYS)}, got {got(item)}")
             continue
-        _unknown(p, ipath, item, OVERRIDE_KEYS)
+        unknown_keys(p, ipath, item, OVERRIDE_KEYS)
         oid, select = item.get("id"), item.get("select")
         if not isinstance(oid, int) or isinstance(oid, bool) or oid < 1:
             p.add(f"{ipath}.id", f"expected the spec revision that made it (>= 1), got {oid!r}")
@@ -276,11 +279,11 @@ def _overrides(p: Problems, path: str, raw: object) -> tuple[Override, ...]:
         if version is None and not config:
             p.add(ipath, "an override needs a version, a config, or both")
             continue
-        if version is not None and not _version_ok(p, f"{ipath}.version", version, required=False):
+        if version is not None and not version_ok(p, f"{ipath}.version", version, required=False):
             continue
-        if not isinstance(config, dict) or not _json_ok(p, f"{ipath}.config", config):
+        if not isinstance(config, dict) or not json_ok(p, f"{ipath}.config", config):
             if not isinstance(config, dict):
-                p.add(f"{ipath}.config", f"expected a mapping, got {_got(config)}")
+                p.add(f"{ipath}.config", f"expected a mapping, got {got(config)}")
             continue
         out.append(Override(id=oid, select=str(select), version=version, config=config))
     ids = [o.id for o in out]
@@ -357,7 +360,7 @@ def check_semantics(p: Problems, spec: ClusterSpec, raw: Mapping[str, Any]) -> N
 # ---- small checks ---------------------------------------------------------------------------
 
 
-def _unknown(p: Problems, path: str, raw: Mapping[Any, Any], allowed: tuple[str, ...]) -> None:
+def unknown_keys(p: Problems, path: str, raw: Mapping[Any, Any], allowed: tuple[str, ...]) -> None:
     for key in raw:
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
@@ -369,7 +372,7 @@ def _suggest(word: str, choices: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _duration(p: Problems, path: str, raw: object, default: float) -> float:
+def duration_field(p: Problems, path: str, raw: object, default: float) -> float:
     if raw is None:
         return default
     seconds = parse_duration(raw)
@@ -379,13 +382,13 @@ def _duration(p: Problems, path: str, raw: object, default: float) -> float:
     return seconds
 
 
-def _version_ok(p: Problems, path: str, version: object, *, required: bool) -> bool:
+def version_ok(p: Problems, path: str, version: object, *, required: bool) -> bool:
     if version is None:
         if required:
             p.add(path, 'missing: the version to run (e.g. version: "2.4.1")')
         return not required
     if not isinstance(version, str):
-        p.add(path, f'expected a string, got {_got(version)} {version!r}; quote it: "{version}"')
+        p.add(path, f'expected a string, got {got(version)} {version!r}; quote it: "{version}"')
         return False
     if not _VERSION.fullmatch(version):
         p.add(path, f"{version!r} is not a version: use letters, digits and . _ + ~ -")
@@ -397,7 +400,7 @@ def _names(p: Problems, path: str, raw: object) -> tuple[str, ...] | None:
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        p.add(path, f"expected a list of names, got {_got(raw)}")
+        p.add(path, f"expected a list of names, got {got(raw)}")
         return None
     bad = [x for x in raw if not SERVICE_NAME_PATTERN.fullmatch(x)]
     if bad:
@@ -406,7 +409,7 @@ def _names(p: Problems, path: str, raw: object) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(raw))
 
 
-def _json_ok(p: Problems, path: str, value: object) -> bool:
+def json_ok(p: Problems, path: str, value: object) -> bool:
     bad = _non_string_key(value, path)
     if bad:
         p.add(bad, "config keys must be strings; quote the key")
@@ -435,7 +438,7 @@ def _non_string_key(value: object, path: str) -> str | None:
     return None
 
 
-def _got(value: object) -> str:
+def got(value: object) -> str:
     return {str: "string", bool: "boolean", int: "integer", float: "number", list: "list",
             dict: "mapping", type(None): "nothing"}.get(type(value), type(value).__name__)  # fmt: skip
 

@@ -9,7 +9,9 @@
         ├── version, count, config, depends_on, port, weight, pools
         ├── health: HealthSpec    grace, quarantine
         ├── sessions: SessionsSpec drain_timeout
-        └── overrides             sub-group updates recorded by `bosun update`
+        ├── overrides             sub-group updates recorded by `bosun update`
+        └── rollout: RolloutSpec  steps, gates, on_failure, keep_previous, watch, deadline
+                                  (a top-level `rollout` is the default for every service)
 
 These dataclasses are also the JSON form stored in `spec/current.json` (via wire.codec);
 the YAML reader in `controller.spec.load` turns human input into them.
@@ -68,6 +70,46 @@ class Override:
     config: dict[str, JsonValue] = field(default_factory=dict)  # merged over the service's
 
 
+StepKind = Literal["shadow", "canary", "percent", "select"]
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutStep:
+    """One stage of a rollout: how many machines run the new version, and how long to bake.
+
+    shadow: N extra machines on the new version get mirrored traffic only;
+    canary: N active machines on the new version at a reduced load-balancer weight;
+    percent: that share of the service's active machines (rounded up, at least one);
+    select: a sized selector such as max(count=2,percent=10).
+    """
+
+    kind: StepKind
+    number: float = 0.0  # machines (shadow, canary) or percent
+    select: str = ""  # kind == "select"
+    weight: int | None = None  # canary load-balancer weight (default: the service's)
+    bake: float = 0.0  # seconds the step must run with passing gates before moving on
+
+
+@dataclass(frozen=True, slots=True)
+class Gates:
+    """Thresholds comparing the new-version cohort with the old over the same window."""
+
+    max_error_rate: float | None = None  # absolute, new version
+    max_error_ratio: float | None = None  # new / old error rate
+    max_latency_ratio: float | None = None  # new / old mean latency
+    min_requests: int = 100  # fewer new-version requests in the window: the gate waits
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutSpec:
+    steps: tuple[RolloutStep, ...] = ()  # always ends with percent 100 (added if missing)
+    gates: Gates = field(default_factory=Gates)
+    on_failure: Literal["revert", "halt"] = "revert"
+    keep_previous: float = 3600.0  # old-version machines stay warm standby this long after
+    watch: float = 0.0  # after 100%: still revert if the new version degrades vs the baseline
+    progress_deadline: float = 7200.0  # the whole rollout must finish within this
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
     version: str
@@ -82,6 +124,7 @@ class ServiceSpec:
     health: HealthSpec = field(default_factory=HealthSpec)
     sessions: SessionsSpec = field(default_factory=SessionsSpec)
     overrides: tuple[Override, ...] = ()
+    rollout: RolloutSpec | None = None  # None: the cluster default, else switch at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +132,10 @@ class ClusterSpec:
     revision: int = 0
     settings: Settings = field(default_factory=Settings)
     services: dict[str, ServiceSpec] = field(default_factory=dict)
+    rollout: RolloutSpec | None = None  # default rollout strategy for every service
+
+    def rollout_of(self, service: str) -> RolloutSpec | None:
+        svc = self.services.get(service)
+        if svc is None:
+            return None
+        return svc.rollout if svc.rollout is not None else self.rollout

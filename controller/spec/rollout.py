@@ -1,0 +1,144 @@
+"""The `rollout:` section (per service, or top level as the cluster default).
+
+    rollout:
+      steps:
+        - {shadow: 1, bake: 10m}
+        - {canary: 1, weight: 5, bake: 30m}
+        - {percent: 25, bake: 10m}
+        - {select: "max(count=2,percent=50)", bake: 10m}
+        - {percent: 100}
+      gates: {max_error_rate: 0.02, max_error_ratio: 1.5, max_latency_ratio: 1.3, min_requests: 200}
+      on_failure: revert            # or halt
+      keep_previous: 1h
+      watch: 30m
+      progress_deadline: 2h
+
+A final `percent: 100` step is added when the steps do not end with one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from controller.spec.model import Gates, RolloutSpec, RolloutStep, StepKind
+from controller.spec.selector import parse_selector
+from wire.errors import SpecError
+
+if TYPE_CHECKING:
+    from controller.spec.load import Problems
+
+ROLLOUT_KEYS = ("steps", "gates", "on_failure", "keep_previous", "watch", "progress_deadline")
+STEP_KINDS: tuple[StepKind, ...] = ("shadow", "canary", "percent", "select")
+STEP_KEYS = (*STEP_KINDS, "weight", "bake")
+GATE_KEYS = ("max_error_rate", "max_error_ratio", "max_latency_ratio", "min_requests")
+
+
+def parse_rollout(p: Problems, path: str, raw: object) -> RolloutSpec | None:
+    from controller.spec.load import duration_field, got, unknown_keys
+
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        p.add(path, f"expected a mapping with {', '.join(ROLLOUT_KEYS)}, got {got(raw)}")
+        return None
+    unknown_keys(p, path, raw, ROLLOUT_KEYS)
+    d = RolloutSpec()
+    steps_raw = raw.get("steps", [])
+    steps: list[RolloutStep] = []
+    if not isinstance(steps_raw, list):
+        p.add(f"{path}.steps", f"expected a list of steps, got {got(steps_raw)}")
+    else:
+        for i, item in enumerate(steps_raw):
+            step = _step(p, f"{path}.steps[{i}]", item)
+            if step is not None:
+                steps.append(step)
+    if not steps or not (steps[-1].kind == "percent" and steps[-1].number == 100):
+        steps.append(RolloutStep(kind="percent", number=100.0))
+    on_failure = raw.get("on_failure", "revert")
+    if on_failure not in ("revert", "halt"):
+        p.add(f"{path}.on_failure", f"expected 'revert' or 'halt', got {on_failure!r}")
+        on_failure = "revert"
+    return RolloutSpec(
+        steps=tuple(steps),
+        gates=_gates(p, f"{path}.gates", raw.get("gates")),
+        on_failure=on_failure,
+        keep_previous=duration_field(
+            p, f"{path}.keep_previous", raw.get("keep_previous"), d.keep_previous
+        ),
+        watch=duration_field(p, f"{path}.watch", raw.get("watch"), d.watch),
+        progress_deadline=duration_field(
+            p, f"{path}.progress_deadline", raw.get("progress_deadline"), d.progress_deadline
+        ),
+    )
+
+
+def _step(p: Problems, path: str, raw: object) -> RolloutStep | None:
+    from controller.spec.load import duration_field, got, unknown_keys
+
+    if not isinstance(raw, dict):
+        p.add(path, f"expected a mapping such as {{canary: 1, bake: 10m}}, got {got(raw)}")
+        return None
+    unknown_keys(p, path, raw, STEP_KEYS)
+    kinds = [k for k in STEP_KINDS if k in raw]
+    if len(kinds) != 1:
+        p.add(path, "give exactly one of shadow: N, canary: N, percent: P, select: EXPR")
+        return None
+    kind = kinds[0]
+    value: Any = raw[kind]
+    bake = duration_field(p, f"{path}.bake", raw.get("bake"), 0.0)
+    weight = raw.get("weight")
+    if weight is not None:
+        if kind != "canary":
+            p.add(f"{path}.weight", "weight applies to canary steps only")
+            return None
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 1000:
+            p.add(f"{path}.weight", f"expected a whole number 0-1000, got {weight!r}")
+            return None
+    if kind in ("shadow", "canary"):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            p.add(f"{path}.{kind}", f"expected a whole number of machines >= 1, got {value!r}")
+            return None
+        return RolloutStep(kind=kind, number=float(value), weight=weight, bake=bake)
+    if kind == "percent":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 100:
+            p.add(f"{path}.percent", f"expected a number in (0, 100], got {value!r}")
+            return None
+        return RolloutStep(kind="percent", number=float(value), bake=bake)
+    try:
+        sel = parse_selector(value, where=f"{path}.select")
+    except SpecError as exc:
+        p.items.append(str(exc))
+        return None
+    if not sel.sized:
+        p.add(
+            f"{path}.select",
+            f"{value!r}: a step needs a sized selection (count, percent, max, min)",
+        )
+        return None
+    return RolloutStep(kind="select", select=str(sel), bake=bake)
+
+
+def _gates(p: Problems, path: str, raw: object) -> Gates:
+    from controller.spec.load import got, unknown_keys
+
+    if raw is None:
+        return Gates()
+    if not isinstance(raw, dict):
+        p.add(path, f"expected a mapping with {', '.join(GATE_KEYS)}, got {got(raw)}")
+        return Gates()
+    unknown_keys(p, path, raw, GATE_KEYS)
+    out: dict[str, Any] = {}
+    for key in GATE_KEYS[:3]:
+        v = raw.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            p.add(f"{path}.{key}", f"expected a number >= 0, got {v!r}")
+            continue
+        out[key] = float(v)
+    mr = raw.get("min_requests", Gates().min_requests)
+    if isinstance(mr, bool) or not isinstance(mr, int) or mr < 1:
+        p.add(f"{path}.min_requests", f"expected a whole number >= 1, got {mr!r}")
+    else:
+        out["min_requests"] = mr
+    return Gates(**out)
