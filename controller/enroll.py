@@ -45,7 +45,7 @@ SCHEDULES = ("daemon", "timer")
 
 @dataclass(frozen=True, slots=True)
 class AgentSettings:
-    """Defaults written into a new agent config (seconds)."""
+    """Defaults written into a new agent config (intervals in seconds, jitter a fraction)."""
 
     poll_interval: float = 30
     heartbeat_interval: float = 300
@@ -96,7 +96,7 @@ def agent_config(e: Enrollment, settings: AgentSettings = AgentSettings()) -> di
 
 
 _COMMENTS = {
-    "store": "bucket (or CDN for desired/) the agent reports to and pulls from",
+    "store": "the bucket the agent reports to and pulls from (see docs/deploy.md)",
     "key_file": "this machine's key: mode 0600, owner bosun; never in this file",
     "key_epoch": "bumped by `bosun revoke`; re-enroll to get the new key",
     "eligible": "services the controller may assign to this machine",
