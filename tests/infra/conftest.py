@@ -29,6 +29,7 @@ from wire.store.s3 import S3Store
 
 BUCKET = "bosun-iam"
 PREFIX = "fleet"
+LOOP_PREFIX = "loop"  # an empty prefix for the controller + agent loop test
 MASTER = bytes(range(32))
 SEEDED = [
     "desired/web-2.json",
@@ -79,6 +80,8 @@ class Enforced:
     greedy: Principal
     controller: Principal
     desired_web1: bytes
+    loop_controller: Principal
+    loop_web1: Principal
 
     def store_url(self) -> str:
         return self.server.store_url(BUCKET, PREFIX)
@@ -162,7 +165,13 @@ def enforced() -> Iterator[Enforced]:
             tags={MACHINE_TAG: "web-3"},
         )
         controller = _user(iam, "controller", controller_policy(BUCKET, prefix=PREFIX))
+        loop_controller = _user(
+            iam, "loop-controller", controller_policy(BUCKET, prefix=LOOP_PREFIX)
+        )
+        loop_web1 = _user(
+            iam, "loop-web-1", agent_policy(BUCKET, prefix=LOOP_PREFIX, machine="web-1")
+        )
         _reset_auth(server, "0")
-        yield Enforced(server, web1, greedy, controller, desired_web1)
+        yield Enforced(server, web1, greedy, controller, desired_web1, loop_controller, loop_web1)
     finally:
         server.stop()
