@@ -64,11 +64,13 @@ class CycleReport:
         if not self.lease.acting and self.plan is None:
             return f"cycle: not acting: {self.lease}"
         planned = len(self.plan.writes) if self.plan else 0
-        return (f"cycle {self.cycle}: {self.lease.role} token {self.lease.token}; "
-                f"{self.listed} reports, {self.fetched} fetched, {self.accepted} accepted, "
-                f"{self.rejected} rejected; {planned} desired planned, "
-                f"{sum(k.startswith('desired/') for k in self.written)} written, "
-                f"{len(self.failed)} failed" + (f"; {self.note}" if self.note else ""))
+        return (
+            f"cycle {self.cycle}: {self.lease.role} token {self.lease.token}; "
+            f"{self.listed} reports, {self.fetched} fetched, {self.accepted} accepted, "
+            f"{self.rejected} rejected; {planned} desired planned, "
+            f"{sum(k.startswith('desired/') for k in self.written)} written, "
+            f"{len(self.failed)} failed" + (f"; {self.note}" if self.note else "")
+        )
 
 
 class Controller:
@@ -94,9 +96,15 @@ class Controller:
         self.cache = SnapshotCache()
         self.spec_cache = persist.SpecCache()
         self.intake = Intake(store, self.keys, self.cache)
-        self.lease = LeaseKeeper(store, holder, lease or LeaseSettings(), clock=clock, wall=wall,
-                                 token_floor=self._token_floor,
-                                 observation=observation or Observation())
+        self.lease = LeaseKeeper(
+            store,
+            holder,
+            lease or LeaseSettings(),
+            clock=clock,
+            wall=wall,
+            token_floor=self._token_floor,
+            observation=observation or Observation(),
+        )
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -126,7 +134,9 @@ class Controller:
         got = self.store.get(LEASE)
         if isinstance(got, StoredObject):
             doc = LeaseDoc.decode(got.body, self.store.describe(LEASE))
-            return LeaseStatus("follower", False, doc.token, doc.holder, "dry run: lease not touched")
+            return LeaseStatus(
+                "follower", False, doc.token, doc.holder, "dry run: lease not touched"
+            )
         return LeaseStatus("follower", False, 0, "-", "dry run: no lease yet")
 
     # ---- the cycle -----------------------------------------------------------------------
@@ -166,8 +176,14 @@ class Controller:
         events: list[Any] = list(got.events) if new_plan is None else []  # the plan has them
         pub = PublishResult()
         if new_plan is not None:
-            pub = publish(self.store, self.keys, new_plan.writes, got.state.desired,
-                          fence=fence, can_act=self.lease.can_act)
+            pub = publish(
+                self.store,
+                self.keys,
+                new_plan.writes,
+                got.state.desired,
+                fence=fence,
+                can_act=self.lease.can_act,
+            )
             report.failed = pub.failed
             report.written += [f"desired/{m}.json" for m in pub.written]
             events += [*new_plan.events, *pub.events]
@@ -175,32 +191,48 @@ class Controller:
             report.note = pub.stopped
             return report  # lease deadline: write nothing more this cycle
         for acc in got.accepted:
-            if acc.substantive and records.archive(self.store, acc.machine, acc.snapshot.seq,
-                                                   acc.raw):
+            if acc.substantive and records.archive(
+                self.store, acc.machine, acc.snapshot.seq, acc.raw
+            ):
                 report.written.append(f"history/{acc.machine}/{acc.snapshot.seq}")
         if events:
-            key = records.write_events(self.store, records.event_lines(
-                events, now=now, cycle=cycle, fence=fence), now=now, cycle=cycle)
+            key = records.write_events(
+                self.store,
+                records.event_lines(events, now=now, cycle=cycle, fence=fence),
+                now=now,
+                cycle=cycle,
+            )
             report.written.append(key)
-        state = replace(got.state, fence=fence, cycle=cycle,
-                        desired={**got.state.desired, **pub.etags})
+        state = replace(
+            got.state, fence=fence, cycle=cycle, desired={**got.state.desired, **pub.etags}
+        )
         digest = self._write_status(new_plan, got.observed, state, now, fence, cycle, report)
         state = replace(state, status_digest=digest)
         self._save(new_plan, memory, mem_loaded, pub, state, intake_loaded, fence, report)
         log.info("cycle.done %s", report.summary())
         return report
 
-    def _plan(self, spec: ClusterSpec | None, observed: Observed, memory: Memory, now: float,
-              fence: int) -> Plan | None:
+    def _plan(
+        self, spec: ClusterSpec | None, observed: Observed, memory: Memory, now: float, fence: int
+    ) -> Plan | None:
         if spec is None:
             return None
         return self.planner(spec, observed, memory, now, fence=fence)
 
-    def _write_status(self, new_plan: Plan | None, observed: Observed, state: IntakeState,
-                      now: float, fence: int, cycle: int, report: CycleReport) -> str:
+    def _write_status(
+        self,
+        new_plan: Plan | None,
+        observed: Observed,
+        state: IntakeState,
+        now: float,
+        fence: int,
+        cycle: int,
+        report: CycleReport,
+    ) -> str:
         status = new_plan.status if new_plan else bare_status(observed, now, fence)
-        doc = records.status_document(status, state, observed, holder=self.lease.holder,
-                                      token=fence, cycle=cycle)
+        doc = records.status_document(
+            status, state, observed, holder=self.lease.holder, token=fence, cycle=cycle
+        )
         digest = records.status_digest(doc)
         if digest != state.status_digest and self.lease.can_act():
             self.store.put(STATUS_CLUSTER, records.encode_status(doc))
@@ -208,15 +240,24 @@ class Controller:
             return digest
         return state.status_digest
 
-    def _save(self, new_plan: Plan | None, memory: Memory, mem_loaded: persist.Loaded[Memory],
-              pub: PublishResult, state: IntakeState, intake_loaded: persist.Loaded[IntakeState],
-              fence: int, report: CycleReport) -> None:
+    def _save(
+        self,
+        new_plan: Plan | None,
+        memory: Memory,
+        mem_loaded: persist.Loaded[Memory],
+        pub: PublishResult,
+        state: IntakeState,
+        intake_loaded: persist.Loaded[IntakeState],
+        fence: int,
+        report: CycleReport,
+    ) -> None:
         if new_plan is not None:
             settled = replace(settle_memory(new_plan.memory, memory, pub), fence=fence)
             unchanged = replace(settled, cycle=memory.cycle, fence=memory.fence) == memory
             if (not unchanged or mem_loaded.etag is None) and self.lease.can_act():
-                _etag, problem = persist.try_save(self.store, MEMORY, settled.to_json(),
-                                                  mem_loaded.etag)
+                _etag, problem = persist.try_save(
+                    self.store, MEMORY, settled.to_json(), mem_loaded.etag
+                )
                 if problem:
                     report.note = problem
                     report.failed["control/memory.json"] = problem
@@ -236,9 +277,17 @@ class Controller:
 def bare_status(observed: Observed, now: float, fence: int) -> Status:
     """Status when no spec is applied yet: the machines seen, nothing planned."""
     machines: dict[str, MachineStatus] = {
-        m: MachineStatus(service=None, mode="standby", version=None, running=None,
-                         health="unknown", age=round(now - obs.accepted_at, 3), lost=False,
-                         generation=0, applied_generation=obs.snapshot.applied.generation)
+        m: MachineStatus(
+            service=None,
+            mode="standby",
+            version=None,
+            running=None,
+            health="unknown",
+            age=round(now - obs.accepted_at, 3),
+            lost=False,
+            generation=0,
+            applied_generation=obs.snapshot.applied.generation,
+        )
         for m, obs in observed.machines.items()
     }
     return Status(STATUS_FORMAT, now, 0, fence, {}, machines, observed.rejections)

@@ -167,37 +167,53 @@ class Intake:
             if snap is not None:
                 if snap.seq <= rec.seq:
                     out.reason = "replayed_seq"
-                    out.detail = (f"{out.info.key}: seq {snap.seq} is not above the last "
-                                  f"accepted {rec.seq} (replayed or restored old version)")
+                    out.detail = (
+                        f"{out.info.key}: seq {snap.seq} is not above the last "
+                        f"accepted {rec.seq} (replayed or restored old version)"
+                    )
                 elif abs(snap.sent_at - now) > skew_window:
                     out.reason = "clock_skew"
-                    out.detail = (f"{out.info.key}: sent_at is {snap.sent_at - now:+.0f}s from "
-                                  f"controller time, outside the {skew_window:.0f}s skew window; "
-                                  "fix the machine's clock (NTP)")
+                    out.detail = (
+                        f"{out.info.key}: sent_at is {snap.sent_at - now:+.0f}s from "
+                        f"controller time, outside the {skew_window:.0f}s skew window; "
+                        "fix the machine's clock (NTP)"
+                    )
             if out.reason:
                 reports[out.machine] = rec.rejecting(out.info.etag, out.reason, out.detail, now)
                 rejections.append(Rejection(out.machine, out.reason, out.detail[:300]))
-                events.append({"kind": "snapshot.rejected", "machine": out.machine,
-                               "reason": out.reason, "detail": out.detail[:300]})
+                events.append(
+                    {
+                        "kind": "snapshot.rejected",
+                        "machine": out.machine,
+                        "reason": out.reason,
+                        "detail": out.detail[:300],
+                    }
+                )
                 log.warning("intake.rejected %s: %s", out.reason, out.detail)
                 continue
             assert snap is not None
             sub = substance(snap)
             accepted.append(Accepted(out.machine, snap, out.raw, sub != rec.substance))
-            reports[out.machine] = replace(rec, etag=out.info.etag, seq=snap.seq,
-                                           accepted_etag=out.info.etag, accepted_at=now,
-                                           sent_at=snap.sent_at, substance=sub)
+            reports[out.machine] = replace(
+                rec,
+                etag=out.info.etag,
+                seq=snap.seq,
+                accepted_etag=out.info.etag,
+                accepted_at=now,
+                sent_at=snap.sent_at,
+                substance=sub,
+            )
             self.cache.entries[out.machine] = (out.info.etag, snap)
         machines: dict[MachineId, MachineObservation] = {}
         for machine, rec in reports.items():
             cached = self.cache.entries.get(machine)
             if cached is not None and cached[0] == rec.accepted_etag:
                 machines[MachineId(machine)] = MachineObservation(cached[1], rec.accepted_at)
-        observed = Observed(machines=dict(sorted(machines.items())),
-                            rejections=tuple(rejections))
+        observed = Observed(machines=dict(sorted(machines.items())), rejections=tuple(rejections))
         new_state = replace(state, reports=dict(sorted(reports.items())))
-        return IntakeResult(observed, new_state, tuple(accepted), tuple(events),
-                            len(listed), len(todo))
+        return IntakeResult(
+            observed, new_state, tuple(accepted), tuple(events), len(listed), len(todo)
+        )
 
     def _fetch_all(self, todo: Iterable[tuple[str, ObjectInfo]]) -> list[_Outcome]:
         items = list(todo)

@@ -77,7 +77,9 @@ def load_intake(store: Store) -> Loaded[IntakeState]:
     return Loaded(IntakeState.from_json(got.body, where=store.describe(INTAKE)), got.etag)
 
 
-def load_memory(store: Store, keys: KeyRing, intake: IntakeState) -> tuple[Loaded[Memory], IntakeState]:
+def load_memory(
+    store: Store, keys: KeyRing, intake: IntakeState
+) -> tuple[Loaded[Memory], IntakeState]:
     """The planner memory; when it is missing, rebuilt from the signed documents in desired/.
 
     Recovery also records every desired document's ETag in the intake state, so the next
@@ -91,9 +93,12 @@ def load_memory(store: Store, keys: KeyRing, intake: IntakeState) -> tuple[Loade
         return Loaded(Memory(), None), intake
     memory = Memory.rebuild(docs)
     log.warning("memory.recovered", extra={"ctx": {"documents": len(docs)}})
-    return (Loaded(memory, None, recovered=True),
-            IntakeState(intake.format, max(intake.fence, memory.fence), intake.cycle,
-                        intake.reports, etags))
+    return (
+        Loaded(memory, None, recovered=True),
+        IntakeState(
+            intake.format, max(intake.fence, memory.fence), intake.cycle, intake.reports, etags
+        ),
+    )
 
 
 def read_all_desired(store: Store, keys: KeyRing) -> tuple[list[Desired], dict[str, str]]:

@@ -49,10 +49,17 @@ def publish(
     out = PublishResult()
     for i, w in enumerate(writes):
         if not can_act():
-            out.stopped = (f"lease renew deadline passed: {len(writes) - i} desired documents "
-                           "not written; the next cycle re-plans")
-            out.events.append({"kind": "cycle.stopped", "reason": "lease_deadline",
-                               "data": {"unwritten": len(writes) - i}})
+            out.stopped = (
+                f"lease renew deadline passed: {len(writes) - i} desired documents "
+                "not written; the next cycle re-plans"
+            )
+            out.events.append(
+                {
+                    "kind": "cycle.stopped",
+                    "reason": "lease_deadline",
+                    "data": {"unwritten": len(writes) - i},
+                }
+            )
             for rest in writes[i:]:
                 out.failed[rest.machine] = "lease deadline"
             log.warning("publish.stopped %s", out.stopped)
@@ -63,8 +70,9 @@ def publish(
     return out
 
 
-def _publish_one(store: Store, keys: KeyRing, w: PutDesired, etag: str | None,
-                 out: PublishResult) -> None:
+def _publish_one(
+    store: Store, keys: KeyRing, w: PutDesired, etag: str | None, out: PublishResult
+) -> None:
     m, doc = w.machine, w.desired
     key = desired_key(m)
     if etag == "" or (etag is None and w.previous_generation > 0):
@@ -85,10 +93,13 @@ def _publish_one(store: Store, keys: KeyRing, w: PutDesired, etag: str | None,
             else:
                 if found.generation >= doc.generation or found.fence > doc.fence:
                     out.learned[m] = found
-                    out.failed[m] = (f"{store.describe(key)} already has generation "
-                                     f"{found.generation} (fence {found.fence}); re-planning")
-                    out.events.append({"kind": "desired.superseded", "machine": m,
-                                       "reason": out.failed[m]})
+                    out.failed[m] = (
+                        f"{store.describe(key)} already has generation "
+                        f"{found.generation} (fence {found.fence}); re-planning"
+                    )
+                    out.events.append(
+                        {"kind": "desired.superseded", "machine": m, "reason": out.failed[m]}
+                    )
                     return
         elif not isinstance(got, Missing):  # pragma: no cover - unconditional GET
             out.failed[m] = "unexpected not-modified"
@@ -104,16 +115,32 @@ def _publish_one(store: Store, keys: KeyRing, w: PutDesired, etag: str | None,
         out.failed[m] = str(exc)
         out.etags[m] = ""
         kind = "desired.conflict" if isinstance(exc, WriteConflict) else "desired.unknown"
-        out.events.append({"kind": kind, "machine": m, "reason": str(exc)[:300],
-                           "data": {"generation": doc.generation}})
+        out.events.append(
+            {
+                "kind": kind,
+                "machine": m,
+                "reason": str(exc)[:300],
+                "data": {"generation": doc.generation},
+            }
+        )
         log.warning("publish.%s %s", kind.split(".")[1], exc)
         return
     out.written.append(m)
     out.etags[m] = new
-    out.events.append({"kind": "desired.written", "machine": m, "reason": w.reason,
-                       "service": doc.service,
-                       "data": {"generation": doc.generation, "mode": doc.mode,
-                                "version": doc.version, "fence": doc.fence}})
+    out.events.append(
+        {
+            "kind": "desired.written",
+            "machine": m,
+            "reason": w.reason,
+            "service": doc.service,
+            "data": {
+                "generation": doc.generation,
+                "mode": doc.mode,
+                "version": doc.version,
+                "fence": doc.fence,
+            },
+        }
+    )
     log.info("publish.written", extra={"ctx": {"machine": m, "generation": doc.generation}})
 
 
@@ -124,7 +151,16 @@ def settle_memory(planned: Memory, before: Memory, result: PublishResult) -> Mem
     memory = planned.forget_writes(failed) if failed else planned
     for m, doc in result.learned.items():
         prev = memory.machines.get(m, MachineMemory())
-        memory = memory.with_machine(m, replace(
-            prev, generation=max(prev.generation, doc.generation), digest=content_digest(doc),
-            issued_at=doc.issued_at, service=doc.service, mode=doc.mode, version=doc.version))
+        memory = memory.with_machine(
+            m,
+            replace(
+                prev,
+                generation=max(prev.generation, doc.generation),
+                digest=content_digest(doc),
+                issued_at=doc.issued_at,
+                service=doc.service,
+                mode=doc.mode,
+                version=doc.version,
+            ),
+        )
     return memory

@@ -48,8 +48,9 @@ class ReportRecord:
     def rejecting(self, etag: str, reason: str, detail: str, at: float) -> ReportRecord:
         counts = dict(self.rejected)
         counts[reason] = counts.get(reason, 0) + 1
-        return replace(self, etag=etag, rejected=counts,
-                       last_rejection=LastRejection(reason, detail[:300], at))
+        return replace(
+            self, etag=etag, rejected=counts, last_rejection=LastRejection(reason, detail[:300], at)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,5 +75,8 @@ class IntakeState:
 
     def same_content(self, other: IntakeState) -> bool:
         """Equal apart from the fence and cycle counters (nothing worth writing)."""
-        return (self.reports == other.reports and self.desired == other.desired
-                and self.status_digest == other.status_digest)
+        return (
+            self.reports == other.reports
+            and self.desired == other.desired
+            and self.status_digest == other.status_digest
+        )

@@ -34,21 +34,39 @@ class Bucket:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def env(self, **extra: str) -> dict[str, str]:
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("AWS_", "BOSUN_"))}
-        return {**base, **self.server.credentials_env(), "BOSUN_STORE": self.url,
-                "PYTHONDONTWRITEBYTECODE": "1", **extra}
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BOSUN_"))}
+        return {
+            **base,
+            **self.server.credentials_env(),
+            "BOSUN_STORE": self.url,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **extra,
+        }
 
     def spawn(self, args: list[str], name: str, **extra: str) -> subprocess.Popen[bytes]:
         with (self.tmp / f"{name}.log").open("ab") as log:
-            proc = subprocess.Popen(args, env=self.env(**extra), stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True, cwd=self.tmp)
+            proc = subprocess.Popen(
+                args,
+                env=self.env(**extra),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.tmp,
+            )
         self.procs.append(proc)
         return proc
 
-    def bosun(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(BIN / "bosun"), *args], env=self.env(), capture_output=True,
-                                text=True, timeout=timeout, cwd=self.tmp)
+    def bosun(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(BIN / "bosun"), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.tmp,
+        )
         if check:
             assert result.returncode == 0, result.stderr + result.stdout
         return result
@@ -68,8 +86,9 @@ def bucket(seaweedfs: S3Server, tmp_path: Path) -> Iterator[Bucket]:  # noqa: F8
     store = fresh_bucket(seaweedfs)
     key = tmp_path / "master.key"
     write_key_file(key, MASTER)
-    b = Bucket(seaweedfs, store, seaweedfs.store_url(store.bucket, store.prefix.rstrip("/")),
-               tmp_path, key)
+    b = Bucket(
+        seaweedfs, store, seaweedfs.store_url(store.bucket, store.prefix.rstrip("/")), tmp_path, key
+    )
     yield b
     for proc in b.procs:
         stop(proc, signal.SIGKILL)

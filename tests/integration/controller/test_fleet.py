@@ -57,12 +57,19 @@ def start_agent(b: Bucket, machine: str, n: int) -> Any:
     key = b.tmp / f"{machine}.key"
     write_key_file(key, derive_machine_key(MASTER, machine, 0), overwrite=True)
     config = {
-        "machine": machine, "store": b.url, "key_file": str(key),
-        "state_dir": str(b.tmp / f"state-{machine}"), "eligible": ["web", "lb"],
-        "poll_interval": 1.0, "heartbeat_interval": 1.0, "jitter": 0.0,
+        "machine": machine,
+        "store": b.url,
+        "key_file": str(key),
+        "state_dir": str(b.tmp / f"state-{machine}"),
+        "eligible": ["web", "lb"],
+        "poll_interval": 1.0,
+        "heartbeat_interval": 1.0,
+        "jitter": 0.0,
         "addresses": {"internal": f"10.1.0.{n + 1}", "external": ""},
-        "services": {"web": {"port": 8080, "health": {"command": "true"}},
-                     "lb": {"port": 80, "health": {"command": "true"}}},
+        "services": {
+            "web": {"port": 8080, "health": {"command": "true"}},
+            "lb": {"port": 80, "health": {"command": "true"}},
+        },
     }
     path = b.tmp / f"{machine}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -70,11 +77,28 @@ def start_agent(b: Bucket, machine: str, n: int) -> Any:
 
 
 def start_controller(b: Bucket, name: str) -> Any:
-    return b.spawn([str(BIN / "bosun"), "--log-level", "info", "controller", "run",
-                    "--every", f"{EVERY:g}s", "--lease-duration", f"{LEASE:g}s",
-                    "--renew-deadline", f"{LEASE * 2 / 3:g}s", "--id", name,
-                    "--master-key", str(b.master_file), "--state-dir", str(b.tmp / f"st-{name}")],
-                   f"controller-{name}")
+    return b.spawn(
+        [
+            str(BIN / "bosun"),
+            "--log-level",
+            "info",
+            "controller",
+            "run",
+            "--every",
+            f"{EVERY:g}s",
+            "--lease-duration",
+            f"{LEASE:g}s",
+            "--renew-deadline",
+            f"{LEASE * 2 / 3:g}s",
+            "--id",
+            name,
+            "--master-key",
+            str(b.master_file),
+            "--state-dir",
+            str(b.tmp / f"st-{name}"),
+        ],
+        f"controller-{name}",
+    )
 
 
 class DesiredWatcher(threading.Thread):
@@ -96,13 +120,14 @@ class DesiredWatcher(threading.Thread):
 
     def scan(self) -> None:
         for info in self.b.store.list(DESIRED):
-            machine = info.key[len(DESIRED):-5]
+            machine = info.key[len(DESIRED) : -5]
             got = self.b.store.get(info.key)
             if not isinstance(got, StoredObject):
                 continue
             key, kid = derive_machine_key(MASTER, machine, 0), format_kid(machine, 0)
-            _env, doc = open_desired(got.body, info.key,
-                                     lambda k, key=key, kid=kid: key if k == kid else None)
+            _env, doc = open_desired(
+                got.body, info.key, lambda k, key=key, kid=kid: key if k == kid else None
+            )
             digest = content_digest(doc)
             prev = self.seen.setdefault((machine, doc.generation), digest)
             if prev != digest:
@@ -123,15 +148,20 @@ def desired_of(b: Bucket, machine: str) -> Any:
     got = b.store.get(f"{DESIRED}{machine}.json")
     assert isinstance(got, StoredObject)
     key, kid = derive_machine_key(MASTER, machine, 0), format_kid(machine, 0)
-    return open_desired(got.body, f"{DESIRED}{machine}.json", lambda k: key if k == kid else None)[1]
+    return open_desired(got.body, f"{DESIRED}{machine}.json", lambda k: key if k == kid else None)[
+        1
+    ]
 
 
 def converged(b: Bucket, alive: list[str]) -> bool:
     st = status(b)
     web, lb = st["services"]["web"], st["services"]["lb"]
     machines = st["machines"]
-    return (web["healthy"] == 2 and lb["healthy"] == 1
-            and all(machines[m]["applied_generation"] == machines[m]["generation"] for m in alive))
+    return (
+        web["healthy"] == 2
+        and lb["healthy"] == 1
+        and all(machines[m]["applied_generation"] == machines[m]["generation"] for m in alive)
+    )
 
 
 def test_fleet_converges_replaces_and_fails_over(bucket: Bucket) -> None:
@@ -139,9 +169,19 @@ def test_fleet_converges_replaces_and_fails_over(bucket: Bucket) -> None:
     b = bucket
     apply(b.store, load_yaml(SPEC), now=time.time())
     agents = {m: start_agent(b, m, i) for i, m in enumerate(MACHINES)}
-    first_reports = wait_for("first reports", lambda: {
-        m: got for m in MACHINES if isinstance(got := b.store.get(report_key(m)), StoredObject)
-    } if all(isinstance(b.store.get(report_key(m)), StoredObject) for m in MACHINES) else None, 30)
+    first_reports = wait_for(
+        "first reports",
+        lambda: (
+            {
+                m: got
+                for m in MACHINES
+                if isinstance(got := b.store.get(report_key(m)), StoredObject)
+            }
+            if all(isinstance(b.store.get(report_key(m)), StoredObject) for m in MACHINES)
+            else None
+        ),
+        30,
+    )
     ctl_a = start_controller(b, "ctl-a")
     wait_for("ctl-a to lead", lambda: status(b)["controller"]["holder"] == "ctl-a", 30)
     ctl_b = start_controller(b, "ctl-b")
@@ -151,20 +191,34 @@ def test_fleet_converges_replaces_and_fails_over(bucket: Bucket) -> None:
 
     # a machine dies: replaced, and dropped from the load balancer's peers
     st = status(b)
-    victim = next(m for m, v in sorted(st["machines"].items())
-                  if v["service"] == "web" and v["mode"] == "active")
-    lb = next(m for m, v in st["machines"].items() if v["service"] == "lb" and v["mode"] == "active")
+    victim = next(
+        m
+        for m, v in sorted(st["machines"].items())
+        if v["service"] == "web" and v["mode"] == "active"
+    )
+    lb = next(
+        m for m, v in st["machines"].items() if v["service"] == "lb" and v["mode"] == "active"
+    )
     assert victim in [p.machine for p in desired_of(b, lb).peers.backends]
     stop(agents[victim], signal.SIGKILL)
     killed = time.monotonic()
 
     def replaced() -> bool:
         s = status(b)
-        web = [m for m, v in s["machines"].items()
-               if v["service"] == "web" and v["mode"] == "active" and not v["lost"]]
+        web = [
+            m
+            for m, v in s["machines"].items()
+            if v["service"] == "web" and v["mode"] == "active" and not v["lost"]
+        ]
         peers = [p.machine for p in desired_of(b, lb).peers.backends]
-        return s["machines"][victim]["lost"] and victim not in web and len(web) == 2 \
-            and victim not in peers and len(peers) == 2
+        return (
+            s["machines"][victim]["lost"]
+            and victim not in web
+            and len(web) == 2
+            and victim not in peers
+            and len(peers) == 2
+        )
+
     wait_for("replacement", replaced, 30)
     took = time.monotonic() - killed
     # heartbeat interval (1s) + timeout + one cycle, plus scheduling slack on a shared host
@@ -180,7 +234,9 @@ def test_fleet_converges_replaces_and_fails_over(bucket: Bucket) -> None:
     wait_for("tamper rejection", lambda: status(b)["rejected"].get(victim), 15)
     old = first_reports[victim]  # an old version, as a noncurrent S3 version would hold
     b.store.put(report_key(victim), old.body)
-    wait_for("replay rejection", lambda: "replayed_seq" in status(b)["rejected"][victim]["counts"], 15)
+    wait_for(
+        "replay rejection", lambda: "replayed_seq" in status(b)["rejected"][victim]["counts"], 15
+    )
     assert "bad_signature" in status(b)["rejected"][victim]["counts"]
 
     # the leader dies: the standby takes over within the lease duration
@@ -200,16 +256,41 @@ def test_fleet_converges_replaces_and_fails_over(bucket: Bucket) -> None:
     assert watcher.problems == []
 
     # operators read the bucket with the real aws CLI
-    aws_env = b.env(AWS_CONFIG_FILE=str(b.tmp / "none"), AWS_SHARED_CREDENTIALS_FILE=str(b.tmp / "none"))
+    aws_env = b.env(
+        AWS_CONFIG_FILE=str(b.tmp / "none"), AWS_SHARED_CREDENTIALS_FILE=str(b.tmp / "none")
+    )
     bucket_url = b.s3_root.rstrip("/")
-    ls = subprocess.run([str(BIN / "aws"), "--endpoint-url", b.server.endpoint, "s3", "ls",
-                         f"{bucket_url}/", "--recursive"], env=aws_env, capture_output=True,
-                        text=True, timeout=60)
+    ls = subprocess.run(
+        [
+            str(BIN / "aws"),
+            "--endpoint-url",
+            b.server.endpoint,
+            "s3",
+            "ls",
+            f"{bucket_url}/",
+            "--recursive",
+        ],
+        env=aws_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ls.returncode == 0, ls.stderr
     assert "status/cluster.json" in ls.stdout and "desired/m-0.json" in ls.stdout
-    cp = subprocess.run([str(BIN / "aws"), "--endpoint-url", b.server.endpoint, "s3", "cp",
-                         f"{bucket_url}/status/cluster.json", "-"], env=aws_env,
-                        capture_output=True, timeout=60)
+    cp = subprocess.run(
+        [
+            str(BIN / "aws"),
+            "--endpoint-url",
+            b.server.endpoint,
+            "s3",
+            "cp",
+            f"{bucket_url}/status/cluster.json",
+            "-",
+        ],
+        env=aws_env,
+        capture_output=True,
+        timeout=60,
+    )
     assert cp.returncode == 0, cp.stderr
     assert orjson.loads(cp.stdout)["rejected"][victim]
     stop(ctl_b)

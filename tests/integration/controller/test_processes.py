@@ -59,9 +59,23 @@ def test_once_processes_converge_and_operators_read(bucket: Bucket) -> None:
 def test_run_stops_cleanly_on_sigterm_and_releases_the_lease(bucket: Bucket) -> None:
     """SIGTERM: the daemon finishes its cycle, releases the lease and exits 0."""
     b = bucket
-    proc = b.spawn([str(BIN / "bosun"), "controller", "run", "--every", "1s", "--skip-probe",
-                    "--master-key", str(b.master_file), "--state-dir", str(b.tmp / "st"),
-                    "--id", "daemon"], "daemon")
+    proc = b.spawn(
+        [
+            str(BIN / "bosun"),
+            "controller",
+            "run",
+            "--every",
+            "1s",
+            "--skip-probe",
+            "--master-key",
+            str(b.master_file),
+            "--state-dir",
+            str(b.tmp / "st"),
+            "--id",
+            "daemon",
+        ],
+        "daemon",
+    )
     wait_for("a lease", lambda: isinstance(b.store.get(LEASE), StoredObject), 30)
     started = time.monotonic()
     assert stop(proc, signal.SIGTERM, timeout=20) == 0, b.log("daemon")

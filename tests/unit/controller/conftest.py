@@ -27,5 +27,7 @@ def spec_store(store: Recording) -> Recording:
     return store
 
 
-def agents(store: Recording, n: int = 4, eligible: tuple[str, ...] = ("web", "lb")) -> list[SimAgent]:
+def agents(
+    store: Recording, n: int = 4, eligible: tuple[str, ...] = ("web", "lb")
+) -> list[SimAgent]:
     return [SimAgent(store.inner, MASTER, f"web-{i}", eligible=eligible) for i in range(n)]

@@ -68,20 +68,36 @@ class SimAgent:
         applied = Applied()
         d = self.desired
         if d is not None:
-            applied = Applied(generation=d.generation, fence=d.fence, digest="x", result="ok",
-                              at=d.issued_at)
+            applied = Applied(
+                generation=d.generation, fence=d.fence, digest="x", result="ok", at=d.issued_at
+            )
             if d.service and d.mode in ("active", "canary", "shadow", "standby"):
                 services[d.service] = ServiceState(
-                    version=d.version, state="running",
-                    health="healthy" if self.healthy else "unhealthy", port=8080)
-        base = Snapshot(machine=self.machine, seq=self.seq, sent_at=now, boot_id="boot-1",
-                        agent_version="sim", addresses=Addresses(internal=f"10.0.0.{hash(self.machine) % 250 + 1}"),
-                        eligible=self.eligible, services=services, applied=applied)
+                    version=d.version,
+                    state="running",
+                    health="healthy" if self.healthy else "unhealthy",
+                    port=8080,
+                )
+        base = Snapshot(
+            machine=self.machine,
+            seq=self.seq,
+            sent_at=now,
+            boot_id="boot-1",
+            agent_version="sim",
+            addresses=Addresses(internal=f"10.0.0.{hash(self.machine) % 250 + 1}"),
+            eligible=self.eligible,
+            services=services,
+            applied=applied,
+        )
         return replace(base, **{**self.extra, **kw})
 
     def sealed(self, snap: Snapshot) -> bytes:
-        return seal(snap, key=self.key, kid=format_kid(self.machine, self.epoch),
-                    object_key=report_key(self.machine))
+        return seal(
+            snap,
+            key=self.key,
+            kid=format_kid(self.machine, self.epoch),
+            object_key=report_key(self.machine),
+        )
 
     def report(self, now: float | None = None, **kw: Any) -> bytes:
         raw = self.sealed(self.snapshot(now, **kw))
@@ -93,8 +109,9 @@ class SimAgent:
         if isinstance(got, StoredObject):
             kid = format_kid(self.machine, self.epoch)
             try:
-                _env, doc = open_desired(got.body, desired_key(self.machine),
-                                         lambda k: self.key if k == kid else None)
+                _env, doc = open_desired(
+                    got.body, desired_key(self.machine), lambda k: self.key if k == kid else None
+                )
             except BosunError:
                 return self.desired
             if self.desired is None or doc.generation > self.desired.generation:

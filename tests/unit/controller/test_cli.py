@@ -55,17 +55,37 @@ def test_controller_once_and_dry_run(spec_store: Recording, key_file: Path, tmp_
     """once -o json reports the writes; --dry-run plans the same and writes nothing."""
     for a in agents(spec_store):
         a.report()
-    common = ["--store", spec_store.url, "--master-key", str(key_file),
-              "--state-dir", str(tmp_path / "st")]
+    common = [
+        "--store",
+        spec_store.url,
+        "--master-key",
+        str(key_file),
+        "--state-dir",
+        str(tmp_path / "st"),
+    ]
     dry = orjson.loads(run("controller", "once", "--dry-run", "-o", "json", *common))
     assert dry["written"] == [] and len(dry["plan"]["writes"]) == 4
     assert not list(spec_store.inner.list("desired/"))
     text = run("controller", "once", "--dry-run", *common)
     assert "plan desired/web-0.json generation 1" in text
     real = orjson.loads(run("controller", "once", "-o", "json", *common, "--id", "ctl-a"))
-    assert real["lease"]["acting"] and len([k for k in real["written"] if k.startswith("desired/")]) == 4
-    other = orjson.loads(run("controller", "once", "-o", "json", *common[:4], "--id", "ctl-b",
-                             "--state-dir", str(tmp_path / "st-b")))
+    assert (
+        real["lease"]["acting"]
+        and len([k for k in real["written"] if k.startswith("desired/")]) == 4
+    )
+    other = orjson.loads(
+        run(
+            "controller",
+            "once",
+            "-o",
+            "json",
+            *common[:4],
+            "--id",
+            "ctl-b",
+            "--state-dir",
+            str(tmp_path / "st-b"),
+        )
+    )
     assert not other["lease"]["acting"] and other["written"] == []
     again = orjson.loads(run("controller", "once", "-o", "json", *common, "--id", "ctl-a"))
     assert again["lease"]["token"] == 1  # the saved lease view renews rather than takes over
@@ -73,14 +93,31 @@ def test_controller_once_and_dry_run(spec_store: Recording, key_file: Path, tmp_
 
 def test_a_second_controller_process_on_one_state_dir_skips(tmp_path: Path) -> None:
     """Overlapping cron runs: the state-dir lock lets only one controller process run."""
-    with exclusive(tmp_path / "st"), pytest.raises(BosunError, match="another bosun controller"), \
-            exclusive(tmp_path / "st"):
+    with (
+        exclusive(tmp_path / "st"),
+        pytest.raises(BosunError, match="another bosun controller"),
+        exclusive(tmp_path / "st"),
+    ):
         pass
 
 
-def test_run_refuses_an_interval_not_below_the_renew_deadline(key_file: Path, tmp_path: Path) -> None:
+def test_run_refuses_an_interval_not_below_the_renew_deadline(
+    key_file: Path, tmp_path: Path
+) -> None:
     """--every must be shorter than the renew deadline, or the lease would lapse between cycles."""
-    result = CliRunner().invoke(cli, ["controller", "run", "--store", f"file://{tmp_path}/b",
-                                      "--master-key", str(key_file), "--every", "30s",
-                                      "--lease-duration", "30s"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "controller",
+            "run",
+            "--store",
+            f"file://{tmp_path}/b",
+            "--master-key",
+            str(key_file),
+            "--every",
+            "30s",
+            "--lease-duration",
+            "30s",
+        ],
+    )
     assert result.exit_code == 2 and "renew deadline" in result.output

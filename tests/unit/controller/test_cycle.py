@@ -39,8 +39,9 @@ def open_doc(store: Recording, machine: str) -> Desired:
     return open_desired(got.body, desired_key(machine), lambda k: key if k == kid else None)[1]
 
 
-def round_trip(store: Recording, ctl: Controller, fleet: list[SimAgent], n: int = 4,
-               now: float | None = None) -> None:
+def round_trip(
+    store: Recording, ctl: Controller, fleet: list[SimAgent], n: int = 4, now: float | None = None
+) -> None:
     for _ in range(n):
         ctl.cycle()
         for a in fleet:
@@ -112,8 +113,9 @@ def test_a_lost_machine_is_replaced_and_dropped_from_lb_peers(spec_store: Record
     ctl = controller(spec_store, wall=wall)
     round_trip(spec_store, ctl, fleet, now=wall.t)
     ctl.cycle()  # liveness counts from when the controller accepted the last snapshot
-    victim = next(a for a in fleet if a.desired and a.desired.service == "web"
-                  and a.desired.mode == "active")
+    victim = next(
+        a for a in fleet if a.desired and a.desired.service == "web" and a.desired.mode == "active"
+    )
     wall.t += 31  # heartbeat timeout is 30s in the test spec
     for a in fleet:
         if a is not victim:
@@ -224,7 +226,11 @@ def test_desired_writes_are_fenced_and_conflicts_replan_next_cycle(spec_store: R
     fleet[1].report()
     spec_store.reset()
     calls: list[dict[str, Any]] = []
-    spec_store.faults.append(lambda op, key, kw: calls.append(kw) if key == desired_key("web-1") and op == "PUT" else None)
+    spec_store.faults.append(
+        lambda op, key, kw: (
+            calls.append(kw) if key == desired_key("web-1") and op == "PUT" else None
+        )
+    )
     first = ctl.cycle()
     assert "web-1" in first.failed  # the planner wanted a new document: exactly one attempt
     assert spec_store.puts().count(desired_key("web-1")) == 1

@@ -40,7 +40,9 @@ def test_a_store_ignoring_conditions_is_refused_naming_each_behaviour(tmp_path: 
     assert "If-Match refuses a stale ETag" in names
     assert "conditional GET answers 304 (If-None-Match)" in names
     assert "20-writer create-only race has one winner" in names
-    with pytest.raises(BosunError, match="refusing this store for controllers; missing behaviour: "):
+    with pytest.raises(
+        BosunError, match="refusing this store for controllers; missing behaviour: "
+    ):
         refuse_if_missing(results)
 
 

@@ -49,7 +49,9 @@ def test_epochs_start_at_zero_and_bumps_are_conditional(store: Recording) -> Non
 
 def test_concurrent_revokes_lose_no_bump(store: Recording) -> None:
     """Eight revokes at once: every bump lands exactly once (re-read on conflict)."""
-    threads = [threading.Thread(target=bump_epoch, args=(store.inner, f"m-{i % 2}")) for i in range(8)]
+    threads = [
+        threading.Thread(target=bump_epoch, args=(store.inner, f"m-{i % 2}")) for i in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -44,6 +44,7 @@ def once(exc: Exception, op: str = "PUT", key: str = LEASE) -> Any:
         if o == op and k == key and not fired:
             fired.append(1)
             raise exc
+
     return fault
 
 
@@ -51,6 +52,7 @@ def always(exc: Exception, op: str = "PUT") -> Any:
     def fault(o: str, k: str, kw: dict[str, Any]) -> None:
         if o == op:
             raise exc
+
     return fault
 
 

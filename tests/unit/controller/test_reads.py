@@ -26,8 +26,9 @@ def cluster(spec_store: Recording) -> Recording:
     """Four converged machines, one of them unhealthy, one lost."""
     fleet = agents(spec_store, n=5)
     wall = [time.time() - 100]
-    ctl = Controller(spec_store, MASTER, holder="ctl", lease=LeaseSettings(30, 20),
-                     wall=lambda: wall[0])
+    ctl = Controller(
+        spec_store, MASTER, holder="ctl", lease=LeaseSettings(30, 20), wall=lambda: wall[0]
+    )
     for _ in range(4):
         ctl.cycle()
         for a in fleet:
@@ -78,20 +79,27 @@ def test_firewall_xsl_allows_exactly_the_running_machines(cluster: Recording) ->
     running = [r for r in rows if r["status"] == "running"]
     assert len(allowed) == len(running) >= 3
     for r in running:
-        assert f'-A BOSUN-ALLOW -s {r["internal"]} -m comment --comment "bosun {r["machine"]} ' in rules
+        assert (
+            f'-A BOSUN-ALLOW -s {r["internal"]} -m comment --comment "bosun {r["machine"]} '
+            in rules
+        )
     for r in rows:
         if r["status"] != "running":
             assert f"bosun {r['machine']} " not in rules
     only_web = str(transform(etree.fromstring(xml), service="'web'", port="'8080'"))
-    assert all("--dport 8080" in ln and " web\"" in ln for ln in only_web.splitlines() if "ACCEPT" in ln)
+    assert all(
+        "--dport 8080" in ln and ' web"' in ln for ln in only_web.splitlines() if "ACCEPT" in ln
+    )
 
 
 def test_firewall_xsl_drops_addresses_that_are_not_ip_literals() -> None:
     """An agent-reported address cannot inject iptables options through the stylesheet."""
-    xml = (b'<machines><machine id="evil" status="running" service="web">'
-           b'<address kind="internal">1.2.3.4 -j DROP</address></machine>'
-           b'<machine id="ok" status="running" service="web">'
-           b'<address kind="internal">10.0.0.1</address></machine></machines>')
+    xml = (
+        b'<machines><machine id="evil" status="running" service="web">'
+        b'<address kind="internal">1.2.3.4 -j DROP</address></machine>'
+        b'<machine id="ok" status="running" service="web">'
+        b'<address kind="internal">10.0.0.1</address></machine></machines>'
+    )
     transform = etree.XSLT(etree.parse(str(ROOT / "examples" / "firewall.xsl")))
     rules = str(transform(etree.fromstring(xml)))
     assert "DROP" not in rules and "-s 10.0.0.1 " in rules

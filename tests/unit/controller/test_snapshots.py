@@ -79,7 +79,9 @@ def test_tampered_snapshots_are_rejected_and_counted(spec_store: Recording, wher
     }[where]()
     put_report(spec_store, "web-1", bad)
     before = intake(spec_store).reports["web-1"]
-    machine_before = {k: v for k, v in status(spec_store)["machines"]["web-1"].items() if k != "age"}
+    machine_before = {
+        k: v for k, v in status(spec_store)["machines"]["web-1"].items() if k != "age"
+    }
     report = ctl.cycle()
     assert report.rejected == 1 and report.accepted == 0
     after = intake(spec_store).reports["web-1"]
@@ -180,8 +182,10 @@ def test_agent_refusal_counters_are_surfaced_in_status(spec_store: Recording) ->
     from wire.documents import Refusal
 
     ctl, fleet = settled(spec_store)
-    fleet[2].report(refusals={"bad_signature": 3},
-                    last_refusal=Refusal("bad_signature", "desired/web-2.json mutated", 1.0))
+    fleet[2].report(
+        refusals={"bad_signature": 3},
+        last_refusal=Refusal("bad_signature", "desired/web-2.json mutated", 1.0),
+    )
     ctl.cycle()
     got = status(spec_store)["agent_refusals"]["web-2"]
     assert got["counts"] == {"bad_signature": 3} and got["last"]["reason"] == "bad_signature"
