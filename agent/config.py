@@ -318,6 +318,9 @@ def _validate_service(name: str, svc: ServiceConfig, fail: Any) -> None:
             v = getattr(probe, k)
             if v is not None:
                 _check_placeholders(v, f"{base}.{kind}.{k}", fail)
+        if isinstance(probe.command, tuple):
+            for arg in probe.command:
+                _check_placeholders(arg, f"{base}.{kind}.command", fail)
 
 
 def _check_placeholders(text: str, path: str, fail: Any) -> None:

@@ -65,7 +65,7 @@ def _command(
             capture_output=True,
             timeout=spec.timeout,
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except (OSError, subprocess.TimeoutExpired, KeyError, ValueError) as exc:
         raise ProbeFailed(f"probe command: {exc}") from None
     return done.returncode, done.stdout[: PROBE_CAP + 1]
 

@@ -333,3 +333,20 @@ def test_sentinel_key_never_leaks(env: Env) -> None:
     haystacks["app environ"] = Path(f"/proc/{pid}/environ").read_bytes()
     leaks = [name for name, data in haystacks.items() for form in forms if form in data]
     assert leaks == [], leaks
+
+
+def test_check_passes_on_seaweedfs_and_fails_when_conditions_are_ignored(env: Env) -> None:
+    """bosun-agent check accepts a real S3 endpoint and refuses one that ignores conditional requests, naming it."""
+    publish(env.store, desired(generation=1))
+    cmd = env.agent("check")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env.env(), cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "conditional GET with the current ETag answers 304" in done.stdout
+    assert "check passed" in done.stdout
+    env.proxy.mode = "ignore-conditions"
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env.env(), cwd=ROOT)
+    assert done.returncode == 2
+    assert "FAIL  conditional GET with the current ETag answers 304" in done.stdout
+    assert "If-Match with a wrong ETag) was ACCEPTED" in done.stdout
+    env.proxy.mode = "pass"
+    assert report(env.store).machine == "web-1"  # a valid report was put back
