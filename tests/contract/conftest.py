@@ -17,6 +17,7 @@ import pytest
 from tests.support.fixtures import fresh_bucket
 from tests.support.servers import S3Server
 from wire.store import DirectoryStore, Store
+from wire.store.s3 import Timeouts
 
 BACKENDS = ["directory", "moto", "seaweedfs"]
 
@@ -40,6 +41,9 @@ def make_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
     prefix = f"contract-{uuid.uuid4().hex[:12]}"
 
     def make_s3(**kwargs: Any) -> Store:  # every store of one test shares bucket and prefix
+        # Generous read timeout: 20 racing conditional PUTs take seconds on a loaded SeaweedFS,
+        # and these tests assert who wins, not how fast.
+        kwargs.setdefault("timeouts", Timeouts(connect=3, read=30))
         return fresh_bucket(server, prefix=prefix, **kwargs)
 
     return make_s3
