@@ -82,7 +82,7 @@ def _agent(cfg: AgentConfig, deadline: float) -> object:
     key = read_key_file(Path(cfg.key_file))
     timeouts = Timeouts(connect=min(3.0, deadline), read=min(10.0, deadline), total=deadline)
     store = open_agent_store(cfg.store, timeouts=timeouts)
-    return Agent(cfg, key, store)
+    return Agent(cfg, key, store, deadline=deadline)
 
 
 def _run(cfg: AgentConfig, args: argparse.Namespace) -> int:

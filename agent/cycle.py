@@ -46,8 +46,11 @@ class CycleResult:
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, key: bytes, store: Store) -> None:
+    def __init__(
+        self, cfg: AgentConfig, key: bytes, store: Store, *, deadline: float | None = None
+    ) -> None:
         self.cfg = cfg
+        self.deadline = deadline  # seconds for all bucket requests of one cycle
         self._key = key
         self.store = store
         self.dir = StateDir(Path(cfg.state_dir))
@@ -273,6 +276,7 @@ class Agent:
         now = time.time()
         errors: list[str] = list(self.startup_errors)
         self.startup_errors = []
+        self._start_deadline()
         store_ok = self._fetch(now, errors)
         running, stale = self._apply(now, errors)
         if running is not None:
@@ -290,6 +294,11 @@ class Agent:
         self.dir.save(self.state)
         return CycleResult(not errors, put, tuple(errors), store_down=not store_ok)
 
+    def _start_deadline(self) -> None:
+        set_deadline = getattr(self.store, "set_deadline", None)
+        if set_deadline is not None and self.deadline is not None:
+            set_deadline(time.monotonic() + self.deadline)
+
     def running_doc(self) -> Desired | None:
         lkg = self.dir.read_doc(APPLIED_FILE, self.state.applied.digest)
         return lkg[1] if lkg else None
@@ -305,6 +314,7 @@ class Agent:
         """The last snapshot of a stopping daemon: `status: stopping`, always sent."""
         now = time.time()
         errors: list[str] = []
+        self._start_deadline()
         running = self.running_doc()
         stale = running is not None and check_expiry(running, now) is not None
         put = self._report(self.snapshot(now, "stopping", running, stale), now, True, errors)

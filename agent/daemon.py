@@ -73,10 +73,12 @@ def run_daemon(agent: Agent) -> int:
         cfg.poll_interval,
         cfg.heartbeat_interval,
     )
+    status = "starting"
     while not stop.is_set():
         try:
             with cycle_lock(agent.dir.root):
-                result = agent.cycle()
+                result = agent.cycle(status=status)
+            status = "running"
         except BosunError as exc:
             log.error("daemon.cycle_skipped error=%s", exc)
             result = None

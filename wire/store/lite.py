@@ -5,8 +5,9 @@ allowed. The agent needs four calls (GET, PUT, and cheaply LIST and DELETE), so 
 signs them itself with AWS Signature Version 4 over `http.client`:
 
 - conditional GET (`If-None-Match`) and PUT (`If-Match`, `If-None-Match: *`);
-- connect/read timeouts, plus an optional per-request deadline enforced by a watchdog that
-  shuts the socket down, so a server that drips bytes cannot hold a cycle;
+- connect/read timeouts, plus a deadline per request (`Timeouts.total`) and optionally per
+  cycle (`set_deadline`), enforced by a watchdog that shuts the socket down, so a server
+  that drips bytes cannot hold a cycle;
 - the same error translation as `wire.store.s3`: 412/409 -> WriteConflict, 404 -> Missing,
   304 -> NotModified, 403 -> StoreAccessDenied, 5xx/SlowDown/connection errors/timeouts ->
   StoreUnavailable (`RequestTimedOut` when the deadline or a timeout hit), over-cap bodies ->
@@ -205,6 +206,11 @@ class LiteS3Store:
             self._host = f"{bucket}.{self._host}"
         self._conn: http.client.HTTPConnection | None = None
         self.requests = 0  # requests sent (for tests and benchmarks)
+        self.deadline_at: float | None = None  # time.monotonic() after which requests fail
+
+    def set_deadline(self, at: float | None) -> None:
+        """Bound every request until `at` (monotonic): the agent's per-cycle deadline."""
+        self.deadline_at = at
 
     def __repr__(self) -> str:
         return f"LiteS3Store({self.url!r})"
@@ -264,10 +270,18 @@ class LiteS3Store:
             if query
             else ""
         )
+        budget = self.timeouts.total
+        if self.deadline_at is not None:
+            left = self.deadline_at - time.monotonic()
+            if left <= 0:
+                raise RequestTimedOut(
+                    f"{method} {self.describe(key)}: the cycle deadline has passed; not sent"
+                )
+            budget = left if budget is None else min(budget, left)
         conn = self._connection()
         timer: threading.Timer | None = None
         expired = threading.Event()
-        if self.timeouts.total is not None:
+        if budget is not None:
 
             def _kill() -> None:
                 expired.set()
@@ -276,7 +290,7 @@ class LiteS3Store:
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
 
-            timer = threading.Timer(self.timeouts.total, _kill)
+            timer = threading.Timer(budget, _kill)
             timer.daemon = True
             timer.start()
         started = time.monotonic()
@@ -330,7 +344,7 @@ class LiteS3Store:
                 took = time.monotonic() - started
                 raise RequestTimedOut(
                     f"{method} {self.describe(key)}: {self._where()} exceeded the "
-                    f"{self.timeouts.total:.1f}s request deadline after {took:.1f}s"
+                    f"{budget or 0:.1f}s deadline after {took:.1f}s"
                 ) from exc
             raise StoreUnavailable(
                 f"{method} {self.describe(key)}: cannot reach {self._where()}: "

@@ -164,10 +164,12 @@ def test_daemon_converges_and_stops_gracefully(env: Env) -> None:
     publish(env.store, desired(generation=1, config={"v": 1}))
     daemon = env.daemon()
     wait_for(lambda: report(env.store).applied.generation == 1, what="generation 1 applied")
+    assert report(env.store).status in ("starting", "running")
     publish(env.store, desired(generation=2, version="1.1", config={"v": 2}))
     wait_for(lambda: report(env.store).applied.generation == 2, what="generation 2 applied")
     assert json.loads((env.out / "web.json").read_text()) == {"v": 2}
     assert cmdline(env.app_pid())[-1] == "--version=1.1"
+    assert report(env.store).status == "running"
     status = Path(f"/proc/{daemon.pid}/status").read_text()
     rss_kb = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
     assert rss_kb < 60 * 1024, f"daemon peak RSS {rss_kb} kB"
@@ -263,7 +265,7 @@ def test_dripping_bucket_ends_the_cycle_with_fetch_timeout(env: Env) -> None:
     env.proxy.mode = "drip"
     started = time.monotonic()
     done = env.once("--deadline", "1")
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 4  # one deadline for the whole cycle, GET and PUT
     assert done.returncode == 1 and "fetch_timeout" in done.stderr
     env.proxy.mode = "pass"
     assert env.once().returncode == 0
