@@ -34,7 +34,7 @@ from controller.planner.model import (
     Plan,
     Status,
 )
-from controller.publish import PublishResult, publish, settle_memory
+from controller.publish import PUBLISH_THREADS, PublishResult, publish, settle_memory
 from controller.spec.model import ClusterSpec, Settings
 from controller.state import INTAKE, IntakeState
 from wire.errors import WriteConflict
@@ -59,6 +59,7 @@ class CycleReport:
     failed: dict[str, str] = field(default_factory=dict)
     note: str = ""
     recovered_memory: bool = False
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
 
     def summary(self) -> str:
         if not self.lease.acting and self.plan is None:
@@ -95,6 +96,7 @@ class Controller:
         self._keys_etag: str | None = None
         self.cache = SnapshotCache()
         self.spec_cache = persist.SpecCache()
+        self.publish_threads = PUBLISH_THREADS
         self.intake = Intake(store, self.keys, self.cache)
         self.lease = LeaseKeeper(
             store,
@@ -143,8 +145,18 @@ class Controller:
 
     def cycle(self, *, dry_run: bool = False) -> CycleReport:
         now = self.wall()
+        t0 = time.perf_counter()
         status = self._peek_lease() if dry_run else self.lease.ensure()
         report = CycleReport(status)
+        marks = report.timings
+
+        def mark(phase: str) -> None:
+            nonlocal t0
+            t1 = time.perf_counter()
+            marks[phase] = round(t1 - t0, 4)
+            t0 = t1
+
+        mark("lease")
         if not dry_run and not status.acting:
             return report
         fence = status.token if not dry_run else status.token + (status.holder != self.lease.holder)
@@ -165,12 +177,15 @@ class Controller:
                 report.lease = replace(status, token=fence)
         spec = persist.load_spec(self.store, self.spec_cache)
         settings = spec.settings if spec else Settings()
+        mark("load")
         got = self.intake.collect(intake_state, now, settings.skew_window)
+        mark("intake")
         report.cycle = cycle = intake_state.cycle + 1
         report.listed, report.fetched = got.listed, got.fetched
         report.accepted, report.rejected = len(got.accepted), len(got.observed.rejections)
         new_plan = self._plan(spec, got.observed, memory, now, fence)
         report.plan = new_plan
+        mark("plan")
         if dry_run:
             return report
         events: list[Any] = list(got.events) if new_plan is None else []  # the plan has them
@@ -183,18 +198,16 @@ class Controller:
                 got.state.desired,
                 fence=fence,
                 can_act=self.lease.can_act,
+                threads=self.publish_threads,
             )
             report.failed = pub.failed
             report.written += [f"desired/{m}.json" for m in pub.written]
             events += [*new_plan.events, *pub.events]
+        mark("publish")
         if pub.stopped:
             report.note = pub.stopped
             return report  # lease deadline: write nothing more this cycle
-        for acc in got.accepted:
-            if acc.substantive and records.archive(
-                self.store, acc.machine, acc.snapshot.seq, acc.raw
-            ):
-                report.written.append(f"history/{acc.machine}/{acc.snapshot.seq}")
+        report.written += records.archive_all(self.store, got.accepted, self.publish_threads)
         if events:
             key = records.write_events(
                 self.store,
@@ -208,7 +221,9 @@ class Controller:
         )
         digest = self._write_status(new_plan, got.observed, state, now, fence, cycle, report)
         state = replace(state, status_digest=digest)
+        mark("records")
         self._save(new_plan, memory, mem_loaded, pub, state, intake_loaded, fence, report)
+        mark("save")
         log.info("cycle.done %s", report.summary())
         return report
 

@@ -14,6 +14,8 @@ whose epoch is not the machine's current one, without trying any other key.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 
 KEYS = "control/keys.json"
 KEYS_FORMAT = "bosun.keys/1"
-_BUMP_ATTEMPTS = 5
+_BUMP_ATTEMPTS = 20
 
 
 def keygen(path: Path, *, force: bool = False) -> None:
@@ -109,6 +111,7 @@ def bump_epoch(store: Store, machine: str) -> int:
                 store.put(KEYS, encode_epochs(epochs), if_match=etag)
         except WriteConflict as exc:
             last = exc
+            time.sleep(random.uniform(0, 0.05))  # another revoke won: re-read after a jitter
             continue
         log.info("keys.epoch_bumped", extra={"ctx": {"machine": machine, "epoch": new}})
         return new

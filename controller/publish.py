@@ -13,7 +13,9 @@ A `WriteConflict` is never retried in place: the next cycle re-plans.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +27,8 @@ from wire.layout import desired_key
 from wire.store import Missing, Store, StoredObject
 
 log = logging.getLogger(__name__)
+
+PUBLISH_THREADS = 8
 
 
 @dataclass
@@ -45,28 +49,46 @@ def publish(
     *,
     fence: int,
     can_act: Callable[[], bool],
+    threads: int = PUBLISH_THREADS,
 ) -> PublishResult:
+    """Write the documents, `threads` at a time; the lease is checked before each write."""
     out = PublishResult()
-    for i, w in enumerate(writes):
-        if not can_act():
-            out.stopped = (
-                f"lease renew deadline passed: {len(writes) - i} desired documents "
-                "not written; the next cycle re-plans"
-            )
-            out.events.append(
-                {
-                    "kind": "cycle.stopped",
-                    "reason": "lease_deadline",
-                    "data": {"unwritten": len(writes) - i},
-                }
-            )
-            for rest in writes[i:]:
-                out.failed[rest.machine] = "lease deadline"
-            log.warning("publish.stopped %s", out.stopped)
-            break
+    for w in writes:
         if w.desired.fence != fence:
             raise RuntimeError(f"planner fence {w.desired.fence} != lease token {fence}")  # a bug
+    lock = threading.Lock()
+    unwritten: list[PutDesired] = []
+
+    def one(w: PutDesired) -> None:
+        if not can_act():
+            with lock:
+                unwritten.append(w)
+            return
         _publish_one(store, keys, w, known_etags.get(w.machine), out)
+
+    if threads <= 1 or len(writes) <= 2:
+        for w in writes:
+            one(w)
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(one, writes))
+    if unwritten:
+        out.stopped = (
+            f"lease renew deadline passed: {len(unwritten)} desired documents "
+            "not written; the next cycle re-plans"
+        )
+        out.events.append(
+            {
+                "kind": "cycle.stopped",
+                "reason": "lease_deadline",
+                "data": {"unwritten": len(unwritten)},
+            }
+        )
+        for rest in unwritten:
+            out.failed[rest.machine] = "lease deadline"
+        log.warning("publish.stopped %s", out.stopped)
+    out.written.sort()
+    out.events.sort(key=lambda e: (str(e.get("machine", "")), str(e.get("kind", ""))))
     return out
 
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 
+from controller.intake import Accepted
 from controller.planner.model import Event, Observed, Status
 from controller.state import IntakeState
 from wire import codec
@@ -117,6 +119,23 @@ def archive(store: Store, machine: str, seq: int, raw: bytes) -> bool:
     except WriteConflict:
         return False
     return True
+
+
+def archive_all(store: Store, accepted: Iterable[Accepted], threads: int) -> list[str]:
+    """Archive every substantive accepted snapshot, `threads` at a time; the keys written."""
+    todo = [a for a in accepted if a.substantive]
+
+    def one(acc: Accepted) -> str | None:
+        if archive(store, acc.machine, acc.snapshot.seq, acc.raw):
+            return history_key(acc.machine, acc.snapshot.seq)
+        return None
+
+    if threads <= 1 or len(todo) <= 2:
+        done = [one(a) for a in todo]
+    else:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            done = list(pool.map(one, todo))
+    return [k for k in done if k is not None]
 
 
 def encode_status(doc: Mapping[str, Any]) -> bytes:
