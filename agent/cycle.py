@@ -274,6 +274,7 @@ class Agent:
 
     def cycle(self, *, status: str = "running", force_report: bool = False) -> CycleResult:
         now = time.time()
+        self._reload()
         errors: list[str] = list(self.startup_errors)
         self.startup_errors = []
         self._start_deadline()
@@ -293,6 +294,12 @@ class Agent:
         )
         self.dir.save(self.state)
         return CycleResult(not errors, put, tuple(errors), store_down=not store_ok)
+
+    def _reload(self) -> None:
+        """The disk is the source of truth: another agent process may have run a cycle."""
+        self.state, corrupt = self.dir.load()
+        if corrupt:
+            self.startup_errors.append(corrupt)
 
     def _start_deadline(self) -> None:
         set_deadline = getattr(self.store, "set_deadline", None)
@@ -314,6 +321,7 @@ class Agent:
         """The last snapshot of a stopping daemon: `status: stopping`, always sent."""
         now = time.time()
         errors: list[str] = []
+        self._reload()
         self._start_deadline()
         running = self.running_doc()
         stale = running is not None and check_expiry(running, now) is not None

@@ -43,7 +43,7 @@ def test_put_on_change_and_on_heartbeat_only(
     agent.cycle()
     assert [c[0] for c in counting.calls] == ["GET", "PUT"]
     counting.reset()
-    agent.state = replace(agent.state, last_put_at=time.time() - 301)  # heartbeat is 5m
+    agent.dir.save(replace(agent.state, last_put_at=time.time() - 301))  # heartbeat is 5m
     agent.cycle()
     assert [c[0] for c in counting.calls] == ["GET", "PUT"]
     assert counting.calls[1][1] == report_key("web-1")

@@ -210,3 +210,46 @@ def test_unknown_service_fails_apply_and_keeps_running(
     snap = report(bucket)
     assert snap.applied.generation == 1 and snap.applied.result == "failed"
     assert "no entry under services" in (snap.applied.error or "")
+
+
+def test_hooks_install_restart_reload_stop_get_desired_fields(
+    tmp_path: Path, bucket: DirectoryStore
+) -> None:
+    """install gets the version (argv placeholder and env), restart runs on a new version, reload on changed files, stop on standby."""
+    log = tmp_path / "hooks.log"
+    services = {
+        "web": {
+            "files": [{"path": str(tmp_path / "out" / "c.json")}],
+            "commands": {
+                "install": [
+                    "sh",
+                    "-c",
+                    f'echo "install $1 $BOSUN_MODE" >> {log}',
+                    "sh",
+                    "{version}",
+                ],
+                "restart": f'echo "restart $BOSUN_VERSION" >> {log}',
+                "reload": f'echo "reload $BOSUN_CONFIG" >> {log}',
+                "stop": f'echo "stop $BOSUN_MODE" >> {log}',
+            },
+        }
+    }
+    m = Machine(tmp_path / "m", bucket.url, services=services).write()
+    agent = make_agent(m)
+    steps = [
+        desired(generation=1, version="1.0", config={"a": 1}),
+        desired(generation=2, version="1.0", config={"a": 2}),
+        desired(generation=3, version="1.1", config={"a": 2}),
+        desired(generation=4, version="1.1", config={"a": 2}, mode="standby"),
+    ]
+    for doc in steps:
+        publish(bucket, doc)
+        assert agent.cycle().ok
+    assert log.read_text().splitlines() == [
+        "install 1.0 active",
+        "restart 1.0",
+        'reload {"a":2}',
+        "install 1.1 active",
+        "restart 1.1",
+        "stop standby",
+    ]
