@@ -96,6 +96,7 @@ class Controller:
         self._keys_etag: str | None = None
         self.cache = SnapshotCache()
         self.spec_cache = persist.SpecCache()
+        self.control_cache: persist.Cache = {}
         self.publish_threads = PUBLISH_THREADS
         self.intake = Intake(store, self.keys, self.cache)
         self.lease = LeaseKeeper(
@@ -161,8 +162,10 @@ class Controller:
             return report
         fence = status.token if not dry_run else status.token + (status.holder != self.lease.holder)
         self._refresh_keys()
-        intake_loaded = persist.load_intake(self.store)
-        mem_loaded, intake_state = persist.load_memory(self.store, self.keys, intake_loaded.value)
+        intake_loaded = persist.load_intake(self.store, self.control_cache)
+        mem_loaded, intake_state = persist.load_memory(
+            self.store, self.keys, intake_loaded.value, self.control_cache
+        )
         memory = mem_loaded.value
         report.recovered_memory = mem_loaded.recovered
         known_fence = max(memory.fence, intake_state.fence)
@@ -270,10 +273,12 @@ class Controller:
             settled = replace(settle_memory(new_plan.memory, memory, pub), fence=fence)
             unchanged = replace(settled, cycle=memory.cycle, fence=memory.fence) == memory
             if (not unchanged or mem_loaded.etag is None) and self.lease.can_act():
-                _etag, problem = persist.try_save(
+                etag, problem = persist.try_save(
                     self.store, MEMORY, settled.to_json(), mem_loaded.etag
                 )
+                persist.remember(self.control_cache, MEMORY, etag, settled)
                 if problem:
+                    self.control_cache.clear()
                     report.note = problem
                     report.failed["control/memory.json"] = problem
                     return  # do not save the intake state over a newer controller's
@@ -282,8 +287,10 @@ class Controller:
             return
         if not self.lease.can_act():
             return
-        _etag, problem = persist.try_save(self.store, INTAKE, state.to_json(), intake_loaded.etag)
+        etag, problem = persist.try_save(self.store, INTAKE, state.to_json(), intake_loaded.etag)
+        persist.remember(self.control_cache, INTAKE, etag, state)
         if problem:
+            self.control_cache.clear()
             report.failed[INTAKE] = problem
         else:
             report.written.append(INTAKE)

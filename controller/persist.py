@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 from controller.keys import KeyRing
 from controller.planner.model import Memory
@@ -70,24 +70,54 @@ def load_spec(store: Store, cache: SpecCache | None = None) -> ClusterSpec | Non
     return cache.spec
 
 
-def load_intake(store: Store) -> Loaded[IntakeState]:
-    got = _get(store, INTAKE, BIG)
+Cache = dict[str, tuple[str, Any]]
+"""key -> (ETag, decoded value) of objects this process read or wrote: re-read with
+If-None-Match, so an unchanged control object costs a 304 instead of its body."""
+
+
+def _get_cached(store: Store, key: str, cache: Cache | None) -> tuple[StoredObject | None, Any]:
+    hit = cache.get(key) if cache is not None else None
+    got = store.get(key, if_none_match=hit[0] if hit else None, max_bytes=BIG)
+    if isinstance(got, NotModified) and hit is not None:
+        return StoredObject(key, b"", hit[0]), hit[1]
+    if isinstance(got, Missing):
+        if cache is not None:
+            cache.pop(key, None)
+        return None, None
+    if not isinstance(got, StoredObject):
+        raise InvalidDocument(f"{store.describe(key)}: unexpected not-modified answer")
+    return got, None
+
+
+def remember(cache: Cache | None, key: str, etag: str | None, value: Any) -> None:
+    if cache is not None and etag:
+        cache[key] = (etag, value)
+
+
+def load_intake(store: Store, cache: Cache | None = None) -> Loaded[IntakeState]:
+    got, value = _get_cached(store, INTAKE, cache)
     if got is None:
         return Loaded(IntakeState(), None)
-    return Loaded(IntakeState.from_json(got.body, where=store.describe(INTAKE)), got.etag)
+    if value is None:
+        value = IntakeState.from_json(got.body, where=store.describe(INTAKE))
+        remember(cache, INTAKE, got.etag, value)
+    return Loaded(value, got.etag)
 
 
 def load_memory(
-    store: Store, keys: KeyRing, intake: IntakeState
+    store: Store, keys: KeyRing, intake: IntakeState, cache: Cache | None = None
 ) -> tuple[Loaded[Memory], IntakeState]:
     """The planner memory; when it is missing, rebuilt from the signed documents in desired/.
 
     Recovery also records every desired document's ETag in the intake state, so the next
     writes are conditioned on what is really there and no generation is reused.
     """
-    got = _get(store, MEMORY, BIG)
+    got, value = _get_cached(store, MEMORY, cache)
     if got is not None:
-        return Loaded(Memory.from_json(got.body, where=store.describe(MEMORY)), got.etag), intake
+        if value is None:
+            value = Memory.from_json(got.body, where=store.describe(MEMORY))
+            remember(cache, MEMORY, got.etag, value)
+        return Loaded(value, got.etag), intake
     docs, etags = read_all_desired(store, keys)
     if not docs and not etags:
         return Loaded(Memory(), None), intake
@@ -95,9 +125,7 @@ def load_memory(
     log.warning("memory.recovered", extra={"ctx": {"documents": len(docs)}})
     return (
         Loaded(memory, None, recovered=True),
-        IntakeState(
-            intake.format, max(intake.fence, memory.fence), intake.cycle, intake.reports, etags
-        ),
+        replace(intake, fence=max(intake.fence, memory.fence), desired=etags),
     )
 
 
