@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("controller.cli.reads", "history_cmd"),
     ("controller.cli.reads", "events_cmd"),
     ("controller.cli.doctor", "doctor_cmd"),
+    ("controller.cli.demo", "demo_cmd"),
 ]
 
 

@@ -1,0 +1,60 @@
+"""`bosun demo`: a bucket, a controller, eight agents, real services and a load balancer."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("demo")
+@click.option("--s3", is_flag=True, help="Use a local SeaweedFS (real S3) instead of a directory.")
+@click.option("--fast", is_flag=True, help="Short intervals and pauses (for tests; ~1 minute).")
+@click.option(
+    "--keep-running", is_flag=True, help="Leave the cluster up after the story, until Ctrl-C."
+)
+@click.option(
+    "--summary-json",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the summary as JSON to this file.",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo"),
+    show_default=True,
+    help="Run directory: bucket/, machines/, logs/ (a previous demo's is replaced).",
+)
+def demo_cmd(
+    s3: bool, fast: bool, keep_running: bool, summary_json: Path | None, directory: Path
+) -> None:
+    """Run Bosun for real on this machine and show what it does.
+
+    Starts a bucket, a controller and eight agent daemons that supervise the example
+    application (`web`) behind the example load balancer (`lb`), all on 127.0.0.1, with
+    a client sending steady traffic. Then: the fleet converges, the balancer follows its
+    backends, a killed machine is replaced, and (once this bosun has them) a release
+    through shadow, canary and steps, a bad release reverted, and a machine drained.
+    Every process is stopped at the end (also on Ctrl-C); the bucket is kept.
+    """
+    from controller.demo import DemoSettings, run_demo
+
+    try:
+        summary = run_demo(
+            DemoSettings(
+                dir=directory,
+                s3=s3,
+                fast=fast,
+                keep_running=keep_running,
+                summary_json=summary_json,
+            )
+        )
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from None
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if summary.interrupted:
+        sys.exit(130)
+    sys.exit(0 if summary.ok else 1)

@@ -1,0 +1,281 @@
+"""The story the demo tells, one phase at a time; each phase ends in a checked state.
+
+    converge   the fleet converges: 4 web + 1 lb active and healthy, the rest warm standby
+    follow     the balancer follows its backends: web scaled to 5, then back to 4
+    replace    a web machine is killed (SIGKILL, agent and app); a standby replaces it,
+               the balancer drops it; then it boots again and rejoins as standby
+    release    (issue 5) version 2.0 through shadow, canary and steps
+    revert     (issue 5) version 2.0-bad halted by the gates and reverted automatically
+    drain      (issue 6) a machine with an open call is drained before it changes
+
+Every wait is bounded by the timing's phase timeout; a phase that misses its end state
+is `failed` with what it last saw. A phase whose feature is missing is `skipped`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from controller.demo.fleet import BAD, GOOD, WEB_COUNT
+from controller.demo.observe import View, http_json
+
+if TYPE_CHECKING:
+    from controller.demo.run import Demo
+
+
+class PhaseFailed(Exception):
+    """The phase did not reach its end state; the message says what was missing."""
+
+
+class PhaseSkipped(Exception):
+    """The feature this phase shows is not in this bosun."""
+
+
+def wait_until(demo: Demo, what: str, check: Callable[[View], bool], timeout: float) -> View:
+    deadline = time.monotonic() + timeout
+    view = demo.watcher.view
+    while time.monotonic() < deadline:
+        if demo.stopping.is_set():
+            raise PhaseFailed(f"interrupted while waiting for {what}")
+        problem = demo.exited()
+        if problem:
+            raise PhaseFailed(f"while waiting for {what}: {problem}")
+        view = demo.watcher.wait(0.5)
+        if check(view):
+            return view
+    raise PhaseFailed(f"timed out after {timeout:g}s waiting for {what}; {_glance(view)}")
+
+
+def _glance(view: View) -> str:
+    web, lb = view.service("web"), view.service("lb")
+    return (
+        f"last seen: web active {web.get('active')} healthy {web.get('healthy')} "
+        f"versions {web.get('versions')}, lb healthy {lb.get('healthy')}, "
+        f"balancer {view.lb_machine} backends {sorted(view.lb_backends())}"
+    )
+
+
+def fleet_ready(count: int) -> Callable[[View], bool]:
+    """web has `count` healthy actives, lb one, all applied, the balancer lists exactly them."""
+
+    def check(v: View) -> bool:
+        web, lb = v.service("web"), v.service("lb")
+        return (
+            web.get("healthy") == count
+            and web.get("active") == count
+            and lb.get("healthy") == 1
+            and v.settled()
+            and v.lb is not None
+            and set(v.lb_backends()) == v.actives("web")
+        )
+
+    return check
+
+
+def dwell(demo: Demo) -> None:
+    """Let the client's steady traffic run for a moment in the phase's end state."""
+    demo.stopping.wait(demo.timing.dwell)
+
+
+# ---- phases -------------------------------------------------------------------------------
+
+
+def converge(demo: Demo) -> dict[str, Any]:
+    started = time.monotonic()
+    view = wait_until(
+        demo,
+        "4 web and 1 lb healthy behind the balancer",
+        fleet_ready(WEB_COUNT),
+        demo.timing.phase_timeout * 2,
+    )
+    demo.client_on()
+    dwell(demo)
+    return {
+        "note": f"converged in {time.monotonic() - started:.1f}s",
+        "web": sorted(view.actives("web")),
+        "lb": view.lb_machine,
+        "standby": sorted(m for m, s in view.machines().items() if s.get("mode") == "standby"),
+    }
+
+
+def follow(demo: Demo) -> dict[str, Any]:
+    before = sorted(demo.watcher.view.lb_backends())
+    demo.apply_spec("web-count-5", web_count=WEB_COUNT + 1)
+    up = wait_until(
+        demo,
+        "a 5th web machine in the balancer",
+        fleet_ready(WEB_COUNT + 1),
+        demo.timing.phase_timeout,
+    )
+    added = sorted(set(up.lb_backends()) - set(before))
+    dwell(demo)
+    demo.apply_spec("web-count-4", web_count=WEB_COUNT)
+    down = wait_until(
+        demo, "web back to 4 in the balancer", fleet_ready(WEB_COUNT), demo.timing.phase_timeout
+    )
+    removed = sorted(set(up.lb_backends()) - set(down.lb_backends()))
+    dwell(demo)
+    return {
+        "note": f"scaled to 5 (+{', '.join(added)}) and back to 4 (-{', '.join(removed)})",
+        "added": added,
+        "removed": removed,
+        "backends": sorted(down.lb_backends()),
+    }
+
+
+def replace(demo: Demo) -> dict[str, Any]:
+    view = demo.watcher.view
+    victim = sorted(view.actives("web"))[-1]
+    killed_at = time.monotonic()
+    demo.kill_machine(victim)
+    demo.say(f"[bold red]killed {victim}[/] (SIGKILL to its agent and its app)")
+
+    def replaced(v: View) -> bool:
+        return (
+            v.machines().get(victim, {}).get("lost") is True
+            and victim not in v.lb_backends()
+            and fleet_ready(WEB_COUNT)(v)
+        )
+
+    after = wait_until(
+        demo,
+        f"{victim} replaced and out of the balancer",
+        replaced,
+        demo.timing.heartbeat_timeout + demo.timing.phase_timeout,
+    )
+    took = time.monotonic() - killed_at
+    newcomer = sorted(after.actives("web") - view.actives("web"))
+    dwell(demo)
+    demo.restart_agent(victim)
+    demo.say(f"{victim} boots again (its agent restarts)")
+    wait_until(
+        demo,
+        f"{victim} back as warm standby",
+        lambda v: (
+            v.machines().get(victim, {}).get("mode") == "standby"
+            and not v.machines().get(victim, {}).get("lost")
+            and fleet_ready(WEB_COUNT)(v)
+        ),
+        demo.timing.phase_timeout,
+    )
+    return {
+        "note": f"{victim} killed; replaced by {', '.join(newcomer) or '?'} in {took:.1f}s",
+        "killed": victim,
+        "replaced_by": newcomer,
+        "seconds_to_replace": round(took, 2),
+    }
+
+
+def _rollout_state(v: View) -> str:
+    r = v.rollout("web") or {}
+    return str(r.get("state") or r.get("phase") or "")
+
+
+def release(demo: Demo) -> dict[str, Any]:
+    if demo.features.rollout:
+        raise PhaseSkipped(demo.features.rollout)
+    demo.apply_spec("release-2.0", version=GOOD, rollout=True)
+    seen: set[str] = set()
+    shadow_answers_before = demo.client.tally("release").by_version.get(GOOD, 0)
+
+    def done(v: View) -> bool:
+        state = _rollout_state(v)
+        if state:
+            seen.add(state)
+        web = v.service("web")
+        return (
+            web.get("versions") == {GOOD: WEB_COUNT}
+            and state in ("complete", "completed", "watching", "")
+            and fleet_ready(WEB_COUNT)(v)
+        )
+
+    wait_until(demo, f"every web machine on {GOOD}", done, demo.timing.phase_timeout * 3)
+    dwell(demo)
+    return {
+        "note": f"{GOOD} released; states seen: {', '.join(sorted(seen)) or '-'}",
+        "states": sorted(seen),
+        "answers_by_version": dict(demo.client.tally("release").by_version),
+        "answers_from_new_version_at_start": shadow_answers_before,
+    }
+
+
+def revert(demo: Demo) -> dict[str, Any]:
+    if demo.features.rollout:
+        raise PhaseSkipped(demo.features.rollout)
+    demo.client.canary_versions = frozenset({BAD})
+    demo.apply_spec("release-2.0-bad", version=BAD, rollout=True)
+    seen: set[str] = set()
+
+    def reverted(v: View) -> bool:
+        state = _rollout_state(v)
+        if state:
+            seen.add(state)
+        running = {v.machines()[m].get("running") for m in v.actives("web")}
+        return (
+            bool(seen & {"reverted", "halted", "reverting"})
+            and running == {GOOD}
+            and not any(v.machines().get(m, {}).get("running") == BAD for m in v.lb_backends())
+            and fleet_ready(WEB_COUNT)(v)
+        )
+
+    wait_until(
+        demo, f"{BAD} halted and reverted to {GOOD}", reverted, demo.timing.phase_timeout * 3
+    )
+    demo.client.canary_versions = frozenset()
+    demo.apply_spec("back-to-2.0", version=GOOD)  # the operator puts the spec back
+    dwell(demo)
+    return {
+        "note": f"{BAD} halted and reverted; states seen: {', '.join(sorted(seen))}",
+        "states": sorted(seen),
+    }
+
+
+def drain(demo: Demo) -> dict[str, Any]:
+    if demo.features.drain:
+        raise PhaseSkipped(demo.features.drain)
+    view = demo.watcher.view
+    actives = sorted(view.actives("web"))
+    for m in actives:  # a call on every machine: the scale-down must drain one of them
+        http_json(demo.machines[m].ports["web"], "POST", "/sessions/open?channel=voice")
+    demo.say(f"opened a voice session on {', '.join(actives)}; scaling web to {WEB_COUNT - 1}")
+    demo.apply_spec("web-count-3", web_count=WEB_COUNT - 1)
+
+    def draining(v: View) -> str | None:
+        return next((m for m in actives if v.machines().get(m, {}).get("mode") == "draining"), None)
+
+    seen = wait_until(
+        demo, "a machine in draining", lambda v: draining(v) is not None, demo.timing.phase_timeout
+    )
+    held = draining(seen)
+    assert held is not None
+    version = seen.machines()[held].get("running")
+    dwell(demo)
+    still = demo.watcher.view.machines().get(held, {})
+    if still.get("mode") != "draining" or still.get("running") != version:
+        raise PhaseFailed(f"{held} changed while its session was open: {still}")
+    if held in demo.watcher.view.lb_backends():
+        raise PhaseFailed(f"{held} is draining but the balancer still sends it new requests")
+    for m in actives:
+        http_json(demo.machines[m].ports["web"], "POST", "/sessions/close-all")
+    demo.say("calls ended (sessions closed)")
+    wait_until(
+        demo,
+        f"{held} to leave draining once its sessions ended",
+        lambda v: (
+            v.machines().get(held, {}).get("mode") == "standby" and fleet_ready(WEB_COUNT - 1)(v)
+        ),
+        demo.timing.phase_timeout,
+    )
+    return {"note": f"{held} drained, then moved to standby", "drained": held}
+
+
+PHASES: tuple[tuple[str, str, Callable[[Demo], dict[str, Any]]], ...] = (
+    ("converge", "(a) the fleet converges", converge),
+    ("follow", "(b) the balancer follows its backends", follow),
+    ("replace", "(c) a killed machine is replaced", replace),
+    ("release", "(d) a good version: shadow, canary, steps", release),
+    ("revert", "(e) a bad version: halted and reverted", revert),
+    ("drain", "(f) a machine with a call is drained first", drain),
+)
