@@ -50,6 +50,7 @@ from wire.errors import (
 from wire.store.base import GetResult, Missing, NotModified, ObjectInfo, StoredObject, short_etag
 
 if TYPE_CHECKING:
+    from wire.retry import RetryPolicy
     from wire.store.base import Store
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -204,7 +205,9 @@ class LiteS3Store:
             self._base = f"{self._base}/{bucket}"
         else:
             self._host = f"{bucket}.{self._host}"
-        self._conn: http.client.HTTPConnection | None = None
+        self._local = threading.local()  # one kept-alive connection per thread
+        self._conns: list[http.client.HTTPConnection] = []
+        self._conns_lock = threading.Lock()
         self.requests = 0  # requests sent (for tests and benchmarks)
         self.deadline_at: float | None = None  # time.monotonic() after which requests fail
 
@@ -229,20 +232,38 @@ class LiteS3Store:
     # ---- transport ------------------------------------------------------------------------
 
     def _connection(self) -> http.client.HTTPConnection:
-        if self._conn is None:
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        if conn is None:
             if self._scheme == "https":
-                self._conn = http.client.HTTPSConnection(self._host, timeout=self.timeouts.connect)
+                conn = http.client.HTTPSConnection(self._host, timeout=self.timeouts.connect)
             else:
-                self._conn = http.client.HTTPConnection(self._host, timeout=self.timeouts.connect)
-        return self._conn
+                conn = http.client.HTTPConnection(self._host, timeout=self.timeouts.connect)
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    def _drop(self) -> None:
+        """Close this thread's connection (after an error or a `Connection: close`)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._conns_lock:
+                if conn in self._conns:
+                    self._conns.remove(conn)
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Close every kept-alive connection of every thread."""
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
 
     def __del__(self) -> None:  # a kept-alive socket must not outlive its store
-        self.close()
+        if hasattr(self, "_conns_lock"):
+            self.close()
 
     def _once(
         self,
@@ -305,7 +326,7 @@ class LiteS3Store:
             cap = max_bytes if status in (200, 206) else _ERROR_BODY_CAP
             length = rheaders.get("content-length")
             if status in (200, 206) and length and length.isdigit() and int(length) > cap:
-                self.close()
+                self._drop()
                 raise DocumentTooLarge(
                     f"{self.describe(key)}: {length} bytes is over the {cap}-byte cap"
                 )
@@ -319,27 +340,27 @@ class LiteS3Store:
                 got += len(chunk)
             data = b"".join(chunks)
             if got > cap:
-                self.close()
+                self._drop()
                 if status in (200, 206):
                     raise DocumentTooLarge(f"{self.describe(key)}: over the {cap}-byte cap")
             else:
                 if not resp.isclosed():
                     resp.read()  # length exhausted: lets http.client reuse the connection
                 if resp.will_close:
-                    self.close()
+                    self._drop()
             if expired.is_set():
                 raise TimeoutError("deadline")
             return _Response(status, rheaders, data)
         except DocumentTooLarge:
             raise
         except TimeoutError as exc:
-            self.close()
+            self._drop()
             took = time.monotonic() - started
             raise RequestTimedOut(
                 f"{method} {self.describe(key)}: {self._where()} timed out after {took:.1f}s"
             ) from exc
         except (OSError, http.client.HTTPException) as exc:
-            self.close()
+            self._drop()
             if expired.is_set():
                 took = time.monotonic() - started
                 raise RequestTimedOut(
@@ -392,12 +413,19 @@ class LiteS3Store:
             return WriteConflict(
                 f"{target} changed since it was read; {action} refused", status=412
             )
+        if action == "PUT" and code in ("NoSuchKey", "404"):  # If-Match on a missing object
+            return WriteConflict(
+                f"{target} does not exist; {action} with If-Match refused", status=404
+            )
         if status == 409 or code == "ConditionalRequestConflict":
             return WriteConflict(f"{target}: concurrent conditional write ({code})", status=409)
         if code == "NoSuchBucket":
             return StoreConfigError(f"bucket {self.bucket!r} does not exist at {self._where()}")
         if status == 403 or code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
-            return StoreAccessDenied(f"{action} {target}: access denied ({code})")
+            return StoreAccessDenied(
+                f"{action} {target}: access denied ({code}); check the credentials, their "
+                "policy, and that the bucket exists"
+            )
         if status >= 500 or code in TRANSIENT_CODES:
             return StoreUnavailable(f"{action} {target}: {self._where()} answered {status} {code}")
         return StoreError(f"{action} {target}: {status} {code}")
@@ -495,6 +523,33 @@ _CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
 def _code(body: bytes) -> str:
     match = _CODE.search(body[:_ERROR_BODY_CAP])
     return match.group(1).decode("ascii", "replace") if match else ""
+
+
+def lite_store(
+    bucket: str,
+    *,
+    endpoint: str | None,
+    access_key: str,
+    secret_key: str,
+    prefix: str = "",
+    region: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeouts: object | None = None,
+) -> LiteS3Store:
+    """A LiteS3Store built like `S3Store(...)` (for the store contract suite): `retry` gives
+    the attempts, `timeouts` anything with `connect` and `read` (e.g. `wire.store.s3.Timeouts`)."""
+    connect = float(getattr(timeouts, "connect", 3.0))
+    read = float(getattr(timeouts, "read", 5.0))
+    total = retry.total_seconds if retry is not None and retry.total_seconds > 0 else 20.0
+    return LiteS3Store(
+        bucket,
+        credentials=Credentials(access_key, secret_key),
+        prefix=prefix,
+        endpoint=endpoint,
+        region=region,
+        timeouts=Timeouts(connect=connect, read=read, total=max(total, connect + read)),
+        attempts=retry.attempts if retry is not None else 2,
+    )
 
 
 def open_agent_store(
