@@ -82,6 +82,9 @@ def run_daemon(agent: Agent) -> int:
         except BosunError as exc:
             log.error("daemon.cycle_skipped error=%s", exc)
             result = None
+        except Exception:  # a bug: keep the machine managed, leave the traceback in the log
+            log.exception("daemon.cycle_crashed; retrying after the backoff")
+            result = CycleResult(False, False, ("agent bug",), store_down=True)
         if result is not None and result.store_down:
             backoff = min(cfg.poll_interval, max(1.0, backoff * 2))
             wait = backoff
