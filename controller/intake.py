@@ -40,9 +40,23 @@ SERVICE_LIVENESS_FIELDS = ("requests", "errors", "latency_ms", "metrics")
 
 @dataclass
 class SnapshotCache:
-    """Accepted snapshots decoded in this process, by machine: (ETag, snapshot)."""
+    """Accepted snapshots decoded in this process, by machine: (ETag, snapshot).
+
+    With `keep_raw` (short-lived `once` processes) the signed bytes are kept too, so they
+    can be saved locally and the next process re-verifies them instead of GETting every
+    report again; `dirty` says whether anything new was kept since the last save.
+    """
 
     entries: dict[str, tuple[str, Snapshot]] = field(default_factory=dict)
+    keep_raw: bool = False
+    raw: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    dirty: bool = False
+
+    def keep(self, machine: str, etag: str, snap: Snapshot, raw: bytes) -> None:
+        self.entries[machine] = (etag, snap)
+        if self.keep_raw and self.raw.get(machine, ("", b""))[0] != etag:
+            self.raw[machine] = (etag, raw)
+            self.dirty = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +127,14 @@ class Intake:
 
     def _fetch(self, machine: str, info: ObjectInfo) -> _Outcome:
         out = _Outcome(machine, info)
+        local = self.cache.raw.get(machine)
+        if local is not None and local[0] == info.etag:  # saved by an earlier process
+            try:
+                _env, out.snapshot = open_snapshot(local[1], info.key, self.keys.lookup)
+                out.raw = local[1]
+                return out
+            except BosunError:  # a damaged local copy is not the machine's fault: GET it
+                self.cache.raw.pop(machine, None)
         try:
             got = self.store.get(info.key)
         except DocumentTooLarge as exc:
@@ -160,7 +182,7 @@ class Intake:
                 continue
             snap = out.snapshot
             if snap is not None and out.info.etag == rec.accepted_etag and snap.seq == rec.seq:
-                self.cache.entries[out.machine] = (out.info.etag, snap)  # cold cache refill
+                self.cache.keep(out.machine, out.info.etag, snap, out.raw)  # cold cache refill
                 if rec.etag != out.info.etag:  # the accepted object is current again
                     reports[out.machine] = replace(rec, etag=out.info.etag)
                 continue
@@ -203,7 +225,7 @@ class Intake:
                 sent_at=snap.sent_at,
                 substance=sub,
             )
-            self.cache.entries[out.machine] = (out.info.etag, snap)
+            self.cache.keep(out.machine, out.info.etag, snap, out.raw)
         machines: dict[MachineId, MachineObservation] = {}
         for machine, rec in reports.items():
             cached = self.cache.entries.get(machine)

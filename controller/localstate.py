@@ -2,6 +2,8 @@
 
 * `lock`: held for the whole life of a `bosun controller once|run` process, so two
   controllers on one host never share a lease view (an overlapping cron run just skips);
+* `snapshots.json`: the accepted snapshots (signed bytes and ETags) a `once` process saw,
+  so the next one re-verifies them locally instead of GETting every report again;
 * `lease.json`: a `once` process's lease view for its successor: the lease ETag it last saw
   and since when (monotonic, valid within one boot), and the lease it held.
 """
@@ -64,3 +66,23 @@ def save_lease_view(state_dir: Path, view: dict[str, object]) -> None:
     tmp = state_dir / ".lease.json.tmp"
     tmp.write_bytes(orjson.dumps({**view, "boot_id": boot_id()}))
     os.replace(tmp, state_dir / "lease.json")
+
+
+def load_snapshots(state_dir: Path) -> dict[str, tuple[str, bytes]]:
+    """machine -> (ETag, signed bytes); re-verified before use, so damage only costs GETs."""
+    try:
+        value = orjson.loads((state_dir / "snapshots.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    out: dict[str, tuple[str, bytes]] = {}
+    if isinstance(value, dict):
+        for machine, item in value.items():
+            if isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item):
+                out[str(machine)] = (item[0], item[1].encode())
+    return out
+
+
+def save_snapshots(state_dir: Path, raw: dict[str, tuple[str, bytes]]) -> None:
+    tmp = state_dir / ".snapshots.json.tmp"
+    tmp.write_bytes(orjson.dumps({m: [e, b.decode()] for m, (e, b) in raw.items()}))
+    os.replace(tmp, state_dir / "snapshots.json")

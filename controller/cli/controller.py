@@ -17,7 +17,14 @@ from controller.cli.common import Duration, master_key_option, store_option
 from controller.cycle import Controller, CycleReport
 from controller.keys import load_master_key
 from controller.lease import LeaseSettings
-from controller.localstate import default_state_dir, exclusive, load_lease_view, save_lease_view
+from controller.localstate import (
+    default_state_dir,
+    exclusive,
+    load_lease_view,
+    load_snapshots,
+    save_lease_view,
+    save_snapshots,
+)
 from wire import codec
 from wire.errors import BosunError
 from wire.store import open_store
@@ -105,11 +112,15 @@ def _controller(cfg: ControllerSettings, *, keep_view: bool) -> Iterator[Control
         )
         if keep_view:
             ctl.lease.restore(load_lease_view(cfg.state_dir))
+            ctl.cache.keep_raw = True
+            ctl.cache.raw = load_snapshots(cfg.state_dir)
         try:
             yield ctl
         finally:
             if keep_view:
                 save_lease_view(cfg.state_dir, ctl.lease.export())
+                if ctl.cache.dirty:
+                    save_snapshots(cfg.state_dir, ctl.cache.raw)
 
 
 @click.group("controller")

@@ -264,3 +264,26 @@ def test_a_stale_controller_cannot_overwrite_a_newer_one(spec_store: Recording) 
     assert [k for k in spec_store.puts() if k != LEASE] == []  # only its failed renew
     b.cycle()
     log.assert_no_generation_reused()
+
+
+def test_a_cron_successor_reverifies_saved_snapshots_instead_of_refetching(
+    spec_store: Recording,
+) -> None:
+    """`once` keeps accepted snapshots locally: the next process GETs no unchanged report."""
+    fleet = agents(spec_store)
+    for a in fleet:
+        a.report()
+    first = controller(spec_store)
+    first.cache.keep_raw = True
+    first.cycle()
+    assert first.cache.dirty and len(first.cache.raw) == 4
+    second = controller(spec_store)  # the next cron run, restored from the state directory
+    second.cache.keep_raw = True
+    second.cache.raw = dict(first.cache.raw)
+    second.cache.raw["web-3"] = (second.cache.raw["web-3"][0], b"damaged on disk")
+    spec_store.reset()
+    report = second.cycle()
+    gets = [k for op, k in spec_store.calls if op == "GET" and k.startswith("reports/")]
+    assert gets == ["reports/web-3.json"]  # the damaged local copy is re-fetched, not trusted
+    assert report.rejected == 0 and report.plan is not None
+    assert len(report.plan.status.machines) == 4
