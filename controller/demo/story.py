@@ -168,36 +168,43 @@ def replace(demo: Demo) -> dict[str, Any]:
     }
 
 
-def _rollout_state(v: View) -> str:
+def _running(v: View, machines: set[str]) -> set[str]:
+    return {str(v.machines().get(m, {}).get("running")) for m in machines}
+
+
+def _track(seen: list[str], v: View, version: str) -> str:
+    """The rollout's state, once it is the rollout to `version`; new states go to `seen`."""
     r = v.rollout("web") or {}
-    return str(r.get("state") or r.get("phase") or "")
+    if r.get("to_version") != version:
+        return ""
+    state = str(r.get("state") or "")
+    if state and (not seen or seen[-1] != state):
+        seen.append(state)
+    return state
 
 
 def release(demo: Demo) -> dict[str, Any]:
     if demo.features.rollout:
         raise PhaseSkipped(demo.features.rollout)
     demo.apply_spec("release-2.0", version=GOOD, rollout=True)
-    seen: set[str] = set()
-    shadow_answers_before = demo.client.tally("release").by_version.get(GOOD, 0)
+    seen: list[str] = []
 
     def done(v: View) -> bool:
-        state = _rollout_state(v)
-        if state:
-            seen.add(state)
-        web = v.service("web")
         return (
-            web.get("versions") == {GOOD: WEB_COUNT}
-            and state in ("complete", "completed", "watching", "")
+            _track(seen, v, GOOD) == "complete"
+            and _running(v, v.actives("web")) == {GOOD}
             and fleet_ready(WEB_COUNT)(v)
         )
 
-    wait_until(demo, f"every web machine on {GOOD}", done, demo.timing.phase_timeout * 3)
+    wait_until(demo, f"the rollout of {GOOD} to complete", done, demo.timing.phase_timeout * 3)
     dwell(demo)
+    missing = [s for s in ("shadow", "canary", "steps") if s not in seen]
+    if missing:
+        raise PhaseFailed(f"the rollout completed without the steps {missing}: {seen}")
     return {
-        "note": f"{GOOD} released; states seen: {', '.join(sorted(seen)) or '-'}",
-        "states": sorted(seen),
+        "note": f"{GOOD} released: {' -> '.join(seen)}",
+        "states": seen,
         "answers_by_version": dict(demo.client.tally("release").by_version),
-        "answers_from_new_version_at_start": shadow_answers_before,
     }
 
 
@@ -206,29 +213,29 @@ def revert(demo: Demo) -> dict[str, Any]:
         raise PhaseSkipped(demo.features.rollout)
     demo.client.canary_versions = frozenset({BAD})
     demo.apply_spec("release-2.0-bad", version=BAD, rollout=True)
-    seen: set[str] = set()
+    seen: list[str] = []
 
     def reverted(v: View) -> bool:
-        state = _rollout_state(v)
-        if state:
-            seen.add(state)
-        running = {v.machines()[m].get("running") for m in v.actives("web")}
+        backends = set(v.lb_backends()) | v.lb_mirrors()
         return (
-            bool(seen & {"reverted", "halted", "reverting"})
-            and running == {GOOD}
-            and not any(v.machines().get(m, {}).get("running") == BAD for m in v.lb_backends())
+            _track(seen, v, BAD) in ("reverted", "halted")
+            and _running(v, v.actives("web")) == {GOOD}
+            and BAD not in _running(v, backends)
             and fleet_ready(WEB_COUNT)(v)
         )
 
     wait_until(
         demo, f"{BAD} halted and reverted to {GOOD}", reverted, demo.timing.phase_timeout * 3
     )
+    reason = str((demo.watcher.view.rollout("web") or {}).get("reason", ""))
     demo.client.canary_versions = frozenset()
     demo.apply_spec("back-to-2.0", version=GOOD)  # the operator puts the spec back
     dwell(demo)
     return {
-        "note": f"{BAD} halted and reverted; states seen: {', '.join(sorted(seen))}",
-        "states": sorted(seen),
+        "note": f"{BAD} stopped: {' -> '.join(seen)} ({reason})",
+        "states": seen,
+        "reverted": "reverted" in seen,
+        "gate_reason": reason,
     }
 
 

@@ -1,0 +1,147 @@
+"""`bosun demo --fast` run for real: the story's phases, client errors, cleanup, the bucket.
+
+Each test runs the demo as a subprocess (its own bucket directory, 8 agent daemons, the
+controller, the example app and balancer) with a bounded timeout and reads the
+machine-readable summary it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+BOSUN = Path(sys.executable).parent / "bosun"
+PHASES = ["converge", "follow", "replace", "release", "revert", "drain"]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BOSUN_"))}
+    env["COLUMNS"] = "160"
+    return env
+
+
+def _gone(proc: dict[str, Any]) -> bool:
+    """The recorded process no longer exists (or its pid now belongs to another process)."""
+    try:
+        stat = Path(f"/proc/{proc['pid']}/stat").read_text()
+    except OSError:
+        return True
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return fields[0] in ("Z", "X") or int(fields[19]) != proc["start_ticks"]
+
+
+def _assert_all_stopped(summary: dict[str, Any]) -> None:
+    assert summary["processes_left_running"] == 0
+    assert summary["processes"], "the demo recorded no process at all"
+    alive = [p for p in summary["processes"] if not _gone(p)]
+    assert not alive, f"processes still running after the demo: {alive}"
+
+
+@pytest.mark.timeout(150)
+def test_fast_demo_tells_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
+    """Every phase that is not skipped ends ok, clients see errors only from the bad
+    release's canary, every process is stopped and the bucket keeps status/cluster.json."""
+    out = tmp_path / "summary.json"
+    run_dir = tmp_path / "demo"
+    result = subprocess.run(
+        [str(BOSUN), "demo", "--fast", "--dir", str(run_dir), "--summary-json", str(out)],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    phases = {p["name"]: p for p in summary["phases"]}
+    report = "\n".join(f"{p['name']}: {p['status']} {p['details']}" for p in summary["phases"]) + (
+        "\n" + result.stdout[-3000:] + result.stderr[-2000:]
+    )
+    assert list(phases) == PHASES, report
+    for name, p in phases.items():
+        assert p["status"] in ("ok", "skipped"), f"{name} failed:\n{report}"
+        assert p["client_errors"] == p["canary_window_errors"], f"{name}:\n{report}"
+        if name != "revert":
+            assert p["canary_window_errors"] == 0, report
+    assert summary["totals"]["client_errors_outside_canary_window"] == 0, report
+    for name in ("converge", "follow", "replace"):
+        assert phases[name]["status"] == "ok", report
+    assert phases["follow"]["requests"] > 0 and phases["replace"]["requests"] > 0, report
+    assert phases["replace"]["details"]["replaced_by"], report
+    if phases["release"]["status"] == "ok":
+        assert {"shadow", "canary", "steps"} <= set(phases["release"]["details"]["states"])
+    if phases["revert"]["status"] == "ok":
+        assert phases["revert"]["details"]["reverted"] is True, report
+    for p in phases.values():
+        if p["status"] == "skipped":
+            assert p["details"]["reason"], report
+    assert result.returncode == 0, report
+    assert summary["ok"] is True
+    _assert_all_stopped(summary)
+    bucket = Path(summary["bucket_dir"])
+    assert bucket == run_dir / "bucket"
+    status = json.loads((bucket / "status" / "cluster.json").read_text())
+    assert status["services"]["web"]["count"] >= 3
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_stops_every_process_the_demo_started(tmp_path: Path) -> None:
+    """SIGTERM in the middle of the story stops the agents, the controller and the
+    services they started, and still writes the summary (interrupted, nothing left)."""
+    out = tmp_path / "summary.json"
+    run_dir = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [str(BOSUN), "demo", "--fast", "--dir", str(run_dir), "--summary-json", str(out)],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        # wait until the agents have started services (a process record exists)
+        while time.monotonic() < deadline and not list(run_dir.glob("machines/*/state/proc/*")):
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            time.sleep(0.2)
+        assert list(run_dir.glob("machines/*/state/proc/*")), "no service started within 30 s"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    assert proc.returncode == 130, output.decode()[-3000:]
+    summary = json.loads(out.read_text())
+    assert summary["interrupted"] is True and summary["ok"] is False
+    names = {p["name"] for p in summary["processes"]}
+    assert "controller" in names and any(n.startswith("agent-") for n in names)
+    assert any("/" in n for n in names), f"no agent-started service recorded: {names}"
+    _assert_all_stopped(summary)
+
+
+def test_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
+    """--dir pointing at someone's non-empty folder is refused and nothing in it is touched."""
+    mine = tmp_path / "important"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    result = subprocess.run(
+        [str(BOSUN), "demo", "--fast", "--dir", str(mine)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "was not made by `bosun demo`" in result.stderr
+    assert (mine / "notes.txt").read_text() == "keep me"
