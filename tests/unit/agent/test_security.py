@@ -167,11 +167,11 @@ def test_expired_document_refused_and_cached_copy_goes_stale(
     agent.cycle()
     assert report(bucket).refusals == {"expired": 1}
     assert not out_file(machine).exists()
-    publish(bucket, desired(generation=2, expires_at=time.time() + 0.4))
+    publish(bucket, desired(generation=2, expires_at=time.time() + 1.5))
     agent.cycle()
     assert report(bucket).desired_stale is False
     content = out_file(machine).read_bytes()
-    time.sleep(0.5)
+    time.sleep(1.6)
     counting = CountingStore(bucket)
     agent.store = counting
     agent.cycle()
