@@ -178,6 +178,7 @@ class Controller:
             else:
                 fence = self.lease.token
                 report.lease = replace(status, token=fence)
+        memory = resign_after_revoke(memory, intake_state, self.keys)
         spec = persist.load_spec(self.store, self.spec_cache)
         settings = spec.settings if spec else Settings()
         mark("load")
@@ -220,7 +221,11 @@ class Controller:
             )
             report.written.append(key)
         state = replace(
-            got.state, fence=fence, cycle=cycle, desired={**got.state.desired, **pub.etags}
+            got.state,
+            fence=fence,
+            cycle=cycle,
+            desired={**got.state.desired, **pub.etags},
+            signed={**got.state.signed, **pub.epochs},
         )
         digest = self._write_status(new_plan, got.observed, state, now, fence, cycle, report)
         state = replace(state, status_digest=digest)
@@ -294,6 +299,17 @@ class Controller:
             report.failed[INTAKE] = problem
         else:
             report.written.append(INTAKE)
+
+
+def resign_after_revoke(memory: Memory, state: IntakeState, keys: KeyRing) -> Memory:
+    """Machines whose key epoch changed since their document was signed get it re-signed:
+    their memory entry is marked as issued long ago, so the planner refreshes it."""
+    for machine, epoch in state.signed.items():
+        mm = memory.machines.get(machine)
+        if mm is not None and keys.epoch(machine) != epoch and mm.issued_at != 0.0:
+            log.info("cycle.resign", extra={"ctx": {"machine": machine, "epoch": epoch}})
+            memory = memory.with_machine(machine, replace(mm, issued_at=0.0))
+    return memory
 
 
 def bare_status(observed: Observed, now: float, fence: int) -> Status:

@@ -37,6 +37,7 @@ class PublishResult:
     failed: dict[str, str] = field(default_factory=dict)  # machine -> why
     learned: dict[str, Desired] = field(default_factory=dict)  # newer documents found
     etags: dict[str, str] = field(default_factory=dict)  # "": unknown, read before writing
+    epochs: dict[str, int] = field(default_factory=dict)  # key epoch of each document written
     stopped: str = ""  # why publishing stopped early (lease deadline)
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -149,6 +150,7 @@ def _publish_one(
         return
     out.written.append(m)
     out.etags[m] = new
+    out.epochs[m] = keys.epoch(m)
     out.events.append(
         {
             "kind": "desired.written",

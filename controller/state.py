@@ -4,7 +4,7 @@
      "reports": {"web-1": {"etag": "...", "seq": 1764..., "accepted_etag": "...",
                            "accepted_at": 1764..., "substance": "<sha256>",
                            "rejected": {"replayed_seq": 2}, "last_rejection": {...}}},
-     "desired": {"web-1": "<etag last read or written>"}}
+     "desired": {"web-1": "<etag last read or written>"}, "signed": {"web-1": 0}}
 
 * `seq` is the last accepted snapshot sequence: anything not above it is a replay
   (SECURITY 13), also across controller restarts.
@@ -13,6 +13,8 @@
 * `desired` holds the ETag of each desired document as last read or written: the only
   ETag a desired write may be conditioned on (SECURITY 19). A machine missing here has its
   document re-read before it is written.
+* `signed` is the key epoch each desired document was signed at: after `bosun revoke`
+  the document is re-signed (a refresh) at the new epoch on the next cycle.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class IntakeState:
     cycle: int = 0
     reports: dict[str, ReportRecord] = field(default_factory=dict)
     desired: dict[str, str] = field(default_factory=dict)
+    signed: dict[str, int] = field(default_factory=dict)  # key epoch of each document we wrote
     status_digest: str = ""  # of the last status/cluster.json written (volatile fields aside)
 
     def to_json(self) -> bytes:
@@ -78,5 +81,6 @@ class IntakeState:
         return (
             self.reports == other.reports
             and self.desired == other.desired
+            and self.signed == other.signed
             and self.status_digest == other.status_digest
         )

@@ -287,3 +287,28 @@ def test_a_cron_successor_reverifies_saved_snapshots_instead_of_refetching(
     assert gets == ["reports/web-3.json"]  # the damaged local copy is re-fetched, not trusted
     assert report.rejected == 0 and report.plan is not None
     assert len(report.plan.status.machines) == 4
+
+
+def test_after_revoke_the_document_is_resigned_at_the_new_epoch(spec_store: Recording) -> None:
+    """bosun revoke: the next cycle re-signs the machine's document with its new key."""
+    from controller.keys import bump_epoch
+
+    fleet = agents(spec_store)
+    ctl = controller(spec_store)
+    round_trip(spec_store, ctl, fleet)
+    before = open_doc(spec_store, "web-2")
+    assert bump_epoch(spec_store.inner, "web-2") == 1
+    spec_store.reset()
+    ctl.cycle()
+    assert spec_store.puts().count(desired_key("web-2")) == 1
+    got = spec_store.inner.get(desired_key("web-2"))
+    assert isinstance(got, StoredObject)
+    new_key = derive_machine_key(MASTER, "web-2", 1)
+    _env, doc = open_desired(
+        got.body, desired_key("web-2"), lambda k: new_key if k == "web-2@1" else None
+    )
+    assert doc.generation == before.generation + 1
+    assert content_digest(doc) == content_digest(before)
+    spec_store.reset()
+    ctl.cycle()
+    assert desired_key("web-2") not in spec_store.puts()  # once only
