@@ -192,7 +192,10 @@ class Controller:
         mark("plan")
         if dry_run:
             return report
-        events: list[Any] = list(got.events) if new_plan is None else []  # the plan has them
+        # the plan carries this cycle's snapshot rejections; keep what it cannot know
+        events: list[Any] = [
+            e for e in got.events if new_plan is None or e.get("reason") == "invalid_key"
+        ]
         pub = PublishResult()
         if new_plan is not None:
             pub = publish(

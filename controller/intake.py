@@ -159,11 +159,21 @@ class Intake:
         reports = dict(state.reports)
         events: list[dict[str, Any]] = []
         listed: list[tuple[str, ObjectInfo]] = []
+        foreign: dict[str, str] = {}
         for info in self.store.list(REPORTS):
             try:
                 listed.append((machine_from_key(info.key, REPORTS), info))
             except ValueError:
-                log.warning("intake.foreign_key %s: not reports/<machine>.json; ignored", info.key)
+                foreign[info.key[:200]] = info.etag
+                if state.foreign.get(info.key[:200]) != info.etag:  # counted once per version
+                    log.warning("intake.foreign_key %s: not reports/<machine>.json", info.key)
+                    events.append(
+                        {
+                            "kind": "snapshot.rejected",
+                            "reason": "invalid_key",
+                            "detail": f"{info.key[:200]} is not reports/<machine>.json",
+                        }
+                    )
         todo: list[tuple[str, ObjectInfo]] = []
         for machine, info in listed:
             rec = reports.get(machine)
@@ -232,7 +242,7 @@ class Intake:
             if cached is not None and cached[0] == rec.accepted_etag:
                 machines[MachineId(machine)] = MachineObservation(cached[1], rec.accepted_at)
         observed = Observed(machines=dict(sorted(machines.items())), rejections=tuple(rejections))
-        new_state = replace(state, reports=dict(sorted(reports.items())))
+        new_state = replace(state, reports=dict(sorted(reports.items())), foreign=foreign)
         return IntakeResult(
             observed, new_state, tuple(accepted), tuple(events), len(listed), len(todo)
         )

@@ -57,6 +57,7 @@ def status_document(
                 "desired_stale": snap.desired_stale,
             }
     doc["agent_refusals"] = refusals
+    doc["foreign_reports"] = sorted(intake.foreign)  # objects under reports/ naming no machine
     seen: dict[str, Any] = {}
     for name, rec in intake.reports.items():
         if not rec.accepted_etag:

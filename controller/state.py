@@ -63,6 +63,7 @@ class IntakeState:
     reports: dict[str, ReportRecord] = field(default_factory=dict)
     desired: dict[str, str] = field(default_factory=dict)
     signed: dict[str, int] = field(default_factory=dict)  # key epoch of each document we wrote
+    foreign: dict[str, str] = field(default_factory=dict)  # reports/ keys naming no machine
     status_digest: str = ""  # of the last status/cluster.json written (volatile fields aside)
 
     def to_json(self) -> bytes:
@@ -82,5 +83,6 @@ class IntakeState:
             self.reports == other.reports
             and self.desired == other.desired
             and self.signed == other.signed
+            and self.foreign == other.foreign
             and self.status_digest == other.status_digest
         )

@@ -189,3 +189,15 @@ def test_agent_refusal_counters_are_surfaced_in_status(spec_store: Recording) ->
     ctl.cycle()
     got = status(spec_store)["agent_refusals"]["web-2"]
     assert got["counts"] == {"bad_signature": 3} and got["last"]["reason"] == "bad_signature"
+
+
+def test_objects_naming_no_machine_are_refused_once_and_shown(spec_store: Recording) -> None:
+    """A report at a key that is no machine id is an event once per version and listed in status (SECURITY 14)."""
+    ctl, _fleet = settled(spec_store)
+    spec_store.inner.put("reports/..evil.json", b"{}")
+    spec_store.inner.put("reports/UPPER.json", b"{}")
+    ctl.cycle()
+    assert status(spec_store)["foreign_reports"] == ["reports/..evil.json", "reports/UPPER.json"]
+    spec_store.reset()
+    ctl.cycle()
+    assert spec_store.puts() == ["control/lease.json"]  # not counted again
