@@ -20,6 +20,7 @@ import random
 import sys
 import tempfile
 import time
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -66,7 +67,7 @@ services:
 def snapshot(machine: str, seq: int, now: float, *, load: float, health: str) -> bytes:
     snap = Snapshot(
         machine=machine, seq=seq, sent_at=now, boot_id="boot", agent_version="bench",
-        addresses=Addresses(internal=f"10.{hash(machine) % 250}.{seq % 250}.1"),
+        addresses=Addresses(internal=f"10.{zlib.crc32(machine.encode()) % 250}.{seq % 250}.1"),
         eligible=("web", "lb"), load={"cpu": load},
         services={"web": ServiceState(version="1.0", state="running", health=health, port=8080)},
         applied=Applied(),

@@ -8,6 +8,7 @@ the applied generation follows the last desired document that verifies.
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -84,7 +85,7 @@ class SimAgent:
             sent_at=now,
             boot_id="boot-1",
             agent_version="sim",
-            addresses=Addresses(internal=f"10.0.0.{hash(self.machine) % 250 + 1}"),
+            addresses=Addresses(internal=f"10.0.0.{zlib.crc32(self.machine.encode()) % 250 + 1}"),
             eligible=self.eligible,
             services=services,
             applied=applied,
