@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
+from agent.config import AgentConfig
 from agent.cycle import Agent
 from agent.verify import Refused, verify_desired
 from wire.errors import StoreError, WriteConflict
@@ -20,9 +20,7 @@ from wire.signing import digest
 from wire.store.base import Missing, NotModified, StoredObject
 
 
-def run_check(cfg: Any, agent_obj: object) -> int:
-    assert isinstance(agent_obj, Agent)
-    agent = agent_obj
+def run_check(cfg: AgentConfig, agent: Agent) -> int:
     failures = 0
 
     def line(ok: bool, text: str) -> None:

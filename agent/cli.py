@@ -13,10 +13,14 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from agent.config import AgentConfig, load_config
+
+if TYPE_CHECKING:
+    from agent.cycle import Agent
 
 log = logging.getLogger("agent")
 
@@ -74,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _agent(cfg: AgentConfig, deadline: float) -> object:
+def _agent(cfg: AgentConfig, deadline: float) -> Agent:
     from agent.cycle import Agent
     from wire.signing import read_key_file
     from wire.store.lite import Timeouts, open_agent_store
@@ -86,11 +90,9 @@ def _agent(cfg: AgentConfig, deadline: float) -> object:
 
 
 def _run(cfg: AgentConfig, args: argparse.Namespace) -> int:
-    from agent.cycle import Agent
     from agent.daemon import run_daemon, run_once
 
     agent = _agent(cfg, args.deadline)
-    assert isinstance(agent, Agent)
     if not args.once:
         return run_daemon(agent)
     if args.splay > 0:
