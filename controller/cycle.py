@@ -37,7 +37,6 @@ from controller.planner.model import (
 from controller.publish import PUBLISH_THREADS, PublishResult, publish, settle_memory
 from controller.spec.model import ClusterSpec, Settings
 from controller.state import INTAKE, IntakeState
-from wire.errors import WriteConflict
 from wire.layout import LEASE, MEMORY, STATUS_CLUSTER
 from wire.store import NotModified, Store, StoredObject
 
@@ -334,4 +333,4 @@ def bare_status(observed: Observed, now: float, fence: int) -> Status:
     return Status(STATUS_FORMAT, now, 0, fence, {}, machines, observed.rejections)
 
 
-__all__ = ["Controller", "CycleReport", "WriteConflict", "bare_status"]
+__all__ = ["Controller", "CycleReport", "bare_status", "resign_after_revoke"]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from wire.errors import BosunError, StoreError, WriteConflict
-from wire.store import Missing, NotModified, Store, StoredObject
+from wire.store import NotModified, Store, StoredObject
 
 RACERS = 20
 PROBE_PREFIX = "control/doctor/"
@@ -185,4 +185,4 @@ def refuse_if_missing(results: list[Probe]) -> None:
         raise BosunError(f"refusing this store for controllers; missing behaviour: {names}")
 
 
-__all__ = ["Missing", "Probe", "missing", "probe", "refuse_if_missing"]
+__all__ = ["Probe", "missing", "probe", "refuse_if_missing"]

@@ -17,7 +17,7 @@ from xml.etree import ElementTree as ET
 import orjson
 
 from wire.documents import dumps_pretty, loads_object, parse_envelope
-from wire.errors import BosunError, InvalidDocument, ObjectMissing
+from wire.errors import InvalidDocument, ObjectMissing
 from wire.layout import EVENTS, STATUS_CLUSTER, history_key, history_prefix
 from wire.store import Store, StoredObject
 
@@ -204,7 +204,6 @@ def read_events(store: Store, since: float, now: float) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "BosunError",
     "HistoryEntry",
     "filter_rows",
     "history_diff",

@@ -26,7 +26,6 @@ from controller.localstate import (
     save_snapshots,
 )
 from wire import codec
-from wire.errors import BosunError
 from wire.store import open_store
 
 
@@ -228,4 +227,4 @@ def _print(report: CycleReport, output: str, *, dry_run: bool) -> None:
         click.echo(f"  failed {machine}: {why}")
 
 
-__all__ = ["BosunError", "controller_group"]
+__all__ = ["controller_group"]
