@@ -210,8 +210,8 @@ class Controller:
             report.written += [f"desired/{m}.json" for m in pub.written]
             events += [*new_plan.events, *pub.events]
         mark("publish")
-        if pub.stopped:
-            report.note = pub.stopped
+        if pub.stopped or not self.lease.can_act():
+            report.note = pub.stopped or "lease renew deadline passed; stopped before the records"
             return report  # lease deadline: write nothing more this cycle
         report.written += records.archive_all(self.store, got.accepted, self.publish_threads)
         if events:
