@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -38,7 +38,13 @@ def open_store_option(url: str) -> Store:
     return open_store(url)
 
 
-class Duration(click.ParamType[float, Any]):
+if TYPE_CHECKING:  # click >= 8.2 makes ParamType generic; older versions are not subscriptable
+    _ParamType = click.ParamType[float, Any]
+else:
+    _ParamType = click.ParamType
+
+
+class Duration(_ParamType):
     """10s, 5m, 1h, 1d or plain seconds."""
 
     name = "duration"
