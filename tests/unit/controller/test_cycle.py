@@ -312,3 +312,37 @@ def test_after_revoke_the_document_is_resigned_at_the_new_epoch(spec_store: Reco
     spec_store.reset()
     ctl.cycle()
     assert desired_key("web-2") not in spec_store.puts()  # once only
+
+
+def test_no_key_material_reaches_the_bucket_or_the_logs(
+    spec_store: Recording, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The master key and derived machine keys never appear in any object or log line."""
+    import base64
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    fleet = agents(spec_store)
+    ctl = controller(spec_store)
+    round_trip(spec_store, ctl, fleet)
+    spec_store.inner.put("reports/web-1.json", b"garbage")
+    ctl.cycle()
+    secrets = [MASTER] + [derive_machine_key(MASTER, a.machine, 0) for a in fleet]
+    forms = [
+        f
+        for k in secrets
+        for f in (
+            k,
+            k.hex().encode(),
+            base64.b64encode(k).rstrip(b"="),
+            base64.urlsafe_b64encode(k).rstrip(b"="),
+        )
+    ]
+    root = spec_store.inner.root
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert len(files) > 10
+    for path in files:
+        data = path.read_bytes()
+        assert not any(f in data for f in forms), path
+    logs = caplog.text.encode()
+    assert not any(f in logs for f in forms)
