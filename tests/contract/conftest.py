@@ -1,7 +1,8 @@
 """The store contract runs unchanged against every backend.
 
-`store` is parametrized over the directory backend, a real moto server process and a real
-SeaweedFS process (each server started once per session). `make_store(retry=, timeouts=)`
+`store` is parametrized over the directory backend, a real moto server process, a real
+SeaweedFS process (each server started once per session) and the agent's stdlib client
+(`wire.store.lite`) against that SeaweedFS. `make_store(retry=, timeouts=)`
 builds another store on the same backend with other settings.
 """
 
@@ -14,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.fixtures import fresh_bucket
-from tests.support.servers import S3Server
+from tests.support.fixtures import SHARED_BUCKET, fresh_bucket
+from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
 from wire.store import DirectoryStore, Store
+from wire.store.lite import lite_store
 from wire.store.s3 import Timeouts
 
-BACKENDS = ["directory", "moto", "seaweedfs"]
+BACKENDS = ["directory", "moto", "seaweedfs", "lite-seaweedfs"]
 
 StoreFactory = Callable[..., Store]
 
@@ -39,6 +41,15 @@ def make_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
         return make_dir
     server: S3Server = request.getfixturevalue("moto_server" if backend == "moto" else "seaweedfs")
     prefix = f"contract-{uuid.uuid4().hex[:12]}"
+    if backend == "lite-seaweedfs":  # the agent's stdlib client (wire.store.lite)
+        fresh_bucket(server, prefix=prefix)  # makes sure the shared bucket exists
+
+        def make_lite(**kwargs: Any) -> Store:
+            kwargs.setdefault("timeouts", Timeouts(connect=3, read=30))
+            return lite_store(SHARED_BUCKET, endpoint=server.endpoint, access_key=ACCESS_KEY,
+                              secret_key=SECRET_KEY, prefix=prefix, **kwargs)
+
+        return make_lite
 
     def make_s3(**kwargs: Any) -> Store:  # every store of one test shares bucket and prefix
         # Generous read timeout: 20 racing conditional PUTs take seconds on a loaded SeaweedFS,
