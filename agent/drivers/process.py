@@ -3,8 +3,11 @@
 The process runs in its own session (it outlives a `--once` agent run and a daemon
 restart) and is tracked by `<state_dir>/proc/<service>.json`: pid, kernel start time (so
 a recycled pid is never mistaken for ours), the launch fingerprint, restarts and the
-earliest time of the next restart. It runs in active, canary, shadow and draining (it is
-never restarted by a move between those unless its command or config changes) and is
+earliest time of the next restart. It runs in active, canary, shadow and draining (a move
+between active, canary and draining never restarts it; crossing into or out of `shadow`
+does, so a process that reads BOSUN_MODE at start never writes production state as a
+shadow, nor test-sink state as a live peer; nor does any move unless its command or config
+changes) and is
 stopped (SIGTERM to its process group, SIGKILL after `stop_timeout`) in standby and
 deactivated. A crashed process is restarted with exponential backoff up to `backoff_max`.
 """
@@ -105,6 +108,7 @@ class ProcessDriver:
         }
         if not spec.restart_on_config:
             keyed.pop("BOSUN_CONFIG", None)
+        keyed["shadow"] = str(target.mode == "shadow")  # crossing the shadow line restarts
         fp = hashlib.sha256(orjson.dumps([argv, sorted(keyed.items()), spec.cwd])).hexdigest()
         return argv, env, fp
 

@@ -179,6 +179,27 @@ def test_process_substitution_env_modes_and_crash_restart(
     assert report(bucket).services["web"].state == "stopped"
 
 
+def test_crossing_the_shadow_line_restarts_the_process(tmp_path: Path, bucket: DirectoryStore) -> None:
+    """shadow -> canary restarts with BOSUN_MODE=canary (no production writes as a shadow); canary -> active does not."""
+    services = {"web": {"process": {"command": ["sleep", "60"], "stop_timeout": 2}}}
+    m = Machine(tmp_path / "m", bucket.url, services=services).write()
+    agent = make_agent(m)
+    drv = ProcessDriver(m.state_dir)
+    publish(bucket, desired(generation=1, version="2.0", mode="shadow"))
+    agent.cycle()
+    shadow_pid = drv.record("web").pid
+    assert proc_env(shadow_pid)["BOSUN_MODE"] == "shadow"
+    publish(bucket, desired(generation=2, version="2.0", mode="canary"))
+    agent.cycle()
+    canary_pid = drv.record("web").pid
+    assert canary_pid != shadow_pid and proc_env(canary_pid)["BOSUN_MODE"] == "canary"
+    publish(bucket, desired(generation=3, version="2.0", mode="active"))
+    agent.cycle()
+    assert drv.record("web").pid == canary_pid
+    publish(bucket, desired(generation=4, version="2.0", mode="standby"))
+    agent.cycle()
+
+
 def test_switching_service_stops_the_other(tmp_path: Path, bucket: DirectoryStore) -> None:
     """A machine runs one service: moving from web to api stops web's process and runs api's stop hook path."""
     services = {
