@@ -40,6 +40,11 @@ class Assignment:
     actives: dict[str, list[str]] = field(default_factory=dict)  # service -> sorted machines
     failed: dict[str, float] = field(default_factory=dict)  # machine -> failed_at
     events: list[Event] = field(default_factory=list)
+    memory: Mapping[str, MachineMemory] = field(default_factory=dict)
+    services: Mapping[str, ServiceSpec] = field(default_factory=dict)
+    now: float = 0.0
+    weights: dict[str, int] = field(default_factory=dict)  # canary load-balancer weights
+    mirrors: dict[str, list[str]] = field(default_factory=dict)  # service -> shadow machines
     _healthy: dict[str, list[str]] = field(default_factory=dict)
 
     def healthy(self, service: str) -> list[str]:
@@ -56,6 +61,15 @@ class Assignment:
             ]
             self._healthy[service] = hit
         return hit
+
+    def can_activate(self, m: str, name: str) -> bool:
+        """Live, running, not in quarantine and not reporting `name` broken."""
+        obs = self.live.get(m)
+        if obs is None or name not in self.services:
+            return False
+        mm = self.memory.get(m, _EMPTY)
+        failed_at = self.failed.get(m, mm.failed_at)
+        return activatable(obs, name, failed_at, self.services[name], self.now)
 
 
 class Eligibility:
@@ -85,6 +99,15 @@ class Eligibility:
         return service in direct or service in pooled
 
 
+def activatable(
+    obs: MachineObservation, name: str, failed_at: float | None, service: ServiceSpec, now: float
+) -> bool:
+    """May this machine start serving `name` now? (shared by assignment and rollouts)"""
+    if obs.snapshot.status != "running" or is_failing(obs, name):
+        return False
+    return failed_at is None or now - failed_at >= service.health.quarantine
+
+
 def is_failing(obs: MachineObservation, service: str) -> bool:
     state = obs.snapshot.services.get(service)
     return state is not None and (state.state == "failed" or state.health == "unhealthy")
@@ -102,11 +125,14 @@ def assign(
     memory: Mapping[str, MachineMemory],
     order: tuple[str, ...],
     now: float,
+    reserved: Mapping[str, str] | None = None,
 ) -> Assignment:
+    """`reserved`: machine -> the only service that may activate it (a rollout keeps its
+    old-version standby machines warm for a revert; other services may not take them)."""
     services = spec.services
     elig = Eligibility(spec)
     lost = [m for m in known if m not in live]
-    work = Assignment(live=live, lost=lost)
+    work = Assignment(live=live, lost=lost, memory=memory, services=services, now=now)
     actives: dict[str, list[str]] = {name: [] for name in services}
 
     # 1-2: lost machines and kept actives
@@ -176,7 +202,9 @@ def assign(
     busy = {m for ms in actives.values() for m in ms}
     short = {n: services[n].count - len(actives[n]) for n in order}
     if any(v > 0 for v in short.values()):
-        tiers = _candidates(services, live, memory, busy, work.failed, elig, short, now)
+        tiers = _candidates(
+            services, live, memory, busy, work.failed, elig, short, now, reserved or {}
+        )
         for name in order:
             need = short[name]
             if need <= 0:
@@ -232,6 +260,7 @@ def _candidates(
     elig: Eligibility,
     short: Mapping[str, int],
     now: float,
+    reserved: Mapping[str, str],
 ) -> dict[str, tuple[list[str], list[str], list[str], list[str]]]:
     """Per short service, four tiers of free machines in preference order (ids sorted)."""
     tiers: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
@@ -241,18 +270,17 @@ def _candidates(
         if m in busy:
             continue
         obs = live[m]
-        if obs.snapshot.status != "running":
-            continue
         direct, pooled = elig.of(obs.snapshot.eligible)
         mm = memory.get(m, _EMPTY)
+        if mm.mode == "shadow":  # serving a rollout's mirrored traffic
+            continue
         fa = failed_now.get(m, mm.failed_at)
+        only = reserved.get(m)
         for name in direct + pooled:
             t = tiers.get(name)
-            if t is None:
+            if t is None or not activatable(obs, name, fa, services[name], now):
                 continue
-            if fa is not None and now - fa < services[name].health.quarantine:
-                continue
-            if is_failing(obs, name):  # a warm standby already reporting the service broken
+            if only is not None and only != name:
                 continue
             if mm.service == name:
                 t[0].append(m)

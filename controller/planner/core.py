@@ -29,7 +29,8 @@ from controller.planner.model import (
     variant_digest,
 )
 from controller.planner.release import resolve
-from controller.planner.render import fill_references, lb_peers, serving
+from controller.planner.render import fill_references, lb_peers, mirrors, serving
+from controller.planner.rollout import run_rollouts
 from controller.planner.status import build_status
 from controller.spec.graph import topo_order
 from wire import codec
@@ -50,9 +51,17 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         if now - o.accepted_at <= settings.heartbeat_timeout
     }
     known = sorted(set(observed.machines) | set(memory.machines))
-    work = assign(spec, live, known, memory.machines, order, now)
+    reserved = {
+        m: name
+        for name, r in memory.rollouts.items()
+        if r.active or r.state == "complete"
+        for m in r.previous
+    }
+    work = assign(spec, live, known, memory.machines, order, now, reserved)
     rel = resolve(spec, order, work, memory.machines, memory.services, memory.selections)
+    rollouts = run_rollouts(spec, work, rel, memory, now)
     serve = serving(spec, work)
+    mirror = mirrors(spec, work)
     events: list[Event] = [
         Event("snapshot.rejected", r.reason, machine=r.machine, data={"detail": r.detail})
         for r in observed.rejections
@@ -60,21 +69,22 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     events.extend(work.events)
 
     # one rendering per (service, mode, override variant); machines share it
-    variants: dict[tuple[str | None, str, tuple[int, ...]], tuple[str, Desired]] = {}
+    variants: dict[
+        tuple[str | None, str, tuple[tuple[int, ...], str | None]], tuple[str, Desired]
+    ] = {}
     writes: list[PutDesired] = []
     skips: list[Skip] = []
     machines: dict[str, MachineMemory] = {}
     half_life = settings.desired_lifetime / 2
     mem_machines = memory.machines
     failed = work.failed
-    service_of, mode_of, variants_of = work.service, work.mode, rel.variants
+    service_of, mode_of = work.service, work.mode
     for m in known:
         svc, mode = service_of[m], mode_of[m]
-        ids = variants_of.get(m, ()) if svc is not None else ()
-        key = (svc, mode, ids)
+        key = (svc, mode, rel.key(m) if svc is not None else ((), None))
         hit = variants.get(key)
         if hit is None:
-            hit = _render(spec, svc, mode, rel.of(spec, svc, m) if svc else None, serve)
+            hit = _render(spec, svc, mode, rel.of(spec, svc, m) if svc else None, serve, mirror)
             variants[key] = hit
         vdigest, template = hit
         mm = mem_machines.get(m)
@@ -98,7 +108,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
             events.append(
                 Event(
                     "machine.assigned",
-                    f"{mm.mode}/{mm.service} -> {mode}/{svc}",
+                    f"{mm.mode}/{mm.service}@{mm.version} -> {mode}/{svc}@{template.version}",
                     m,
                     svc,
                     data={"version": template.version, "from_version": mm.version},
@@ -151,13 +161,14 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         machines=machines,
         services=rel.services,
         selections=rel.selections,
+        rollouts=rollouts,
     )
     status = build_status(spec, work, rel, new_memory, observed, now)
     return Plan(tuple(writes), tuple(skips), new_memory, tuple(events), status)
 
 
 def _render(
-    spec: ClusterSpec, svc: str | None, mode: str, release: Any, serve: Any
+    spec: ClusterSpec, svc: str | None, mode: str, release: Any, serve: Any, mirror: Any
 ) -> tuple[str, Desired]:
     """The shared part of a document (machine-independent) and its digest."""
     if svc is None:
@@ -174,7 +185,7 @@ def _render(
         s = spec.services[svc]
         version = release.version if release is not None else s.version
         config = release.config if release is not None else s.config
-        peers = lb_peers(spec, svc, serve) if mode in ACTIVE_MODES else _NO_PEERS
+        peers = lb_peers(spec, svc, serve, mirror) if mode in ACTIVE_MODES else _NO_PEERS
         template = Desired(
             machine="x",
             generation=0,

@@ -106,6 +106,46 @@ class ServiceMemory:
 
 
 @dataclass(frozen=True, slots=True)
+class Mark:
+    """A machine's cumulative counters for one service at the start of a measuring window."""
+
+    requests: int = 0
+    errors: int = 0
+
+
+ROLLOUT_ACTIVE = ("shadow", "canary", "steps", "watching", "halted")
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutMemory:
+    """Progress of one service's move from one version to the next (see planner/rollout.py)."""
+
+    from_version: str
+    to_version: str
+    state: str  # shadow | canary | steps | watching | halted | complete | reverted
+    started_at: float
+    step_started_at: float
+    from_config: dict[str, JsonValue] = field(default_factory=dict)
+    to_config: dict[str, JsonValue] = field(default_factory=dict)
+    revision: int = 0
+    step: int = 0  # index into the spec's steps
+    before: tuple[str, ...] = ()  # active machines when it started (what a revert restores)
+    cohort: tuple[str, ...] = ()  # active/canary machines on the new version
+    shadow: tuple[str, ...] = ()  # shadow machines on the new version
+    previous: tuple[str, ...] = ()  # old-version machines moved to standby, kept warm
+    marks: dict[str, Mark] = field(default_factory=dict)
+    baseline_error_rate: float | None = None  # old version, recorded when reaching 100%
+    baseline_latency_ms: float | None = None
+    finished_at: float | None = None  # complete / reverted / halted
+    reason: str = ""
+    gate: dict[str, JsonValue] = field(default_factory=dict)  # last measured numbers
+
+    @property
+    def active(self) -> bool:
+        return self.state in ROLLOUT_ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
 class Memory:
     format: str = MEMORY_FORMAT
     fence: int = 0  # fence of the controller that planned last
@@ -114,6 +154,7 @@ class Memory:
     machines: dict[str, MachineMemory] = field(default_factory=dict)
     services: dict[str, ServiceMemory] = field(default_factory=dict)
     selections: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "<svc>/<id>"
+    rollouts: dict[str, RolloutMemory] = field(default_factory=dict)  # service -> last rollout
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))
@@ -251,6 +292,32 @@ class MachineStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class RolloutStatus:
+    """One service's rollout for status/cluster.json and status/rollouts/<service>.json."""
+
+    service: str
+    state: str
+    from_version: str
+    to_version: str
+    step: int  # 1-based; 0 before the first step
+    steps: int
+    step_kind: str
+    started_at: float
+    step_started_at: float
+    bake_left: float  # seconds of bake still to run in this step
+    cohort: int  # active/canary machines on the new version
+    shadow: int
+    old: int  # active machines still on the old version
+    previous: int  # old-version machines kept warm in standby
+    gate: dict[str, JsonValue] = field(default_factory=dict)  # measured vs thresholds
+    reason: str = ""
+    finished_at: float | None = None
+
+    def to_json(self) -> bytes:
+        return dumps_pretty(codec.encode(self))
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     format: str
     at: float
@@ -259,6 +326,7 @@ class Status:
     services: dict[str, ServiceStatus]
     machines: dict[str, MachineStatus]
     rejections: tuple[Rejection, ...] = ()
+    rollouts: dict[str, RolloutStatus] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))

@@ -40,9 +40,27 @@ class Releases:
     selections: dict[str, tuple[str, ...]] = field(default_factory=dict)
     services: dict[str, ServiceMemory] = field(default_factory=dict)
     converged: dict[str, bool] = field(default_factory=dict)
+    # service -> (old release, new release): the spec moved the version, a rollout decides
+    rolling: dict[str, tuple[Release, Release]] = field(default_factory=dict)
+    pinned: dict[str, Release] = field(default_factory=dict)  # machine -> release (rollouts)
     _cache: dict[tuple[str, tuple[int, ...]], Release | None] = field(default_factory=dict)
 
+    def set_base(self, service: str, release: Release | None, memory: ServiceMemory) -> None:
+        """Change a service's release mid-pass (a rollout moved or completed it)."""
+        self.base[service] = release
+        self.services[service] = memory
+        for key in [k for k in self._cache if k[0] == service]:
+            del self._cache[key]
+
+    def key(self, machine: str) -> tuple[tuple[int, ...], str | None]:
+        """What, beyond service and mode, makes this machine's document differ from others."""
+        pin = self.pinned.get(machine)
+        return self.variants.get(machine, ()), (pin.version if pin is not None else None)
+
     def of(self, spec: ClusterSpec, service: str, machine: str) -> Release | None:
+        pin = self.pinned.get(machine)
+        if pin is not None:
+            return pin
         ids = self.variants.get(machine, ())
         key = (service, ids)
         if key in self._cache:
@@ -105,6 +123,19 @@ def _gate(
         for d in svc.depends_on
         if d in spec.services and not _is_converged(spec, d, work, machines, out)
     ]
+    if (
+        not waiting
+        and prev is not None
+        and prev.version is not None
+        and prev.version != wanted.version
+        and spec.rollout_of(name) is not None
+    ):
+        # a version change under a rollout strategy: the rollout moves machines over
+        old = Release(prev.version, prev.config)
+        out.base[name] = old
+        out.services[name] = ServiceMemory(prev.version, prev.config, prev.revision)
+        out.rolling[name] = (old, wanted)
+        return
     if not waiting:
         out.base[name] = wanted
         out.services[name] = ServiceMemory(svc.version, svc.config, spec.revision)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from controller.planner.assign import Assignment
+from controller.planner.assign import Assignment, is_healthy
 from controller.planner.model import MachineObservation
 from controller.spec.model import ClusterSpec
 from controller.spec.refs import INSTANCES, references
@@ -33,9 +33,25 @@ def serving(spec: ClusterSpec, work: Assignment) -> dict[str, tuple[Peer, ...]]:
         svc = spec.services[name]
         live, mode = work.live, work.mode
         out[name] = tuple(
-            _peer(m, live[m], name, svc.port, svc.weight, mode[m])
+            _peer(m, live[m], name, svc.port, work.weights.get(m, svc.weight), mode[m])
             for m in work.healthy(name)
             if live[m].snapshot.addresses.internal
+        )
+    return out
+
+
+def mirrors(spec: ClusterSpec, work: Assignment) -> dict[str, tuple[Peer, ...]]:
+    """Per balanced service: its live, healthy shadow machines (mirrored traffic only)."""
+    out: dict[str, tuple[Peer, ...]] = {}
+    for name, shadows in sorted(work.mirrors.items()):
+        svc = spec.services[name]
+        out[name] = tuple(
+            _peer(m, work.live[m], name, svc.port, svc.weight, "shadow")
+            for m in shadows
+            if m in work.live
+            and work.mode.get(m) == "shadow"
+            and is_healthy(work.live[m], name)
+            and work.live[m].snapshot.addresses.internal
         )
     return out
 
@@ -54,11 +70,16 @@ def _peer(
     )
 
 
-def lb_peers(spec: ClusterSpec, name: str, serving: Mapping[str, tuple[Peer, ...]]) -> Peers:
+def lb_peers(
+    spec: ClusterSpec,
+    name: str,
+    serving: Mapping[str, tuple[Peer, ...]],
+    mirror: Mapping[str, tuple[Peer, ...]],
+) -> Peers:
     target = spec.services[name].balances
     if target is None:
         return Peers()
-    return Peers(service=target, backends=serving.get(target, ()))
+    return Peers(service=target, backends=serving.get(target, ()), mirror=mirror.get(target, ()))
 
 
 def fill_references(value: Any, serving: Mapping[str, tuple[Peer, ...]]) -> Any:

@@ -12,6 +12,8 @@ from controller.planner.model import (
     MachineStatus,
     Memory,
     Observed,
+    RolloutMemory,
+    RolloutStatus,
     ServiceStatus,
     Status,
 )
@@ -73,9 +75,14 @@ def build_status(
             version=svc_spec.version,
             target_version=base.version if base is not None else None,
             versions=dict(sorted(versions[name].items())),
-            held=held.held if held is not None else None,
+            held=_held(name, svc_spec.version, held.held if held is not None else None, memory),
         )
+    rollouts = {
+        name: rollout_status(spec, name, r, work, now)
+        for name, r in sorted(memory.rollouts.items())
+    }
     return Status(
+        rollouts=rollouts,
         format=STATUS_FORMAT,
         at=now,
         spec_revision=spec.revision,
@@ -84,3 +91,49 @@ def build_status(
         machines=machines,
         rejections=observed.rejections,
     )
+
+
+def rollout_status(
+    spec: ClusterSpec, name: str, r: RolloutMemory, work: Assignment, now: float
+) -> RolloutStatus:
+    strategy = spec.rollout_of(name)
+    steps = strategy.steps if strategy is not None else ()
+    step = steps[r.step] if 0 <= r.step < len(steps) else None
+    if r.state == "watching" and strategy is not None:
+        bake, kind = strategy.watch, "watch"
+    elif step is not None:
+        bake, kind = step.bake, step.kind
+    else:
+        bake, kind = 0.0, ""
+    bake_left = max(0.0, bake - (now - r.step_started_at)) if r.active else 0.0
+    cohort = set(r.cohort)
+    old = [m for m in work.actives.get(name, []) if m not in cohort]
+    return RolloutStatus(
+        service=name,
+        state=r.state,
+        from_version=r.from_version,
+        to_version=r.to_version,
+        step=r.step + 1,
+        steps=len(steps),
+        step_kind=kind,
+        started_at=r.started_at,
+        step_started_at=r.step_started_at,
+        bake_left=round(bake_left, 3),
+        cohort=len(r.cohort),
+        shadow=len(r.shadow),
+        old=len(old) if r.active else 0,
+        previous=len(r.previous),
+        gate=dict(r.gate),
+        reason=r.reason,
+        finished_at=r.finished_at,
+    )
+
+
+def _held(name: str, wanted: str, held: str | None, memory: Memory) -> str | None:
+    r = memory.rollouts.get(name)
+    if held is None and r is not None and r.to_version == wanted:
+        if r.state in ("reverted", "halted"):
+            return f"rollout {r.from_version} -> {r.to_version} {r.state}: {r.reason}"
+        if r.active:
+            return f"rollout {r.from_version} -> {r.to_version} in progress ({r.state})"
+    return held

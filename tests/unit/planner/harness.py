@@ -43,7 +43,14 @@ from wire.layout import MachineId
 CASES = Path(__file__).parent / "cases"
 
 
-def snapshot_for(m: str, spec: dict[str, Any], memory: Memory, now: float, seq: int) -> Snapshot:
+def snapshot_for(
+    m: str,
+    spec: dict[str, Any],
+    memory: Memory,
+    now: float,
+    seq: int,
+    counters: tuple[int, int, float | None] = (0, 0, None),
+) -> Snapshot:
     mm = memory.machines.get(m)
     services: dict[str, ServiceState] = {}
     if "services" in spec:
@@ -54,6 +61,9 @@ def snapshot_for(m: str, spec: dict[str, Any], memory: Memory, now: float, seq: 
             state=spec.get("state", "running"),
             health=spec.get("health", "healthy"),
             port=spec.get("port"),
+            requests=spec.get("requests", counters[0]),
+            errors=spec.get("errors", counters[1]),
+            latency_ms=spec.get("latency_ms", counters[2]),
         )
     applied = spec.get("applied", mm.generation if mm is not None else 0)
     return Snapshot(
@@ -72,14 +82,20 @@ def snapshot_for(m: str, spec: dict[str, Any], memory: Memory, now: float, seq: 
 
 
 def observed_from(
-    machines: dict[str, dict[str, Any]], memory: Memory, now: float, rejections: list[Any] = ()
+    machines: dict[str, dict[str, Any]],
+    memory: Memory,
+    now: float,
+    rejections: list[Any] = (),
+    counters: dict[str, tuple[int, int, float | None]] | None = None,
 ) -> Observed:
     out = {}
     for m, spec in sorted(machines.items()):
         age = float(spec.get("age", 0))
-        out[MachineId(m)] = MachineObservation(
-            snapshot_for(m, spec, memory, now - age, seq=int(now * 1000)), accepted_at=now - age
-        )
+        snap = snapshot_for(
+            m, spec, memory, now - age, seq=int(now * 1000),
+            counters=(counters or {}).get(m, (0, 0, None)),
+        )  # fmt: skip
+        out[MachineId(m)] = MachineObservation(snap, accepted_at=now - age)
     rej = tuple(Rejection(**r) for r in rejections)
     return Observed(machines=out, rejections=rej)
 
@@ -122,6 +138,8 @@ def write_view(p: Plan) -> dict[str, dict[str, Any]]:
     for w in p.writes:
         body = codec.encode(w.desired)
         body["backends"] = body["peers"]["backends"]
+        body["mirror"] = [b["machine"] for b in body["peers"]["mirror"]]
+        body["weights"] = {b["machine"]: b["weight"] for b in body["peers"]["backends"]}
         body["peers"] = [b["machine"] for b in body["peers"]["backends"]]
         body["reason"] = w.reason
         out[w.machine] = body
@@ -196,6 +214,34 @@ def load_case(path: Path) -> dict[str, Any]:
     return data
 
 
+SERVING = ("active", "canary", "shadow")
+
+
+def add_traffic(
+    counters: dict[str, tuple[int, int, float | None]],
+    traffic: dict[str, Any],
+    machines: dict[str, dict[str, Any]],
+    memory: Memory,
+    dt: float,
+) -> None:
+    """Advance each serving machine's cumulative counters by its version's traffic profile.
+
+    `traffic: {"<version>": {rps: 10, error_rate: 0.01, latency_ms: 20}}`; a machine serves
+    the version it was last told (or its `version` override) in mode active/canary/shadow.
+    """
+    for m, spec in machines.items():
+        mm = memory.machines.get(m)
+        if mm is None or mm.mode not in SERVING or float(spec.get("age", 0)) > 0:
+            continue
+        profile = traffic.get(str(spec.get("version", mm.version)))
+        if profile is None:
+            continue
+        req, err, _ = counters.get(m, (0, 0, None))
+        n = int(profile.get("rps", 0) * dt)
+        counters[m] = (req + n, err + round(n * profile.get("error_rate", 0.0)),
+                       profile.get("latency_ms"))  # fmt: skip
+
+
 def run_case(case: dict[str, Any]) -> list[str]:
     """Run every cycle of a case; return every problem found (empty = pass)."""
     memory = codec.decode(Memory, case["memory"], "memory") if "memory" in case else Memory()
@@ -205,6 +251,9 @@ def run_case(case: dict[str, Any]) -> list[str]:
     machines: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
     fence = case.get("fence", 1)
+    traffic = case.get("traffic", {})
+    counters: dict[str, tuple[int, int, float | None]] = {}
+    last_now: float | None = None
     for i, cycle in enumerate(case["cycles"]):
         if "spec" in cycle:
             revision += 1
@@ -218,7 +267,11 @@ def run_case(case: dict[str, Any]) -> list[str]:
                 if "age" not in value:
                     machines[m].pop("age", None)
         now = float(cycle["now"])
-        observed = observed_from(machines, memory, now, cycle.get("rejections", []))
+        traffic = cycle.get("traffic", traffic)
+        if last_now is not None:
+            add_traffic(counters, traffic, machines, memory, now - last_now)
+        last_now = now
+        observed = observed_from(machines, memory, now, cycle.get("rejections", []), counters)
         result = plan(spec, observed, memory, now, fence=fence)
         label = f"cycle {i} (now={now:g})"
         problems += [f"{label}: {x}" for x in check_expect(result, cycle.get("expect", {}))]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from controller.planner import Memory, plan
@@ -27,6 +28,19 @@ def clusters(draw: st.DrawFn) -> dict[str, Any]:
         }
     if draw(st.booleans()):
         services["router"]["depends_on"] = ["media"]
+    for name in ("router", "media"):
+        if name == "router" or draw(st.booleans()):
+            services[name]["rollout"] = {
+                "steps": draw(st.lists(st.sampled_from([
+                    {"shadow": 1, "bake": "10s"}, {"canary": 1, "weight": 5, "bake": "5s"},
+                    {"percent": 50, "bake": "10s"}, {"select": "max(count=1,percent=25)"},
+                ]), max_size=3)),
+                "gates": {"min_requests": 20, "max_error_rate": 0.1, "max_error_ratio": 2},
+                "on_failure": draw(st.sampled_from(["revert", "halt"])),
+                "keep_previous": "30s",
+                "watch": draw(st.sampled_from([0, 10])),
+                "progress_deadline": "5m",
+            }  # fmt: skip
     if draw(st.booleans()):
         services["queue"]["config"] = {"media": {"$instances": "media"}}
     services["lb"] = {"kind": "loadbalancer", "balances": "router", "version": "1",
@@ -64,10 +78,26 @@ def test_random_histories_keep_every_invariant(
     spec = spec_from(cluster["spec"], 1)
     memory = Memory()
     now = 1000.0
-    for _ in range(data.draw(st.integers(1, 5))):
-        now += data.draw(st.sampled_from([1.0, 10.0, 40.0, 2000.0]))
-        observed = observed_from(turbulence(data.draw, cluster["machines"]), memory, now)
+    counters: dict[str, tuple[int, int, float | None]] = {}
+    for cycle in range(data.draw(st.integers(2, 8))):
+        now += data.draw(st.sampled_from([1.0, 10.0, 10.0, 40.0, 2000.0]))
+        if data.draw(st.integers(0, 2)) == 0:  # the operator moves a service to another version
+            name = data.draw(st.sampled_from(("router", "router", "media", "queue")))
+            value = copy.deepcopy(cluster["spec"])
+            value["services"][name]["version"] = data.draw(st.sampled_from(["1", "2", "3"]))
+            cluster = {**cluster, "spec": value}
+            spec = spec_from(value, cycle + 2)
+        for m in cluster["machines"]:
+            req, err, _ = counters.get(m, (0, 0, None))
+            n = data.draw(st.integers(0, 50))
+            counters[m] = (req + n, err + data.draw(st.integers(0, n)), 10.0)
+        observed = observed_from(
+            turbulence(data.draw, cluster["machines"]), memory, now, counters=counters
+        )
         first = plan(spec, observed, memory, now, fence=2)
+        for e in first.events:
+            if e.kind.startswith("rollout."):
+                event(e.kind)
         # deterministic
         assert plan(spec, observed, memory, now, fence=2) == first
         # never more actives than count, peers are healthy active backends

@@ -1,0 +1,128 @@
+"""Rollout gates from the cumulative counters in snapshots (no metrics system needed).
+
+Within a window (a rollout step), each machine's requests and errors are the difference
+between its current counters and the mark taken when the window opened; a counter below
+its mark means the service restarted, and the current value is the delta. Error rates are
+summed over a cohort (errors / requests); latency is the mean of the reported latency.
+
+Verdicts: `wait` while the new version has fewer than `min_requests` in the window (a gate
+never passes on too few samples), `fail` when a threshold is exceeded, else `pass`.
+The error ratio divides by max(old rate, 0.001), so a perfect old version does not make
+every single new error an infinite ratio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from controller.planner.model import MachineObservation, Mark
+from controller.spec.model import Gates
+from wire.codec import JsonValue
+
+Verdict = Literal["pass", "wait", "fail"]
+RATE_FLOOR = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    machines: int = 0
+    requests: int = 0
+    errors: int = 0
+    latency_ms: float | None = None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    verdict: Verdict
+    reason: str
+    numbers: dict[str, JsonValue] = field(default_factory=dict)
+
+
+def mark_of(obs: MachineObservation | None, service: str) -> Mark:
+    state = obs.snapshot.services.get(service) if obs is not None else None
+    return Mark(state.requests, state.errors) if state is not None else Mark()
+
+
+def cohort(
+    machines: Iterable[str],
+    live: Mapping[str, MachineObservation],
+    marks: Mapping[str, Mark],
+    service: str,
+) -> Cohort:
+    n = requests = errors = 0
+    latencies: list[float] = []
+    for m in machines:
+        obs = live.get(m)
+        state = obs.snapshot.services.get(service) if obs is not None else None
+        if state is None:
+            continue
+        n += 1
+        mark = marks.get(m, Mark(state.requests, state.errors))
+        requests += (
+            state.requests - mark.requests if state.requests >= mark.requests else state.requests
+        )
+        errors += state.errors - mark.errors if state.errors >= mark.errors else state.errors
+        if state.latency_ms is not None:
+            latencies.append(state.latency_ms)
+    latency = sum(latencies) / len(latencies) if latencies else None
+    return Cohort(n, requests, max(0, errors), latency)
+
+
+def evaluate(
+    gates: Gates,
+    new: Cohort,
+    old_rate: float | None,
+    old_latency: float | None,
+) -> GateResult:
+    numbers: dict[str, JsonValue] = {
+        "new_requests": new.requests,
+        "new_errors": new.errors,
+        "new_error_rate": _r(new.error_rate),
+        "old_error_rate": _r(old_rate),
+        "new_latency_ms": _r(new.latency_ms),
+        "old_latency_ms": _r(old_latency),
+        "min_requests": gates.min_requests,
+        "max_error_rate": gates.max_error_rate,
+        "max_error_ratio": gates.max_error_ratio,
+        "max_latency_ratio": gates.max_latency_ratio,
+    }
+    if new.requests < gates.min_requests:
+        return GateResult(
+            "wait", f"{new.requests} of {gates.min_requests} requests on the new version", numbers
+        )
+    rate = new.error_rate or 0.0
+    if gates.max_error_rate is not None and rate > gates.max_error_rate:
+        return GateResult(
+            "fail", f"error rate {rate:.4f} above max_error_rate {gates.max_error_rate}", numbers
+        )
+    if gates.max_error_ratio is not None and old_rate is not None:
+        ratio = rate / max(old_rate, RATE_FLOOR)
+        numbers["error_ratio"] = _r(ratio)
+        if ratio > gates.max_error_ratio:
+            return GateResult(
+                "fail",
+                f"error rate {rate:.4f} is {ratio:.2f}x the old version's {old_rate:.4f} "
+                f"(max_error_ratio {gates.max_error_ratio})",
+                numbers,
+            )
+    if gates.max_latency_ratio is not None and new.latency_ms is not None and old_latency:
+        lratio = new.latency_ms / old_latency
+        numbers["latency_ratio"] = _r(lratio)
+        if lratio > gates.max_latency_ratio:
+            return GateResult(
+                "fail",
+                f"latency {new.latency_ms:.1f} ms is {lratio:.2f}x the old version's "
+                f"{old_latency:.1f} ms (max_latency_ratio {gates.max_latency_ratio})",
+                numbers,
+            )
+    return GateResult("pass", "gates pass", numbers)
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
