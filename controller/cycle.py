@@ -23,7 +23,7 @@ from typing import Any
 
 from controller import persist, records
 from controller.intake import Intake, SnapshotCache
-from controller.keys import KEYS, KeyRing, parse_epochs
+from controller.keys import KeyRing, parse_epochs
 from controller.lease import LeaseDoc, LeaseKeeper, LeaseSettings, LeaseStatus, Observation
 from controller.planner import plan as default_plan
 from controller.planner.model import (
@@ -36,8 +36,8 @@ from controller.planner.model import (
 )
 from controller.publish import PUBLISH_THREADS, PublishResult, publish, settle_memory
 from controller.spec.model import ClusterSpec, Settings
-from controller.state import INTAKE, IntakeState
-from wire.layout import LEASE, MEMORY, STATUS_CLUSTER
+from controller.state import IntakeState
+from wire.layout import INTAKE, KEYS, LEASE, MEMORY, STATUS_CLUSTER
 from wire.store import NotModified, Store, StoredObject
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from wire.documents import dumps_pretty, loads_object
 from wire.errors import BadSignature, InvalidDocument, WriteConflict
-from wire.layout import machine_id
+from wire.layout import KEYS, machine_id
 from wire.signing import (
     derive_machine_key,
     format_kid,
@@ -35,7 +35,6 @@ from wire.store import Missing, Store, StoredObject
 
 log = logging.getLogger(__name__)
 
-KEYS = "control/keys.json"
 KEYS_FORMAT = "bosun.keys/1"
 _BUMP_ATTEMPTS = 20
 

@@ -19,10 +19,10 @@ from controller.keys import KeyRing
 from controller.planner.model import Memory
 from controller.spec.document import from_json as spec_from_json
 from controller.spec.model import ClusterSpec
-from controller.state import INTAKE, IntakeState
+from controller.state import IntakeState
 from wire.documents import Desired, open_desired
 from wire.errors import BosunError, InvalidDocument, StoreUnavailable, WriteConflict
-from wire.layout import DESIRED, MEMORY, SPEC_CURRENT, machine_from_key
+from wire.layout import DESIRED, INTAKE, MEMORY, SPEC_CURRENT, machine_from_key
 from wire.store import Missing, NotModified, Store, StoredObject
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field, replace
 from wire import codec
 from wire.documents import dumps_pretty, loads_object
 from wire.errors import InvalidDocument
+from wire.layout import INTAKE
 
-INTAKE = "control/intake.json"
 INTAKE_FORMAT = "bosun.intake/1"
 
 

@@ -26,6 +26,8 @@ STATUS_CLUSTER = "status/cluster.json"
 STATUS_ROLLOUTS = "status/rollouts/"
 LEASE = "control/lease.json"
 MEMORY = "control/memory.json"
+KEYS = "control/keys.json"  # machine -> key epoch (no secrets); `bosun revoke` bumps it
+INTAKE = "control/intake.json"  # the controller shell's bookkeeping: seq marks, ETags
 
 
 def machine_id(value: object) -> MachineId:

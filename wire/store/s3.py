@@ -101,6 +101,7 @@ class S3Store:
             read_timeout=timeouts.read,
             s3={"addressing_style": "path" if path_style else "auto"},
             signature_version="s3v4",
+            max_pool_connections=32,  # the controller GETs changed reports 16 at a time
         )
         self.client: S3Client = session.client(
             "s3",

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.keys import KEYS, KeyRing, bump_epoch, keygen, load_epochs, load_master_key
+from controller.keys import KeyRing, bump_epoch, keygen, load_epochs, load_master_key
 from tests.unit.controller.stores import Recording
 from wire.errors import BosunError, InvalidDocument
+from wire.layout import KEYS
 from wire.signing import derive_machine_key
 
 

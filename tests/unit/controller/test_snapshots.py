@@ -11,12 +11,12 @@ import pytest
 from controller.cycle import Controller
 from controller.keys import bump_epoch
 from controller.lease import LeaseSettings
-from controller.state import INTAKE, IntakeState
+from controller.state import IntakeState
 from tests.unit.controller.conftest import MASTER, agents
 from tests.unit.controller.sim import SimAgent
 from tests.unit.controller.stores import Recording
 from wire.documents import MAX_DOCUMENT_BYTES
-from wire.layout import STATUS_CLUSTER, report_key
+from wire.layout import INTAKE, STATUS_CLUSTER, report_key
 from wire.store import StoredObject
 
 
