@@ -3,7 +3,7 @@
     client thread --GET /--> examples.lb (on lb-1) --weighted--> examples.app (web-1..4)
                                  ^ peers file                       ^ desired file
                                  | (files driver)                   | (files + process driver)
-                            bosun-agent lb-1 ... bosun-agent web-6   (8 agent daemons)
+                            bosun-agent lb-1 ... bosun-agent web-7   (8 agent daemons)
                                  |  PUT reports/<m>.json    GET desired/<m>.json  ^
                                  v                                                |
                        bucket (directory backend, or SeaweedFS with --s3)         |

@@ -25,8 +25,10 @@ from controller.local_s3 import free_port
 from wire.signing import write_key_file
 
 MARKER = ".bosun-demo"
-LB_MACHINES = ("lb-1", "lb-2")
-WEB_MACHINES = tuple(f"web-{i}" for i in range(1, 7))
+LB_MACHINES = ("lb-1",)
+# 4 active + 3 warm standby: a release takes its new-version machines from standby first,
+# so at most one serving machine is ever switched in place at a time
+WEB_MACHINES = tuple(f"web-{i}" for i in range(1, 8))
 WEB_COUNT = 4
 GOOD, BAD = "2.0", "2.0-bad"
 BAD_FAIL_RATE = 0.3
@@ -208,6 +210,8 @@ def _service(m: Machine, svc: str, root: Path, run_dir: Path) -> dict[str, Any]:
                 str(m.peers_file),
                 "--eject-seconds",
                 "2",
+                "--version",
+                "{version}",
             ],
         },
         **probes,
@@ -262,7 +266,7 @@ def rollout_value(timing: Timing) -> dict[str, Any]:
         ],
         "gates": {"max_error_rate": 0.05, "min_requests": 20},
         "on_failure": "revert",
-        "keep_previous": "10m",
+        "keep_previous": f"{2 * timing.bake:g}s",  # then they are standbys for the next one
         "watch": bake,
         "progress_deadline": "2m",
     }

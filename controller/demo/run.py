@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -267,10 +268,11 @@ class Demo:
     _started: dict[str, float]
 
     def explore_commands(self) -> list[str]:
+        store = shlex.quote(self.store_url)
         out = [
-            f"bosun status --store {self.store_url}",
-            f"bosun machines --store {self.store_url}",
-            f"bosun events --store {self.store_url}",
+            f"bosun status --store {store}",
+            f"bosun machines --store {store}",
+            f"bosun events --store {store}",
         ]
         if self.server is not None:
             creds = self.server.credentials_env()

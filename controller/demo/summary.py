@@ -70,7 +70,12 @@ class Summary:
             and bool(self.phases)
             and all(p.status != "failed" for p in self.phases)
             and self.processes_left_running == 0
+            and self.errors_outside_canary == 0
         )
+
+    @property
+    def errors_outside_canary(self) -> int:
+        return sum(p.client_errors - p.canary_window_errors for p in self.phases)
 
     def to_json(self) -> bytes:
         requests = sum(p.requests for p in self.phases)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -75,7 +76,7 @@ def render(
     parts: list[RenderableType] = [steps, Text(""), fleet]
     rollout = view.rollout("web")
     if rollout:
-        parts.append(Text(f"rollout web: {rollout}", overflow="fold"))
+        parts.append(Text(rollout_line(rollout), overflow="fold"))
     if client is not None:
         total = client.total()
         parts.append(
@@ -86,3 +87,26 @@ def render(
             )
         )
     return Group(*parts)
+
+
+def rollout_line(r: Mapping[str, Any]) -> str:
+    """`rollout web 1.0 -> 2.0: canary step 2/4 (bake 3s left); cohort 1 ...; gate ...`."""
+    head = f"rollout {r.get('service', '?')} {r.get('from_version')} -> {r.get('to_version')}: "
+    head += str(r.get("state", "?"))
+    if r.get("state") in ("shadow", "canary", "steps", "watching"):
+        head += f" step {r.get('step')}/{r.get('steps')} ({r.get('step_kind')}"
+        head += f", bake {float(r.get('bake_left') or 0):.0f}s left)"
+    head += f"; new {r.get('cohort', 0)} + shadow {r.get('shadow', 0)}, old {r.get('old', 0)}"
+    head += f", kept warm {r.get('previous', 0)}"
+    gate = r.get("gate") or {}
+    if isinstance(gate, Mapping) and gate:
+        rate = gate.get("new_error_rate")
+        rate_text = f"{float(rate):.3f}" if isinstance(rate, (int, float)) else "-"
+        head += (
+            f"; gate: {gate.get('new_requests', 0)} requests (min {gate.get('min_requests')}),"
+            f" error rate {rate_text} (max {gate.get('max_error_rate')})"
+            f" -> {gate.get('verdict', '?')}"
+        )
+    if r.get("reason"):
+        head += f"; {r['reason']}"
+    return head
