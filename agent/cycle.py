@@ -29,7 +29,7 @@ from agent.probes import addresses, boot_id, health, load, metrics_from, read_js
 from agent.state import APPLIED_FILE, CACHED_FILE, Mark, StateDir
 from agent.verify import Refused, check_expiry, verify_desired
 from wire.documents import Addresses, Applied, Desired, ServiceState, Snapshot, encode_body, seal
-from wire.errors import DocumentTooLarge, StoreError
+from wire.errors import DocumentTooLarge, StoreAccessDenied, StoreError
 from wire.layout import desired_key, report_key
 from wire.signing import digest
 from wire.store.base import Missing, NotModified, Store, StoredObject
@@ -80,6 +80,15 @@ class Agent:
             result = self.store.get(self.desired_key, if_none_match=inm)
         except DocumentTooLarge as exc:
             self._refuse("too_large", str(exc), now, None, errors)
+            return True
+        except StoreAccessDenied as exc:
+            # S3 answers 403, not 404, for a missing object when the credentials may not
+            # list the bucket (the least-privilege agent policy): not written yet, or denied.
+            errors.append(
+                f"store: {exc}; if this machine is new, the controller has not written "
+                f"{self.desired_key} yet; otherwise check the agent's policy"
+            )
+            log.warning("fetch.denied key=%s (missing or refused)", self.desired_key)
             return True
         except StoreError as exc:
             reason = "fetch_timeout" if exc.__class__.__name__ == "RequestTimedOut" else None

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
+from typing import Any
 
 from agent.cycle import fingerprint
 from tests.unit.agent.kit import CountingStore, Machine, desired, make_agent, publish, report
 from wire.documents import ServiceState, Snapshot
+from wire.errors import StoreAccessDenied
 from wire.layout import desired_key, report_key
+from wire.store import DirectoryStore
 
 
 def test_steady_state_cycle_is_exactly_one_304(
@@ -132,3 +135,18 @@ def test_store_unreachable_keeps_last_known_good(machine: Machine, bucket, tmp_p
     publish(bucket, desired(generation=2, config={"back": True}))
     assert agent.cycle().ok
     assert json.loads(out.read_text()) == {"back": True}
+
+
+class DeniedDesired(CountingStore):
+    """A store answering 403 on GET, as S3 does for a missing object without s3:ListBucket."""
+
+    def get(self, key: str, *, if_none_match: str | None = None, max_bytes: int = 256 * 1024) -> Any:
+        raise StoreAccessDenied(f"GET {self.describe(key)}: access denied (AccessDenied)")
+
+
+def test_403_on_own_desired_is_reported_as_missing_or_denied(machine: Machine, bucket: DirectoryStore) -> None:
+    """A new machine under the least-privilege policy sees 403: it still reports, explains, keeps the store 'up'."""
+    result = make_agent(machine, DeniedDesired(bucket)).cycle()
+    assert not result.store_down and result.put
+    assert any("has not written desired/web-1.json yet" in e for e in result.errors)
+    assert report(bucket).applied.generation == 0
