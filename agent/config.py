@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
-from wire import codec
+from wire import codec, durations
 from wire.errors import BosunError, InvalidDocument
 from wire.layout import SERVICE_NAME_PATTERN, machine_id
 from wire.signing import format_kid
@@ -134,8 +134,6 @@ _DURATION_KEYS = {
     "stop_timeout",
     "backoff_max",
 }
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 ENV_OVERRIDES: dict[str, str] = {
     "BOSUN_MACHINE": "machine",
@@ -151,17 +149,12 @@ ENV_OVERRIDES: dict[str, str] = {
 
 
 def parse_duration(value: object, path: str) -> float:
-    """Seconds from 30, 2.5, "30s", "5m", "1h" or "500ms"."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{path}: expected a duration like 30, '30s' or '5m', got boolean")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ConfigError(f"{path}: expected a duration like 30, '30s' or '5m', got {value!r}")
-    if seconds < 0:
-        raise ConfigError(f"{path}: a duration cannot be negative")
+    """Seconds from 30, 2.5, "30", "30s", "5m", "1h" or "500ms" (`wire.durations`)."""
+    seconds = durations.parse_duration(value)
+    if seconds is None:
+        raise ConfigError(
+            f"{path}: expected a duration like 30, '30s' or '5m' (not negative), got {value!r}"
+        )
     return seconds
 
 

@@ -1,4 +1,4 @@
-"""Durations as operators write them: 30, 2.5, "250ms", "30s", "5m", "1h", "1d".
+"""Durations as operators write them: 30, 2.5, "30", "250ms", "30s", "5m", "1h", "1d".
 
 Shared by the agent's config and the controller's spec so both read durations the same way.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 import re
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?")  # no unit: seconds ("30" from env)
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 def parse_duration(value: object) -> float | None:
