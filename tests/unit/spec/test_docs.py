@@ -18,3 +18,16 @@ def test_the_telephony_example_in_the_docs_is_a_valid_spec() -> None:
     assert set(spec.services) == {"router", "media", "lb", "queue"}
     assert spec.services["lb"].balances == "router"
     assert spec.services["router"].depends_on == ("media", "queue")
+
+
+def test_the_rollout_example_in_the_docs_is_valid() -> None:
+    """The rollout block of docs/spec.md loads under a service, ending with percent 100."""
+    blocks = re.findall(r"```yaml\n(.*?)```", DOC.read_text(), re.S)
+    rollout = next(b for b in blocks if b.lstrip().startswith("rollout:"))
+    text = "services:\n  router:\n    version: '1'\n    count: 4\n" + rollout
+    spec = load_yaml(text, source="docs/spec.md")
+    strategy = spec.rollout_of("router")
+    assert strategy is not None
+    assert [s.kind for s in strategy.steps] == ["shadow", "canary", "percent", "select", "percent"]
+    assert strategy.gates.min_requests == 200 and strategy.on_failure == "revert"
+    assert strategy.keep_previous == 3600.0 and strategy.watch == 1800.0

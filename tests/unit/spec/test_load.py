@@ -48,6 +48,23 @@ def test_a_valid_spec_loads_with_durations_in_seconds() -> None:
     assert spec.services["lb"].balances == "router"
 
 
+def test_rollout_steps_end_at_100_percent_and_the_cluster_default_applies() -> None:
+    """A final percent 100 step is added; a top-level rollout is every service's default."""
+    spec = load_yaml(
+        "rollout: {steps: [{canary: 2, weight: 5, bake: 5m}], gates: {max_error_rate: 0.02}}\n"
+        "services:\n  a: {version: '1', count: 3}\n"
+        "  b: {version: '1', count: 3, rollout: {steps: [{percent: 100}], on_failure: halt}}\n"
+    )
+    a, b = spec.rollout_of("a"), spec.rollout_of("b")
+    assert a is not None and b is not None
+    assert [(s.kind, s.number, s.weight, s.bake) for s in a.steps] == [
+        ("canary", 2.0, 5, 300.0),
+        ("percent", 100.0, None, 0.0),
+    ]
+    assert a.gates.max_error_rate == 0.02
+    assert [s.kind for s in b.steps] == ["percent"] and b.on_failure == "halt"
+
+
 def test_an_empty_file_is_an_empty_spec() -> None:
     """An empty document is a spec with default settings and no services."""
     assert load_yaml("") == ClusterSpec()
@@ -109,6 +126,20 @@ def test_an_empty_file_is_an_empty_spec() -> None:
         ("services: {Web_UI: {version: '1', count: 1}}", "services.Web_UI: service names use"),
         ("services: {web: {version: '1', count: 1, pools: [db]}, db: {version: '1', count: 1}}",
          "pool 'db' has the name of a service"),
+        # rollouts
+        ("services: {web: {version: '1', count: 2, rollout: {steps: [{canary: 1, percent: 5}]}}}",
+         "services.web.rollout.steps[0]: give exactly one of shadow: N, canary: N, percent: P, select: EXPR"),
+        ("services: {web: {version: '1', count: 2, rollout: {steps: [{percent: 150}]}}}",
+         "services.web.rollout.steps[0].percent: expected a number in (0, 100]"),
+        ("services: {web: {version: '1', count: 2, rollout: {steps: [{shadow: 1, weight: 5}]}}}",
+         "services.web.rollout.steps[0].weight: weight applies to canary steps only"),
+        ("services: {web: {version: '1', count: 2, rollout: {steps: [{select: 'id=a'}]}}}",
+         "a step needs a sized selection"),
+        ("services: {web: {version: '1', count: 2, rollout: {on_failure: panic}}}",
+         "services.web.rollout.on_failure: expected 'revert' or 'halt'"),
+        ("rollout: {gates: {min_requests: 0}}", "rollout.gates.min_requests: expected a whole number >= 1"),
+        ("rollout: {gates: {max_error_rat: 0.1}}", "rollout.gates.max_error_rat: unknown key (did you mean 'max_error_rate'?)"),
+        ("rollout: {watch: soon}", "rollout.watch: bad duration 'soon'"),
         # YAML itself
         ("services: {web: [", "not valid YAML"),
     ],
