@@ -327,6 +327,7 @@ def run_demo(settings: DemoSettings, console: Console | None = None) -> Summary:
     summary = Summary(settings.fast, "", demo.run_dir, None)
     results: dict[str, PhaseResult] = {}
     current: list[str | None] = [None]
+    story_done = False  # with --keep-running, Ctrl-C after the story is the normal end
     with _signals(demo) as cleaning:
         try:
             demo.features = detect(demo.run_dir)
@@ -352,10 +353,11 @@ def run_demo(settings: DemoSettings, console: Console | None = None) -> Summary:
             if settings.keep_running and not demo.stopping.is_set():
                 _print_end(demo, summary, console, keep=True)
                 console.print("[bold]the cluster keeps running: Ctrl-C to stop it[/]")
+                story_done = True
                 while not demo.stopping.wait(3600):
                     pass
         except Interrupted as exc:
-            summary.interrupted = True
+            summary.interrupted = not story_done
             console.print(f"\n[yellow]{exc}: stopping every process the demo started...[/]")
         finally:
             cleaning[0] = True
@@ -384,19 +386,19 @@ def _shutdown(demo: Demo, summary: Summary) -> None:
 
 
 def _print_end(demo: Demo, summary: Summary, console: Console, *, keep: bool) -> None:
-    if not keep:
-        console.print()
-        summary.print(console)
+    """The summary table, then the commands to look around (curl only while it runs)."""
+    console.print()
+    summary.print(console, running=keep)
     console.print("\n[bold]look around:[/]")
     for cmd in summary.explore:
         if keep or not cmd.startswith("curl"):
             console.print(f"  {cmd}", highlight=False, soft_wrap=True)
     where = demo.bucket_dir or (demo.run_dir / "seaweedfs")
     console.print(f"the bucket is kept in {where}; logs in {demo.run_dir / 'logs'}")
-    if not keep:
-        spec = demo.run_dir / "specs"
-        if spec.is_dir():
-            console.print(f"specs applied: {', '.join(sorted(p.name for p in spec.iterdir()))}")
+    specs = demo.run_dir / "specs"
+    if specs.is_dir():
+        names = sorted(specs.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+        console.print(f"specs applied, in order: {', '.join(p.name for p in names)}")
 
 
 def spec_preview(settings: DemoSettings) -> str:

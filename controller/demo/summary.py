@@ -109,7 +109,7 @@ class Summary:
         tmp.write_bytes(self.to_json())
         tmp.replace(path)
 
-    def print(self, console: Console) -> None:
+    def print(self, console: Console, *, running: bool = False) -> None:
         table = Table(title="bosun demo: summary", title_justify="left")
         for col, justify in (
             ("phase", "left"),
@@ -141,8 +141,10 @@ class Summary:
         console.print(
             f"{requests} requests served through the load balancer, {errors} client errors "
             f"({errors - canary} outside the bad release's canary window), "
-            f"{self.seconds:.0f}s in all."
+            + ("" if running else f"{self.seconds:.0f}s in all.")
         )
+        if running:
+            return
         left = self.processes_left_running
         console.print(
             f"processes started: {len(self.processes)}; still running: "
