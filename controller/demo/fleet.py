@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from controller.demo.procs import start_ticks
 from controller.enroll import AgentSettings, agent_config, enroll
 from controller.keys import keygen, load_master_key
 from controller.local_s3 import free_port
@@ -111,20 +113,41 @@ def repo_root() -> Path:
 
 
 def prepare_dir(path: Path) -> Path:
-    """An empty run directory; a previous demo's directory is wiped, anything else refused."""
+    """An empty run directory; a previous demo's directory is wiped, anything else refused
+    (also a demo's that is still running, e.g. with --keep-running)."""
     path = path.resolve()
     if path.exists():
         if not path.is_dir():
             raise FileExistsError(f"{path} exists and is not a directory: choose another --dir")
-        if any(path.iterdir()) and not (path / MARKER).exists():
+        marker = path / MARKER
+        if any(path.iterdir()) and not marker.exists():
             raise FileExistsError(
                 f"{path} is not empty and was not made by `bosun demo`: choose another --dir "
                 "(or remove it)"
             )
+        owner = _owner(marker)
+        if owner is not None:
+            raise FileExistsError(
+                f"{path} belongs to a demo that is still running (pid {owner}): stop it "
+                "(Ctrl-C) or choose another --dir"
+            )
         shutil.rmtree(path)
     path.mkdir(parents=True)
-    (path / MARKER).write_text("made by `bosun demo`; removed by the next demo run here\n")
+    (path / MARKER).write_text(f"{os.getpid()} {start_ticks(os.getpid())}\n")
     return path
+
+
+def _owner(marker: Path) -> int | None:
+    """The pid of the live demo that made this directory, if it still runs."""
+    try:
+        pid_text, ticks_text = marker.read_text().split()[:2]
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return None
+    ticks = start_ticks(pid)
+    return pid if ticks is not None and str(ticks) == ticks_text else None
 
 
 def make_master_key(run_dir: Path) -> tuple[Path, bytes]:

@@ -98,6 +98,9 @@ class Demo:
             self.store_url = f"file://{self.bucket_dir}"
             self.store = open_store(self.store_url)
         self.say(f"bucket: {self.store_url}")
+        for cmd in self.explore_commands():
+            if " s3 " in cmd:
+                self.say(f"  {cmd}")
 
     def enroll_fleet(self) -> None:
         self.master_path, master = fleet.make_master_key(self.run_dir)

@@ -95,8 +95,9 @@ def test_fast_demo_tells_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_sigterm_stops_every_process_the_demo_started(tmp_path: Path) -> None:
-    """SIGTERM in the middle of the story stops the agents, the controller and the
-    services they started, and still writes the summary (interrupted, nothing left)."""
+    """A second demo refuses the directory of a running one; SIGTERM in the middle of the
+    story stops the agents, the controller and the services they started, and still writes
+    the summary (interrupted, nothing left running)."""
     out = tmp_path / "summary.json"
     run_dir = tmp_path / "demo"
     proc = subprocess.Popen(
@@ -114,7 +115,14 @@ def test_sigterm_stops_every_process_the_demo_started(tmp_path: Path) -> None:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             time.sleep(0.2)
         assert list(run_dir.glob("machines/*/state/proc/*")), "no service started within 30 s"
-        time.sleep(1.0)
+        second = subprocess.run(
+            [str(BOSUN), "demo", "--fast", "--dir", str(run_dir)],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1 and "still running" in second.stderr, second.stderr
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
     finally:
