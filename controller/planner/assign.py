@@ -199,36 +199,9 @@ def assign(
         actives[name].sort()
 
     # 4: fill
+    work.actives = actives
     busy = {m for ms in actives.values() for m in ms}
-    short = {n: services[n].count - len(actives[n]) for n in order}
-    if any(v > 0 for v in short.values()):
-        tiers = _candidates(
-            services, live, memory, busy, work.failed, elig, short, now, reserved or {}
-        )
-        for name in order:
-            need = short[name]
-            if need <= 0:
-                continue
-            for tier in tiers.get(name, ()):
-                for m in tier:
-                    if need == 0:
-                        break
-                    if m in busy:
-                        continue
-                    busy.add(m)
-                    actives[name].append(m)
-                    need -= 1
-            actives[name].sort()
-            if need:
-                work.events.append(
-                    Event(
-                        "service.short",
-                        f"{need} of {services[name].count} machines missing: "
-                        "no eligible live standby or pool machine",
-                        service=name,
-                        data={"missing": need, "count": services[name].count},
-                    )
-                )
+    fill(work, spec, order, busy, reserved or {}, elig)
 
     # 5: everyone else is standby (or deactivated)
     service_of, mode_of = work.service, work.mode
@@ -247,8 +220,65 @@ def assign(
             standby_of = direct[0] if direct else (pooled[0] if pooled else None)
         service_of[m] = standby_of
         mode_of[m] = "standby" if standby_of else "deactivated"
-    work.actives = actives
     return work
+
+
+def fill(
+    work: Assignment,
+    spec: ClusterSpec,
+    order: tuple[str, ...],
+    busy: set[str],
+    reserved: Mapping[str, str],
+    elig: Eligibility | None = None,
+    *,
+    report_short: bool = True,
+) -> None:
+    """Activate free machines for every service below its count (rule 4). Also run after
+    the rollouts, which may free machines (a shadow back to standby) in the same pass."""
+    services = spec.services
+    actives = work.actives
+    short = {n: services[n].count - len(actives.get(n, [])) for n in order}
+    if not any(v > 0 for v in short.values()):
+        return
+    elig = elig or Eligibility(spec)
+    tiers = _candidates(
+        services,
+        work.live,
+        work.memory,
+        busy,
+        work.failed,
+        elig,
+        short,
+        work.now,
+        reserved,
+        work.mode,
+    )
+    for name in order:
+        need = short[name]
+        if need <= 0:
+            continue
+        for tier in tiers.get(name, ()):
+            for m in tier:
+                if need == 0:
+                    break
+                if m in busy:
+                    continue
+                busy.add(m)
+                actives[name].append(m)
+                work.service[m] = name
+                work.mode[m] = "active"
+                need -= 1
+        actives[name].sort()
+        if need and report_short:
+            work.events.append(
+                Event(
+                    "service.short",
+                    f"{need} of {services[name].count} machines missing: "
+                    "no eligible live standby or pool machine",
+                    service=name,
+                    data={"missing": need, "count": services[name].count},
+                )
+            )
 
 
 def _candidates(
@@ -261,6 +291,7 @@ def _candidates(
     short: Mapping[str, int],
     now: float,
     reserved: Mapping[str, str],
+    mode_of: Mapping[str, str],
 ) -> dict[str, tuple[list[str], list[str], list[str], list[str]]]:
     """Per short service, four tiers of free machines in preference order (ids sorted)."""
     tiers: dict[str, tuple[list[str], list[str], list[str], list[str]]] = {
@@ -272,7 +303,7 @@ def _candidates(
         obs = live[m]
         direct, pooled = elig.of(obs.snapshot.eligible)
         mm = memory.get(m, _EMPTY)
-        if mm.mode == "shadow":  # serving a rollout's mirrored traffic
+        if mode_of.get(m, mm.mode) == "shadow":  # serving a rollout's mirrored traffic
             continue
         fa = failed_now.get(m, mm.failed_at)
         only = reserved.get(m)

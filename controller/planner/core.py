@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.planner.assign import ACTIVE_MODES, assign
+from controller.planner.assign import ACTIVE_MODES, assign, fill
 from controller.planner.model import (
     ClusterSpec,
     Event,
@@ -60,6 +60,9 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     work = assign(spec, live, known, memory.machines, order, now, reserved)
     rel = resolve(spec, order, work, memory.machines, memory.services, memory.selections)
     rollouts = run_rollouts(spec, work, rel, memory, now)
+    if rollouts:  # a rollout may have freed machines (shadow or reverted ones): use them now
+        busy = {m for m, mode in work.mode.items() if mode in ACTIVE_MODES or mode == "shadow"}
+        fill(work, spec, order, busy, reserved, report_short=False)
     serve = serving(spec, work)
     mirror = mirrors(spec, work)
     events: list[Event] = [
