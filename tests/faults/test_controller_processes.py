@@ -146,7 +146,7 @@ def test_kill_9_between_desired_writes_and_memory_save_converges(
         assert written, "no desired document landed before the kill"
         _, token_before = lease_holder(own)
         proxy.set_latency(0.0)
-        for i in range(4):
+        for _i in range(4):
             run = subprocess.run(args, env=env(seaweedfs), capture_output=True, timeout=60)
             assert run.returncode == 0, run.stderr.decode()[-2000:]
             for a in fleet:

@@ -1,0 +1,233 @@
+"""Hostile snapshots under `reports/` fed to the controller, and hostile specs fed to
+`bosun spec validate/apply`: each is refused with a clear message, counted in
+status/cluster.json (controller side), and nothing else changes in the bucket."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import orjson
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from controller.cli.spec import spec_group
+from controller.spec.load import load_yaml
+from tests.badinput.corpus import BILLION_LAUGHS, HOSTILE_SPECS, sealed_snapshot, snapshot
+from tests.faults.kit import MASTER, agents, controller, round_trip, start_spec
+from wire.errors import SpecError
+from wire.layout import STATUS_CLUSTER, report_key
+from wire.store import DirectoryStore, StoredObject
+
+KEPT = ("desired/", "control/memory.json", "spec/", "control/keys.json")
+
+
+def kept(store: DirectoryStore, machine: str = "m-0") -> dict[str, str]:
+    """The objects hostile input must never change: desired documents, planner memory,
+    the spec, the key epochs and the archive of the machine the input pretends to be."""
+    return {
+        i.key: i.etag for i in store.list("") if i.key.startswith((*KEPT, f"history/{machine}/"))
+    }
+
+
+def status(store: DirectoryStore) -> dict[str, object]:
+    got = store.get(STATUS_CLUSTER, max_bytes=16 * 1024 * 1024)
+    assert isinstance(got, StoredObject)
+    return dict(orjson.loads(got.body))
+
+
+def hostile_reports() -> dict[str, tuple[str, bytes, set[str]]]:
+    """name -> (target machine, raw bytes at reports/<machine>.json, expected reason)."""
+    old = sealed_snapshot(snapshot("m-0", master=MASTER, seq=1000), master=MASTER)
+    return {
+        "garbage": ("m-0", b"\x00\xffnot json", {"invalid_document"}),
+        "oversized": ("m-1", b'{"x": "' + b"y" * (400 * 1024) + b'"}', {"too_large"}),
+        "wrong_key": (
+            "m-2",
+            sealed_snapshot(snapshot("m-2", master=MASTER), master=bytes(32)),
+            {"bad_signature"},
+        ),
+        "cross_machine": (
+            "m-3",
+            sealed_snapshot(snapshot("m-3", master=MASTER), master=MASTER, as_machine="m-1"),
+            {"binding", "unknown_kid"},
+        ),
+        "replayed_old_seq": ("m-0", old, {"replayed_seq"}),
+        "skewed": (
+            "m-1",
+            sealed_snapshot(
+                snapshot("m-1", master=MASTER, sent_at=time.time() + 7200), master=MASTER
+            ),
+            {"clock_skew"},
+        ),
+        "deep_nesting": (
+            "m-2",
+            b'{"format":"bosun.snapshot/1","kid":"m-2@0","sig":"x","body":'
+            + b'{"a":' * 500
+            + b"1"
+            + b"}" * 500
+            + b"}",
+            {"invalid_document", "binding"},  # classified as binding today
+        ),
+    }
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> tuple[DirectoryStore, object, list[object]]:
+    store = DirectoryStore(tmp_path / "bucket")
+    start_spec(store)
+    fleet = agents(store)
+    ctl = controller(store)
+    round_trip(ctl, fleet, rounds=3)
+    return store, ctl, fleet
+
+
+@pytest.mark.parametrize("name", sorted(hostile_reports()))
+def test_each_hostile_report_is_refused_counted_and_changes_nothing(
+    name: str, cluster: tuple[DirectoryStore, object, list[object]]
+) -> None:
+    """One hostile object under reports/: refused with its reason (and a detail naming the
+    object), counted for that machine in status/cluster.json, nothing kept changes, and
+    the other machines' reports are still taken in."""
+    store, ctl, fleet = cluster
+    machine, raw, reason = hostile_reports()[name]
+    before = kept(store, machine)
+    for a in fleet:
+        if a.machine != machine:
+            a.report()  # type: ignore[attr-defined]
+    store.put(report_key(machine), raw)
+    report = ctl.cycle()  # type: ignore[attr-defined]
+    assert report.rejected == 1, report.summary()
+    assert report.accepted == len(fleet) - 1, report.summary()
+    st_ = status(store)
+    rejected = st_["rejected"][machine]  # type: ignore[index]
+    [(got, count)] = rejected["counts"].items()
+    assert got in reason and count == 1, rejected
+    assert rejected["last"]["detail"], rejected
+    assert kept(store, machine) == before
+    ctl.cycle()  # type: ignore[attr-defined]
+    assert status(store)["rejected"][machine]["counts"] == {got: 1}  # type: ignore[index]
+
+
+def test_foreign_keys_under_reports_are_counted_and_ignored(
+    cluster: tuple[DirectoryStore, object, list[object]],
+) -> None:
+    """Objects under reports/ with path-like, unicode or non-.json names name no machine:
+    they are listed in status/cluster.json as foreign and change nothing else."""
+    store, ctl, _fleet = cluster
+    before = kept(store, "-")
+    for key in (
+        "reports/Ünïcode.json",
+        "reports/a..b.json",
+        "reports/x.txt",
+        "reports/m-0.json.bak",
+    ):
+        store.put(key, b"{}")
+    ctl.cycle()  # type: ignore[attr-defined]
+    foreign = status(store)["foreign_reports"]
+    assert len(foreign) == 4, foreign  # type: ignore[arg-type]
+    assert kept(store, "-") == before
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(raw=st.binary(max_size=2048) | st.builds(lambda v: orjson.dumps(v), st.dictionaries(
+    st.sampled_from(["format", "kid", "sig", "body", "x"]),
+    st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=30),
+)))  # fmt: skip
+def test_random_reports_are_always_refused_and_counted(
+    raw: bytes, cluster: tuple[DirectoryStore, object, list[object]]
+) -> None:
+    """Random bytes and random envelopes at reports/m-0.json: always refused, each version
+    counted once, nothing kept changes."""
+    store, ctl, _fleet = cluster
+    before = kept(store)
+    old = status(store).get("rejected", {}).get("m-0", {}).get("counts", {})  # type: ignore[union-attr]
+    store.put(report_key("m-0"), raw + b" " + str(time.monotonic_ns()).encode())
+    report = ctl.cycle()  # type: ignore[attr-defined]
+    assert report.rejected == 1
+    new = status(store)["rejected"]["m-0"]["counts"]  # type: ignore[index]
+    assert sum(new.values()) == sum(old.values()) + 1
+    assert kept(store) == before
+
+
+@click.group()
+def bosun() -> None:
+    """`bosun spec`, as the bosun CLI groups it."""
+
+
+bosun.add_command(spec_group)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_SPECS))
+def test_hostile_specs_are_refused_by_validate_and_apply(name: str, tmp_path: Path) -> None:
+    """validate and apply refuse each hostile spec with a one-line `spec:` message (exit
+    2 through bosun's main, a SpecError here) and apply writes nothing."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(HOSTILE_SPECS[name])
+    store = DirectoryStore(tmp_path / "bucket")
+    start_spec(store)
+    before = {i.key: i.etag for i in store.list("")}
+    for args in (
+        ["spec", "validate", str(path)],
+        ["spec", "apply", str(path), "--store", store.url],
+    ):
+        result = CliRunner().invoke(bosun, args)
+        assert result.exit_code != 0, (name, args, result.output)
+        assert isinstance(result.exception, SpecError), (name, result.exception)
+        # one line; a hostile value is echoed whole today (a 10 KB version: 10 KB message)
+        assert "spec" in str(result.exception) and "\n" not in str(result.exception)[:200]
+    assert {i.key: i.etag for i in store.list("")} == before
+
+
+def test_a_huge_count_is_bounded_by_the_machines(tmp_path: Path) -> None:
+    """count: 10**11 does not make the planner allocate per wanted instance: a cycle over
+    four machines stays fast and assigns at most the machines there are."""
+    store = DirectoryStore(tmp_path / "bucket")
+    from controller.spec.revisions import apply
+
+    apply(
+        store, load_yaml('services:\n  web: {version: "1", count: 100000000000}\n'), now=time.time()
+    )
+    fleet = agents(store)
+    for a in fleet:
+        a.report()
+    t0 = time.perf_counter()
+    report = controller(store).cycle()
+    assert time.perf_counter() - t0 < 5
+    assert len(report.plan.writes) == len(fleet)  # type: ignore[union-attr]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: controller/spec/load.py:85 bounds only the YAML text, not the expanded "
+    "document: a 400-byte alias bomb becomes a 19 MB spec that apply stores and the "
+    "controller then refuses as too large (9**7 items: 172 MB, 477 MB RSS in spec apply)",
+)
+def test_yaml_alias_bomb_is_refused() -> None:
+    """A spec whose YAML aliases expand to 531,441 items is refused before it is stored."""
+    with pytest.raises(SpecError):
+        load_yaml(BILLION_LAUGHS)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: controller/cli/__init__.py COMMANDS lacks ('controller.cli.spec', "
+    "'spec_group') and ('controller.cli.spec', 'update_command'): `bosun spec` and "
+    "`bosun update` are unreachable from the installed bosun command",
+)
+def test_bosun_spec_validate_is_a_bosun_command(tmp_path: Path) -> None:
+    """The installed `bosun` command has `spec validate`."""
+    path = tmp_path / "spec.yaml"
+    path.write_text('services:\n  a: {version: "1", count: 1}\n')
+    bosun_bin = Path(sys.executable).parent / "bosun"
+    run = subprocess.run(
+        [str(bosun_bin), "spec", "validate", str(path)], capture_output=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr.decode()
