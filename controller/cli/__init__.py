@@ -17,6 +17,8 @@ from wire.errors import BosunError
 
 # module path -> attribute holding a click command or group
 COMMANDS: list[tuple[str, str]] = [
+    ("controller.cli.spec", "spec_group"),
+    ("controller.cli.spec", "update_command"),
     ("controller.cli.cost", "cost"),
     ("controller.cli.iam", "iam_policy"),
     ("controller.cli.enroll", "enroll_command"),
