@@ -103,6 +103,7 @@ class ServiceMemory:
     config: dict[str, JsonValue] = field(default_factory=dict)
     revision: int = 0
     held: str | None = None  # why the spec's newer release waits (a dependency), if it does
+    rebuilt: bool = False  # recovered from desired/ after memory loss: config unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +173,10 @@ class Memory:
         """Memory recovered from the desired documents found under desired/ (memory lost).
 
         Generations continue from the documents, assignments are taken as written, so the
-        next plan neither reuses a generation nor reshuffles machines.
+        next plan neither reuses a generation nor reshuffles machines. Each service's
+        release is the version most of its active machines run (its config cannot be
+        recovered and is taken from the spec); a rollout in flight restarts from its first
+        step, the machines already on the new version going back to the old one first.
         """
         machines: dict[str, MachineMemory] = {}
         fence = 0
@@ -194,7 +198,28 @@ class Memory:
                 version=doc.version,
                 assigned_at=doc.issued_at,
             )
-        return cls(fence=fence, spec_revision=revision, machines=dict(sorted(machines.items())))
+        # each service's release: the version most of its active machines were told to run
+        votes: dict[str, dict[str, int]] = {}
+        for mm in machines.values():
+            if (
+                mm.service is not None
+                and mm.version is not None
+                and mm.mode in ("active", "canary")
+            ):
+                count = votes.setdefault(mm.service, {})
+                count[mm.version] = count.get(mm.version, 0) + 1
+        services = {
+            name: ServiceMemory(
+                version=min(count, key=lambda v: (-count[v], v)), revision=revision, rebuilt=True
+            )
+            for name, count in sorted(votes.items())
+        }
+        return cls(
+            fence=fence,
+            spec_revision=revision,
+            machines=dict(sorted(machines.items())),
+            services=services,
+        )
 
     def with_machine(self, machine: str, value: MachineMemory) -> Memory:
         return replace(self, machines={**self.machines, machine: value})

@@ -17,7 +17,7 @@ config merged over the service's; the others keep the service's release.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller.planner.assign import ACTIVE_MODES, Assignment
@@ -114,6 +114,8 @@ def _gate(
     out: Releases,
 ) -> None:
     wanted = Release(svc.version, svc.config)
+    if prev is not None and prev.rebuilt:  # recovered after memory loss: config unknown
+        prev = replace(prev, config=wanted.config, rebuilt=False)
     if prev is not None and prev.version == wanted.version and prev.config == wanted.config:
         out.base[name] = wanted
         out.services[name] = ServiceMemory(svc.version, svc.config, prev.revision)

@@ -84,3 +84,37 @@ def test_rebuild_keeps_the_highest_generation_per_machine() -> None:
     assert rebuilt.machines["r1"].generation == r1.generation
     assert rebuilt.fence == 9
     assert rebuilt.machines["r1"].digest == content_digest(r1)
+
+
+def test_memory_lost_during_a_rollout_does_not_push_the_new_version_everywhere() -> None:
+    """Rebuilt memory takes each service's majority version as its release, so a pending
+    version change under a rollout strategy restarts the rollout instead of switching all."""
+    value = {
+        "services": {
+            "web": {
+                "version": "1",
+                "count": 3,
+                "rollout": {"steps": [{"canary": 1, "bake": "1h"}], "gates": {"min_requests": 5}},
+            }
+        }
+    }
+    machines = {f"w{i}": {"eligible": ["web"]} for i in range(1, 5)}
+    memory, now, docs = Memory(), 1000.0, {}
+    spec = spec_from(value, 1)
+    for step in range(4):
+        if step == 2:
+            value["services"]["web"]["version"] = "2"
+            spec = spec_from(value, 2)
+        now += 10
+        result = plan(spec, observed_from(machines, memory, now), memory, now, fence=1)
+        docs.update({w.machine: w.desired for w in result.writes})
+        memory = result.memory
+    assert memory.rollouts["web"].state == "canary"
+    assert sorted(m for m, d in docs.items() if d.version == "2") == ["w4"]
+    rebuilt = Memory.rebuild(docs.values())
+    assert rebuilt.services["web"].version == "1"
+    now += 10
+    result = plan(spec, observed_from(machines, rebuilt, now), rebuilt, now, fence=2)
+    versions = {m: mm.version for m, mm in result.memory.machines.items() if mm.mode != "standby"}
+    assert sorted(versions.values()) == ["1", "1", "2"]  # one canary again, not three on v2
+    assert result.memory.rollouts["web"].state == "canary"
