@@ -189,12 +189,24 @@ def parse_envelope(raw: bytes, *, where: str = "document") -> Envelope:
 def decode_snapshot_body(body: dict[str, Any], *, where: str = "snapshot") -> Snapshot:
     snap: Snapshot = codec.decode(Snapshot, body, f"{where}.body")
     _check_machine(snap.machine, f"{where}.body.machine")
+    for i, name in enumerate(snap.eligible):
+        _check_machine(name, f"{where}.body.eligible[{i}]")
+    for name in snap.services:
+        _check_machine(name, f"{where}.body.services.{name}")
     return snap
 
 
 def decode_desired_body(body: dict[str, Any], *, where: str = "desired") -> Desired:
+    """Typed desired body. Ids inside it (service, peers) follow the id pattern too: a
+    document no spec can produce is malformed even when it is signed (defence in depth)."""
     doc: Desired = codec.decode(Desired, body, f"{where}.body")
     _check_machine(doc.machine, f"{where}.body.machine")
+    for path, name in (("service", doc.service), ("peers.service", doc.peers.service)):
+        if name is not None:
+            _check_machine(name, f"{where}.body.{path}")
+    for group in ("backends", "mirror"):
+        for i, peer in enumerate(getattr(doc.peers, group)):
+            _check_machine(peer.machine, f"{where}.body.peers.{group}[{i}].machine")
     return doc
 
 

@@ -99,12 +99,6 @@ def test_real_agent_cycle_refuses_the_corpus_and_changes_nothing(tmp_path: Path)
     assert isinstance(got, StoredObject)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: wire/documents.py decode_desired_body does not check service (and peer "
-    "machine) ids against the id pattern; agent/verify.py accepts a signed '../../etc' "
-    "service and agent/cycle.py tries to apply it (applied.result becomes failed)",
-)
 @pytest.mark.parametrize("name", sorted(signed_hostile_ids()))
 def test_signed_documents_with_hostile_ids_are_refused(name: str) -> None:
     """A signed document whose service id is path-like or non-ASCII is refused as malformed."""

@@ -132,6 +132,8 @@ def test_oversized_document_is_refused_before_parsing() -> None:
         (lambda b: b.update(machine="../etc"), r"body\.machine: invalid machine id"),
         (lambda b: b.update(machine="Web-1"), r"body\.machine: invalid machine id"),
         (lambda b: b.update(seq=2**70), "integer out of range"),
+        (lambda b: b.update(eligible=["web", "../x"]), r"body\.eligible\[1\]: invalid machine id"),
+        (lambda b: b.update(services={"Web": {}}), r"body\.services\.Web: invalid machine id"),
     ],
 )
 def test_malformed_snapshot_bodies_name_the_field(mutate: Any, message: str) -> None:
@@ -153,6 +155,10 @@ def test_malformed_snapshot_bodies_name_the_field(mutate: Any, message: str) -> 
         ),
         (lambda b: b.update(drain={"reason": "x"}), r"body\.drain: missing required field"),
         (lambda b: b.update(config=_deep(40)), "nested deeper than 32 levels"),
+        (lambda b: b.update(service="../../etc"), r"body\.service: invalid machine id"),
+        (lambda b: b.update(service="w\u00e9b"), r"body\.service: invalid machine id"),
+        (lambda b: b.update(peers={"backends": [{"machine": "A/B", "address": "x"}]}),
+         r"peers\.backends\[0\]\.machine: invalid"),
         (lambda b: b.update(config={"x": [0] * 10_001}), "more than 10000 items"),
     ],
 )
