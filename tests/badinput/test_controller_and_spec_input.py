@@ -216,12 +216,6 @@ def test_yaml_alias_bomb_is_refused() -> None:
         load_yaml(BILLION_LAUGHS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: controller/cli/__init__.py COMMANDS lacks ('controller.cli.spec', "
-    "'spec_group') and ('controller.cli.spec', 'update_command'): `bosun spec` and "
-    "`bosun update` are unreachable from the installed bosun command",
-)
 def test_bosun_spec_validate_is_a_bosun_command(tmp_path: Path) -> None:
     """The installed `bosun` command has `spec validate`."""
     path = tmp_path / "spec.yaml"
