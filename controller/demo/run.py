@@ -31,6 +31,7 @@ from controller.demo.view import render
 from controller.local_s3 import S3Server, start_seaweedfs
 from controller.spec.load import load_yaml
 from controller.spec.revisions import apply as apply_revision
+from wire.errors import BosunError
 from wire.store import Store, open_store
 from wire.store.s3 import S3Store
 
@@ -46,8 +47,9 @@ class DemoSettings:
     summary_json: Path | None = None
 
 
-class Interrupted(Exception):
-    """Ctrl-C or SIGTERM: stop the story and clean up."""
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM: stop the story and clean up (not an Exception, so no phase's
+    error handling can swallow it)."""
 
 
 class Demo:
@@ -251,6 +253,10 @@ class Demo:
                 result.status = "failed"
                 result.details = {"reason": str(exc)}
                 self.say(f"  [bold red]failed[/]: {exc}")
+            except (BosunError, OSError, ValueError, KeyError) as exc:  # the bucket, a probe
+                result.status = "failed"
+                result.details = {"reason": f"{type(exc).__name__}: {exc}"}
+                self.say(f"  [bold red]failed[/]: {type(exc).__name__}: {exc}")
             result.seconds = time.monotonic() - t0
             tally = self.client.tally(name)
             result.requests = tally.requests

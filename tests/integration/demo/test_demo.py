@@ -29,6 +29,25 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _run_bounded(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run the demo; past `timeout`, SIGTERM it so it still stops everything it started."""
+    proc = subprocess.Popen(
+        argv, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            stdout, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate(timeout=10)
+        pytest.fail(f"the demo took over {timeout:g}s; output:\n{stdout[-4000:]}{stderr[-2000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
+
+
 def _gone(proc: dict[str, Any]) -> bool:
     """The recorded process no longer exists (or its pid now belongs to another process)."""
     try:
@@ -46,19 +65,14 @@ def _assert_all_stopped(summary: dict[str, Any]) -> None:
     assert not alive, f"processes still running after the demo: {alive}"
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(180)
 def test_fast_demo_tells_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
     """Every phase that is not skipped ends ok, clients see errors only from the bad
     release's canary, every process is stopped and the bucket keeps status/cluster.json."""
     out = tmp_path / "summary.json"
     run_dir = tmp_path / "demo"
-    result = subprocess.run(
-        [str(BOSUN), "demo", "--fast", "--dir", str(run_dir), "--summary-json", str(out)],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = _run_bounded(
+        [str(BOSUN), "demo", "--fast", "--dir", str(run_dir), "--summary-json", str(out)], 120
     )
     assert out.exists(), result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(out.read_text())
