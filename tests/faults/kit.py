@@ -5,6 +5,7 @@ content."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -167,10 +168,8 @@ class Watcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
+            with contextlib.suppress(BosunError):  # mid-update, or the scenario has it down
                 self.scan()
-            except BosunError:
-                pass  # the bucket may be mid-update or the scenario has it down
             self._stop.wait(self.every)
 
     def __enter__(self) -> Watcher:

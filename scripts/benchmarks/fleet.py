@@ -1,0 +1,386 @@
+"""scripts/bench fleet: N simulated agents and a real controller against SeaweedFS.
+
+    scripts/bench fleet --machines 1000 [--poll 30s --heartbeat 5m --controller-interval 10s]
+                        [--scale 5] [--window 60] [--workers 48]
+
+The agents are lightweight (one thread pool, a schedule per machine) but speak the real
+wire protocol: conditional GET of desired/<m>.json, HMAC verification with
+`wire.documents.open_desired` and the machine's derived key, signed snapshots with
+`wire.documents.seal` (on change, or when the heartbeat is due; seq = unix ms). The
+controller is a separate process running `controller.cycle.Controller.cycle()` every
+interval (so its CPU time and peak RSS are its own). Requests are counted with botocore
+`before-call`/`after-call` hooks on each side's client.
+
+`--scale S` divides every interval by S (poll, heartbeat, controller interval, lease and
+timeouts), so S times the request rate is simulated in real time; rates are reported
+both as measured and rescaled to the requested intervals. Phases:
+
+1. cold start: every agent reports, the controller places them, all verify a document;
+2. steady state for --window seconds: requests per second by kind against the floor of
+   `controller.cost` (one GET per poll, one PUT per heartbeat, one controller GET per
+   heartbeat, one LIST per 1,000 machines per cycle);
+3. a spec change (web version bump): convergence = time from `spec apply` to each web
+   machine's agent having verified its new document (p50/p99/max).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import math
+import os
+import random
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from controller.cost import CostInputs, estimate  # noqa: E402
+from controller.local_s3 import ACCESS_KEY, SECRET_KEY, start_seaweedfs  # noqa: E402
+from controller.spec.load import load_yaml  # noqa: E402
+from controller.spec.revisions import apply  # noqa: E402
+from wire.documents import Addresses, Applied, Desired, ServiceState, Snapshot, open_desired, seal  # noqa: E402
+from wire.durations import parse_duration  # noqa: E402
+from wire.errors import BosunError  # noqa: E402
+from wire.layout import desired_key, report_key  # noqa: E402
+from wire.retry import RetryPolicy  # noqa: E402
+from wire.signing import derive_machine_key, format_kid  # noqa: E402
+from wire.store import StoredObject  # noqa: E402
+from wire.store.s3 import S3Store  # noqa: E402
+
+MASTER = bytes(range(32))
+
+
+def spec_yaml(n: int, version: str, hb: float, interval: float) -> str:
+    return f"""
+settings:
+  heartbeat_timeout: {hb * 3:g}s
+  desired_lifetime: 1d
+  skew_window: 10m
+  controller_interval: {interval:g}s
+services:
+  web:
+    version: "{version}"
+    count: {int(n * 0.6)}
+    port: 8080
+  lb:
+    kind: loadbalancer
+    balances: web
+    version: "2.0"
+    count: {max(1, n // 500)}
+    port: 80
+"""
+
+
+def store_for(endpoint: str, prefix: str, pool: int = 64) -> S3Store:
+    s = S3Store(
+        "bosun-fleet", prefix=prefix, endpoint=endpoint, access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY, retry=RetryPolicy(attempts=3, total_seconds=20, wait_initial=0.05),
+    )  # fmt: skip
+    return s
+
+
+class Counts:
+    """Requests by kind, from botocore hooks: GET 200/304/404, PUT by folder, LIST."""
+
+    def __init__(self, store: S3Store) -> None:
+        self.c: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        store.client.meta.events.register("after-call.s3", self.after)
+        store.client.meta.events.register("after-call-error.s3", self.error)
+
+    def after(self, http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
+        code = getattr(http_response, "status_code", 0)
+        name = {"GetObject": "GET", "PutObject": "PUT", "ListObjectsV2": "LIST"}.get(
+            model.name, model.name
+        )
+        with self.lock:
+            self.c[f"{name} {code}"] += 1
+
+    def error(self, model: Any, exception: Any, **_: Any) -> None:
+        with self.lock:
+            self.c[f"{model.name} error"] += 1
+
+    def take(self) -> Counter[str]:
+        with self.lock:
+            out, self.c = self.c, Counter()
+        return out
+
+
+# ---- the controller process ---------------------------------------------------------------
+
+
+def controller_child(args: argparse.Namespace) -> None:
+    from controller.cycle import Controller
+    from controller.lease import LeaseSettings
+
+    store = store_for(args.endpoint, args.prefix)
+    counts = Counts(store)
+    interval = args.interval
+    ctl = Controller(store, MASTER, holder="bench", lease=LeaseSettings(interval * 6, interval * 4))
+    stop_at = time.time() + args.lifetime
+    while time.time() < stop_at:
+        t0 = time.perf_counter()
+        try:
+            rep = ctl.cycle()
+            note = rep.summary()
+            desired = sum(k.startswith("desired/") for k in rep.written)
+        except BosunError as exc:
+            note, desired = f"error: {exc}", 0
+        took = time.perf_counter() - t0
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        line = {
+            "t": time.time(), "cycle": round(took, 4), "counts": counts.take(), "desired": desired,
+            "cpu": round(ru.ru_utime + ru.ru_stime, 2), "rss_mb": round(ru.ru_maxrss / 1024, 1),
+            "note": note[:160],
+        }  # fmt: skip
+        print(json.dumps(line), flush=True)
+        time.sleep(max(0.0, interval - took))
+
+
+# ---- the simulated agents -----------------------------------------------------------------
+
+
+class Fleet:
+    def __init__(self, store: S3Store, n: int, poll: float, hb: float, workers: int) -> None:
+        self.store, self.poll, self.hb = store, poll, hb
+        self.counts = Counts(store)
+        self.machines = [f"m-{i:06d}" for i in range(n)]
+        self.keys = {m: derive_machine_key(MASTER, m, 0) for m in self.machines}
+        self.etag: dict[str, str | None] = dict.fromkeys(self.machines)
+        self.doc: dict[str, Desired | None] = dict.fromkeys(self.machines)
+        self.seq: dict[str, int] = dict.fromkeys(self.machines, 0)
+        self.last_put: dict[str, float] = dict.fromkeys(self.machines, 0.0)
+        self.verified_at: dict[str, tuple[float, str]] = {}  # machine -> (time, version)
+        self.pool = ThreadPoolExecutor(workers)
+        self.halt = threading.Event()
+        self.errors = 0
+        self.lag: list[float] = []
+
+    def snapshot(self, m: str, now: float) -> bytes:
+        d = self.doc[m]
+        services: dict[str, ServiceState] = {}
+        applied = Applied()
+        if d is not None:
+            applied = Applied(
+                generation=d.generation, fence=d.fence, digest="sim", result="ok", at=d.issued_at
+            )
+            if d.service and d.mode in ("active", "canary", "shadow", "standby"):
+                services[d.service] = ServiceState(
+                    version=d.version, state="running", health="healthy", port=8080
+                )
+        self.seq[m] = max(self.seq[m] + 1, int(now * 1000))
+        snap = Snapshot(
+            machine=m, seq=self.seq[m], sent_at=now, boot_id="sim", agent_version="fleet-bench",
+            addresses=Addresses(internal=f"10.{int(m[2:]) // 65536 % 256}.{int(m[2:]) // 256 % 256}.{int(m[2:]) % 256}"),
+            eligible=("web", "lb"), services=services, applied=applied,
+        )  # fmt: skip
+        return seal(snap, key=self.keys[m], kid=format_kid(m, 0), object_key=report_key(m))
+
+    def step(self, m: str, force_report: bool = False) -> None:
+        now = time.time()
+        changed = force_report
+        try:
+            got = self.store.get(desired_key(m), if_none_match=self.etag[m])
+            if isinstance(got, StoredObject):
+                kid = format_kid(m, 0)
+                _env, doc = open_desired(
+                    got.body, desired_key(m), lambda k: self.keys[m] if k == kid else None
+                )
+                self.etag[m] = got.etag
+                if self.doc[m] is None or doc.generation > self.doc[m].generation:  # type: ignore[union-attr]
+                    self.doc[m] = doc
+                    self.verified_at[m] = (time.time(), doc.version)
+                    changed = True
+            if changed or now - self.last_put[m] >= self.hb:
+                self.store.put(report_key(m), self.snapshot(m, now))
+                self.last_put[m] = now
+        except BosunError:
+            self.errors += 1
+
+    def run(self) -> None:
+        """Each machine polls every `poll` ± 10% (jitter), starting at a random phase."""
+        rng = random.Random(1)
+        heap = [(time.time() + rng.random() * self.poll, m) for m in self.machines]
+        heapq.heapify(heap)
+        inflight = threading.Semaphore(self.pool._max_workers * 4)
+        while not self.halt.is_set() and heap:
+            due, m = heapq.heappop(heap)
+            wait = due - time.time()
+            if wait > 0:
+                self.halt.wait(wait)
+            else:
+                self.lag.append(-wait)
+            inflight.acquire()
+            fut = self.pool.submit(self.step, m)
+            fut.add_done_callback(lambda _f: inflight.release())
+            heapq.heappush(heap, (due + self.poll * rng.uniform(0.9, 1.1), m))
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--machines", type=int, default=1000)
+    ap.add_argument("--poll", default="30s")
+    ap.add_argument("--heartbeat", default="5m")
+    ap.add_argument("--controller-interval", default="10s")
+    ap.add_argument("--scale", type=float, default=1.0, help="divide every interval by this")
+    ap.add_argument(
+        "--window",
+        type=float,
+        default=0,
+        help="steady-state seconds (default: one scaled heartbeat)",
+    )
+    ap.add_argument("--workers", type=int, default=48)
+    ap.add_argument("--controller-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--endpoint", help=argparse.SUPPRESS)
+    ap.add_argument("--prefix", help=argparse.SUPPRESS)
+    ap.add_argument("--interval", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--lifetime", type=float, default=3600, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.controller_child:
+        controller_child(args)
+        return
+    n = args.machines
+    poll_r, hb_r, ivl_r = (
+        parse_duration(x) for x in (args.poll, args.heartbeat, args.controller_interval)
+    )
+    poll, hb, ivl = poll_r / args.scale, hb_r / args.scale, ivl_r / args.scale
+    window = args.window or hb
+    print(f"fleet: {n} machines; poll {poll_r:g}s heartbeat {hb_r:g}s controller {ivl_r:g}s "
+          f"(simulated {args.scale:g}x faster: {poll:g}s / {hb:g}s / {ivl:g}s)", flush=True)  # fmt: skip
+    server = start_seaweedfs()
+    ctl_proc: subprocess.Popen[str] | None = None
+    try:
+        prefix = f"fleet-{n}-{int(time.time())}"
+        store = store_for(server.endpoint, prefix)
+        store.create_bucket()
+        apply(store, load_yaml(spec_yaml(n, "1.0", hb, ivl)), now=time.time())
+        fleet = Fleet(store, n, poll, hb, args.workers)
+        t0 = time.time()
+        list(fleet.pool.map(lambda m: fleet.step(m, force_report=True), fleet.machines))
+        print(f"cold: {n} snapshots posted in {time.time() - t0:.1f}s", flush=True)
+        cmd = [sys.executable, __file__, "--controller-child", "--endpoint", server.endpoint,
+               "--prefix", prefix, "--interval", str(ivl)]  # fmt: skip
+        env = {**os.environ, **server.credentials_env()}
+        ctl_proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        lines: list[dict[str, Any]] = []
+        reader = threading.Thread(
+            target=lambda: [lines.append(json.loads(x)) for x in ctl_proc.stdout],  # type: ignore[union-attr]
+            daemon=True,
+        )
+        reader.start()
+        runner = threading.Thread(target=fleet.run, daemon=True)
+        runner.start()
+        deadline = time.time() + 600
+        while sum(d is not None for d in fleet.doc.values()) < n:
+            if time.time() > deadline:
+                raise SystemExit("cold start did not converge in 600 s")
+            time.sleep(1)
+        print(f"cold: every machine verified a desired document after {time.time() - t0:.1f}s "
+              f"({len(lines)} controller cycles; first: {lines[0]['cycle'] if lines else '-'}s)", flush=True)  # fmt: skip
+        rng = random.Random(2)  # spread the heartbeats, as machines started at different times
+        now = time.time()
+        for m in fleet.machines:
+            fleet.last_put[m] = now - rng.random() * hb
+        # settle: let the cold burst of changed snapshots and peers updates pass
+        time.sleep(max(3 * ivl, poll * 1.5))
+        fleet.counts.take()
+        mark = len(lines)
+        t1 = time.time()
+        time.sleep(window)
+        took = time.time() - t1
+        agent = fleet.counts.take()
+        quiet = lines[mark:]
+        ctl: Counter[str] = Counter()
+        for ln in quiet:
+            ctl.update(ln["counts"])
+        rates = {
+            "agent GET": sum(v for k, v in agent.items() if k.startswith("GET")) / took,
+            "agent PUT": sum(v for k, v in agent.items() if k.startswith("PUT")) / took,
+            "controller GET": sum(v for k, v in ctl.items() if k.startswith("GET")) / took,
+            "controller LIST": sum(v for k, v in ctl.items() if k.startswith("LIST")) / took,
+            "controller PUT": sum(v for k, v in ctl.items() if k.startswith("PUT")) / took,
+        }
+        floor = {
+            "agent GET": n / poll, "agent PUT": n / hb, "controller GET": n / hb,
+            "controller LIST": math.ceil(n / 1000) / ivl, "controller PUT": 0.0,
+        }  # fmt: skip
+        measured, floor_total = sum(rates.values()), sum(floor.values())
+        print(f"\nsteady state over {took:.0f}s ({len(quiet)} controller cycles), requests/s "
+              f"(x{1 / args.scale:g} at the requested intervals):")  # fmt: skip
+        for k in rates:
+            print(f"  {k:<16} {rates[k]:9.2f}/s  floor {floor[k]:9.2f}/s   "
+                  f"at requested intervals {rates[k] / args.scale:8.3f}/s")  # fmt: skip
+        print(f"  total            {measured:9.2f}/s  floor {floor_total:9.2f}/s   "
+              f"{(measured / floor_total - 1) * 100:+.1f}% vs the floor")  # fmt: skip
+        print(f"  agent answers: {dict(agent)}; controller: {dict(ctl)}")
+        cyc = [ln["cycle"] for ln in quiet]
+        print(
+            f"  controller cycle: p50 {pct(cyc, 50):.3f}s  p99 {pct(cyc, 99):.3f}s  max {max(cyc, default=0):.3f}s"
+        )
+        print(f"  scheduler lag p99 {pct(fleet.lag[-n:], 99):.3f}s; agent errors {fleet.errors}")
+        # ---- spec change -------------------------------------------------------------
+        web = {
+            m
+            for m, d in fleet.doc.items()
+            if d is not None and d.service == "web" and d.mode == "active"
+        }
+        t_apply = time.time()
+        apply(store, load_yaml(spec_yaml(n, "1.1", hb, ivl)), now=t_apply)
+        mark = len(lines)
+        deadline = t_apply + max(120.0, 10 * (ivl + poll))
+        while time.time() < deadline:
+            done = sum(1 for m in web if fleet.verified_at.get(m, (0, ""))[1] == "1.1")
+            if done == len(web):
+                break
+            time.sleep(0.2)
+        conv = [
+            fleet.verified_at[m][0] - t_apply
+            for m in web
+            if fleet.verified_at.get(m, (0, ""))[1] == "1.1"
+        ]
+        target = ivl + poll + 5 / args.scale
+        print(f"\nspec change (web 1.0 -> 1.1 on {len(web)} machines): {len(conv)} converged; "
+              f"p50 {pct(conv, 50):.2f}s  p99 {pct(conv, 99):.2f}s  max {max(conv, default=0):.2f}s "
+              f"(target p99 <= interval + poll + 5s = {target:.2f}s simulated; "
+              f"x{args.scale:g} = {pct(conv, 99) * args.scale:.1f}s at the requested intervals)")  # fmt: skip
+        change = lines[mark:]
+        busy = [ln for ln in change if ln["desired"]]
+        if busy:
+            print(
+                f"  the cycle that published: {busy[0]['cycle']:.2f}s, {busy[0]['desired']} desired, {busy[0]['counts']}"
+            )
+        fleet.halt.set()
+        time.sleep(ivl)
+        last = lines[-1] if lines else {"cpu": 0, "rss_mb": 0}
+        print(
+            f"\ncontroller process: CPU {last['cpu']:.1f}s over {time.time() - t0:.0f}s; peak RSS {last['rss_mb']:.0f} MB"
+        )
+        est = estimate(CostInputs(1000, poll=poll_r, heartbeat=hb_r, controller_interval=ivl_r))
+        print(f"\nmonthly S3 request cost per 1,000 machines at poll {poll_r:g}s, heartbeat {hb_r:g}s, "
+              f"cycle {ivl_r:g}s: ${est.total_usd:.2f} (floor ${est.floor_usd:.2f}); from controller.cost")  # fmt: skip
+    finally:
+        if ctl_proc is not None:
+            ctl_proc.terminate()
+            ctl_proc.wait(timeout=20)
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""SECURITY 23: nothing security-relevant in object metadata. Metadata is not signed, so
+the controller decides on the signed body only, and writes none itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from tests.faults.kit import agents, controller, round_trip, start_spec
+from tests.support.fixtures import fresh_bucket
+from tests.support.servers import S3Server
+from wire.layout import STATUS_CLUSTER, report_key
+from wire.store import StoredObject
+
+
+def test_metadata_never_decides_and_is_never_written(seaweedfs: S3Server) -> None:
+    """A valid snapshot whose S3 metadata claims another machine, seq and health is taken
+    in exactly as its signed body says; garbage whose metadata claims validity is refused;
+    and no request of a controller cycle carries metadata."""
+    store = fresh_bucket(seaweedfs)
+    start_spec(store)
+    fleet = agents(store)
+    ctl = controller(store)
+    sent: list[dict[str, Any]] = []
+
+    def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
+        if model.name == "PutObject":
+            sent.append({k: v for k, v in params.get("headers", {}).items()})
+
+    store.client.meta.events.register("before-call.s3", hook)
+    round_trip(ctl, fleet, rounds=2)
+    liar = {"machine": "m-1", "seq": "99999999999999", "health": "healthy", "kid": "m-1@0"}
+    raw = fleet[0].sealed(fleet[0].snapshot())
+    client = store.client
+    client.put_object(Bucket=store.bucket, Key=store.prefix + report_key("m-0"), Body=raw,
+                      Metadata=liar)  # fmt: skip
+    client.put_object(Bucket=store.bucket, Key=store.prefix + report_key("m-2"), Body=b"garbage",
+                      Metadata={**liar, "machine": "m-2", "signature": "valid"})  # fmt: skip
+    sent.clear()
+    report = ctl.cycle()
+    assert report.rejected == 1 and report.accepted >= 1, report.summary()
+    got = store.get(STATUS_CLUSTER, max_bytes=16 * 1024 * 1024)
+    assert isinstance(got, StoredObject)
+    status = orjson.loads(got.body)
+    assert status["seen"]["m-0"]["seq"] == fleet[0].seq  # the body's seq, not the metadata's
+    assert "m-2" in status["rejected"]
+    assert sent, "the cycle wrote nothing at all"
+    assert not [h for h in sent if any(k.lower().startswith("x-amz-meta-") for k in h)], sent
