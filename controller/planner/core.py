@@ -39,6 +39,7 @@ from wire.layout import MachineId
 
 _EMPTY = MachineMemory()
 _NO_PEERS = Peers()
+_PLAIN: tuple[tuple[int, ...], str | None] = ((), None)
 
 
 def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, fence: int) -> Plan:
@@ -82,9 +83,10 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     mem_machines = memory.machines
     failed = work.failed
     service_of, mode_of = work.service, work.mode
+    extras = bool(rel.variants or rel.pinned)  # any override or rollout pin this pass
     for m in known:
         svc, mode = service_of[m], mode_of[m]
-        key = (svc, mode, rel.key(m) if svc is not None else ((), None))
+        key = (svc, mode, rel.key(m) if extras and svc is not None else _PLAIN)
         hit = variants.get(key)
         if hit is None:
             hit = _render(spec, svc, mode, rel.of(spec, svc, m) if svc else None, serve, mirror)
