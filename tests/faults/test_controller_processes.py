@@ -161,48 +161,56 @@ def test_kill_9_between_desired_writes_and_memory_save_converges(
 def test_paused_leader_resumed_past_its_lease_never_overwrites_newer_documents(
     own: S3Store, seaweedfs: S3Server, tmp_path: Path, procs: list[subprocess.Popen[bytes]]
 ) -> None:
-    """Leader A is SIGSTOPped in the middle of publishing a spec change; B takes over after
-    the lease duration and publishes with a higher fence; A resumed with SIGCONT writes no
-    desired document, and fences and generations never go backwards."""
+    """Two controllers started together, each behind its own proxy; the leader is
+    SIGSTOPped in the middle of publishing a spec change; the other takes over after the
+    lease duration and publishes with a higher fence; the old leader resumed with SIGCONT
+    writes no desired document, and fences and generations never go backwards."""
     start_spec(own)
     fleet = agents(own)
     lease = ["--lease-duration", "4s", "--renew-deadline", "3s", "--every", "0.5s"]
     with (
-        FaultProxy(seaweedfs.endpoint) as proxy,
+        FaultProxy(seaweedfs.endpoint) as pa,
+        FaultProxy(seaweedfs.endpoint) as pb,
         Fleet(fleet),
         Watcher(own, every=0.05) as watcher,
     ):
-        a_args = controller_args(tmp_path, "ctl-a", url(own, proxy.endpoint), "run", *lease)
-        a = spawn(procs, a_args, seaweedfs, tmp_path / "a.log")
-        wait_for("A converges the fleet", lambda: all(x.desired for x in fleet), 40)
-        b_args = controller_args(tmp_path, "ctl-b", url(own, seaweedfs.endpoint), "run", *lease)
-        spawn(procs, b_args, seaweedfs, tmp_path / "b.log")
-        time.sleep(1.5)
-        assert lease_holder(own)[0] == "ctl-a"
-        proxy.set_latency(0.08)  # A's writes take a while: the pause lands mid-publish
+        proxies = {"ctl-a": pa, "ctl-b": pb}
+        started = {
+            name: spawn(
+                procs,
+                controller_args(tmp_path, name, url(own, p.endpoint), "run", *lease),
+                seaweedfs,
+                tmp_path / f"{name}.log",
+            )
+            for name, p in proxies.items()
+        }
+        wait_for("the fleet converges", lambda: _converged(own, fleet, "1.0"), 40)
+        leader, token_a = lease_holder(own)
+        other = "ctl-b" if leader == "ctl-a" else "ctl-a"
+        proxy = proxies[leader]
+        proxy.set_latency(0.08)  # the leader's writes take a while: the pause lands mid-publish
         base = proxy.counts()["PUT desired"]
         start_spec(own, "1.1")
         deadline = time.monotonic() + 30
         while proxy.counts()["PUT desired"] == base:
-            assert time.monotonic() < deadline, "A never published the spec change"
+            assert time.monotonic() < deadline, "the leader never published the spec change"
             time.sleep(0.005)
-        os.killpg(a.pid, signal.SIGSTOP)
-        _, token_a = lease_holder(own)
-        wait_for("B takes the lease", lambda: lease_holder(own)[0] == "ctl-b", 30)
+        os.killpg(started[leader].pid, signal.SIGSTOP)
+        wait_for("the other takes the lease", lambda: lease_holder(own)[0] == other, 30)
         _, token_b = lease_holder(own)
         assert token_b > token_a
-        wait_for("the fleet on 1.1 under B", lambda: _converged(own, fleet, "1.1"), 30)
+        wait_for("the fleet on 1.1 under the new leader", lambda: _converged(own, fleet, "1.1"), 30)
         time.sleep(0.5)
         stale_puts = proxy.counts()["PUT desired"]
-        os.killpg(a.pid, signal.SIGCONT)
-        time.sleep(4.0)  # A wakes, finds its deadline passed and the lease lost
-        assert proxy.counts()["PUT desired"] == stale_puts, "A wrote desired/ after resuming"
-        assert lease_holder(own)[0] == "ctl-b"
+        os.killpg(started[leader].pid, signal.SIGCONT)
+        time.sleep(4.0)  # the old leader wakes, finds its deadline passed and the lease lost
+        assert proxy.counts()["PUT desired"] == stale_puts, "the old leader wrote after resuming"
+        assert lease_holder(own)[0] == other
         assert _converged(own, fleet, "1.1")
     fences = {x.machine: (open_doc(own, x.machine) or (None,))[0] for x in fleet}
     assert all(d is not None and d.fence <= token_b for d in fences.values()), fences
     assert any(d is not None and d.fence == token_b for d in fences.values()), (
-        f"B (token {token_b}) wrote nothing: the pause did not land mid-publish; {fences}"
+        f"token {token_b} wrote nothing: the pause did not land mid-publish; {fences}"
     )
     assert not watcher.violations, watcher.violations
 
