@@ -18,7 +18,8 @@ import yaml
 
 from controller.cli.common import store_option
 from controller.spec import document, revisions
-from controller.spec.load import Problems, check_semantics, json_ok, load_yaml, version_ok
+from controller.spec.checks import Problems, json_ok, version_ok
+from controller.spec.load import check_semantics, load_yaml
 from controller.spec.model import ClusterSpec, Override
 from controller.spec.selector import parse_selector
 from wire.errors import SpecError

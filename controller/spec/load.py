@@ -8,14 +8,23 @@ are `10s`, `5m`, `1h`, `1d` (or plain seconds).
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 
+from controller.spec.checks import (
+    Problems,
+    duration_field,
+    fmt_seconds,
+    got,
+    json_ok,
+    names_field,
+    parse_duration,
+    suggest,
+    unknown_keys,
+    version_ok,
+)
 from controller.spec.graph import find_cycle
 from controller.spec.model import (
     ClusterSpec,
@@ -28,13 +37,9 @@ from controller.spec.model import (
 from controller.spec.refs import references
 from controller.spec.rollout import parse_rollout
 from controller.spec.selector import parse_selector
-from wire import codec
-from wire.errors import InvalidDocument, SpecError
+from wire.errors import SpecError
 from wire.layout import SERVICE_NAME_PATTERN
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$")
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 
 TOP_KEYS = ("settings", "services", "rollout")
@@ -46,38 +51,6 @@ SERVICE_KEYS = (
 HEALTH_KEYS = ("grace", "quarantine")
 SESSIONS_KEYS = ("drain_timeout", "channels")
 OVERRIDE_KEYS = ("id", "select", "version", "config")
-
-
-class Problems:
-    """Collects path-named problems; `raise_if_any` turns them into one SpecError."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.items: list[str] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append(f"{path}: {message}")
-
-    def raise_if_any(self) -> None:
-        if not self.items:
-            return
-        if len(self.items) == 1:
-            raise SpecError(f"{self.source}: {self.items[0]}")
-        lines = "\n".join(f"  {p}" for p in self.items)
-        raise SpecError(f"{self.source}: {len(self.items)} problems:\n{lines}")
-
-
-def parse_duration(value: object) -> float | None:
-    """Seconds from `10s`, `5m`, `1h`, `1d`, `250ms` or a plain number; None if malformed."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) and value >= 0 else None
-    if isinstance(value, str):
-        m = _DURATION.fullmatch(value.strip())
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
-    return None
 
 
 def load_yaml(text: str, *, source: str = "spec") -> ClusterSpec:
@@ -139,15 +112,15 @@ def _settings(p: Problems, raw: object) -> Settings:
     if s.heartbeat_timeout < 2 * s.controller_interval:
         p.add(
             "settings.heartbeat_timeout",
-            f"{_fmt(s.heartbeat_timeout)} is under two "
-            f"controller intervals ({_fmt(s.controller_interval)}): machines would be declared "
+            f"{fmt_seconds(s.heartbeat_timeout)} is under two "
+            f"controller intervals ({fmt_seconds(s.controller_interval)}): machines would be declared "
             "lost between cycles; raise it or lower controller_interval",
         )
     if s.desired_lifetime <= 2 * s.controller_interval:
         p.add(
             "settings.desired_lifetime",
-            f"{_fmt(s.desired_lifetime)} must exceed two "
-            f"controller intervals ({_fmt(s.controller_interval)}) so documents are re-signed "
+            f"{fmt_seconds(s.desired_lifetime)} must exceed two "
+            f"controller intervals ({fmt_seconds(s.controller_interval)}) so documents are re-signed "
             "before they expire",
         )
     if s.skew_window <= 0:
@@ -200,8 +173,8 @@ def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
         ok = False
     else:
         ok &= json_ok(p, f"{path}.config", config)
-    depends_on = _names(p, f"{path}.depends_on", raw.get("depends_on", []))
-    pools = _names(p, f"{path}.pools", raw.get("pools", []))
+    depends_on = names_field(p, f"{path}.depends_on", raw.get("depends_on", []))
+    pools = names_field(p, f"{path}.pools", raw.get("pools", []))
     port = raw.get("port")
     if port is not None and (
         not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536
@@ -247,7 +220,7 @@ def _sessions(p: Problems, path: str, raw: object) -> SessionsSpec:
         p.add(path, f"expected a mapping with {', '.join(SESSIONS_KEYS)}, got {got(raw)}")
         return d
     unknown_keys(p, path, raw, SESSIONS_KEYS)
-    channels = _names(p, f"{path}.channels", raw.get("channels", [])) or ()
+    channels = names_field(p, f"{path}.channels", raw.get("channels", [])) or ()
     return SessionsSpec(
         duration_field(p, f"{path}.drain_timeout", raw.get("drain_timeout"), d.drain_timeout),
         channels,
@@ -301,7 +274,7 @@ def check_semantics(p: Problems, spec: ClusterSpec, raw: Mapping[str, Any]) -> N
             if dep not in names:
                 p.add(
                     f"{path}.depends_on",
-                    f"unknown service {dep!r}{_suggest(dep, names)}; "
+                    f"unknown service {dep!r}{suggest(dep, names)}; "
                     "list only services defined under services:",
                 )
             elif dep == name:
@@ -315,7 +288,7 @@ def check_semantics(p: Problems, spec: ClusterSpec, raw: Mapping[str, Any]) -> N
                 p.add(
                     f"{path}.balances",
                     f"unknown service {svc.balances!r}"
-                    f"{_suggest(svc.balances, names)}; name the service this load balancer fronts",
+                    f"{suggest(svc.balances, names)}; name the service this load balancer fronts",
                 )
             elif target.kind == "loadbalancer":
                 p.add(
@@ -332,7 +305,7 @@ def check_semantics(p: Problems, spec: ClusterSpec, raw: Mapping[str, Any]) -> N
             if ref not in names:
                 p.add(
                     f"{path}.config",
-                    f"$instances names unknown service {ref!r}{_suggest(ref, names)}",
+                    f"$instances names unknown service {ref!r}{suggest(ref, names)}",
                 )
         for pool in svc.pools:
             if pool in names:
@@ -357,91 +330,4 @@ def check_semantics(p: Problems, spec: ClusterSpec, raw: Mapping[str, Any]) -> N
         )
 
 
-# ---- small checks ---------------------------------------------------------------------------
-
-
-def unknown_keys(p: Problems, path: str, raw: Mapping[Any, Any], allowed: tuple[str, ...]) -> None:
-    for key in raw:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            p.add(where, f"unknown key{_suggest(str(key), allowed)}; allowed: {', '.join(allowed)}")
-
-
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, sorted(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def duration_field(p: Problems, path: str, raw: object, default: float) -> float:
-    if raw is None:
-        return default
-    seconds = parse_duration(raw)
-    if seconds is None:
-        p.add(path, f"bad duration {raw!r}: use a number of seconds or 10s, 5m, 1h, 1d")
-        return default
-    return seconds
-
-
-def version_ok(p: Problems, path: str, version: object, *, required: bool) -> bool:
-    if version is None:
-        if required:
-            p.add(path, 'missing: the version to run (e.g. version: "2.4.1")')
-        return not required
-    if not isinstance(version, str):
-        p.add(path, f'expected a string, got {got(version)} {version!r}; quote it: "{version}"')
-        return False
-    if not _VERSION.fullmatch(version):
-        p.add(path, f"{version!r} is not a version: use letters, digits and . _ + ~ -")
-        return False
-    return True
-
-
-def _names(p: Problems, path: str, raw: object) -> tuple[str, ...] | None:
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        p.add(path, f"expected a list of names, got {got(raw)}")
-        return None
-    bad = [x for x in raw if not SERVICE_NAME_PATTERN.fullmatch(x)]
-    if bad:
-        p.add(path, f"{bad[0]!r} is not a name: use a-z, 0-9, '.', '_', '-'")
-        return None
-    return tuple(dict.fromkeys(raw))
-
-
-def json_ok(p: Problems, path: str, value: object) -> bool:
-    bad = _non_string_key(value, path)
-    if bad:
-        p.add(bad, "config keys must be strings; quote the key")
-        return False
-    try:
-        codec.check_json(value, path)
-    except InvalidDocument as exc:
-        p.items.append(str(exc))
-        return False
-    return True
-
-
-def _non_string_key(value: object, path: str) -> str | None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                return f"{path}.{k}"
-            found = _non_string_key(v, f"{path}.{k}")
-            if found:
-                return found
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found = _non_string_key(v, f"{path}[{i}]")
-            if found:
-                return found
-    return None
-
-
-def got(value: object) -> str:
-    return {str: "string", bool: "boolean", int: "integer", float: "number", list: "list",
-            dict: "mapping", type(None): "nothing"}.get(type(value), type(value).__name__)  # fmt: skip
-
-
-def _fmt(seconds: float) -> str:
-    return f"{seconds:g}s"
+__all__ = ["Problems", "check_semantics", "from_value", "load_yaml", "parse_duration"]

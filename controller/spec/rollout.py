@@ -18,14 +18,12 @@ A final `percent: 100` step is added when the steps do not end with one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from controller.spec.checks import Problems, duration_field, got, unknown_keys
 from controller.spec.model import Gates, RolloutSpec, RolloutStep, StepKind
 from controller.spec.selector import parse_selector
 from wire.errors import SpecError
-
-if TYPE_CHECKING:
-    from controller.spec.load import Problems
 
 ROLLOUT_KEYS = ("steps", "gates", "on_failure", "keep_previous", "watch", "progress_deadline")
 STEP_KINDS: tuple[StepKind, ...] = ("shadow", "canary", "percent", "select")
@@ -34,8 +32,6 @@ GATE_KEYS = ("max_error_rate", "max_error_ratio", "max_latency_ratio", "min_requ
 
 
 def parse_rollout(p: Problems, path: str, raw: object) -> RolloutSpec | None:
-    from controller.spec.load import duration_field, got, unknown_keys
-
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -73,8 +69,6 @@ def parse_rollout(p: Problems, path: str, raw: object) -> RolloutSpec | None:
 
 
 def _step(p: Problems, path: str, raw: object) -> RolloutStep | None:
-    from controller.spec.load import duration_field, got, unknown_keys
-
     if not isinstance(raw, dict):
         p.add(path, f"expected a mapping such as {{canary: 1, bake: 10m}}, got {got(raw)}")
         return None
@@ -119,8 +113,6 @@ def _step(p: Problems, path: str, raw: object) -> RolloutStep | None:
 
 
 def _gates(p: Problems, path: str, raw: object) -> Gates:
-    from controller.spec.load import got, unknown_keys
-
     if raw is None:
         return Gates()
     if not isinstance(raw, dict):

@@ -1,0 +1,136 @@
+"""Small, reusable spec checks: each adds a path-named problem and returns a safe value."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from wire import codec
+from wire.errors import InvalidDocument, SpecError
+from wire.layout import SERVICE_NAME_PATTERN
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$")
+
+
+class Problems:
+    """Collects path-named problems; `raise_if_any` turns them into one SpecError."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.items: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(f"{path}: {message}")
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        if len(self.items) == 1:
+            raise SpecError(f"{self.source}: {self.items[0]}")
+        lines = "\n".join(f"  {p}" for p in self.items)
+        raise SpecError(f"{self.source}: {len(self.items)} problems:\n{lines}")
+
+
+def parse_duration(value: object) -> float | None:
+    """Seconds from `10s`, `5m`, `1h`, `1d`, `250ms` or a plain number; None if malformed."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) and value >= 0 else None
+    if isinstance(value, str):
+        m = _DURATION.fullmatch(value.strip())
+        if m:
+            return float(m.group(1)) * _UNITS[m.group(2)]
+    return None
+
+
+def unknown_keys(p: Problems, path: str, raw: Mapping[Any, Any], allowed: tuple[str, ...]) -> None:
+    for key in raw:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else str(key)
+            p.add(where, f"unknown key{suggest(str(key), allowed)}; allowed: {', '.join(allowed)}")
+
+
+def suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, sorted(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def duration_field(p: Problems, path: str, raw: object, default: float) -> float:
+    if raw is None:
+        return default
+    seconds = parse_duration(raw)
+    if seconds is None:
+        p.add(path, f"bad duration {raw!r}: use a number of seconds or 10s, 5m, 1h, 1d")
+        return default
+    return seconds
+
+
+def version_ok(p: Problems, path: str, version: object, *, required: bool) -> bool:
+    if version is None:
+        if required:
+            p.add(path, 'missing: the version to run (e.g. version: "2.4.1")')
+        return not required
+    if not isinstance(version, str):
+        p.add(path, f'expected a string, got {got(version)} {version!r}; quote it: "{version}"')
+        return False
+    if not _VERSION.fullmatch(version):
+        p.add(path, f"{version!r} is not a version: use letters, digits and . _ + ~ -")
+        return False
+    return True
+
+
+def names_field(p: Problems, path: str, raw: object) -> tuple[str, ...] | None:
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        p.add(path, f"expected a list of names, got {got(raw)}")
+        return None
+    bad = [x for x in raw if not SERVICE_NAME_PATTERN.fullmatch(x)]
+    if bad:
+        p.add(path, f"{bad[0]!r} is not a name: use a-z, 0-9, '.', '_', '-'")
+        return None
+    return tuple(dict.fromkeys(raw))
+
+
+def json_ok(p: Problems, path: str, value: object) -> bool:
+    bad = _non_string_key(value, path)
+    if bad:
+        p.add(bad, "config keys must be strings; quote the key")
+        return False
+    try:
+        codec.check_json(value, path)
+    except InvalidDocument as exc:
+        p.items.append(str(exc))
+        return False
+    return True
+
+
+def _non_string_key(value: object, path: str) -> str | None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                return f"{path}.{k}"
+            found = _non_string_key(v, f"{path}.{k}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _non_string_key(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def got(value: object) -> str:
+    return {str: "string", bool: "boolean", int: "integer", float: "number", list: "list",
+            dict: "mapping", type(None): "nothing"}.get(type(value), type(value).__name__)  # fmt: skip
+
+
+def fmt_seconds(seconds: float) -> str:
+    return f"{seconds:g}s"
