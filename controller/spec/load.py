@@ -267,7 +267,7 @@ def _overrides(p: Problems, path: str, raw: object) -> tuple[Override, ...]:
 
 def check_semantics(p: Problems, spec: ClusterSpec, raw: Mapping[str, Any]) -> None:
     """Cross-service rules: targets exist, no cycles, counts that can be met."""
-    names = set(spec.services)
+    names = set(spec.services) | {n for n in raw if isinstance(n, str)}  # incl. invalid ones
     for name, svc in sorted(spec.services.items()):
         path = f"services.{name}"
         for dep in svc.depends_on:
@@ -284,7 +284,9 @@ def check_semantics(p: Problems, spec: ClusterSpec, raw: Mapping[str, Any]) -> N
                 )
         if svc.balances is not None:
             target = spec.services.get(svc.balances)
-            if target is None:
+            if target is None and svc.balances in names:
+                pass  # the target itself is invalid: its own problem is reported
+            elif target is None:
                 p.add(
                     f"{path}.balances",
                     f"unknown service {svc.balances!r}"

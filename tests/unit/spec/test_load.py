@@ -65,6 +65,15 @@ def test_rollout_steps_end_at_100_percent_and_the_cluster_default_applies() -> N
     assert [s.kind for s in b.steps] == ["percent"] and b.on_failure == "halt"
 
 
+def test_a_broken_service_is_not_reported_as_unknown_by_its_dependents() -> None:
+    """Only the broken service's own problems are listed, not 'unknown service' elsewhere."""
+    text = "services: {a: {version: 2, count: 1}, b: {version: '1', count: 1, depends_on: [a]}}"
+    with pytest.raises(SpecError) as info:
+        load_yaml(text, source="spec.yaml")
+    assert "services.a.version" in str(info.value)
+    assert "unknown service" not in str(info.value)
+
+
 def test_an_empty_file_is_an_empty_spec() -> None:
     """An empty document is a spec with default settings and no services."""
     assert load_yaml("") == ClusterSpec()
