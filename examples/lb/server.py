@@ -15,9 +15,10 @@ document's `peers`:
 - Each request goes to one backend chosen by smooth weighted round robin (nginx's
   algorithm: with weights 100 and 5, exactly 5 of every 105 requests go to web-2).
   A backend with weight 0 gets nothing.
-- A connection failure is retried once on another backend, and the failed backend is
-  skipped for `--eject-seconds`. Other failures (after the request was sent) are retried
-  only for GET, HEAD and OPTIONS, which are safe to repeat.
+- A refused or broken connection is retried on the next backend, up to every backend once
+  (a backend restarting for a new version must not cost clients an error), and the
+  failed backend is skipped for `--eject-seconds`. Other failures (after the request was
+  sent) are retried only for GET, HEAD and OPTIONS, which are safe to repeat.
 - Every request is also sent to each mirror target in the background; their answers are
   read and thrown away, so a shadow's response never reaches a client.
 - The file is re-read when it changes (checked every 0.5 s) and on SIGHUP. A missing or
@@ -188,7 +189,7 @@ class Balancer:
     ) -> web.Response:
         tried: set[str] = set()
         problems: list[str] = []
-        for _attempt in range(2):
+        for _attempt in range(max(2, len(self.peers.backends))):
             target = self._pick(tried)
             if target is None:
                 break

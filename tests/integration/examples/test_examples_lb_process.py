@@ -137,6 +137,17 @@ def test_retries_once_on_another_backend_when_one_is_dead(spawn: Spawn, tmp_path
     assert lb.json("/metrics")["errors"] == 0
 
 
+def test_two_backends_restarting_at_once_cost_clients_nothing(spawn: Spawn, tmp_path: Path) -> None:
+    """Two of three backends refusing connections (restarting for a new version): every request is served."""
+    a = spawn("app", "--machine", "a")
+    peers = tmp_path / "peers.json"
+    dead = [{"machine": f"d{i}", "address": "127.0.0.1", "port": free_port(), "weight": 100} for i in (1, 2)]
+    write_peers(peers, [*dead, peer(a, "a")])
+    lb = spawn("lb", "--peers-file", str(peers), "--eject-seconds", "0")
+    assert served_by(lb, 30) == {"a": 30}
+    assert lb.json("/metrics")["errors"] == 0
+
+
 def test_a_backend_killed_mid_traffic_is_skipped_without_client_errors(
     spawn: Spawn, tmp_path: Path
 ) -> None:
@@ -159,7 +170,7 @@ def test_a_backend_killed_mid_traffic_is_skipped_without_client_errors(
 def test_all_backends_dead_answers_502_and_no_peers_answers_503(
     spawn: Spawn, tmp_path: Path
 ) -> None:
-    """No live backend gives 502 naming both tried backends; no backend at all gives 503."""
+    """No live backend gives 502 naming every tried backend; no backend at all gives 503."""
     peers = tmp_path / "peers.json"
     dead = [{"machine": f"d{i}", "address": "127.0.0.1", "port": free_port()} for i in (1, 2, 3)]
     write_peers(peers, dead)
@@ -168,7 +179,7 @@ def test_all_backends_dead_answers_502_and_no_peers_answers_503(
     assert status == 502
     assert (
         body["error"].startswith("every backend tried failed")
-        and body["error"].count("ClientConnectorError") == 2
+        and body["error"].count("ClientConnectorError") == 3
     )
     write_peers(peers, [])
     empty = spawn("lb", "--peers-file", str(peers))
