@@ -140,6 +140,8 @@ class RolloutMemory:
     finished_at: float | None = None  # complete / reverted / halted
     reason: str = ""
     gate: dict[str, JsonValue] = field(default_factory=dict)  # last measured numbers
+    paused: bool = False  # operator pause: nothing moves forward, failing gates still act
+    control_id: int = 0  # the last operator command (spec revision) applied
 
     @property
     def active(self) -> bool:
@@ -337,6 +339,7 @@ class RolloutStatus:
     gate: dict[str, JsonValue] = field(default_factory=dict)  # measured vs thresholds
     reason: str = ""
     finished_at: float | None = None
+    paused: bool = False
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))

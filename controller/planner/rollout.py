@@ -53,8 +53,9 @@ def run_rollouts(
         if r is None:
             continue
         strategy = spec.rollout_of(name)
+        r, promote = _control(spec, name, strategy, work, r, now)
         if r.active and r.state != "halted":
-            r = _advance(spec, name, strategy, work, rel, r, now)
+            r = _advance(spec, name, strategy, work, rel, r, now, promote=promote)
         r = _skip_empty_shadow(strategy, name, work, r, now)
         r = _apply(spec, name, strategy, work, rel, r, now)
         out[name] = r
@@ -125,6 +126,36 @@ def _decide(
     return _enter_step(spec.rollout_of(name), name, work, started, 0, now)
 
 
+def _control(
+    spec: ClusterSpec,
+    name: str,
+    strategy: RolloutSpec | None,
+    work: Assignment,
+    r: RolloutMemory,
+    now: float,
+) -> tuple[RolloutMemory, bool]:
+    """Apply the operator's command once (pause, resume, promote, abort); (rollout, promote)."""
+    ctl = spec.services[name].control
+    if ctl is None or ctl.id <= r.control_id or ctl.version != r.to_version:
+        return r, False
+    r = replace(r, control_id=ctl.id)
+    if not r.active:
+        return r, False
+    work.events.append(Event("rollout.control", f"operator: {ctl.action}", service=name,
+                             data={"action": ctl.action, "revision": ctl.id}))  # fmt: skip
+    if ctl.action == "pause":
+        return replace(r, paused=True), False
+    if ctl.action == "abort":
+        return _revert_now(name, work, r, now, "aborted by the operator"), False
+    if ctl.action == "resume":
+        r = replace(r, paused=False)
+        if r.state == "halted" and strategy is not None:  # resume a halted rollout in place
+            r = replace(r, finished_at=None, reason="")
+            r = _enter_step(strategy, name, work, replace(r, step=-1), r.step, now)
+        return r, False
+    return r, r.state != "halted"  # promote
+
+
 # ---- measuring and moving on -----------------------------------------------------------------
 
 
@@ -136,7 +167,11 @@ def _advance(
     rel: Releases,
     r: RolloutMemory,
     now: float,
+    *,
+    promote: bool = False,
 ) -> RolloutMemory:
+    """Measure; fail, or move on. Paused: failing gates still act, nothing moves forward.
+    Promoted (operator): the current step's bake and sample minimum are skipped once."""
     if strategy is None:  # the rollout section was removed: finish at once
         return _complete(name, work, r, now, "rollout strategy removed from the spec")
     live = work.live
@@ -160,17 +195,19 @@ def _advance(
     r = replace(r, marks=marks, gate=numbers)
     if result.verdict == "fail":
         return _fail(name, strategy, work, r, now, result.reason)
+    if r.paused:
+        return r
     if now - r.started_at > strategy.progress_deadline:
         return _fail(name, strategy, work, r, now,
                      f"progress_deadline {strategy.progress_deadline:g}s passed")  # fmt: skip
-    if result.verdict != "pass":
+    if result.verdict != "pass" and not promote:
         return r
     if r.state == "watching":
-        if now - r.step_started_at >= strategy.watch:
-            return _complete(name, work, r, now, "watch passed")
+        if promote or now - r.step_started_at >= strategy.watch:
+            return _complete(name, work, r, now, "promoted" if promote else "watch passed")
         return r
     step = strategy.steps[r.step]
-    if now - r.step_started_at < step.bake:
+    if now - r.step_started_at < step.bake and not promote:
         return r
     if r.step + 1 < len(strategy.steps):
         return _enter_step(strategy, name, work, r, r.step + 1, now, numbers)

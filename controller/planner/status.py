@@ -126,6 +126,7 @@ def rollout_status(
         gate=dict(r.gate),
         reason=r.reason,
         finished_at=r.finished_at,
+        paused=r.paused,
     )
 
 

@@ -35,7 +35,7 @@ from controller.spec.model import (
     Settings,
 )
 from controller.spec.refs import references
-from controller.spec.rollout import parse_rollout
+from controller.spec.rollout import parse_control, parse_rollout
 from controller.spec.selector import parse_selector
 from wire.errors import SpecError
 from wire.layout import SERVICE_NAME_PATTERN
@@ -46,7 +46,7 @@ TOP_KEYS = ("settings", "services", "rollout")
 SETTINGS_KEYS = ("heartbeat_timeout", "desired_lifetime", "skew_window", "controller_interval")
 SERVICE_KEYS = (
     "version", "count", "kind", "balances", "config", "depends_on", "port", "weight",
-    "pools", "health", "sessions", "overrides", "rollout",
+    "pools", "health", "sessions", "overrides", "rollout", "control",
 )  # fmt: skip
 HEALTH_KEYS = ("grace", "quarantine")
 SESSIONS_KEYS = ("drain_timeout", "channels")
@@ -189,6 +189,7 @@ def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
     sessions = _sessions(p, f"{path}.sessions", raw.get("sessions"))
     overrides = _overrides(p, f"{path}.overrides", raw.get("overrides", []))
     rollout = parse_rollout(p, f"{path}.rollout", raw.get("rollout"))
+    control = parse_control(p, f"{path}.control", raw.get("control"))
     if not ok or depends_on is None or pools is None:
         return None
     return ServiceSpec(
@@ -196,6 +197,7 @@ def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
         kind=kind, balances=balances, config=config, depends_on=depends_on, port=port,
         weight=weight, pools=pools, health=health, sessions=sessions, overrides=overrides,
         rollout=rollout,
+        control=control,
     )  # fmt: skip
 
 

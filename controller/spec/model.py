@@ -110,6 +110,22 @@ class RolloutSpec:
     progress_deadline: float = 7200.0  # the whole rollout must finish within this
 
 
+ControlAction = Literal["pause", "resume", "promote", "abort"]
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutControl:
+    """An operator's command to the service's rollout (`bosun rollout pause|resume|...`).
+
+    Recorded as a spec revision; the planner applies each `id` once, and only to the
+    rollout towards `version` (a command never leaks into a later rollout).
+    """
+
+    id: int  # the spec revision that issued it
+    action: ControlAction
+    version: str  # the rollout's target version
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceSpec:
     version: str
@@ -125,6 +141,7 @@ class ServiceSpec:
     sessions: SessionsSpec = field(default_factory=SessionsSpec)
     overrides: tuple[Override, ...] = ()
     rollout: RolloutSpec | None = None  # None: the cluster default, else switch at once
+    control: RolloutControl | None = None  # the last operator command to its rollout
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,18 @@ A final `percent: 100` step is added when the steps do not end with one.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from controller.spec.checks import Problems, duration_field, got, unknown_keys
-from controller.spec.model import Gates, RolloutSpec, RolloutStep, StepKind
+from controller.spec.model import (
+    ClusterSpec,
+    Gates,
+    RolloutControl,
+    RolloutSpec,
+    RolloutStep,
+    StepKind,
+)
 from controller.spec.selector import parse_selector
 from wire.errors import SpecError
 
@@ -134,3 +142,47 @@ def _gates(p: Problems, path: str, raw: object) -> Gates:
     else:
         out["min_requests"] = mr
     return Gates(**out)
+
+
+ACTIONS = ("pause", "resume", "promote", "abort")
+
+
+def parse_control(p: Problems, path: str, raw: object) -> RolloutControl | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        p.add(path, f"expected a mapping with id, action, version, got {got(raw)}")
+        return None
+    unknown_keys(p, path, raw, ("id", "action", "version"))
+    cid, action, version = raw.get("id"), raw.get("action"), raw.get("version")
+    if not isinstance(cid, int) or isinstance(cid, bool) or cid < 1:
+        p.add(f"{path}.id", f"expected the spec revision that issued it (>= 1), got {cid!r}")
+        return None
+    if action not in ACTIONS:
+        p.add(f"{path}.action", f"expected one of {', '.join(ACTIONS)}, got {action!r}")
+        return None
+    if not isinstance(version, str) or not version:
+        p.add(f"{path}.version", f"expected the rollout's target version, got {version!r}")
+        return None
+    return RolloutControl(id=cid, action=action, version=version)
+
+
+def add_control(spec: ClusterSpec, service: str, action: str) -> ClusterSpec:
+    """The spec with an operator command for SERVICE's rollout (id = next revision).
+
+    For `bosun rollout pause|resume|promote|abort SERVICE`: apply the result with
+    `controller.spec.revisions.apply`. The command targets the service's spec version.
+    """
+    svc = spec.services.get(service)
+    if svc is None:
+        known = ", ".join(sorted(spec.services)) or "none"
+        raise SpecError(f"rollout {action}: unknown service {service!r} (services: {known})")
+    if action not in ACTIONS:
+        raise SpecError(f"rollout: unknown action {action!r}; use {', '.join(ACTIONS)}")
+    if spec.rollout_of(service) is None:
+        raise SpecError(
+            f"rollout {action}: {service} has no rollout strategy (services.{service}.rollout "
+            "or a top-level rollout); its version changes apply at once"
+        )
+    control = RolloutControl(id=spec.revision + 1, action=action, version=svc.version)  # type: ignore[arg-type]
+    return replace(spec, services={**spec.services, service: replace(svc, control=control)})

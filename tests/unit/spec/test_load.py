@@ -180,3 +180,28 @@ def test_all_problems_are_reported_together() -> None:
 def test_durations(text: object, seconds: float | None) -> None:
     """Durations accept s/m/h/d/ms suffixes or plain seconds and nothing else."""
     assert parse_duration(text) == seconds
+
+
+def test_rollout_controls_are_recorded_for_the_current_target_version() -> None:
+    """add_control stamps the next revision and the service's version; bad uses are refused."""
+    from dataclasses import replace
+
+    from controller.spec.rollout import add_control
+
+    spec = replace(
+        load_yaml("services: {web: {version: '2', count: 2, rollout: {steps: [{canary: 1}]}}, "
+                  "db: {version: '1', count: 1}}"),
+        revision=7,
+    )  # fmt: skip
+    ctl = add_control(spec, "web", "pause").services["web"].control
+    assert ctl is not None and (ctl.id, ctl.action, ctl.version) == (8, "pause", "2")
+    with pytest.raises(SpecError, match="db has no rollout strategy"):
+        add_control(spec, "db", "pause")
+    with pytest.raises(SpecError, match="unknown service 'nope'"):
+        add_control(spec, "nope", "abort")
+    with pytest.raises(SpecError, match="unknown action 'explode'"):
+        add_control(spec, "web", "explode")
+    with pytest.raises(SpecError, match=r"services\.web\.control\.action: expected one of pause"):
+        load_yaml(
+            "services: {web: {version: '1', count: 1, control: {id: 2, action: stop, version: '1'}}}"
+        )
