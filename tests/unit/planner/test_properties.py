@@ -85,6 +85,12 @@ def test_random_histories_keep_every_invariant(
             name = data.draw(st.sampled_from(("router", "router", "media", "queue")))
             value = copy.deepcopy(cluster["spec"])
             value["services"][name]["version"] = data.draw(st.sampled_from(["1", "2", "3"]))
+            if data.draw(st.booleans()):  # and sometimes commands the router's rollout
+                value["services"]["router"]["control"] = {
+                    "id": cycle + 2,
+                    "action": data.draw(st.sampled_from(["pause", "resume", "promote", "abort"])),
+                    "version": value["services"]["router"]["version"],
+                }
             cluster = {**cluster, "spec": value}
             spec = spec_from(value, cycle + 2)
         for m in cluster["machines"]:
