@@ -36,20 +36,22 @@ from controller.spec.model import (
 )
 from controller.spec.refs import references
 from controller.spec.rollout import parse_control, parse_rollout
+from controller.spec.scale import parse_budget, parse_provisioner, parse_scale
 from controller.spec.selector import parse_selector
 from wire.errors import SpecError
 from wire.layout import SERVICE_NAME_PATTERN
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 
-TOP_KEYS = ("settings", "services", "rollout")
+TOP_KEYS = ("settings", "services", "rollout", "provisioner")
 SETTINGS_KEYS = ("heartbeat_timeout", "desired_lifetime", "skew_window", "controller_interval")
 SERVICE_KEYS = (
     "version", "count", "kind", "balances", "config", "depends_on", "port", "weight",
     "pools", "health", "sessions", "overrides", "rollout", "control",
+    "scale", "max_unavailable", "provisioner",
 )  # fmt: skip
 HEALTH_KEYS = ("grace", "quarantine")
-SESSIONS_KEYS = ("drain_timeout", "channels")
+SESSIONS_KEYS = ("drain_timeout", "channels", "config_disruptive")
 OVERRIDE_KEYS = ("id", "select", "version", "config")
 
 
@@ -93,7 +95,14 @@ def from_value(value: object, *, source: str = "spec", revision: int = 0) -> Clu
             if svc is not None:
                 services[name] = svc
     rollout = parse_rollout(p, "rollout", value.get("rollout"))
-    spec = ClusterSpec(revision=revision, settings=settings, services=services, rollout=rollout)
+    provisioner = parse_provisioner(p, "provisioner", value.get("provisioner"))
+    spec = ClusterSpec(
+        revision=revision,
+        settings=settings,
+        services=services,
+        rollout=rollout,
+        provisioner=provisioner,
+    )
     check_semantics(p, spec, services_raw if isinstance(services_raw, dict) else {})
     p.raise_if_any()
     return spec
@@ -140,7 +149,9 @@ def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
     if not version_ok(p, f"{path}.version", version, required=True):
         ok = False
     count = raw.get("count")
-    if count is None:
+    if count is None and raw.get("scale") is not None:
+        pass  # the scaler starts from scale.min
+    elif count is None:
         p.add(f"{path}.count", "missing: how many machines should run it (e.g. count: 3)")
         ok = False
     elif not isinstance(count, int) or isinstance(count, bool):
@@ -190,14 +201,19 @@ def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
     overrides = _overrides(p, f"{path}.overrides", raw.get("overrides", []))
     rollout = parse_rollout(p, f"{path}.rollout", raw.get("rollout"))
     control = parse_control(p, f"{path}.control", raw.get("control"))
+    scale = parse_scale(p, f"{path}.scale", raw.get("scale"), count if ok else None)
+    budget = parse_budget(p, f"{path}.max_unavailable", raw.get("max_unavailable"))
+    provisioner = parse_provisioner(p, f"{path}.provisioner", raw.get("provisioner"))
     if not ok or depends_on is None or pools is None:
         return None
+    if scale is not None:
+        count = scale.max  # the scaler's bound; it starts from scale.start
     return ServiceSpec(
         version=str(version), count=int(count),  # type: ignore[arg-type]
         kind=kind, balances=balances, config=config, depends_on=depends_on, port=port,
         weight=weight, pools=pools, health=health, sessions=sessions, overrides=overrides,
         rollout=rollout,
-        control=control,
+        control=control, scale=scale, max_unavailable=budget, provisioner=provisioner,
     )  # fmt: skip
 
 
@@ -223,9 +239,14 @@ def _sessions(p: Problems, path: str, raw: object) -> SessionsSpec:
         return d
     unknown_keys(p, path, raw, SESSIONS_KEYS)
     channels = names_field(p, f"{path}.channels", raw.get("channels", [])) or ()
+    disruptive = raw.get("config_disruptive", False)
+    if not isinstance(disruptive, bool):
+        p.add(f"{path}.config_disruptive", f"expected true or false, got {got(disruptive)}")
+        disruptive = False
     return SessionsSpec(
         duration_field(p, f"{path}.drain_timeout", raw.get("drain_timeout"), d.drain_timeout),
         channels,
+        disruptive,
     )
 
 

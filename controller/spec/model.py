@@ -53,6 +53,31 @@ class SessionsSpec:
 
     drain_timeout: float = 300.0
     channels: tuple[str, ...] = ()
+    config_disruptive: bool = False  # a config change restarts the service: drain first
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleSpec:
+    """Autoscaling of one service (issue 6; parsed by controller.spec.scale).
+
+    The loader stores `max` as the service's `count` (the most it may ever run) and the
+    operator's `count` as `start`; the planner replaces the count every cycle by a number
+    between `min` and `max` computed from `metric` (terms summed over the service's
+    machines that reported recently).
+    """
+
+    min: int
+    max: int
+    start: int  # the operator's count: where the scaler begins
+    metric: tuple[str, ...]  # sessions.<channel> | load.<field> | sessions | load; summed
+    target_per_machine: float | None = None
+    up: float | None = None  # utilisation thresholds (fractions of target_per_machine)
+    down: float | None = None
+    cooldown: float = 300.0  # no scale-down within this long after any change
+    standby: int = 0  # warm standby machines kept ready (provisioned when missing)
+    fresh: float = 0.0  # a snapshot older than this is not used (0: 3 controller intervals)
+    min_fresh: float = 0.5  # share of the service's machines that must be fresh to decide
+    boot_timeout: float = 600.0  # a provision request not fulfilled by then may be repeated
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +167,9 @@ class ServiceSpec:
     overrides: tuple[Override, ...] = ()
     rollout: RolloutSpec | None = None  # None: the cluster default, else switch at once
     control: RolloutControl | None = None  # the last operator command to its rollout
+    scale: ScaleSpec | None = None  # autoscaling (issue 6)
+    max_unavailable: str | None = None  # "2" or "25%": draining/changing/lost at once
+    provisioner: dict[str, JsonValue] | None = None  # overrides the cluster's provisioner
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +178,13 @@ class ClusterSpec:
     settings: Settings = field(default_factory=Settings)
     services: dict[str, ServiceSpec] = field(default_factory=dict)
     rollout: RolloutSpec | None = None  # default rollout strategy for every service
+    provisioner: dict[str, JsonValue] | None = None  # {type: command|ec2-asg, ...} (issue 6)
+
+    def provisioner_of(self, service: str) -> dict[str, JsonValue] | None:
+        svc = self.services.get(service)
+        if svc is not None and svc.provisioner is not None:
+            return svc.provisioner
+        return self.provisioner
 
     def rollout_of(self, service: str) -> RolloutSpec | None:
         svc = self.services.get(service)
