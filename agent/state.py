@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from wire import codec
+from wire.atomic import write_atomic
 from wire.documents import Applied, Desired, Refusal, decode_desired_body, parse_envelope
 from wire.errors import BosunError, InvalidDocument
 from wire.signing import digest
@@ -67,23 +68,6 @@ class LocalState:
         marks = dict(self.marks)
         marks[kid] = mark
         return replace(self, marks=marks)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write `data` to `path` so that a crash leaves the old or the new content."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 class StateDir:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from wire.atomic import write_atomic
 from wire.errors import BosunError
 
 
@@ -63,9 +64,7 @@ def load_lease_view(state_dir: Path) -> dict[str, object]:
 
 
 def save_lease_view(state_dir: Path, view: dict[str, object]) -> None:
-    tmp = state_dir / ".lease.json.tmp"
-    tmp.write_bytes(orjson.dumps({**view, "boot_id": boot_id()}))
-    os.replace(tmp, state_dir / "lease.json")
+    write_atomic(state_dir / "lease.json", orjson.dumps({**view, "boot_id": boot_id()}))
 
 
 def load_snapshots(state_dir: Path) -> dict[str, tuple[str, bytes]]:
@@ -83,6 +82,5 @@ def load_snapshots(state_dir: Path) -> dict[str, tuple[str, bytes]]:
 
 
 def save_snapshots(state_dir: Path, raw: dict[str, tuple[str, bytes]]) -> None:
-    tmp = state_dir / ".snapshots.json.tmp"
-    tmp.write_bytes(orjson.dumps({m: [e, b.decode()] for m, (e, b) in raw.items()}))
-    os.replace(tmp, state_dir / "snapshots.json")
+    body = orjson.dumps({m: [e, b.decode()] for m, (e, b) in raw.items()})
+    write_atomic(state_dir / "snapshots.json", body)

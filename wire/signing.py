@@ -15,7 +15,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import secrets
 import stat
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from wire.atomic import write_atomic
 from wire.errors import BadSignature, BosunError
 from wire.layout import MachineId, machine_id
 
@@ -124,15 +124,7 @@ def write_key_file(path: Path, key: bytes, *, overwrite: bool = False) -> None:
     """Write a key file readable by its owner only (0600), atomically."""
     if path.exists() and not overwrite:
         raise BosunError(f"{path} already exists; remove it or pass --force to overwrite")
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, (encode_key(key) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_atomic(path, (encode_key(key) + "\n").encode(), 0o600)
 
 
 def read_key_file(path: Path, *, check_mode: bool = True) -> bytes:

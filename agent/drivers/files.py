@@ -21,7 +21,7 @@ import orjson
 
 from agent.config import FileSpec
 from agent.drivers import ApplyError, Target, peers_value
-from agent.state import write_atomic
+from wire.atomic import write_atomic
 
 
 class _Template(string.Template):

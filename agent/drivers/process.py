@@ -29,8 +29,8 @@ import orjson
 from agent.config import RUNNING_MODES, ProcessSpec
 from agent.drivers import ApplyError, Target
 from agent.drivers.commands import argv_for, child_env
-from agent.state import write_atomic
 from wire import codec
+from wire.atomic import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from wire.atomic import TMP_PREFIX, write_atomic
 from wire.documents import MAX_DOCUMENT_BYTES
 from wire.errors import DocumentTooLarge, StoreConfigError, StoreUnavailable, WriteConflict
 from wire.store.base import GetResult, Missing, NotModified, ObjectInfo, StoredObject, short_etag
@@ -58,7 +59,7 @@ class DirectoryStore:
             or "\x00" in key
             or any(p in ("", ".", "..") for p in parts)
             or parts[0] == INTERNAL
-            or parts[-1].startswith(".tmp-")
+            or parts[-1].startswith(TMP_PREFIX)
         ):
             raise StoreConfigError(
                 f"refusing key {key!r}: it is empty, absolute or escapes the store root"
@@ -148,29 +149,13 @@ class DirectoryStore:
                         f"(etag {short_etag(if_match)} -> {short_etag(current)})"
                     )
             try:
-                self._write_atomic(path, body)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(path, body, 0o644)
             except OSError as exc:
                 raise StoreUnavailable(
                     f"{self.describe(key)}: write failed: {exc.strerror}"
                 ) from exc
         return md5_etag(body)
-
-    @staticmethod
-    def _write_atomic(path: Path, body: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".tmp-{path.name}.{os.getpid()}.{threading.get_ident()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, body)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         # Walk only the directory that can hold the prefix, then sort like S3 (by key).
@@ -186,7 +171,7 @@ class DirectoryStore:
             rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
             dirnames[:] = [d for d in dirnames if not (rel_dir == "" and d == INTERNAL)]
             for name in filenames:
-                if name.startswith(".tmp-"):
+                if name.startswith(TMP_PREFIX):
                     continue
                 key = rel_dir + name
                 if key.startswith(prefix):
