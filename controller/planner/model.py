@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from controller.spec.model import ClusterSpec
 from wire import codec
 from wire.codec import JsonValue
-from wire.documents import Desired, Mode, Snapshot, dumps_pretty, loads_object
+from wire.documents import Desired, Drain, Mode, Snapshot, dumps_pretty, loads_object
 from wire.errors import InvalidDocument
 from wire.layout import MachineId
 from wire.signing import digest
@@ -42,9 +42,12 @@ __all__ = [
     "Memory",
     "Observed",
     "Plan",
+    "ProvisionMemory",
+    "ProvisionNeeded",
     "PutDesired",
     "Rejection",
     "ServiceMemory",
+    "ScaleMemory",
     "ServiceStatus",
     "Skip",
     "Status",
@@ -93,6 +96,8 @@ class MachineMemory:
     assigned_at: float = 0.0  # when service/mode last changed (health grace counts from here)
     failed_at: float | None = None  # last time it was replaced for bad health
     lost: bool = False
+    drain: Drain | None = None  # set while draining (planner/drain.py)
+    config: str = ""  # digest of its release config ("" unknown): config_disruptive changes
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +154,28 @@ class RolloutMemory:
 
 
 @dataclass(frozen=True, slots=True)
+class ScaleMemory:
+    """The autoscaler's state for one service (planner/scale.py)."""
+
+    count: int  # machines the scaler asks for now
+    changed_at: float = 0.0  # last change of count (cooldown counts from here)
+    measured: float = 0.0  # last estimated metric total
+    held: str = ""  # why the scaler holds (stale data, cooldown), "" when it decided
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionMemory:
+    """A provision request in flight (planner/provisioning.py): not repeated until the
+    machines arrive or boot_timeout passes."""
+
+    request_id: str
+    count: int
+    target: int
+    at: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Memory:
     format: str = MEMORY_FORMAT
     fence: int = 0  # fence of the controller that planned last
@@ -158,6 +185,8 @@ class Memory:
     services: dict[str, ServiceMemory] = field(default_factory=dict)
     selections: dict[str, tuple[str, ...]] = field(default_factory=dict)  # "<svc>/<id>"
     rollouts: dict[str, RolloutMemory] = field(default_factory=dict)  # service -> last rollout
+    scale: dict[str, ScaleMemory] = field(default_factory=dict)  # service -> autoscaler
+    provisions: dict[str, ProvisionMemory] = field(default_factory=dict)  # service -> in flight
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))
@@ -361,9 +390,22 @@ class Status:
 
 
 @dataclass(frozen=True, slots=True)
+class ProvisionNeeded:
+    """Effect: ask the service's provisioner for machines (count < 0: machines can go).
+    `target` is the machines wanted for the service in total (active + warm standby)."""
+
+    service: str
+    count: int
+    target: int
+    reason: str
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     writes: tuple[PutDesired, ...]
     skips: tuple[Skip, ...]
     memory: Memory
     events: tuple[Event, ...]
     status: Status
+    provisions: tuple[ProvisionNeeded, ...] = ()  # effects for the cycle's provisioner
