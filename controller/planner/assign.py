@@ -45,7 +45,12 @@ class Assignment:
     now: float = 0.0
     weights: dict[str, int] = field(default_factory=dict)  # canary load-balancer weights
     mirrors: dict[str, list[str]] = field(default_factory=dict)  # service -> shadow machines
+    unready: set[str] = field(default_factory=set)  # restarting to a new version: no peer
     _healthy: dict[str, list[str]] = field(default_factory=dict)
+
+    def reset_healthy(self) -> None:
+        """Forget healthy() answers (after drain.py changed modes or marked unready)."""
+        self._healthy.clear()
 
     def healthy(self, service: str) -> list[str]:
         """The service's planned active machines that are live and report it healthy.
@@ -57,7 +62,10 @@ class Assignment:
             hit = [
                 m
                 for m in self.actives.get(service, [])
-                if mode.get(m) in ACTIVE_MODES and m in live and is_healthy(live[m], service)
+                if mode.get(m) in ACTIVE_MODES
+                and m in live
+                and m not in self.unready
+                and is_healthy(live[m], service)
             ]
             self._healthy[service] = hit
         return hit
@@ -187,6 +195,7 @@ def assign(
                 key=lambda m: (
                     not is_healthy(live[m], name),
                     name not in elig.of(live[m].snapshot.eligible)[0],  # pool machines go first
+                    sum(live[m].snapshot.sessions.values()),  # then those with fewest sessions
                     memory.get(m, _EMPTY).assigned_at,
                     m,
                 ),

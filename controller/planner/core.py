@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from controller.planner.assign import ACTIVE_MODES, assign, fill
+from controller.planner.drain import drain_pass
 from controller.planner.model import (
     ClusterSpec,
     Event,
@@ -64,6 +65,8 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     if rollouts:  # a rollout may have freed machines (shadow or reverted ones): use them now
         busy = {m for m, mode in work.mode.items() if mode in ACTIVE_MODES or mode == "shadow"}
         fill(work, spec, order, busy, reserved, report_short=False)
+    drained = drain_pass(spec, work, rel, memory, now, order, reserved)  # sessions, budget
+    drains, configs = drained.drains, drained.configs
     serve = serving(spec, work)
     mirror = mirrors(spec, work)
     events: list[Event] = [
@@ -95,10 +98,12 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         mm = mem_machines.get(m)
         obs = live.get(m)
         lost = obs is None
+        drain = drains.get(m)
         if (
             mm is not None
             and mm.variant == vdigest
             and mm.lost == lost
+            and mm.drain == drain
             and m not in failed
             and (lost or now < mm.issued_at + half_life)
         ):  # fast path: nothing about this machine changed
@@ -107,7 +112,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
             continue
         if mm is None:
             mm = _EMPTY
-        content = machine_digest(m, vdigest, None)
+        content = machine_digest(m, vdigest, codec.encode(drain) if drain else None)
         moved = svc != mm.service or mode != mm.mode or template.version != mm.version
         if moved and not lost:
             events.append(
@@ -141,6 +146,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
                 version=template.version,
                 config=template.config,
                 peers=template.peers,
+                drain=drain,
             )
             writes.append(PutDesired(MachineId(m), doc, previous, reason))
         else:
@@ -156,6 +162,8 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
             assigned_at=now if moved else mm.assigned_at,
             failed_at=failed.get(m, mm.failed_at),
             lost=lost,
+            drain=drain,
+            config=configs.get(m, mm.config),
         )
         machines[m] = mm if new == mm else new
 

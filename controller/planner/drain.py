@@ -1,0 +1,279 @@
+"""Draining sustained sessions and the disruption budget (issue 6), pure.
+
+Runs once per pass, after assignment, releases and rollouts have proposed each machine's
+next (service, mode, release), and before peers are computed. For every live machine that
+serves now (active, canary, shadow or draining) it compares the proposal with what the
+machine was last told:
+
+- A change is *disruptive* when the machine leaves its service or serving mode
+  (scale-down, reassignment, deactivation, a rollout moving it), changes version, or
+  changes config while its service has `sessions.config_disruptive`.
+- A disruptive change of a machine that reports sessions (sum of `snapshot.sessions`)
+  first moves it to `draining`: same service, version and config, no load-balancer peer,
+  `drain: {reason, since, deadline = since + sessions.drain_timeout}`. The change is
+  applied when the sessions reach zero (`machine.drained`) or the deadline passes
+  (`machine.drain_timeout`, with the number of sessions cut).
+- `max_unavailable` of the machine's service bounds the machines unavailable at once:
+  lost, draining, or active but not (yet) reporting healthy at its planned version. A
+  disruption beyond the budget is held: the machine keeps what it runs now
+  (`service.budget` event). Machines with the fewest sessions are disrupted first.
+- A machine whose planned version differs from the version it reports is left out of
+  load-balancer peers and `$instances` (it is restarting); it comes back once it reports
+  the new version healthy.
+
+Held and draining machines keep their old release through `Releases.pinned`; machines
+they leave missing are filled from standby in the same pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from controller.planner.assign import ACTIVE_MODES, Assignment, fill
+from controller.planner.model import Event, Memory
+from controller.planner.release import Release, Releases
+from controller.spec.model import ClusterSpec
+from controller.spec.scale import budget_of
+from wire.documents import Drain
+from wire.signing import digest
+
+SERVING = frozenset({"active", "canary", "shadow"})
+_WAS_SERVING = SERVING | {"draining"}
+
+
+@dataclass(slots=True)
+class DrainResult:
+    drains: dict[str, Drain] = field(default_factory=dict)  # machine -> drain (draining ones)
+    configs: dict[str, str] = field(default_factory=dict)  # machine -> release config digest
+
+
+def sessions_of(work: Assignment, m: str) -> int:
+    obs = work.live.get(m)
+    if obs is None:
+        return 0
+    return sum(v for v in obs.snapshot.sessions.values() if v > 0)
+
+
+def drain_pass(
+    spec: ClusterSpec,
+    work: Assignment,
+    rel: Releases,
+    memory: Memory,
+    now: float,
+    order: tuple[str, ...],
+    reserved: Mapping[str, str],
+) -> DrainResult:
+    out = DrainResult()
+    mem = memory.machines
+    services = spec.services
+    configs = _config_digests(spec, work, rel, out)
+    used = _unavailable(spec, work, rel, memory)
+    limits = {n: budget_of(s.max_unavailable, s.count) for n, s in services.items()}
+    held: dict[str, int] = {}
+    changed = False
+    candidates: list[tuple[int, str]] = []
+    for m in sorted(work.live):
+        mm = mem.get(m)
+        if mm is None or mm.mode not in _WAS_SERVING or mm.service is None:
+            continue
+        old = mm.service
+        reason = _disruption(spec, work, rel, m, old, mm.version, mm.config, configs)
+        if mm.drain is not None:  # draining already: finish, continue or undrain
+            n = sessions_of(work, m)
+            if old not in services:
+                reason = reason or "service left the spec"
+            if not reason:
+                work.events.append(Event("machine.undrained", "needed again as it was", m, old))
+            elif n == 0:
+                work.events.append(
+                    Event("machine.drained", f"sessions ended; {reason}", m, old,
+                          data={"sessions_cut": 0, "drained_for": round(now - mm.drain.since, 3)})
+                )  # fmt: skip
+            elif now >= mm.drain.deadline or old not in services:
+                work.events.append(
+                    Event("machine.drain_timeout",
+                          f"{n} sessions cut after {now - mm.drain.since:g}s; {reason}", m, old,
+                          data={"sessions_cut": n, "drained_for": round(now - mm.drain.since, 3)})
+                )  # fmt: skip
+            else:
+                changed |= _hold(work, rel, memory, spec, m, "draining")
+                out.drains[m] = mm.drain
+            continue
+        if reason:
+            candidates.append((sessions_of(work, m), m))
+    for n, m in sorted(candidates):  # fewest sessions first
+        mm = mem[m]
+        old = mm.service or ""
+        reason = _disruption(spec, work, rel, m, old, mm.version, mm.config, configs)
+        limit = limits.get(old)
+        leaving = work.service.get(m) != old or work.mode.get(m) not in SERVING
+        costs = n > 0 or not leaving  # a drain or an in-place restart makes it unavailable
+        if old not in services:
+            if n:
+                work.events.append(
+                    Event("machine.drain_timeout", f"{n} sessions cut: {old} left the spec",
+                          m, old, data={"sessions_cut": n, "drained_for": 0.0})
+                )  # fmt: skip
+            continue
+        if costs and limit is not None and used.get(old, 0) >= limit:
+            changed |= _hold(work, rel, memory, spec, m, mm.mode)
+            held[old] = held.get(old, 0) + 1
+            continue
+        if costs:
+            used[old] = used.get(old, 0) + 1
+        if n > 0:
+            timeout = services[old].sessions.drain_timeout
+            drain = Drain(reason=reason, since=now, deadline=now + timeout)
+            out.drains[m] = drain
+            changed |= _hold(work, rel, memory, spec, m, "draining")
+            work.events.append(
+                Event("machine.draining", f"{n} sessions; {reason}; deadline in {timeout:g}s",
+                      m, old, data={"sessions": n, "deadline": drain.deadline})
+            )  # fmt: skip
+    for name, count in sorted(held.items()):
+        work.events.append(
+            Event("service.budget",
+                  f"{count} disruptive changes wait: max_unavailable "
+                  f"{services[name].max_unavailable} reached ({used.get(name, 0)} unavailable)",
+                  service=name, data={"waiting": count, "unavailable": used.get(name, 0)})
+        )  # fmt: skip
+    if changed:
+        busy = {
+            m
+            for m, mode in work.mode.items()
+            if mode in ACTIVE_MODES or mode in ("shadow", "draining")
+        }
+        fill(work, spec, order, busy, reserved, report_short=False)
+    _mark_unready(spec, work, rel)
+    out.configs = configs
+    return out
+
+
+def _disruption(
+    spec: ClusterSpec,
+    work: Assignment,
+    rel: Releases,
+    m: str,
+    old: str,
+    version: str | None,
+    config: str,
+    configs: Mapping[str, str],
+) -> str:
+    """Why the proposed change of `m` disrupts it ("" when it does not)."""
+    svc, mode = work.service.get(m), work.mode.get(m, "standby")
+    if svc != old:
+        return f"moving to {svc}" if svc else "deactivated"
+    if mode not in SERVING:
+        return f"to {mode}"
+    release = rel.of(spec, svc, m)
+    if release is not None and release.version != version:
+        return f"version {version} -> {release.version}"
+    new_config = configs.get(m, "")
+    if config and new_config and new_config != config:
+        return "disruptive config change"
+    return ""
+
+
+def _hold(
+    work: Assignment, rel: Releases, memory: Memory, spec: ClusterSpec, m: str, mode: str
+) -> bool:
+    """Keep `m` on its current service and release, in `mode`. True if an active was freed."""
+    mm = memory.machines[m]
+    old = mm.service
+    assert old is not None
+    freed = False
+    svc_now = work.service.get(m)
+    if (
+        svc_now is not None
+        and m in work.actives.get(svc_now, ())
+        and (svc_now != old or mode not in ACTIVE_MODES)
+    ):
+        work.actives[svc_now].remove(m)
+        freed = True
+    work.service[m] = old
+    work.mode[m] = mode
+    if mode in ACTIVE_MODES and m not in work.actives.get(old, ()):
+        work.actives.setdefault(old, []).append(m)
+        work.actives[old].sort()
+    if mm.version is not None:
+        rel.pinned[m] = Release(mm.version, _old_config(spec, rel, memory, old, mm.version))
+    return freed
+
+
+def _old_config(
+    spec: ClusterSpec, rel: Releases, memory: Memory, service: str, version: str
+) -> dict:  # type: ignore[type-arg]
+    sm = memory.services.get(service)
+    if sm is not None and sm.version == version and not sm.rebuilt:
+        return sm.config
+    base = rel.base.get(service)
+    if base is not None:
+        return base.config
+    return spec.services[service].config if service in spec.services else {}
+
+
+def _unavailable(
+    spec: ClusterSpec, work: Assignment, rel: Releases, memory: Memory
+) -> dict[str, int]:
+    """Per service with a budget: machines lost, draining, or active but not ready."""
+    used: dict[str, int] = {}
+    budgeted = {n for n, s in spec.services.items() if s.max_unavailable is not None}
+    if not budgeted:
+        return used
+    for m, mm in memory.machines.items():
+        svc = mm.service
+        if svc not in budgeted or mm.mode not in _WAS_SERVING:
+            continue
+        obs = work.live.get(m)
+        if obs is None or mm.drain is not None:
+            used[svc] = used.get(svc, 0) + 1
+            continue
+        state = obs.snapshot.services.get(svc)
+        if state is None or state.health != "healthy" or state.version != mm.version:
+            used[svc] = used.get(svc, 0) + 1
+    return used
+
+
+def _config_digests(
+    spec: ClusterSpec, work: Assignment, rel: Releases, out: DrainResult
+) -> dict[str, str]:
+    """Release config digest of each machine of a service with `config_disruptive`."""
+    wanted = {n for n, s in spec.services.items() if s.sessions.config_disruptive}
+    if not wanted:
+        return {}
+    cache: dict[int, str] = {}
+    configs: dict[str, str] = {}
+    for m, svc in work.service.items():
+        if svc not in wanted:
+            continue
+        release = rel.of(spec, svc, m)
+        if release is None:
+            continue
+        key = id(release)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = digest({"config": release.config})
+        configs[m] = hit
+    return configs
+
+
+def _mark_unready(spec: ClusterSpec, work: Assignment, rel: Releases) -> None:
+    """Active machines whose reported version is not their planned one leave the peers
+    (pure in the observation, so planning twice gives the same peers)."""
+    unready = work.unready
+    for name, ms in work.actives.items():
+        if name not in spec.services:
+            continue
+        for m in ms:
+            obs = work.live.get(m)
+            if obs is None:
+                continue
+            release = rel.of(spec, name, m)
+            state = obs.snapshot.services.get(name)
+            if release is not None and (state is None or state.version != release.version):
+                unready.add(m)
+    work.reset_healthy()
+
+
+__all__ = ["DrainResult", "drain_pass", "sessions_of"]
