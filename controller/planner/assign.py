@@ -195,7 +195,7 @@ def assign(
                 key=lambda m: (
                     not is_healthy(live[m], name),
                     name not in elig.of(live[m].snapshot.eligible)[0],  # pool machines go first
-                    sum(live[m].snapshot.sessions.values()),  # then those with fewest sessions
+                    -sum(live[m].snapshot.sessions.values()),  # those with fewest sessions go
                     memory.get(m, _EMPTY).assigned_at,
                     m,
                 ),

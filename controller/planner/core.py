@@ -29,9 +29,11 @@ from controller.planner.model import (
     machine_digest,
     variant_digest,
 )
+from controller.planner.provisioning import provision_pass
 from controller.planner.release import resolve
 from controller.planner.render import fill_references, lb_peers, mirrors, serving
 from controller.planner.rollout import run_rollouts
+from controller.planner.scale import autoscale
 from controller.planner.status import build_status
 from controller.spec.graph import topo_order
 from wire import codec
@@ -52,6 +54,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         for m, o in observed.machines.items()
         if now - o.accepted_at <= settings.heartbeat_timeout
     }
+    spec, scaled, scale_events = autoscale(spec, live, memory, now)  # counts of scale: services
     known = sorted(set(observed.machines) | set(memory.machines))
     reserved = {
         m: name
@@ -73,6 +76,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         Event("snapshot.rejected", r.reason, machine=r.machine, data={"detail": r.detail})
         for r in observed.rejections
     ]
+    events.extend(scale_events)
     events.extend(work.events)
 
     # one rendering per (service, mode, override variant); machines share it
@@ -167,6 +171,8 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         )
         machines[m] = mm if new == mm else new
 
+    provisions, flight, provision_events = provision_pass(spec, work, memory, now)
+    events.extend(provision_events)
     new_memory = Memory(
         fence=fence,
         spec_revision=spec.revision,
@@ -175,9 +181,13 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         services=rel.services,
         selections=rel.selections,
         rollouts=rollouts,
+        scale=scaled,
+        provisions=flight,
     )
     status = build_status(spec, work, rel, new_memory, observed, now)
-    return Plan(tuple(writes), tuple(skips), new_memory, tuple(events), status)
+    return Plan(
+        tuple(writes), tuple(skips), new_memory, tuple(events), status, tuple(provisions)
+    )
 
 
 def _render(
