@@ -11,8 +11,8 @@ controller is a separate process running `controller.cycle.Controller.cycle()` e
 interval (so its CPU time and peak RSS are its own). Requests are counted with botocore
 `before-call`/`after-call` hooks on each side's client.
 
-`--scale S` divides every interval by S (poll, heartbeat, controller interval, lease and
-timeouts), so S times the request rate is simulated in real time; rates are reported
+`--scale S` divides every interval by S (poll, heartbeat and
+controller interval), so S times the request rate is simulated in real time; rates are reported
 both as measured and rescaled to the requested intervals. Phases:
 
 1. cold start: every agent reports, the controller places them, all verify a document;
@@ -126,7 +126,8 @@ def controller_child(args: argparse.Namespace) -> None:
     store = store_for(args.endpoint, args.prefix)
     counts = Counts(store)
     interval = args.interval
-    ctl = Controller(store, MASTER, holder="bench", lease=LeaseSettings(interval * 6, interval * 4))
+    lease = args.lease or interval * 6
+    ctl = Controller(store, MASTER, holder="bench", lease=LeaseSettings(lease, lease * 2 / 3))
     stop_at = time.time() + args.lifetime
     while time.time() < stop_at:
         t0 = time.perf_counter()
@@ -247,10 +248,18 @@ def main() -> None:
         help="steady-state seconds (default: one scaled heartbeat)",
     )
     ap.add_argument("--workers", type=int, default=48)
+    ap.add_argument(
+        "--lease-duration",
+        dest="lease_duration",
+        default="",
+        help="controller lease (renew deadline 2/3 of it); default 6 intervals. A cold "
+        "10,000-machine cycle needs more than the default (see docs/reliability.md)",
+    )
     ap.add_argument("--controller-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--endpoint", help=argparse.SUPPRESS)
     ap.add_argument("--prefix", help=argparse.SUPPRESS)
     ap.add_argument("--interval", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--lease", type=float, default=0.0, help=argparse.SUPPRESS)
     ap.add_argument("--lifetime", type=float, default=3600, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.controller_child:
@@ -275,8 +284,9 @@ def main() -> None:
         t0 = time.time()
         list(fleet.pool.map(lambda m: fleet.step(m, force_report=True), fleet.machines))
         print(f"cold: {n} snapshots posted in {time.time() - t0:.1f}s", flush=True)
+        lease = parse_duration(args.lease_duration) if args.lease_duration else ivl * 6
         cmd = [sys.executable, __file__, "--controller-child", "--endpoint", server.endpoint,
-               "--prefix", prefix, "--interval", str(ivl)]  # fmt: skip
+               "--prefix", prefix, "--interval", str(ivl), "--lease", str(lease)]  # fmt: skip
         env = {**os.environ, **server.credentials_env()}
         ctl_proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         lines: list[dict[str, Any]] = []
@@ -288,9 +298,13 @@ def main() -> None:
         runner = threading.Thread(target=fleet.run, daemon=True)
         runner.start()
         deadline = time.time() + 600
+        shown = 0
         while sum(d is not None for d in fleet.doc.values()) < n:
             if time.time() > deadline:
                 raise SystemExit("cold start did not converge in 600 s")
+            for ln in lines[shown:]:
+                print(f"  cold cycle {ln['cycle']:.1f}s: {ln['note']}", flush=True)
+            shown = len(lines)
             time.sleep(1)
         print(f"cold: every machine verified a desired document after {time.time() - t0:.1f}s "
               f"({len(lines)} controller cycles; first: {lines[0]['cycle'] if lines else '-'}s)", flush=True)  # fmt: skip
