@@ -14,7 +14,8 @@ For a service with `scale: {min, max, metric, target_per_machine, up, down, cool
   and `down` the count moves only when the utilisation (total / (members x target))
   leaves [down, up], to the count that puts it in the middle of the band.
 - the wanted count is clamped to [min, max]. Scaling up happens at once; scaling down
-  waits until `cooldown` has passed since the last change (`scale.held` says so).
+  waits until `cooldown` has passed since the last change (`scale.held` says so); the
+  scaler's first pass counts as a change, so a new service keeps its `count` that long.
   Scaling up activates warm standby machines first (assignment's first tier); scaling
   down steps machines down (fewest sessions first), draining those with sessions.
 
@@ -69,7 +70,7 @@ def autoscale(
         svc = scaled[name]
         sc = svc.scale
         assert sc is not None
-        prev = memory.scale.get(name) or ScaleMemory(count=sc.start)
+        prev = memory.scale.get(name) or ScaleMemory(count=sc.start, changed_at=now)  # cooldown
         prev = replace(prev, count=min(max(prev.count, sc.min), sc.max))
         new = _decide(name, sc, prev, sorted(members[name]), observed, now, window_default)
         if new.count != prev.count:
