@@ -69,7 +69,33 @@ def load_yaml(text: str, *, source: str = "spec") -> ClusterSpec:
         ) from None
     if value is None:
         value = {}
+    _check_expanded(value, source)
     return from_value(value, source=source)
+
+
+MAX_SPEC_NODES = 200_000
+MAX_SPEC_DEPTH = 64
+
+
+def _check_expanded(value: object, source: str) -> None:
+    """Bound the document YAML aliases expand to (a 400-byte alias bomb is millions of
+    nodes) and its nesting; the walk stops as soon as a bound is crossed."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    seen = 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_SPEC_NODES:
+            raise SpecError(
+                f"{source}: expands to more than {MAX_SPEC_NODES:,} values (YAML aliases?); "
+                "write the spec out without anchors/aliases or split it"
+            )
+        if depth > MAX_SPEC_DEPTH:
+            raise SpecError(f"{source}: nested deeper than {MAX_SPEC_DEPTH} levels")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
 
 
 def from_value(value: object, *, source: str = "spec", revision: int = 0) -> ClusterSpec:

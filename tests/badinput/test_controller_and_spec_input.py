@@ -204,12 +204,6 @@ def test_a_huge_count_is_bounded_by_the_machines(tmp_path: Path) -> None:
     assert len(report.plan.writes) == len(fleet)  # type: ignore[union-attr]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: controller/spec/load.py:85 bounds only the YAML text, not the expanded "
-    "document: a 400-byte alias bomb becomes a 19 MB spec that apply stores and the "
-    "controller then refuses as too large (9**7 items: 172 MB, 477 MB RSS in spec apply)",
-)
 def test_yaml_alias_bomb_is_refused() -> None:
     """A spec whose YAML aliases expand to 531,441 items is refused before it is stored."""
     with pytest.raises(SpecError):
