@@ -5,6 +5,7 @@
     intake.collect()                      LIST reports/, GET what changed, verify, accept
     plan(spec, observed, memory, now, fence=token)
     publish()                             sign + conditional PUT of changed desired docs
+    run_provisions()                      the plan's ProvisionNeeded, each result an event
     history/, events/, status/            what operators read
     control/memory.json, control/intake.json   conditional saves
 
@@ -32,8 +33,10 @@ from controller.planner.model import (
     Memory,
     Observed,
     Plan,
+    ProvisionNeeded,
     Status,
 )
+from controller.provision import ProvisionRequest, build_provisioner
 from controller.publish import PUBLISH_THREADS, PublishResult, publish, settle_memory
 from controller.spec.model import ClusterSpec, Settings
 from controller.state import IntakeState
@@ -209,6 +212,8 @@ class Controller:
             report.failed = pub.failed
             report.written += [f"desired/{m}.json" for m in pub.written]
             events += [*new_plan.events, *pub.events]
+            if new_plan.provisions and not pub.stopped:
+                events += run_provisions(spec, new_plan.provisions, self.lease.can_act)
         mark("publish")
         if pub.stopped or not self.lease.can_act():
             report.note = pub.stopped or "lease renew deadline passed; stopped before the records"
@@ -303,6 +308,42 @@ class Controller:
             report.written.append(INTAKE)
 
 
+def run_provisions(
+    spec: ClusterSpec | None,
+    requests: tuple[ProvisionNeeded, ...],
+    can_act: Callable[[], bool] = lambda: True,
+) -> list[dict[str, Any]]:
+    """Hand each provision request of the plan to its service's provisioner; every result
+    or failure is an event (the planner remembers the request either way and asks again
+    only after its boot_timeout)."""
+    out: list[dict[str, Any]] = []
+    for req in requests:
+        settings = spec.provisioner_of(req.service) if spec is not None else None
+        data: dict[str, Any] = {
+            "request_id": req.request_id,
+            "count": req.count,
+            "target": req.target,
+        }
+        if settings is None or not can_act():
+            continue
+        try:
+            provisioner = build_provisioner(dict(settings))
+            result = provisioner.provision(
+                ProvisionRequest(req.service, req.count, req.target, req.reason, req.request_id)
+            )
+        except Exception as exc:  # a provisioner must never stop the cycle
+            log.warning("provision.failed %s: %s", req.request_id, exc)
+            out.append({"kind": "provision.failed", "reason": f"{type(exc).__name__}: {exc}",
+                        "service": req.service, "data": data})  # fmt: skip
+            continue
+        log.info("provision.started %s: %s", req.request_id, result.started)
+        out.append({"kind": "provision.started",
+                    "reason": result.detail or f"{len(result.started)} started",
+                    "service": req.service,
+                    "data": {**data, "started": list(result.started)}})  # fmt: skip
+    return out
+
+
 def resign_after_revoke(memory: Memory, state: IntakeState, keys: KeyRing) -> Memory:
     """Machines whose key epoch changed since their document was signed get it re-signed:
     their memory entry is marked as issued long ago, so the planner refreshes it."""
@@ -333,4 +374,4 @@ def bare_status(observed: Observed, now: float, fence: int) -> Status:
     return Status(STATUS_FORMAT, now, 0, fence, {}, machines, observed.rejections)
 
 
-__all__ = ["Controller", "CycleReport", "bare_status", "resign_after_revoke"]
+__all__ = ["Controller", "CycleReport", "bare_status", "resign_after_revoke", "run_provisions"]
