@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from controller.spec.load import parse_duration
+from wire.durations import parse_duration
 from wire.store import Store, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])

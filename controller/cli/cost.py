@@ -7,20 +7,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from controller.cli.common import Duration
 from controller.cost import GET_PER_1000, PUT_PER_1000, CostInputs, estimate
-from wire.durations import parse_duration
-
-
-class Duration(click.ParamType[float, object]):
-    name = "duration"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        seconds = parse_duration(value)
-        if seconds is None or seconds <= 0:
-            self.fail(f"{value!r} is not a positive duration (examples: 30s, 5m, 1h)", param, ctx)
-        return seconds
 
 
 @click.command("cost")

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from wire import codec
+from wire.durations import parse_duration
 from wire.errors import InvalidDocument, SpecError
 from wire.layout import SERVICE_NAME_PATTERN
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,127}$")
 
 
@@ -34,19 +32,6 @@ class Problems:
             raise SpecError(f"{self.source}: {self.items[0]}")
         lines = "\n".join(f"  {p}" for p in self.items)
         raise SpecError(f"{self.source}: {len(self.items)} problems:\n{lines}")
-
-
-def parse_duration(value: object) -> float | None:
-    """Seconds from `10s`, `5m`, `1h`, `1d`, `250ms` or a plain number; None if malformed."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) and value >= 0 else None
-    if isinstance(value, str):
-        m = _DURATION.fullmatch(value.strip())
-        if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
-    return None
 
 
 def unknown_keys(p: Problems, path: str, raw: Mapping[Any, Any], allowed: tuple[str, ...]) -> None:

@@ -20,7 +20,6 @@ from controller.spec.checks import (
     got,
     json_ok,
     names_field,
-    parse_duration,
     suggest,
     unknown_keys,
     version_ok,
@@ -38,6 +37,7 @@ from controller.spec.refs import references
 from controller.spec.rollout import parse_control, parse_rollout
 from controller.spec.scale import parse_budget, parse_provisioner, parse_scale
 from controller.spec.selector import parse_selector
+from wire.durations import parse_duration
 from wire.errors import SpecError
 from wire.layout import SERVICE_NAME_PATTERN
 
