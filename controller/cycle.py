@@ -37,7 +37,13 @@ from controller.planner.model import (
     Status,
 )
 from controller.provision import ProvisionRequest, build_provisioner
-from controller.publish import PUBLISH_THREADS, PublishResult, publish, settle_memory
+from controller.publish import (
+    PUBLISH_THREADS,
+    PublishResult,
+    publish,
+    publish_rollouts,
+    settle_memory,
+)
 from controller.spec.model import ClusterSpec, Settings
 from controller.state import IntakeState
 from wire.layout import INTAKE, KEYS, LEASE, MEMORY, STATUS_CLUSTER
@@ -99,6 +105,7 @@ class Controller:
         self.cache = SnapshotCache()
         self.spec_cache = persist.SpecCache()
         self.control_cache: persist.Cache = {}
+        self.rollout_digests: dict[str, str] = {}  # service -> last status/rollouts/ body
         self.publish_threads = PUBLISH_THREADS
         self.intake = Intake(store, self.keys, self.cache)
         self.lease = LeaseKeeper(
@@ -263,6 +270,10 @@ class Controller:
         doc = records.status_document(
             status, state, observed, holder=self.lease.holder, token=fence, cycle=cycle
         )
+        if new_plan is not None:
+            report.written += publish_rollouts(
+                self.store, new_plan.status.rollouts, self.rollout_digests, self.lease.can_act
+            )
         digest = records.status_digest(doc)
         if digest != state.status_digest and self.lease.can_act():
             self.store.put(STATUS_CLUSTER, records.encode_status(doc))

@@ -14,16 +14,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from hashlib import sha256
 from typing import Any
 
 from controller.keys import KeyRing
-from controller.planner.model import MachineMemory, Memory, PutDesired, content_digest
-from wire.documents import Desired, open_desired, seal
+from controller.planner.model import (
+    MachineMemory,
+    Memory,
+    PutDesired,
+    RolloutStatus,
+    content_digest,
+)
+from wire.documents import MAX_DOCUMENT_BYTES, Desired, open_desired, seal
 from wire.errors import BosunError, StoreUnavailable, WriteConflict
-from wire.layout import desired_key
+from wire.layout import desired_key, rollout_status_key
 from wire.store import Missing, Store, StoredObject
 
 log = logging.getLogger(__name__)
@@ -129,6 +136,15 @@ def _publish_one(
             return
     sign_key, kid = keys.signing_key(m)
     body = seal(doc, key=sign_key, kid=kid, object_key=key)
+    if len(body) > MAX_DOCUMENT_BYTES:  # the agent would refuse it: say so here instead
+        out.failed[m] = (
+            f"{key} would be {len(body)} bytes, over the {MAX_DOCUMENT_BYTES}-byte cap agents "
+            "enforce; not written (shrink the service's config or split its load balancer)"
+        )
+        out.events.append({"kind": "desired.too_large", "machine": m, "reason": out.failed[m],
+                           "data": {"generation": doc.generation, "bytes": len(body)}})
+        log.warning("publish.too_large %s", out.failed[m])
+        return
     try:
         if etag is None:
             new = store.put(key, body, if_none_match="*")
@@ -188,3 +204,24 @@ def settle_memory(planned: Memory, before: Memory, result: PublishResult) -> Mem
             ),
         )
     return memory
+
+
+def publish_rollouts(
+    store: Store,
+    rollouts: Mapping[str, RolloutStatus],
+    written: dict[str, str],
+    can_act: Callable[[], bool],
+) -> list[str]:
+    """Write `status/rollouts/<service>.json` for each rollout whose status changed since
+    this process last wrote it (`written`: service -> digest, updated in place)."""
+    keys: list[str] = []
+    for service, status in sorted(rollouts.items()):
+        body = status.to_json()
+        digest = sha256(body).hexdigest()
+        if written.get(service) == digest or not can_act():
+            continue
+        key = rollout_status_key(service)
+        store.put(key, body)
+        written[service] = digest
+        keys.append(key)
+    return keys
