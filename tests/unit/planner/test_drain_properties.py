@@ -1,0 +1,83 @@
+"""Hypothesis properties of draining and the disruption budget over random operator changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from controller.planner import Memory, plan
+from tests.unit.planner.harness import observed_from, spec_from
+
+SERVING = ("active", "canary", "shadow", "draining")
+MACHINES = [f"v{i}" for i in range(5)]
+TIMEOUT = 60.0
+
+step = st.one_of(
+    st.tuples(st.just("version"), st.sampled_from(["1", "2", "3"])),
+    st.tuples(st.just("count"), st.integers(min_value=1, max_value=5)),
+    st.tuples(st.just("sessions"), st.sampled_from(MACHINES), st.integers(0, 3)),
+    st.tuples(st.just("wait"), st.sampled_from([10, 30, 70])),
+)
+
+
+def _spec(version: str, count: int, budget: int, revision: int) -> Any:
+    value = {
+        "services": {
+            "voice": {
+                "version": version,
+                "count": count,
+                "max_unavailable": budget,
+                "sessions": {"drain_timeout": f"{TIMEOUT:g}s"},
+            },
+            "lb": {"kind": "loadbalancer", "balances": "voice", "version": "1", "count": 1},
+        }
+    }
+    return spec_from(value, revision)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    budget=st.integers(min_value=1, max_value=3),
+    steps=st.lists(step, min_size=1, max_size=25),
+)
+def test_sessions_are_never_cut_early_and_the_budget_holds(budget: int, steps: list[Any]) -> None:
+    """Whatever the operator does, a machine carrying sessions keeps its service and version
+    until its drain deadline, and no more than max_unavailable machines drain or switch
+    version in place at once."""
+    machines: dict[str, dict[str, Any]] = {m: {"eligible": ["voice"]} for m in MACHINES}
+    machines["l1"] = {"eligible": ["lb"]}
+    version, count, revision, now = "1", 2, 1, 1000.0
+    memory = Memory()
+    for action in [("wait", 10), *steps]:
+        kind = action[0]
+        if kind == "version":
+            version, revision = action[1], revision + 1
+        elif kind == "count":
+            count, revision = action[1], revision + 1
+        elif kind == "sessions":
+            machines[action[1]] = {**machines[action[1]], "sessions": {"voice": action[2]}}
+        now += action[1] if kind == "wait" else 10
+        spec = _spec(version, count, budget, revision)
+        observed = observed_from(machines, memory, now)
+        p = plan(spec, observed, memory, now, fence=1)
+        disrupted = 0
+        for m, new in p.memory.machines.items():
+            old = memory.machines.get(m)
+            if old is None or old.mode not in SERVING or old.service != "voice":
+                continue
+            snap = observed.machines[m].snapshot  # type: ignore[index]
+            sessions = sum(snap.sessions.values())
+            kept = new.service == old.service and new.version == old.version
+            if sessions and not (kept and new.mode in SERVING):
+                assert old.drain is not None and now >= old.drain.deadline, (
+                    f"{m}: {sessions} sessions cut at {now} "
+                    f"({old.mode}/{old.version} -> {new.mode}/{new.version}, drain {old.drain})"
+                )
+            if new.mode == "draining" or (
+                new.mode in SERVING and new.service == old.service and new.version != old.version
+            ):
+                disrupted += 1
+        assert disrupted <= budget, f"{disrupted} machines disrupted at once, budget {budget}"
+        memory = p.memory
