@@ -141,8 +141,14 @@ def _publish_one(
             f"{key} would be {len(body)} bytes, over the {MAX_DOCUMENT_BYTES}-byte cap agents "
             "enforce; not written (shrink the service's config or split its load balancer)"
         )
-        out.events.append({"kind": "desired.too_large", "machine": m, "reason": out.failed[m],
-                           "data": {"generation": doc.generation, "bytes": len(body)}})
+        out.events.append(
+            {
+                "kind": "desired.too_large",
+                "machine": m,
+                "reason": out.failed[m],
+                "data": {"generation": doc.generation, "bytes": len(body)},
+            }
+        )
         log.warning("publish.too_large %s", out.failed[m])
         return
     try:

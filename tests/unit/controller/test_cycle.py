@@ -11,7 +11,7 @@ from controller.cycle import Controller
 from controller.lease import LeaseSettings
 from controller.planner.model import Memory, content_digest
 from tests.unit.controller.conftest import MASTER, agents
-from tests.unit.controller.sim import SimAgent
+from tests.unit.controller.sim import SPEC_YAML, SimAgent
 from tests.unit.controller.stores import Recording
 from wire.documents import Desired, open_desired
 from wire.layout import LEASE, MEMORY, desired_key
@@ -346,3 +346,25 @@ def test_no_key_material_reaches_the_bucket_or_the_logs(
         assert not any(f in data for f in forms), path
     logs = caplog.text.encode()
     assert not any(f in logs for f in forms)
+
+
+def test_a_desired_document_over_the_cap_is_not_written_and_says_why(store: Recording) -> None:
+    """A config too big for the 256 KiB cap agents enforce is reported, never written."""
+    import time
+
+    from controller.spec.load import load_yaml
+    from controller.spec.revisions import apply
+
+    big = ", ".join(f'"{i}": "{"x" * 60_000}"' for i in range(5))
+    spec = SPEC_YAML.replace('    version: "1.0"', f'    version: "1.0"\n    config: {{{big}}}', 1)
+    apply(store.inner, load_yaml(spec), now=time.time())
+    fleet = agents(store)
+    ctl = controller(store)
+    ctl.cycle()
+    for a in fleet:
+        a.report()
+    store.reset()
+    report = ctl.cycle()
+    too_big = {m: why for m, why in report.failed.items() if "over the 262144-byte cap" in why}
+    assert len(too_big) == 2  # the two web machines; the load balancer's document is fine
+    assert not [k for k in store.puts() if k in {desired_key(m) for m in too_big}]
