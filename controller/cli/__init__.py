@@ -31,6 +31,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("controller.cli.reads", "events_cmd"),
     ("controller.cli.doctor", "doctor_cmd"),
     ("controller.cli.demo", "demo_cmd"),
+    ("controller.cli.rollout", "rollout_group"),
 ]
 
 

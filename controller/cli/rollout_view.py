@@ -1,0 +1,231 @@
+"""Reading and rendering a rollout for `bosun rollout status|history` (no click here).
+
+The controller writes `status/rollouts/<service>.json` (the planner's `RolloutStatus`)
+whenever a rollout's status changes; the transitions are events (`rollout.*`) under
+`events/`, and the planner memory (`control/memory.json`) holds the last rollout of each
+service. Everything here only reads.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from controller.planner.model import ROLLOUT_ACTIVE, Memory, RolloutMemory
+from controller.spec.model import ClusterSpec
+from controller.spec.revisions import read_current
+from wire.errors import InvalidDocument, ObjectMissing, SpecError
+from wire.layout import MEMORY, rollout_status_key
+from wire.store import Store, StoredObject
+
+ROLLOUT_EVENTS = "rollout."
+
+
+def load_spec(store: Store, service: str, what: str) -> ClusterSpec:
+    """The applied spec, checked to name SERVICE (SpecError otherwise: exit 2)."""
+    current = read_current(store)
+    if current is None:
+        raise SpecError(
+            f"rollout {what}: no spec applied in {store.describe('spec/current.json')}; "
+            "apply one with `bosun spec apply FILE`"
+        )
+    spec = current.spec
+    if service not in spec.services:
+        known = ", ".join(sorted(spec.services)) or "none"
+        raise SpecError(f"rollout {what}: unknown service {service!r} (services: {known})")
+    return spec
+
+
+def load_status(store: Store, service: str) -> dict[str, Any]:
+    """status/rollouts/<service>.json, or ObjectMissing saying why there is none."""
+    key = rollout_status_key(service)
+    got = store.get(key)
+    if not isinstance(got, StoredObject):
+        raise ObjectMissing(
+            f"rollout status: {store.describe(key)} does not exist: {service} has had no "
+            "rollout yet (one starts when the spec changes the version of a service with a "
+            "rollout strategy) or no controller has run a cycle since"
+        )
+    try:
+        doc = orjson.loads(got.body)
+    except orjson.JSONDecodeError:
+        raise InvalidDocument(f"{store.describe(key)}: not JSON") from None
+    if not isinstance(doc, dict) or "state" not in doc:
+        raise InvalidDocument(f"{store.describe(key)}: not a rollout status document")
+    return doc
+
+
+def load_memory(store: Store) -> Memory | None:
+    got = store.get(MEMORY, max_bytes=64 * 1024 * 1024)
+    if not isinstance(got, StoredObject):
+        return None
+    return Memory.from_json(got.body, where=store.describe(MEMORY))
+
+
+def in_progress(spec: ClusterSpec, service: str, memory: Memory | None) -> tuple[bool, str]:
+    """(a rollout to the spec's version is in progress or about to start, why not)."""
+    version = spec.services[service].version
+    r: RolloutMemory | None = memory.rollouts.get(service) if memory is not None else None
+    if r is not None and r.active and r.to_version == version:
+        return True, ""
+    svc_mem = memory.services.get(service) if memory is not None else None
+    pending = (
+        svc_mem is not None
+        and svc_mem.version is not None
+        and svc_mem.version != version
+        and (r is None or r.to_version != version)
+    )
+    if pending:  # the controller starts it on its next cycle, and applies the command then
+        return True, ""
+    if r is None:
+        return False, f"{service} has had no rollout (its version is {version})"
+    return False, (
+        f"the last rollout of {service}, {r.from_version} -> {r.to_version}, is {r.state}"
+        + (f" ({r.reason})" if r.reason else "")
+    )
+
+
+# ---- rendering -------------------------------------------------------------------------------
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}".rstrip("0").rstrip(".") if value else "0"
+    return str(value)
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def bake_left(doc: dict[str, Any], spec: ClusterSpec | None, now: float) -> float:
+    """Seconds of bake left now: from the spec's step when it still describes this rollout,
+    else what the controller computed when it wrote the document."""
+    strategy = spec.rollout_of(doc["service"]) if spec is not None else None
+    if doc.get("state") not in ROLLOUT_ACTIVE or doc.get("state") == "halted":
+        return 0.0
+    if strategy is not None and spec is not None:
+        target = spec.services.get(doc["service"])
+        step = int(doc.get("step", 0))
+        if target is not None and target.version == doc.get("to_version"):
+            if doc.get("step_kind") == "watch":
+                bake = strategy.watch
+            elif 1 <= step <= len(strategy.steps):
+                bake = strategy.steps[step - 1].bake
+            else:
+                bake = 0.0
+            return max(0.0, float(doc.get("step_started_at", now)) + bake - now)
+    return float(doc.get("bake_left", 0.0))
+
+
+def gate_table(gate: dict[str, Any]) -> Table:
+    table = Table(title="gates (this step's window)", title_justify="left")
+    for col in ("measure", "new version", "old version", "threshold", "ok"):
+        table.add_column(col)
+
+    def ok(value: Any, limit: Any, *, at_least: bool = False) -> str:
+        if value is None or limit is None:
+            return "-"
+        good = value >= limit if at_least else value <= limit
+        return "yes" if good else "NO"
+
+    req, min_req = gate.get("new_requests"), gate.get("min_requests")
+    table.add_row(
+        "requests", _num(req), "-", f">= {_num(min_req)}", ok(req, min_req, at_least=True)
+    )
+    table.add_row("errors", _num(gate.get("new_errors")), "-", "-", "-")
+    rate, max_rate = gate.get("new_error_rate"), gate.get("max_error_rate")
+    table.add_row(
+        "error rate",
+        _num(rate),
+        _num(gate.get("old_error_rate")),
+        f"<= {_num(max_rate)}" if max_rate is not None else "-",
+        ok(rate, max_rate),
+    )
+    ratio, max_ratio = gate.get("error_ratio"), gate.get("max_error_ratio")
+    table.add_row(
+        "error ratio", _num(ratio, 2), "-",
+        f"<= {_num(max_ratio)}" if max_ratio is not None else "-", ok(ratio, max_ratio),
+    )  # fmt: skip
+    lratio, max_l = gate.get("latency_ratio"), gate.get("max_latency_ratio")
+    table.add_row(
+        "latency ms (ratio)",
+        f"{_num(gate.get('new_latency_ms'), 1)}" + (f" ({_num(lratio, 2)}x)" if lratio else ""),
+        _num(gate.get("old_latency_ms"), 1),
+        f"<= {_num(max_l)}x" if max_l is not None else "-",
+        ok(lratio, max_l),
+    )
+    return table
+
+
+def render_status(
+    doc: dict[str, Any], spec: ClusterSpec | None, now: float | None = None
+) -> RenderableType:
+    """The progress view: state and step, cohort sizes, gate numbers, time left in bake."""
+    now = time.time() if now is None else now
+    state = str(doc.get("state"))
+    head = Text()
+    head.append(f"{doc.get('service')}: {doc.get('from_version')} -> {doc.get('to_version')}  ")
+    style = {"reverted": "bold red", "halted": "bold red", "complete": "bold green"}
+    head.append(state, style=style.get(state, "bold yellow"))
+    if doc.get("paused"):
+        head.append("  PAUSED by the operator", style="bold magenta")
+    kind = doc.get("step_kind") or "-"
+    lines = [head]
+    if state in ROLLOUT_ACTIVE:
+        lines.append(
+            Text(
+                f"step {doc.get('step')} of {doc.get('steps')}: {kind}; "
+                f"bake left {_ago(bake_left(doc, spec, now))}; "
+                f"started {_ago(now - float(doc.get('started_at', now)))} ago, "
+                f"this step {_ago(now - float(doc.get('step_started_at', now)))} ago"
+            )
+        )
+    else:
+        finished = doc.get("finished_at")
+        when = f" {_ago(now - float(finished))} ago" if finished else ""
+        lines.append(Text(f"finished{when} at step {doc.get('step')} of {doc.get('steps')}"))
+    cohort = Text(
+        f"machines: new version {doc.get('cohort', 0)} (serving), shadow {doc.get('shadow', 0)}, "
+        f"old version {doc.get('old', 0)} (serving), kept warm {doc.get('previous', 0)}"
+    )
+    lines.append(cohort)
+    gate = doc.get("gate") or {}
+    parts: list[RenderableType] = [*lines]
+    if gate:
+        parts.append(gate_table(gate))
+        verdict = gate.get("verdict", "-")
+        parts.append(Text(f"verdict: {verdict}: {gate.get('reason', '')}"))
+    if doc.get("reason"):
+        parts.append(Text(f"reason: {doc['reason']}"))
+    return Group(*parts)
+
+
+def history_rows(events: list[dict[str, Any]], service: str) -> list[dict[str, Any]]:
+    """The rollout transitions of SERVICE among events, oldest first."""
+    return [
+        ev
+        for ev in events
+        if ev.get("service") == service and str(ev.get("kind", "")).startswith(ROLLOUT_EVENTS)
+    ]
+
+
+NUMBERS = ("new_requests", "new_error_rate", "old_error_rate", "error_ratio", "latency_ratio")
+
+
+def numbers_text(data: dict[str, Any]) -> str:
+    shown = [f"{k}={_num(data[k])}" for k in NUMBERS if data.get(k) is not None]
+    shown += [f"{k}={data[k]}" for k in ("from", "to", "new", "action") if k in data]
+    return ", ".join(shown)
