@@ -14,9 +14,12 @@ machine was last told:
   applied when the sessions reach zero (`machine.drained`) or the deadline passes
   (`machine.drain_timeout`, with the number of sessions cut).
 - `max_unavailable` of the machine's service bounds the machines unavailable at once:
-  lost, draining, or active but not (yet) reporting healthy at its planned version. A
-  disruption beyond the budget is held: the machine keeps what it runs now
-  (`service.budget` event). Machines with the fewest sessions are disrupted first.
+  lost, draining for a change of its own (version, config), or active but not (yet)
+  reporting healthy at its planned version. An in-place change beyond the budget is held:
+  the machine keeps what it runs now (`service.budget` event). Machines with the fewest
+  sessions are disrupted first. A machine leaving its service (scale-down, reassignment)
+  drains without using the budget: the service keeps its count of serving machines, so
+  a scale-down is never slowed down to `max_unavailable` drains at a time.
 - A machine whose planned version differs from the version it reports is left out of
   load-balancer peers and `$instances` (it is restarting); it comes back once it reports
   the new version healthy.
@@ -39,6 +42,7 @@ from wire.documents import Drain
 from wire.signing import digest
 
 SERVING = frozenset({"active", "canary", "shadow"})
+CONFIG_CHANGE = "disruptive config change"
 _WAS_SERVING = SERVING | {"draining"}
 
 
@@ -108,7 +112,7 @@ def drain_pass(
         reason = _disruption(spec, work, rel, m, old, mm.version, mm.config, configs)
         limit = limits.get(old)
         leaving = work.service.get(m) != old or work.mode.get(m) not in SERVING
-        costs = n > 0 or not leaving  # a drain or an in-place restart makes it unavailable
+        costs = not leaving  # an in-place change (or its drain) takes capacity from the service
         if old not in services:
             if n:
                 work.events.append(
@@ -150,6 +154,11 @@ def drain_pass(
     return out
 
 
+def in_place(reason: str) -> bool:
+    """Is a drain for a change of the machine itself (version, config), not a move away?"""
+    return reason.startswith("version ") or reason == CONFIG_CHANGE
+
+
 def _disruption(
     spec: ClusterSpec,
     work: Assignment,
@@ -171,7 +180,7 @@ def _disruption(
         return f"version {version} -> {release.version}"
     new_config = configs.get(m, "")
     if config and new_config and new_config != config:
-        return "disruptive config change"
+        return CONFIG_CHANGE
     return ""
 
 
@@ -226,7 +235,10 @@ def _unavailable(
         if svc not in budgeted or mm.mode not in _WAS_SERVING:
             continue
         obs = work.live.get(m)
-        if obs is None or mm.drain is not None:
+        if mm.drain is not None:
+            used[svc] = used.get(svc, 0) + in_place(mm.drain.reason)
+            continue
+        if obs is None:
             used[svc] = used.get(svc, 0) + 1
             continue
         state = obs.snapshot.services.get(svc)

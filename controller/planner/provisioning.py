@@ -13,8 +13,9 @@ assignment and draining:
   machine of the services sharing that provisioner, plus this request's count (an
   Auto Scaling group sets it as its desired capacity, so repeating it changes nothing).
 
-A request in flight is remembered (`Memory.provisions[service]`) and not repeated: it is
-fulfilled when the service reaches its target (`provision.fulfilled`), or it expires
+A request in flight is remembered (`Memory.provisions[service]`) and not repeated: when
+demand grows past what is booting, only the difference is asked (a new request_id and a
+higher target). It is fulfilled when the service reaches its target (`provision.fulfilled`), or it expires
 after `scale.boot_timeout` (default 10 min; `provision.expired`), after which the
 planner may ask again. The shell (`controller/cycle.py`) carries the requests out and
 records each result as an event; a failed request also waits for the timeout.
@@ -79,8 +80,18 @@ def provision_pass(
                           f"(request {pending.request_id}); may ask again",
                           service=name, data={"request_id": pending.request_id, "have": got})
                 )  # fmt: skip
-            else:
+            elif pending.count < 0 or wanted <= pending.target:
                 flight[name] = pending
+                continue
+            else:  # demand grew past what is booting: ask only for the difference
+                count = wanted - pending.target
+                reason = (
+                    f"{got} of {wanted} machines (count {svc.count} + standby {warm}), "
+                    f"{pending.target - got} already booting ({pending.request_id})"
+                )
+                flight[name] = _request(
+                    name, count, wanted, reason, groups, settings, memory, now, requests, events
+                )
                 continue
         count = 0
         reason = ""
@@ -94,16 +105,34 @@ def provision_pass(
                 reason = f"{standby.get(name, 0)} warm standby, {warm} wanted"
         if count == 0:
             continue
-        key = json.dumps(settings, sort_keys=True)
-        target = max(0, groups[key] + count)
-        request_id = f"{name}-{memory.cycle + 1}"
-        requests.append(ProvisionNeeded(name, count, target, reason, request_id))
-        flight[name] = ProvisionMemory(request_id, count, got + count, now, reason)
-        events.append(
-            Event("provision.requested", f"{count:+d} machines: {reason}", service=name,
-                  data={"count": count, "target": target, "request_id": request_id})
-        )  # fmt: skip
+        flight[name] = _request(
+            name, count, got + count, reason, groups, settings, memory, now, requests, events
+        )
     return requests, flight, events
+
+
+def _request(
+    name: str,
+    count: int,
+    service_target: int,
+    reason: str,
+    groups: dict[str, int],
+    settings: object,
+    memory: Memory,
+    now: float,
+    requests: list[ProvisionNeeded],
+    events: list[Event],
+) -> ProvisionMemory:
+    key = json.dumps(settings, sort_keys=True)
+    groups[key] = groups.get(key, 0) + count  # a later request to the same group adds up
+    target = max(0, groups[key])
+    request_id = f"{name}-{memory.cycle + 1}"
+    requests.append(ProvisionNeeded(name, count, target, reason, request_id))
+    events.append(
+        Event("provision.requested", f"{count:+d} machines: {reason}", service=name,
+              data={"count": count, "target": target, "request_id": request_id})
+    )  # fmt: skip
+    return ProvisionMemory(request_id, count, service_target, now, reason)
 
 
 __all__ = ["provision_pass"]
