@@ -1,0 +1,162 @@
+"""Rollouts on a real fleet: agents, the example app and balancer, a controller process.
+
+The tests share one fleet and run in file order (each starts from where the last left it):
+1. a bad release (30% errors) is halted at its canary and reverted automatically; the
+   cycles from the failed gate to version 1 serving all traffic again are measured;
+2. a good release goes through shadow, canary and steps, and no client request is
+   answered by the new version while it is only a shadow;
+3. a bad release right after a good one (the old machines still kept warm): what the
+   planner does when every standby is a kept-warm previous machine (see the report).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from controller.demo.fleet import BAD, GOOD
+from tests.integration.rollout.conftest import TIMING, Fleet
+
+FIGURES: dict[str, Any] = {}
+
+
+def _strategy(*, shadow: bool) -> dict[str, Any]:
+    from controller.demo.fleet import rollout_value
+
+    value = rollout_value(TIMING)
+    if not shadow:
+        value["steps"] = [s for s in value["steps"] if "shadow" not in s]
+    return value
+
+
+def _follow(f: Fleet, version: str, until: tuple[str, ...], timeout: float) -> list[dict[str, Any]]:
+    """Status documents of the rollout to `version`, sampled every 0.1 s, until its state is
+    one of `until`."""
+    seen: list[dict[str, Any]] = []
+
+    def done() -> bool:
+        doc = f.rollout()
+        if doc is not None and (not seen or doc != seen[-1]):
+            seen.append(doc)
+        return doc is not None and doc["to_version"] == version and doc["state"] in until
+
+    f.wait(f"the rollout to reach {until}", done, timeout)
+    return seen
+
+
+def _states(seen: list[dict[str, Any]], to: str) -> list[str]:
+    out: list[str] = []
+    for doc in seen:
+        if doc["to_version"] == to and (not out or out[-1] != doc["state"]):
+            out.append(doc["state"])
+    return out
+
+
+def _all_from(f: Fleet, version: str, quiet: float, start: float) -> float:
+    """Wait until every answer for `quiet` seconds came from `version`; the time of the last
+    answer since `start` from another version (`start` when there was none)."""
+    assert f.client is not None
+
+    def steady() -> float | None:
+        answers = f.client.since(start)  # type: ignore[union-attr]
+        other = [a.at for a in answers if a.version != version]
+        last = max(other, default=start)
+        recent = [a for a in answers if a.at > last]
+        return last if recent and time.time() - last >= quiet else None
+
+    last: float = f.wait(f"all answers from {version} for {quiet:g}s", steady, 30)
+    return last
+
+
+def test_bad_release_halted_at_canary_and_reverted(rollout_fleet: Fleet) -> None:
+    """2.0-bad (30% errors) fails its canary gate; the next cycles put 1.0 back on all
+    traffic (revert = mode change of warm machines), and the cycles it takes are measured."""
+    f = rollout_fleet
+    t0 = time.time()
+    f.apply(BAD, _strategy(shadow=False))
+    seen = _follow(f, BAD, ("reverted", "halted", "complete"), 45)
+    final = seen[-1]
+    assert final["state"] == "reverted", final
+    assert final["step_kind"] == "canary" and final["step"] == 1, final
+    assert "error rate" in final["reason"], final["reason"]
+    reverted = f.events(t0, "rollout.reverted")
+    assert len(reverted) == 1, reverted
+    fail_cycle, fail_t = int(reverted[0]["cycle"]), float(reverted[0]["t"])
+    last_bad = _all_from(f, "1.0", quiet=3.0, start=t0)
+    # the balancer's peers and the canary's mode were written in the failing cycle itself
+    written = [e for e in f.events(t0, "desired.written") if int(e["cycle"]) == fail_cycle]
+    lb_same_cycle = any(e.get("machine") == "lb-1" for e in written)
+    cycles = max(1, math.ceil((last_bad - fail_t) / TIMING.every))
+    FIGURES["revert"] = {
+        "fail_cycle": fail_cycle,
+        "lb_peers_written_same_cycle": lb_same_cycle,
+        "seconds_to_v1_only": round(last_bad - fail_t, 2),
+        "cycles_to_v1_only": cycles,
+        "gate": final["gate"],
+        "states": _states(seen, BAD),
+    }
+    print(f"\nrevert: {FIGURES['revert']}")
+    assert lb_same_cycle, f"lb-1 not rewritten in the failing cycle {fail_cycle}: {written}"
+    assert cycles <= 4, FIGURES["revert"]
+    assert not any(b["machine"] for b in f.peers().get("mirror", []))
+
+
+def test_good_release_through_shadow_canary_and_steps(rollout_fleet: Fleet) -> None:
+    """2.0 goes shadow -> canary -> steps -> complete; while it is a shadow it receives
+    mirrored traffic but no client answer comes from it."""
+    f = rollout_fleet
+    assert f.client is not None
+    t0 = time.time()
+    f.apply(GOOD, _strategy(shadow=True))
+    seen = _follow(f, GOOD, ("complete", "reverted", "halted"), 60)
+    states = _states(seen, GOOD)
+    assert seen[-1]["state"] == "complete", (states, seen[-1])
+    for state in ("shadow", "canary", "steps"):
+        assert state in states, states
+    steps = f.events(t0, "rollout.step")
+    into_canary = [e for e in steps if "now step 2" in e["reason"]]
+    assert into_canary, steps
+    canary_at = float(into_canary[0]["t"])
+    shadow_window = [a for a in f.client.since(t0) if a.at < canary_at]
+    assert shadow_window, "no client traffic during shadow"
+    answered_by_new = [a for a in shadow_window if a.version != "1.0"]
+    assert answered_by_new == [], answered_by_new[:5]
+    mirrored = int(into_canary[0]["data"]["new_requests"])
+    assert mirrored >= 20  # the shadow was measured on mirrored copies
+    _all_from(f, GOOD, quiet=2.0, start=canary_at)
+    FIGURES["good"] = {
+        "states": states,
+        "seconds": round(float(seen[-1]["finished_at"]) - t0, 1),
+        "shadow_answers_checked": len(shadow_window),
+        "shadow_mirrored_requests": mirrored,
+    }
+    print(f"\ngood: {FIGURES['good']}")
+
+
+def test_bad_release_while_previous_machines_are_kept_warm(rollout_fleet: Fleet) -> None:
+    """Right after 2.0 completed (1.0 machines kept warm as `previous`), 2.0-bad is stopped
+    and 2.0 serves all traffic again; records which steps ran and the gate numbers seen."""
+    f = rollout_fleet
+    t0 = time.time()
+    f.apply(BAD, _strategy(shadow=True))
+    seen = _follow(f, BAD, ("reverted", "halted", "complete"), 45)
+    final = seen[-1]
+    gates = [
+        (d["state"], d["gate"].get("new_requests"), d["gate"].get("new_errors"),
+         d["gate"].get("new_error_rate"))
+        for d in seen if d["to_version"] == BAD and d.get("gate")
+    ]  # fmt: skip
+    skipped = f.events(t0, "rollout.step_skipped")
+    reverted = f.events(t0, "rollout.reverted")
+    assert len(reverted) == 1, reverted
+    last_bad = _all_from(f, GOOD, quiet=2.0, start=t0)
+    FIGURES["bad_after_good"] = {
+        "states": _states(seen, BAD),
+        "shadow_skipped": [e["reason"] for e in skipped],
+        "gates": gates,
+        "final": {k: final[k] for k in ("state", "step", "step_kind", "reason")},
+        "seconds_to_v2_only": round(last_bad - float(reverted[0]["t"]), 2),
+    }
+    print(f"\nbad after good: {FIGURES['bad_after_good']}")
+    assert final["state"] == "reverted", final
