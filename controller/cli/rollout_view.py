@@ -142,8 +142,9 @@ def gate_table(gate: dict[str, Any]) -> Table:
         return "yes" if good else "NO"
 
     req, min_req = gate.get("new_requests"), gate.get("min_requests")
+    enough = ok(req, min_req, at_least=True)
     table.add_row(
-        "requests", _num(req), "-", f">= {_num(min_req)}", ok(req, min_req, at_least=True)
+        "requests", _num(req), "-", f">= {_num(min_req)}", "waits" if enough == "NO" else enough
     )
     table.add_row("errors", _num(gate.get("new_errors")), "-", "-", "-")
     rate, max_rate = gate.get("new_error_rate"), gate.get("max_error_rate")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ import pytest
 from controller.demo import fleet
 from controller.demo.fleet import Machine, Timing
 from controller.demo.procs import ProcessBook
+from controller.local_s3 import free_port
 from controller.reads import read_events
 from controller.spec.load import from_value
 from controller.spec.revisions import apply
@@ -44,6 +46,7 @@ TIMING = Timing(
 )
 WEB = tuple(f"web-{i}" for i in range(1, 5))
 BIN = Path(sys.executable).parent
+BOSUN = [str(BIN / "bosun")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,16 @@ class Fleet:
             if float(e.get("t", 0)) >= since and str(e.get("kind", "")).startswith(kind)
         ]
 
+    def bosun(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*BOSUN, *args, "--store", self.url],
+            env={**self.book.env, "COLUMNS": "120"},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def exited(self) -> str | None:
         for name, proc in self.book.popens.items():
             if proc.poll() is not None:
@@ -166,12 +179,9 @@ class Fleet:
 
 
 def _start(f: Fleet) -> None:
-    bosun = (
-        [str(BIN / "bosun")] if (BIN / "bosun").exists() else [sys.executable, "-m", "controller"]
-    )
     f.book.spawn(
         "controller",
-        [*bosun, "--log-level", "info", "controller", "run", "--store", f.url,
+        [*BOSUN, "--log-level", "info", "controller", "run", "--store", f.url,
          "--master-key", str(f.run_dir / "master.key"), "--every", "1s", "--id", "ctl-test",
          "--state-dir", str(f.run_dir / "controller")],
     )  # fmt: skip
@@ -198,9 +208,7 @@ def rollout_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     book = ProcessBook(run_dir, run_dir / "logs", env)
     for name in ("lb-1", *WEB):
         eligible = ("lb",) if name == "lb-1" else ("web",)
-        m = Machine(
-            name, eligible, run_dir / "machines" / name, {s: fleet.free_port() for s in eligible}
-        )
+        m = Machine(name, eligible, run_dir / "machines" / name, {s: free_port() for s in eligible})
         fleet.enroll_machine(m, master=master, store=url, timing=TIMING, root=root, run_dir=run_dir)
         machines[name] = m
         book.mark("--config", m.config_path)

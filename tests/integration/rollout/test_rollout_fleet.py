@@ -11,12 +11,61 @@ The tests share one fleet and run in file order (each starts from where the last
 
 from __future__ import annotations
 
+import fcntl
 import math
+import os
+import pty
+import re
+import struct
+import subprocess
+import termios
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from controller.demo.fleet import BAD, GOOD
-from tests.integration.rollout.conftest import TIMING, Fleet
+from tests.integration.rollout.conftest import BOSUN, TIMING, Fleet
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
+
+
+class PtyRun:
+    """A command on a pseudo-terminal (120x40); everything it draws is kept."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        self.proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+        )
+        os.close(slave)
+        self.master = master
+        self.chunks: list[bytes] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: the other side closed
+                break
+            if not data:
+                break
+            self.chunks.append(data)
+
+    def finish(self, timeout: float) -> tuple[int, str]:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+            self.reader.join(timeout=5)
+            os.close(self.master)
+        return code, ANSI.sub("", b"".join(self.chunks).decode(errors="replace"))
+
 
 FIGURES: dict[str, Any] = {}
 
@@ -30,7 +79,13 @@ def _strategy(*, shadow: bool) -> dict[str, Any]:
     return value
 
 
-def _follow(f: Fleet, version: str, until: tuple[str, ...], timeout: float) -> list[dict[str, Any]]:
+def _follow(
+    f: Fleet,
+    version: str,
+    until: tuple[str, ...],
+    timeout: float,
+    on_doc: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     """Status documents of the rollout to `version`, sampled every 0.1 s, until its state is
     one of `until`."""
     seen: list[dict[str, Any]] = []
@@ -39,6 +94,8 @@ def _follow(f: Fleet, version: str, until: tuple[str, ...], timeout: float) -> l
         doc = f.rollout()
         if doc is not None and (not seen or doc != seen[-1]):
             seen.append(doc)
+            if on_doc is not None and doc["to_version"] == version:
+                on_doc(doc)
         return doc is not None and doc["to_version"] == version and doc["state"] in until
 
     f.wait(f"the rollout to reach {until}", done, timeout)
@@ -93,6 +150,8 @@ def test_bad_release_halted_at_canary_and_reverted(rollout_fleet: Fleet) -> None
         "lb_peers_written_same_cycle": lb_same_cycle,
         "seconds_to_v1_only": round(last_bad - fail_t, 2),
         "cycles_to_v1_only": cycles,
+        "client_errors": sum(a.status >= 500 for a in f.client.since(t0)),  # type: ignore[union-attr]
+        "client_answers_by_2.0-bad": sum(a.version == BAD for a in f.client.since(t0)),  # type: ignore[union-attr]
         "gate": final["gate"],
         "states": _states(seen, BAD),
     }
@@ -109,8 +168,24 @@ def test_good_release_through_shadow_canary_and_steps(rollout_fleet: Fleet) -> N
     assert f.client is not None
     t0 = time.time()
     f.apply(GOOD, _strategy(shadow=True))
-    seen = _follow(f, GOOD, ("complete", "reverted", "halted"), 60)
+    watcher: list[PtyRun] = []
+    captures: dict[str, str] = {}
+
+    def on_doc(doc: dict[str, Any]) -> None:
+        if not watcher:  # `status --watch` on a terminal, from the first step to the end
+            argv = [*BOSUN, "rollout", "status", "web", "--watch", "--store", f.url]
+            watcher.append(PtyRun(argv, {**f.book.env, "TERM": "xterm"}))
+        if doc["state"] == "canary" and doc["gate"].get("new_requests") and not captures:
+            captures["canary"] = f.bosun("rollout", "status", "web").stdout
+
+    seen = _follow(f, GOOD, ("complete", "reverted", "halted"), 60, on_doc)
     states = _states(seen, GOOD)
+    code, drawn = watcher[0].finish(timeout=15)
+    assert code == 0, drawn[-2000:]
+    for text in ("web: 1.0 -> 2.0", "step 2 of 4: canary", "step 3 of 4: percent",
+                 "new version 1 (serving)", "error rate", ">= 20", "complete"):  # fmt: skip
+        assert text in drawn, (text, drawn[-3000:])
+    print("\n" + captures.get("canary", "(no canary capture)"))
     assert seen[-1]["state"] == "complete", (states, seen[-1])
     for state in ("shadow", "canary", "steps"):
         assert state in states, states
@@ -157,6 +232,12 @@ def test_bad_release_while_previous_machines_are_kept_warm(rollout_fleet: Fleet)
         "gates": gates,
         "final": {k: final[k] for k in ("state", "step", "step_kind", "reason")},
         "seconds_to_v2_only": round(last_bad - float(reverted[0]["t"]), 2),
+        "client_errors": sum(a.status >= 500 for a in f.client.since(t0)),  # type: ignore[union-attr]
     }
     print(f"\nbad after good: {FIGURES['bad_after_good']}")
+    history = f.bosun("rollout", "history", "web")
+    assert history.returncode == 0, history.stderr
+    print(history.stdout)
+    for text in ("step_skipped", "reverted", "new_error_rate="):
+        assert text in history.stdout, text
     assert final["state"] == "reverted", final
