@@ -220,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
         memory = p.memory
         for ev in p.events:
             if ev.kind == "machine.drain_timeout" and ev.service in totals:
-                totals[ev.service].cut_timeout += int(ev.data.get("sessions_cut", 0))  # type: ignore[call-overload]
+                totals[ev.service].cut_timeout += int(ev.data.get("sessions_cut", 0))
         timed_out = {e.machine for e in p.events if e.kind == "machine.drain_timeout"}
         # the simulated agents do what they are told
         for w in p.writes:

@@ -27,6 +27,7 @@ from controller.demo.procs import ProcessBook
 from controller.reads import read_events
 from controller.spec.load import from_value
 from controller.spec.revisions import apply
+from tests.support.servers import free_port
 from wire.documents import parse_envelope
 from wire.layout import STATUS_CLUSTER, desired_key
 from wire.store import DirectoryStore, StoredObject
@@ -129,9 +130,7 @@ def drain_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     machines: dict[str, Machine] = {}
     for name in ("lb-1", *WEB):
         eligible = ("lb",) if name == "lb-1" else ("web",)
-        m = Machine(
-            name, eligible, run_dir / "machines" / name, {s: fleet.free_port() for s in eligible}
-        )
+        m = Machine(name, eligible, run_dir / "machines" / name, {s: free_port() for s in eligible})
         fleet.enroll_machine(m, master=master, store=url, timing=TIMING, root=root, run_dir=run_dir)
         machines[name] = m
         book.mark("--config", m.config_path)

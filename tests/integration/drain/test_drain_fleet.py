@@ -73,4 +73,5 @@ def _reported(f: Fleet, machine: str, sessions: int) -> bool:
     got = f.store.get(report_key(machine))
     if not isinstance(got, StoredObject):
         return False
-    return sum(parse_envelope(got.body).body.get("sessions", {}).values()) == sessions
+    counts = parse_envelope(got.body).body.get("sessions", {})
+    return isinstance(counts, dict) and sum(counts.values()) == sessions

@@ -65,7 +65,7 @@ def test_run_provisions_passes_the_request_to_the_command_and_records_its_answer
          "request_id": "voice-4"}
     ]  # fmt: skip
     assert events[0]["kind"] == "provision.started"
-    assert events[0]["data"]["started"] == ["vm-1"]  # type: ignore[index]
+    assert events[0]["data"]["started"] == ["vm-1"]
 
 
 def test_a_failing_provisioner_is_an_event_not_a_crash(tmp_path: Path) -> None:
