@@ -22,6 +22,7 @@ from controller import reads
 from controller.cli import rollout_view as view
 from controller.cli.common import Duration, store_option
 from controller.planner.model import ROLLOUT_ACTIVE
+from controller.spec.model import ClusterSpec
 from controller.spec.revisions import apply
 from controller.spec.rollout import add_control
 from wire.errors import SpecError
@@ -81,7 +82,7 @@ def watch_status(
     started = time.monotonic()
     try:
         with Live(view.render_status(doc, spec), console=console, auto_refresh=False) as live:
-            while doc.get("state") in ROLLOUT_ACTIVE:
+            while doc.get("state") in ROLLOUT_ACTIVE or starting(spec, doc):
                 if limit and time.monotonic() - started >= limit:
                     break
                 time.sleep(interval)
@@ -91,6 +92,17 @@ def watch_status(
     except KeyboardInterrupt:
         pass
     return doc
+
+
+def starting(spec: ClusterSpec, doc: dict[str, Any]) -> bool:
+    """The document shows a finished rollout but the spec asks for another version under a
+    rollout strategy: the next one starts on the controller's next cycle."""
+    service = str(doc.get("service"))
+    version = spec.services[service].version
+    return spec.rollout_of(service) is not None and version not in (
+        doc.get("to_version"),
+        doc.get("from_version"),
+    )
 
 
 def _control(action: str, service: str, store: str) -> None:

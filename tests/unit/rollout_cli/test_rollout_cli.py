@@ -174,3 +174,37 @@ def test_history_lists_transitions_with_numbers(rolling: Cluster, bosun: Any) ->
         assert word in run.out, word
     assert "new_requests=" in run.out
     assert "last rollout (memory): 1 -> 2 reverted" in run.out
+
+
+def test_watch_started_right_after_a_version_change_follows_the_new_rollout(
+    rolling: Cluster,
+) -> None:
+    """--watch given while the status still shows the previous (reverted) rollout waits for
+    the new one instead of exiting at once."""
+    from controller.spec.revisions import apply
+    from controller.spec.rollout import add_control
+
+    current = read_current(rolling.store)
+    assert current is not None
+    apply(rolling.store, add_control(current.spec, "web", "abort"), now=time.time())
+    rolling.cycle(time.time())
+    assert rolling.rollout()["state"] == "reverted"
+    rolling.apply(spec_value("3"), time.time())  # the next cycle starts 1 -> 3
+    console = Console(record=True, width=140, force_terminal=True)
+
+    def later() -> None:
+        time.sleep(0.4)
+        rolling.cycle(time.time())
+        current = read_current(rolling.store)
+        assert current is not None
+        apply(rolling.store, add_control(current.spec, "web", "abort"), now=time.time())
+        time.sleep(0.3)
+        rolling.cycle(time.time())
+
+    worker = threading.Thread(target=later, daemon=True)
+    worker.start()
+    last = watch_status(rolling.store, "web", console, 0.05, limit=20)
+    worker.join(timeout=10)
+    assert (last["to_version"], last["state"]) == ("3", "reverted")
+    text = console.export_text()
+    assert "web: 1 -> 2  reverted" in text and "web: 1 -> 3  shadow" in text
