@@ -14,8 +14,8 @@ machine was last told:
   applied when the sessions reach zero (`machine.drained`) or the deadline passes
   (`machine.drain_timeout`, with the number of sessions cut).
 - `max_unavailable` of the machine's service bounds the machines unavailable at once:
-  lost, draining for a change of its own (version, config), or active but not (yet)
-  reporting healthy at its planned version. An in-place change beyond the budget is held:
+  draining for a change of its own (version, config), active but not (yet) reporting
+  healthy at its planned version, or missing (lost and not replaced). An in-place change beyond the budget is held:
   the machine keeps what it runs now (`service.budget` event). Machines with the fewest
   sessions are disrupted first. A machine leaving its service (scale-down, reassignment)
   drains without using the budget: the service keeps its count of serving machines, so
@@ -72,7 +72,7 @@ def drain_pass(
     mem = memory.machines
     services = spec.services
     configs = _config_digests(spec, work, rel, out)
-    used = _unavailable(spec, work, rel, memory)
+    used = _unavailable(spec, work, memory)
     limits = {n: budget_of(s.max_unavailable, s.count) for n, s in services.items()}
     held: dict[str, int] = {}
     changed = False
@@ -222,28 +222,35 @@ def _old_config(
     return spec.services[service].config if service in spec.services else {}
 
 
-def _unavailable(
-    spec: ClusterSpec, work: Assignment, rel: Releases, memory: Memory
-) -> dict[str, int]:
-    """Per service with a budget: machines lost, draining, or active but not ready."""
+def _unavailable(spec: ClusterSpec, work: Assignment, memory: Memory) -> dict[str, int]:
+    """Per service with a budget: machines draining for a change of their own, active but
+    not (yet) healthy at their planned version, and machines the service lacks (lost and
+    not replaced: its count minus the live machines it has). A lost machine that was
+    replaced no longer counts, so a dead machine never blocks the budget for good."""
     used: dict[str, int] = {}
+    present: dict[str, int] = {}
     budgeted = {n for n, s in spec.services.items() if s.max_unavailable is not None}
     if not budgeted:
         return used
     for m, mm in memory.machines.items():
         svc = mm.service
-        if svc not in budgeted or mm.mode not in _WAS_SERVING:
+        if svc not in budgeted or mm.mode not in _WAS_SERVING or m not in work.live:
             continue
-        obs = work.live.get(m)
         if mm.drain is not None:
-            used[svc] = used.get(svc, 0) + in_place(mm.drain.reason)
+            if in_place(mm.drain.reason):  # part of the service, unavailable
+                used[svc] = used.get(svc, 0) + 1
+                present[svc] = present.get(svc, 0) + 1
             continue
-        if obs is None:
-            used[svc] = used.get(svc, 0) + 1
+        if mm.mode not in ACTIVE_MODES:
             continue
-        state = obs.snapshot.services.get(svc)
+        present[svc] = present.get(svc, 0) + 1
+        state = work.live[m].snapshot.services.get(svc)
         if state is None or state.health != "healthy" or state.version != mm.version:
             used[svc] = used.get(svc, 0) + 1
+    for name in budgeted:
+        missing = spec.services[name].count - present.get(name, 0)
+        if missing > 0:
+            used[name] = used.get(name, 0) + missing
     return used
 
 
