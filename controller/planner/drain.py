@@ -37,6 +37,7 @@ from controller.planner.assign import ACTIVE_MODES, Assignment, fill
 from controller.planner.model import Event, Memory
 from controller.planner.release import Release, Releases
 from controller.spec.model import ClusterSpec
+from controller.spec.refs import references
 from controller.spec.scale import budget_of
 from wire.documents import Drain
 from wire.signing import digest
@@ -77,13 +78,27 @@ def drain_pass(
     held: dict[str, int] = {}
     changed = False
     candidates: list[tuple[int, str]] = []
-    for m in sorted(work.live):
+    draining: list[str] = []
+    service_of, mode_of = work.service, work.mode
+    for m in work.live:  # fast pass: most machines keep what they run
         mm = mem.get(m)
         if mm is None or mm.mode not in _WAS_SERVING or mm.service is None:
             continue
+        if mm.drain is not None:
+            draining.append(m)
+            continue
         old = mm.service
+        if not configs and service_of.get(m) == old and mode_of.get(m) == mm.mode:
+            release = rel.of(spec, old, m)
+            if release is None or release.version == mm.version:
+                continue  # same service, mode and version: nothing disruptive
+        if _disruption(spec, work, rel, m, old, mm.version, mm.config, configs):
+            candidates.append((sessions_of(work, m), m))
+    for m in sorted(draining):  # draining already: finish, continue or undrain
+        mm = mem[m]
+        old = mm.service or ""
         reason = _disruption(spec, work, rel, m, old, mm.version, mm.config, configs)
-        if mm.drain is not None:  # draining already: finish, continue or undrain
+        if mm.drain is not None:
             n = sessions_of(work, m)
             if old not in services:
                 reason = reason or "service left the spec"
@@ -103,9 +118,6 @@ def drain_pass(
             else:
                 changed |= _hold(work, rel, memory, spec, m, "draining")
                 out.drains[m] = mm.drain
-            continue
-        if reason:
-            candidates.append((sessions_of(work, m), m))
     for n, m in sorted(candidates):  # fewest sessions first
         mm = mem[m]
         old = mm.service or ""
@@ -149,7 +161,8 @@ def drain_pass(
             if mode in ACTIVE_MODES or mode in ("shadow", "draining")
         }
         fill(work, spec, order, busy, reserved, report_short=False)
-    _mark_unready(spec, work, rel)
+    if _mark_unready(spec, work, rel) or out.drains or held:
+        work.reset_healthy()  # modes or peers changed since healthy() was last asked
     out.configs = configs
     return out
 
@@ -277,14 +290,18 @@ def _config_digests(
     return configs
 
 
-def _mark_unready(spec: ClusterSpec, work: Assignment, rel: Releases) -> None:
+def _mark_unready(spec: ClusterSpec, work: Assignment, rel: Releases) -> bool:
     """Active machines whose reported version is not their planned one leave the peers
-    (pure in the observation, so planning twice gives the same peers)."""
+    (pure in the observation, so planning twice gives the same peers). Only services that
+    are balanced or referenced by `$instances` have peers. True if any was marked."""
     unready = work.unready
-    for name, ms in work.actives.items():
-        if name not in spec.services:
-            continue
-        for m in ms:
+    wanted = {s.balances for s in spec.services.values() if s.balances is not None}
+    for s in spec.services.values():
+        wanted |= references(s.config)
+        for ov in s.overrides:
+            wanted |= references(ov.config)
+    for name in sorted(wanted & set(work.actives)):
+        for m in work.actives[name]:
             obs = work.live.get(m)
             if obs is None:
                 continue
@@ -292,7 +309,7 @@ def _mark_unready(spec: ClusterSpec, work: Assignment, rel: Releases) -> None:
             state = obs.snapshot.services.get(name)
             if release is not None and (state is None or state.version != release.version):
                 unready.add(m)
-    work.reset_healthy()
+    return bool(unready)
 
 
 __all__ = ["DrainResult", "drain_pass", "sessions_of"]
