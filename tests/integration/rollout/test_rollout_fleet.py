@@ -21,6 +21,7 @@ import subprocess
 import termios
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -126,6 +127,17 @@ def _all_from(f: Fleet, version: str, quiet: float, start: float) -> float:
     return last
 
 
+def _errors(f: Fleet, since: float) -> dict[str, int]:
+    """Client answers >= 500 since `since`, by status, backend and version."""
+    assert f.client is not None
+    out: Counter[str] = Counter(
+        f"{a.status} {a.backend or '-'} {a.version or '-'}"
+        for a in f.client.since(since)
+        if a.status >= 500
+    )
+    return dict(out)
+
+
 def test_bad_release_halted_at_canary_and_reverted(rollout_fleet: Fleet) -> None:
     """2.0-bad (30% errors) fails its canary gate; the next cycles put 1.0 back on all
     traffic (revert = mode change of warm machines), and the cycles it takes are measured."""
@@ -150,13 +162,15 @@ def test_bad_release_halted_at_canary_and_reverted(rollout_fleet: Fleet) -> None
         "lb_peers_written_same_cycle": lb_same_cycle,
         "seconds_to_v1_only": round(last_bad - fail_t, 2),
         "cycles_to_v1_only": cycles,
-        "client_errors": sum(a.status >= 500 for a in f.client.since(t0)),  # type: ignore[union-attr]
+        "client_errors": _errors(f, t0),
         "client_answers_by_2.0-bad": sum(a.version == BAD for a in f.client.since(t0)),  # type: ignore[union-attr]
         "gate": final["gate"],
         "states": _states(seen, BAD),
     }
     print(f"\nrevert: {FIGURES['revert']}")
     assert lb_same_cycle, f"lb-1 not rewritten in the failing cycle {fail_cycle}: {written}"
+    others = {k: n for k, n in FIGURES["revert"]["client_errors"].items() if BAD not in k}
+    assert others == {}, f"client errors not answered by the bad canary: {others}"
     assert cycles <= 4, FIGURES["revert"]
     assert not any(b["machine"] for b in f.peers().get("mirror", []))
 
@@ -195,15 +209,24 @@ def test_good_release_through_shadow_canary_and_steps(rollout_fleet: Fleet) -> N
     canary_at = float(into_canary[0]["t"])
     shadow_window = [a for a in f.client.since(t0) if a.at < canary_at]
     assert shadow_window, "no client traffic during shadow"
-    answered_by_new = [a for a in shadow_window if a.version != "1.0"]
+    shadows = {
+        str(e["machine"])
+        for e in f.events(t0, "machine.assigned")
+        if f"-> shadow/web@{GOOD}" in str(e.get("reason", ""))
+    }
+    assert shadows, "no machine was made a shadow"
+    answered_by_new = [a for a in shadow_window if a.version == GOOD or a.backend in shadows]
     assert answered_by_new == [], answered_by_new[:5]
+    assert all(a.version == "1.0" and a.status == 200 for a in shadow_window)
     mirrored = int(into_canary[0]["data"]["new_requests"])
     assert mirrored >= 20  # the shadow was measured on mirrored copies
     _all_from(f, GOOD, quiet=2.0, start=canary_at)
+    assert _errors(f, t0) == {}, "a good release cost clients errors"
     FIGURES["good"] = {
         "states": states,
         "seconds": round(float(seen[-1]["finished_at"]) - t0, 1),
         "shadow_answers_checked": len(shadow_window),
+        "shadow_machines": sorted(shadows),
         "shadow_mirrored_requests": mirrored,
     }
     print(f"\ngood: {FIGURES['good']}")
@@ -232,7 +255,7 @@ def test_bad_release_while_previous_machines_are_kept_warm(rollout_fleet: Fleet)
         "gates": gates,
         "final": {k: final[k] for k in ("state", "step", "step_kind", "reason")},
         "seconds_to_v2_only": round(last_bad - float(reverted[0]["t"]), 2),
-        "client_errors": sum(a.status >= 500 for a in f.client.since(t0)),  # type: ignore[union-attr]
+        "client_errors": _errors(f, t0),
     }
     print(f"\nbad after good: {FIGURES['bad_after_good']}")
     history = f.bosun("rollout", "history", "web")
