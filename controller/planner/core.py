@@ -69,7 +69,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         busy = {m for m, mode in work.mode.items() if mode in ACTIVE_MODES or mode == "shadow"}
         fill(work, spec, order, busy, reserved, report_short=False)
     drained = drain_pass(spec, work, rel, memory, now, order, reserved)  # sessions, budget
-    drains, configs = drained.drains, drained.configs
+    drains, configs, kept = drained.drains, drained.configs, drained.kept
     serve = serving(spec, work)
     mirror = mirrors(spec, work)
     events: list[Event] = [
@@ -108,6 +108,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
             and mm.variant == vdigest
             and mm.lost == lost
             and mm.drain == drain
+            and mm.kept == kept.get(m)
             and m not in failed
             and (lost or now < mm.issued_at + half_life)
         ):  # fast path: nothing about this machine changed
@@ -168,10 +169,11 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
             lost=lost,
             drain=drain,
             config=configs.get(m, mm.config),
+            kept=kept.get(m),
         )
         machines[m] = mm if new == mm else new
 
-    provisions, flight, provision_events = provision_pass(spec, work, memory, now)
+    provisions, flight, provision_events = provision_pass(spec, work, memory, now, scaled)
     events.extend(provision_events)
     new_memory = Memory(
         fence=fence,

@@ -39,6 +39,7 @@ from controller.planner.release import Release, Releases
 from controller.spec.model import ClusterSpec
 from controller.spec.refs import references
 from controller.spec.scale import budget_of
+from wire.codec import JsonValue
 from wire.documents import Drain
 from wire.signing import digest
 
@@ -50,6 +51,7 @@ _WAS_SERVING = SERVING | {"draining"}
 @dataclass(slots=True)
 class DrainResult:
     drains: dict[str, Drain] = field(default_factory=dict)  # machine -> drain (draining ones)
+    kept: dict[str, dict[str, JsonValue]] = field(default_factory=dict)  # held: old config
     configs: dict[str, str] = field(default_factory=dict)  # machine -> release config digest
 
 
@@ -116,7 +118,7 @@ def drain_pass(
                           data={"sessions_cut": n, "drained_for": round(now - mm.drain.since, 3)})
                 )  # fmt: skip
             else:
-                changed |= _hold(work, rel, memory, spec, m, "draining")
+                changed |= _hold(work, rel, memory, spec, m, "draining", out)
                 out.drains[m] = mm.drain
     for n, m in sorted(candidates):  # fewest sessions first
         mm = mem[m]
@@ -133,7 +135,7 @@ def drain_pass(
                 )  # fmt: skip
             continue
         if costs and limit is not None and used.get(old, 0) >= limit:
-            changed |= _hold(work, rel, memory, spec, m, mm.mode)
+            changed |= _hold(work, rel, memory, spec, m, mm.mode, out)
             held[old] = held.get(old, 0) + 1
             continue
         if costs:
@@ -142,7 +144,7 @@ def drain_pass(
             timeout = services[old].sessions.drain_timeout
             drain = Drain(reason=reason, since=now, deadline=now + timeout)
             out.drains[m] = drain
-            changed |= _hold(work, rel, memory, spec, m, "draining")
+            changed |= _hold(work, rel, memory, spec, m, "draining", out)
             work.events.append(
                 Event("machine.draining", f"{n} sessions; {reason}; deadline in {timeout:g}s",
                       m, old, data={"sessions": n, "deadline": drain.deadline})
@@ -163,7 +165,8 @@ def drain_pass(
         fill(work, spec, order, busy, reserved, report_short=False)
     if _mark_unready(spec, work, rel) or out.drains or held:
         work.reset_healthy()  # modes or peers changed since healthy() was last asked
-    out.configs = configs
+    if configs:  # what each machine runs now (held and draining ones: their old release)
+        out.configs = _config_digests(spec, work, rel, out)
     return out
 
 
@@ -198,9 +201,17 @@ def _disruption(
 
 
 def _hold(
-    work: Assignment, rel: Releases, memory: Memory, spec: ClusterSpec, m: str, mode: str
+    work: Assignment,
+    rel: Releases,
+    memory: Memory,
+    spec: ClusterSpec,
+    m: str,
+    mode: str,
+    out: DrainResult,
 ) -> bool:
-    """Keep `m` on its current service and release, in `mode`. True if an active was freed."""
+    """Keep `m` on its current service and release, in `mode`. True if an active was freed.
+    The release config it keeps is remembered (`MachineMemory.kept`): the service's own
+    release moves on in memory while the machine still runs the old one."""
     mm = memory.machines[m]
     old = mm.service
     assert old is not None
@@ -219,7 +230,9 @@ def _hold(
         work.actives.setdefault(old, []).append(m)
         work.actives[old].sort()
     if mm.version is not None:
-        rel.pinned[m] = Release(mm.version, _old_config(spec, rel, memory, old, mm.version))
+        config = mm.kept if mm.kept is not None else _old_config(spec, rel, memory, old, mm.version)
+        rel.pinned[m] = Release(mm.version, config)
+        out.kept[m] = config
     return freed
 
 

@@ -98,6 +98,7 @@ class MachineMemory:
     lost: bool = False
     drain: Drain | None = None  # set while draining (planner/drain.py)
     config: str = ""  # digest of its release config ("" unknown): config_disruptive changes
+    kept: dict[str, JsonValue] | None = None  # release config it keeps while held/draining
 
 
 @dataclass(frozen=True, slots=True)

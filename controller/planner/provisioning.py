@@ -24,9 +24,16 @@ records each result as an event; a failed request also waits for the timeout.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from controller.planner.assign import Assignment
-from controller.planner.model import Event, Memory, ProvisionMemory, ProvisionNeeded
+from controller.planner.model import (
+    Event,
+    Memory,
+    ProvisionMemory,
+    ProvisionNeeded,
+    ScaleMemory,
+)
 from controller.spec.model import ClusterSpec
 
 MEMBER_MODES = frozenset({"active", "canary", "shadow", "draining", "standby"})
@@ -34,9 +41,15 @@ DEFAULT_BOOT_TIMEOUT = 600.0
 
 
 def provision_pass(
-    spec: ClusterSpec, work: Assignment, memory: Memory, now: float
+    spec: ClusterSpec,
+    work: Assignment,
+    memory: Memory,
+    now: float,
+    scale: Mapping[str, ScaleMemory] | None = None,
 ) -> tuple[list[ProvisionNeeded], dict[str, ProvisionMemory], list[Event]]:
-    """(requests to make now, provisions in flight after this pass, events)."""
+    """(requests to make now, provisions in flight after this pass, events). `scale`: the
+    scaler's state after this pass (its last change starts the cooldown)."""
+    scale = memory.scale if scale is None else scale
     wanted_by = {n: spec.provisioner_of(n) for n in sorted(spec.services)}
     with_prov = {n: p for n, p in wanted_by.items() if p is not None}
     if not with_prov and not memory.provisions:
@@ -99,7 +112,7 @@ def provision_pass(
             count = wanted - got
             reason = f"{got} of {wanted} machines (count {svc.count} + standby {warm})"
         elif sc is not None and standby.get(name, 0) > warm and got > wanted:
-            scaled = memory.scale.get(name)
+            scaled = scale.get(name)
             if scaled is None or now - scaled.changed_at >= sc.cooldown:
                 count = -min(standby.get(name, 0) - warm, got - wanted)
                 reason = f"{standby.get(name, 0)} warm standby, {warm} wanted"
