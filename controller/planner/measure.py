@@ -49,6 +49,33 @@ def mark_of(obs: MachineObservation | None, service: str) -> Mark:
     return Mark(state.requests, state.errors) if state is not None else Mark()
 
 
+def _was_reset(requests: int, errors: int, mark: Mark) -> bool:
+    """Counters restart from zero when the service process restarts. Either counter below
+    its mark, or more new errors than new requests (impossible without a restart), means
+    the mark no longer applies: count both from zero."""
+    if requests < mark.requests or errors < mark.errors:
+        return True
+    return errors - mark.errors > requests - mark.requests
+
+
+def sticky_marks(
+    machines: Iterable[str],
+    live: Mapping[str, MachineObservation],
+    marks: Mapping[str, Mark],
+    service: str,
+) -> dict[str, Mark]:
+    """`marks` with every machine whose counters were reset since its mark moved to (0, 0),
+    so later cycles keep counting from the restart instead of from the stale mark."""
+    out = dict(marks)
+    for m in machines:
+        obs = live.get(m)
+        state = obs.snapshot.services.get(service) if obs is not None else None
+        mark = out.get(m)
+        if state is not None and mark is not None and _was_reset(state.requests, state.errors, mark):
+            out[m] = Mark()
+    return out
+
+
 def cohort(
     machines: Iterable[str],
     live: Mapping[str, MachineObservation],
@@ -64,10 +91,10 @@ def cohort(
             continue
         n += 1
         mark = marks.get(m, Mark(state.requests, state.errors))
-        requests += (
-            state.requests - mark.requests if state.requests >= mark.requests else state.requests
-        )
-        errors += state.errors - mark.errors if state.errors >= mark.errors else state.errors
+        if _was_reset(state.requests, state.errors, mark):
+            mark = Mark()
+        requests += state.requests - mark.requests
+        errors += state.errors - mark.errors
         if state.latency_ms is not None:
             latencies.append(state.latency_ms)
     latency = sum(latencies) / len(latencies) if latencies else None

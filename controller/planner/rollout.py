@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from controller.planner.assign import Assignment
-from controller.planner.measure import cohort, evaluate, mark_of
+from controller.planner.measure import cohort, evaluate, mark_of, sticky_marks
 from controller.planner.model import (
     ROLLOUT_ACTIVE,
     Event,
@@ -179,14 +179,14 @@ def _advance(
     in_cohort = set(r.cohort)
     new_machines = [*r.shadow] if r.state == "shadow" else [m for m in actives if m in in_cohort]
     old_machines = [m for m in actives if m not in in_cohort]
-    new_c = cohort(new_machines, live, r.marks, name)
-    old_c = cohort(old_machines, live, r.marks, name)
+    marks = sticky_marks((*new_machines, *old_machines), live, r.marks, name)
+    new_c = cohort(new_machines, live, marks, name)
+    old_c = cohort(old_machines, live, marks, name)
     if old_c.requests:
         r = replace(r, baseline_error_rate=old_c.error_rate, baseline_latency_ms=old_c.latency_ms)
     old_rate = old_c.error_rate if old_c.requests else r.baseline_error_rate
     old_latency = old_c.latency_ms if old_c.requests else r.baseline_latency_ms
     result = evaluate(strategy.gates, new_c, old_rate, old_latency)
-    marks = dict(r.marks)
     for m in (*new_machines, *old_machines):
         if m not in marks and m in live:
             marks[m] = mark_of(live[m], name)
