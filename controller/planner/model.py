@@ -229,6 +229,8 @@ class Memory:
                 mode=doc.mode,
                 version=doc.version,
                 assigned_at=doc.issued_at,
+                drain=doc.drain,  # a drain in progress keeps its deadline
+                kept=doc.config if doc.drain is not None and isinstance(doc.config, dict) else None,
             )
         # each service's release: the version most of its active machines were told to run
         votes: dict[str, dict[str, int]] = {}

@@ -70,7 +70,10 @@ def autoscale(
         svc = scaled[name]
         sc = svc.scale
         assert sc is not None
-        prev = memory.scale.get(name) or ScaleMemory(count=sc.start, changed_at=now)  # cooldown
+        prev = memory.scale.get(name)
+        if prev is None:  # first pass (or memory lost): from what runs, else the start count
+            have = len(members[name])
+            prev = ScaleMemory(count=have or sc.start, changed_at=now)  # cooldown from here
         prev = replace(prev, count=min(max(prev.count, sc.min), sc.max))
         new = _decide(name, sc, prev, sorted(members[name]), observed, now, window_default)
         if new.count != prev.count:
