@@ -6,6 +6,13 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
+
+# CI runs the same hypothesis examples every time (a red CI must be reproducible); local
+# runs stay random so they keep exploring. `HYPOTHESIS_PROFILE=ci` forces it locally.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI") == "true" or os.environ.get("HYPOTHESIS_PROFILE") == "ci":
+    settings.load_profile("ci")
 
 # Session-scoped real servers (moto_server, seaweedfs), registered once for the whole suite:
 # importing them into another conftest would start a second instance.
