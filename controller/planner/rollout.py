@@ -108,8 +108,14 @@ def _decide(
         step_started_at=now,
         step=-1,
         before=actives,
-        previous=r.previous if r is not None and r.state == "complete" else (),
+        # Machines kept warm on the version before the last rollout are no use for reverting
+        # this one (it reverts to `old`): they become ordinary standbys, free for a shadow.
+        previous=(),
     )
+    if r is not None and r.previous:
+        work.events.append(Event("rollout.previous_released", f"a new rollout to {new.version} "
+                                 "starts; machines kept warm on the older version move on",
+                                 service=name, data={"machines": list(r.previous)}))  # fmt: skip
     work.events.append(
         Event(
             "rollout.started",

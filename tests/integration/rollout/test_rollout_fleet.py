@@ -233,8 +233,9 @@ def test_good_release_through_shadow_canary_and_steps(rollout_fleet: Fleet) -> N
 
 
 def test_bad_release_while_previous_machines_are_kept_warm(rollout_fleet: Fleet) -> None:
-    """Right after 2.0 completed (1.0 machines kept warm as `previous`), 2.0-bad is stopped
-    and 2.0 serves all traffic again; records which steps ran and the gate numbers seen."""
+    """Right after 2.0 completed (1.0 machines kept warm as `previous`), 2.0-bad still gets
+    its shadow step (the kept-warm machines are released to be standbys), is stopped, and
+    2.0 serves all traffic again; records which steps ran and the gate numbers seen."""
     f = rollout_fleet
     t0 = time.time()
     f.apply(BAD, _strategy(shadow=True))
@@ -261,6 +262,8 @@ def test_bad_release_while_previous_machines_are_kept_warm(rollout_fleet: Fleet)
     history = f.bosun("rollout", "history", "web")
     assert history.returncode == 0, history.stderr
     print(history.stdout)
-    for text in ("step_skipped", "reverted", "new_error_rate="):
+    for text in ("reverted", "new_error_rate="):
         assert text in history.stdout, text
+    assert not skipped, skipped  # the shadow step ran: no "no standby to mirror to"
+    assert "shadow" in FIGURES["bad_after_good"]["states"], FIGURES["bad_after_good"]
     assert final["state"] == "reverted", final
