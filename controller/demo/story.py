@@ -20,6 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from controller.demo.fleet import BAD, GOOD, WEB_COUNT
 from controller.demo.observe import View, http_json
+from wire.documents import decode_snapshot_body, parse_envelope
+from wire.errors import BosunError
+from wire.layout import report_key
+from wire.store import StoredObject
 
 if TYPE_CHECKING:
     from controller.demo.run import Demo
@@ -239,6 +243,18 @@ def revert(demo: Demo) -> dict[str, Any]:
     }
 
 
+def reported_sessions(demo: Demo, machine: str) -> int:
+    """Open sessions in `machine`'s last report (read as an operator would, unverified)."""
+    got = demo.store.get(report_key(machine))
+    if not isinstance(got, StoredObject):
+        return 0
+    try:
+        snap = decode_snapshot_body(parse_envelope(got.body).body)
+    except BosunError:
+        return 0
+    return sum(snap.sessions.values())
+
+
 def drain(demo: Demo) -> dict[str, Any]:
     if demo.features.drain:
         raise PhaseSkipped(demo.features.drain)
@@ -246,6 +262,14 @@ def drain(demo: Demo) -> dict[str, Any]:
     actives = sorted(view.actives("web"))
     for m in actives:  # a call on every machine: the scale-down must drain one of them
         http_json(demo.machines[m].ports["web"], "POST", "/sessions/open?channel=voice")
+    # The controller must know about the calls before the scale-down, or it has nothing to
+    # drain: wait until every machine's own report in the bucket shows its call.
+    wait_until(
+        demo,
+        "the agents to report their calls",
+        lambda _v: all(reported_sessions(demo, m) > 0 for m in actives),
+        demo.timing.phase_timeout,
+    )
     demo.say(f"opened a voice session on {', '.join(actives)}; scaling web to {WEB_COUNT - 1}")
     demo.apply_spec("web-count-3", web_count=WEB_COUNT - 1)
 
