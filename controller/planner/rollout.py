@@ -395,11 +395,20 @@ def _apply(
             shadow_now.append(m)
     standbys = [m for m in standbys if m not in shadow_now]
     cohort_now = cohort_now[:n2]
-    old_actives = [m for m in sorted(actives) if m not in set(cohort_now)]
+
+    def calls(m: str) -> int:
+        return sum(live[m].snapshot.sessions.values()) if m in live else 0
+
+    # batches take the machines with the fewest sessions first (they drain soonest)
+    old_actives = sorted(
+        (m for m in actives if m not in set(cohort_now)), key=lambda m: (calls(m), m)
+    )
     while len(cohort_now) < n2 and old_actives:
         if standbys:
             incoming = standbys.pop(0)
-            outgoing = old_actives.pop()  # the highest id steps down, warm on the old version
+            # fewest sessions steps down, warm on the old version (ties: the highest id)
+            outgoing = max(old_actives, key=lambda m: (-calls(m), m))
+            old_actives.remove(outgoing)
             active_set.discard(outgoing)
             active_set.add(incoming)
             work.mode[outgoing] = "standby"
