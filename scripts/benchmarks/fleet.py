@@ -211,7 +211,7 @@ class Fleet:
                 self.etag[m] = got.etag
                 if self.doc[m] is None or doc.generation > self.doc[m].generation:  # type: ignore[union-attr]
                     self.doc[m] = doc
-                    self.verified_at[m] = (time.time(), doc.version)
+                    self.verified_at[m] = (time.time(), doc.version or "")
                     changed = True
             if changed or now - self.last_put[m] >= self.hb:
                 self.store.put(report_key(m), self.snapshot(m, now))
@@ -278,7 +278,7 @@ def main() -> None:
         return
     n = args.machines
     poll_r, hb_r, ivl_r = (
-        parse_duration(x) for x in (args.poll, args.heartbeat, args.controller_interval)
+        float(parse_duration(x) or 0) for x in (args.poll, args.heartbeat, args.controller_interval)
     )
     poll, hb, ivl = poll_r / args.scale, hb_r / args.scale, ivl_r / args.scale
     window = args.window or hb
@@ -301,10 +301,14 @@ def main() -> None:
         env = {**os.environ, **server.credentials_env()}
         ctl_proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         lines: list[dict[str, Any]] = []
-        reader = threading.Thread(
-            target=lambda: [lines.append(json.loads(x)) for x in ctl_proc.stdout],  # type: ignore[union-attr]
-            daemon=True,
-        )
+        out = ctl_proc.stdout
+        assert out is not None
+
+        def read_lines() -> None:
+            for x in out:
+                lines.append(json.loads(x))
+
+        reader = threading.Thread(target=read_lines, daemon=True)
         reader.start()
         runner = threading.Thread(target=fleet.run, daemon=True)
         runner.start()
@@ -379,7 +383,7 @@ def main() -> None:
         web = {
             m
             for m, d in fleet.doc.items()
-            if d is not None and d.service.startswith("web") and d.mode == "active"
+            if d is not None and (d.service or "").startswith("web") and d.mode == "active"
         }
         t_apply = time.time()
         apply(store, load_yaml(spec_yaml(n, "1.1", hb, ivl)), now=t_apply)

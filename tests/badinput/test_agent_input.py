@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from agent.state import Mark
-from agent.verify import Refused, check_expiry, verify_desired
+from agent.verify import Refused, Verified, check_expiry, verify_desired
 from tests.badinput.corpus import (
     MACHINE,
     hostile_desired,
@@ -35,7 +35,7 @@ def applied_mark() -> Mark:
     return Mark(10, 1, digest(_env.body))
 
 
-def verify(raw: bytes) -> object:
+def verify(raw: bytes) -> Verified:
     v = verify_desired(
         raw, object_key=desired_key(MACHINE), machine=MACHINE, kid=KID,
         key=machine_key(MACHINE), mark=applied_mark(),

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -17,13 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.cli.spec import spec_group
+from controller.cycle import Controller
 from controller.spec.load import load_yaml
 from tests.badinput.corpus import BILLION_LAUGHS, HOSTILE_SPECS, sealed_snapshot, snapshot
 from tests.faults.kit import MASTER, agents, controller, round_trip, start_spec
+from tests.unit.controller.sim import SimAgent
 from wire.errors import SpecError
 from wire.layout import STATUS_CLUSTER, report_key
 from wire.store import DirectoryStore, StoredObject
 
+Cluster = tuple[DirectoryStore, Controller, list[SimAgent]]
 KEPT = ("desired/", "control/memory.json", "spec/", "control/keys.json")
 
 
@@ -35,7 +39,7 @@ def kept(store: DirectoryStore, machine: str = "m-0") -> dict[str, str]:
     }
 
 
-def status(store: DirectoryStore) -> dict[str, object]:
+def status(store: DirectoryStore) -> dict[str, Any]:
     got = store.get(STATUS_CLUSTER, max_bytes=16 * 1024 * 1024)
     assert isinstance(got, StoredObject)
     return dict(orjson.loads(got.body))
@@ -78,7 +82,7 @@ def hostile_reports() -> dict[str, tuple[str, bytes, set[str]]]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> tuple[DirectoryStore, object, list[object]]:
+def cluster(tmp_path: Path) -> Cluster:
     store = DirectoryStore(tmp_path / "bucket")
     start_spec(store)
     fleet = agents(store)
@@ -89,7 +93,7 @@ def cluster(tmp_path: Path) -> tuple[DirectoryStore, object, list[object]]:
 
 @pytest.mark.parametrize("name", sorted(hostile_reports()))
 def test_each_hostile_report_is_refused_counted_and_changes_nothing(
-    name: str, cluster: tuple[DirectoryStore, object, list[object]]
+    name: str, cluster: Cluster
 ) -> None:
     """One hostile object under reports/: refused with its reason (and a detail naming the
     object), counted for that machine in status/cluster.json, nothing kept changes, and
@@ -99,23 +103,23 @@ def test_each_hostile_report_is_refused_counted_and_changes_nothing(
     before = kept(store, machine)
     for a in fleet:
         if a.machine != machine:
-            a.report()  # type: ignore[attr-defined]
+            a.report()
     store.put(report_key(machine), raw)
-    report = ctl.cycle()  # type: ignore[attr-defined]
+    report = ctl.cycle()
     assert report.rejected == 1, report.summary()
     assert report.accepted == len(fleet) - 1, report.summary()
     st_ = status(store)
-    rejected = st_["rejected"][machine]  # type: ignore[index]
+    rejected = st_["rejected"][machine]
     [(got, count)] = rejected["counts"].items()
     assert got in reason and count == 1, rejected
     assert rejected["last"]["detail"], rejected
     assert kept(store, machine) == before
-    ctl.cycle()  # type: ignore[attr-defined]
-    assert status(store)["rejected"][machine]["counts"] == {got: 1}  # type: ignore[index]
+    ctl.cycle()
+    assert status(store)["rejected"][machine]["counts"] == {got: 1}
 
 
 def test_foreign_keys_under_reports_are_counted_and_ignored(
-    cluster: tuple[DirectoryStore, object, list[object]],
+    cluster: Cluster,
 ) -> None:
     """Objects under reports/ with path-like, unicode or non-.json names name no machine:
     they are listed in status/cluster.json as foreign and change nothing else."""
@@ -128,9 +132,9 @@ def test_foreign_keys_under_reports_are_counted_and_ignored(
         "reports/m-0.json.bak",
     ):
         store.put(key, b"{}")
-    ctl.cycle()  # type: ignore[attr-defined]
+    ctl.cycle()
     foreign = status(store)["foreign_reports"]
-    assert len(foreign) == 4, foreign  # type: ignore[arg-type]
+    assert len(foreign) == 4, foreign
     assert kept(store, "-") == before
 
 
@@ -141,18 +145,17 @@ def test_foreign_keys_under_reports_are_counted_and_ignored(
     st.sampled_from(["format", "kid", "sig", "body", "x"]),
     st.none() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=30),
 )))  # fmt: skip
-def test_random_reports_are_always_refused_and_counted(
-    raw: bytes, cluster: tuple[DirectoryStore, object, list[object]]
-) -> None:
+def test_random_reports_are_always_refused_and_counted(raw: bytes, cluster: Cluster) -> None:
     """Random bytes and random envelopes at reports/m-0.json: always refused, each version
     counted once, nothing kept changes."""
     store, ctl, _fleet = cluster
     before = kept(store)
-    old = status(store).get("rejected", {}).get("m-0", {}).get("counts", {})  # type: ignore[union-attr]
+    rejected: Any = status(store).get("rejected", {})
+    old = rejected.get("m-0", {}).get("counts", {})
     store.put(report_key("m-0"), raw + b" " + str(time.monotonic_ns()).encode())
-    report = ctl.cycle()  # type: ignore[attr-defined]
+    report = ctl.cycle()
     assert report.rejected == 1
-    new = status(store)["rejected"]["m-0"]["counts"]  # type: ignore[index]
+    new = status(store)["rejected"]["m-0"]["counts"]
     assert sum(new.values()) == sum(old.values()) + 1
     assert kept(store) == before
 
@@ -201,7 +204,7 @@ def test_a_huge_count_is_bounded_by_the_machines(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     report = controller(store).cycle()
     assert time.perf_counter() - t0 < 5
-    assert len(report.plan.writes) == len(fleet)  # type: ignore[union-attr]
+    assert report.plan is not None and len(report.plan.writes) == len(fleet)
 
 
 def test_yaml_alias_bomb_is_refused() -> None:

@@ -32,7 +32,9 @@ MASTER = bytes(range(32))  # the agent test kit signs with the same master
 MACHINES = [f"m-{i}" for i in range(4)]
 
 
-def spec_yaml(version: str = "1.0", *, interval: str = "1s", heartbeat: str = "1h") -> str:
+def spec_yaml(
+    version: str = "1.0", *, interval: str = "1s", heartbeat: str = "1h", lb_version: str = "2.0"
+) -> str:
     return f"""
 settings:
   heartbeat_timeout: {heartbeat}
@@ -47,7 +49,7 @@ services:
   lb:
     kind: loadbalancer
     balances: web
-    version: "2.0"
+    version: "{lb_version}"
     count: 1
     port: 80
 """
@@ -118,7 +120,10 @@ def assert_converged(store: Store, fleet: list[SimAgent], version: str = "1.0") 
         assert a.desired is not None and a.desired.generation == doc.generation, (
             f"{a.machine}: agent runs {a.desired and a.desired.generation}, bucket has {doc.generation}"
         )
-        assert mem.machines[a.machine].generation == doc.generation, (
+        # memory may lag a generation written by a cycle cut before its save (it is not
+        # re-learnt while the plan for that machine is unchanged); the next write still
+        # goes above the bucket's generation, which the Watcher checks
+        assert mem.machines[a.machine].generation <= doc.generation, (
             f"{a.machine}: memory says {mem.machines[a.machine].generation}, bucket {doc.generation}"
         )
         if doc.service and doc.mode == "active":

@@ -134,7 +134,7 @@ def test_agent_state_dir_deleted_recovers_from_the_bucket_and_refuses_rollback(
     assert isinstance(old, StoredObject)
     old_doc = open_doc(direct, "m-0")
     assert old_doc is not None and agent.state.applied.generation == old_doc[0].generation
-    start_spec(direct, "1.1")
+    start_spec(direct, "1.1", lb_version="2.1")  # whatever m-0 runs, its document changes
     settle()
     new_doc = open_doc(direct, "m-0")
     assert new_doc is not None and new_doc[0].generation > old_doc[0].generation
