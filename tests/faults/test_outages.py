@@ -204,14 +204,6 @@ def test_repeated_503_bursts_and_drops_still_converge(direct: S3Store, proxy: Fa
     assert not watcher.violations, watcher.violations
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="bug: wire/store/s3.py:237 put() reads put_object(...)['ETag']; a 200 answer cut "
-    "inside its headers (no ETag) raises KeyError instead of a StoreError, so it escapes "
-    "the cycle's error handling ('outcome unknown' is the right answer: the PUT may have "
-    "landed). Fix: a 2xx without ETag -> StoreUnavailable naming the key",
-)
 def test_truncated_put_answer_is_a_store_error(direct: S3Store, proxy: FaultProxy) -> None:
     """A PUT whose answer is cut after 50 bytes (inside the headers) fails with a StoreError
     saying the outcome is unknown, never with another exception."""

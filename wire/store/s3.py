@@ -234,7 +234,12 @@ class S3Store:
             kwargs["IfNoneMatch"] = if_none_match
 
         def send() -> str:
-            return str(self.client.put_object(**kwargs)["ETag"])
+            etag = self.client.put_object(**kwargs).get("ETag")
+            if not etag:  # a 2xx cut short in its headers: the write may or may not have happened
+                raise StoreUnavailable(
+                    f"PUT {self.describe(key)}: answer without an ETag (truncated?); outcome unknown"
+                )
+            return str(etag)
 
         try:
             return self._call(key, "PUT", send)
