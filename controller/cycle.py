@@ -193,6 +193,9 @@ class Controller:
         mark("load")
         got = self.intake.collect(intake_state, now, settings.skew_window)
         mark("intake")
+        if not dry_run and not self.lease.keep():  # a cold intake can be long: renew first
+            report.note = "lease renew deadline passed during intake; stopped before planning"
+            return report
         report.cycle = cycle = intake_state.cycle + 1
         report.listed, report.fetched = got.listed, got.fetched
         report.accepted, report.rejected = len(got.accepted), len(got.observed.rejections)
@@ -213,16 +216,16 @@ class Controller:
                 new_plan.writes,
                 got.state.desired,
                 fence=fence,
-                can_act=self.lease.can_act,
+                can_act=self.lease.keep,
                 threads=self.publish_threads,
             )
             report.failed = pub.failed
             report.written += [f"desired/{m}.json" for m in pub.written]
             events += [*new_plan.events, *pub.events]
             if new_plan.provisions and not pub.stopped:
-                events += run_provisions(spec, new_plan.provisions, self.lease.can_act)
+                events += run_provisions(spec, new_plan.provisions, self.lease.keep)
         mark("publish")
-        if pub.stopped or not self.lease.can_act():
+        if pub.stopped or not self.lease.keep():
             report.note = pub.stopped or "lease renew deadline passed; stopped before the records"
             return report  # lease deadline: write nothing more this cycle
         report.written += records.archive_all(self.store, got.accepted, self.publish_threads)
@@ -272,10 +275,10 @@ class Controller:
         )
         if new_plan is not None:
             report.written += publish_rollouts(
-                self.store, new_plan.status.rollouts, self.rollout_digests, self.lease.can_act
+                self.store, new_plan.status.rollouts, self.rollout_digests, self.lease.keep
             )
         digest = records.status_digest(doc)
-        if digest != state.status_digest and self.lease.can_act():
+        if digest != state.status_digest and self.lease.keep():
             self.store.put(STATUS_CLUSTER, records.encode_status(doc))
             report.written.append(STATUS_CLUSTER)
             return digest
@@ -295,7 +298,7 @@ class Controller:
         if new_plan is not None:
             settled = replace(settle_memory(new_plan.memory, memory, pub), fence=fence)
             unchanged = replace(settled, cycle=memory.cycle, fence=memory.fence) == memory
-            if (not unchanged or mem_loaded.etag is None) and self.lease.can_act():
+            if (not unchanged or mem_loaded.etag is None) and self.lease.keep():
                 etag, problem = persist.try_save(
                     self.store, MEMORY, settled.to_json(), mem_loaded.etag
                 )
@@ -308,7 +311,7 @@ class Controller:
                 report.written.append(MEMORY)
         if intake_loaded.etag is not None and state.same_content(intake_loaded.value):
             return
-        if not self.lease.can_act():
+        if not self.lease.keep():
             return
         etag, problem = persist.try_save(self.store, INTAKE, state.to_json(), intake_loaded.etag)
         persist.remember(self.control_cache, INTAKE, etag, state)

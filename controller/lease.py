@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,6 +142,7 @@ class LeaseKeeper:
     _valid_until: float = float("-inf")
     _pending_nonce: str | None = None
     _pending_started: float = float("-inf")
+    _keep_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ---- queries ------------------------------------------------------------------------
 
@@ -151,6 +153,26 @@ class LeaseKeeper:
     def can_act(self) -> bool:
         """True while we hold the lease and the renew deadline has not passed."""
         return self._etag is not None and self.clock() < self._valid_until
+
+    def keep(self) -> bool:
+        """`can_act()`, renewing first once a third of the renew deadline has passed since the
+        last renew. Long cycles (a cold start, a large publish) call it between steps so they
+        finish and save instead of being cut at the deadline and redoing everything next time.
+        One renewal at a time: publish threads call it concurrently."""
+        if self._etag is None:
+            return False
+        if self.remaining() < self.settings.renew_deadline * 2 / 3 and self._keep_lock.acquire(
+            blocking=False
+        ):
+            try:
+                if (
+                    self._etag is not None
+                    and self.remaining() < self.settings.renew_deadline * 2 / 3
+                ):
+                    self._renew()
+            finally:
+                self._keep_lock.release()
+        return self.can_act()
 
     def export(self) -> dict[str, object]:
         """What a short-lived process (`bosun controller once`) keeps for its successor."""

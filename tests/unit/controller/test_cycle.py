@@ -14,6 +14,7 @@ from tests.unit.controller.conftest import MASTER, agents
 from tests.unit.controller.sim import SPEC_YAML, SimAgent
 from tests.unit.controller.stores import Recording
 from wire.documents import Desired, open_desired
+from wire.errors import StoreUnavailable
 from wire.layout import LEASE, MEMORY, desired_key
 from wire.signing import derive_machine_key, format_kid
 from wire.store import StoredObject
@@ -194,7 +195,8 @@ def test_two_controllers_only_the_holder_writes(spec_store: Recording) -> None:
 
 
 def test_no_desired_write_after_the_renew_deadline(spec_store: Recording) -> None:
-    """Publishing stops when the renew deadline passes mid-cycle (SECURITY 18)."""
+    """Publishing stops when the renew deadline passes mid-cycle without a successful renew
+    (every lease renewal is lost here) (SECURITY 18)."""
     clock = Clock()
     for a in agents(spec_store):
         a.report()
@@ -206,6 +208,8 @@ def test_no_desired_write_after_the_renew_deadline(spec_store: Recording) -> Non
         if op == "PUT" and key.startswith("desired/"):
             seen.append(key)
             clock.t += 15  # each write takes long: the second one crosses the deadline
+        if op == "PUT" and key == LEASE and LEASE in spec_store.puts()[:-1]:
+            raise StoreUnavailable("lease renewal lost")  # renewals fail: outcome unknown
 
     spec_store.faults.append(slow_store)
     report = ctl.cycle()
@@ -368,3 +372,22 @@ def test_a_desired_document_over_the_cap_is_not_written_and_says_why(store: Reco
     too_big = {m: why for m, why in report.failed.items() if "over the 262144-byte cap" in why}
     assert len(too_big) == 2  # the two web machines; the load balancer's document is fine
     assert not [k for k in store.puts() if k in {desired_key(m) for m in too_big}]
+
+
+def test_a_long_cycle_renews_its_lease_and_finishes(spec_store: Recording) -> None:
+    """Writes that take longer than the renew deadline in total: the lease is renewed during
+    the cycle, every document is written and the memory is saved."""
+    clock = Clock()
+    for a in agents(spec_store):
+        a.report()
+    ctl = controller(spec_store, clock=clock)
+    ctl.publish_threads = 1
+
+    def slow_store(op: str, key: str, kw: dict[str, Any]) -> None:
+        if op == "PUT" and key.startswith("desired/"):
+            clock.t += 15
+
+    spec_store.faults.append(slow_store)
+    report = ctl.cycle()
+    assert not report.failed and len([k for k in report.written if k.startswith("desired/")]) == 4
+    assert spec_store.puts().count(LEASE) >= 3 and MEMORY in spec_store.puts()
