@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 
 from wire.atomic import write_atomic
-from wire.errors import BadSignature, BosunError
+from wire.errors import BadSignature, BosunError, InvalidDocument
 from wire.layout import MachineId, machine_id
 
 KEY_BYTES = 32
@@ -34,7 +34,8 @@ def canonical(body: Any) -> bytes:
     try:
         return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     except TypeError as exc:
-        raise BadSignature(f"value cannot be canonicalised: {exc}") from exc
+        # e.g. nested deeper than orjson serialises: the document is malformed, not forged
+        raise InvalidDocument(f"value cannot be canonicalised: {exc}") from exc
 
 
 def digest(body: Any) -> str:

@@ -257,3 +257,12 @@ def test_random_bodies_raise_only_invalid_document(body: dict[str, Any]) -> None
     """Random field values in a body are InvalidDocument, never a bare Python error."""
     with contextlib.suppress(InvalidDocument):
         d.decode_snapshot_body(body)
+
+
+def test_a_body_nested_too_deep_to_canonicalise_is_malformed_not_forged() -> None:
+    """500 levels parse but cannot be canonicalised: InvalidDocument (counted as malformed)."""
+    raw = d.seal(snapshot(), key=KEY_A, kid="web-1@0", object_key="reports/web-1.json")
+    deep = b'{"x":' * 500 + b"1" + b"}" * 500  # orjson parses it but will not serialise it
+    raw = raw.replace(b'"body": {', b'"body": {"deep": ' + deep + b",", 1)
+    with pytest.raises(InvalidDocument, match="cannot be canonicalised"):
+        d.open_snapshot(raw, "reports/web-1.json", keys)
