@@ -23,7 +23,8 @@ class Problems:
         self.items: list[str] = []
 
     def add(self, path: str, message: str) -> None:
-        self.items.append(f"{path}: {message}")
+        line = f"{path}: {message}"  # hostile values must not make hostile messages
+        self.items.append(line if len(line) <= 400 else line[:400] + " ...")
 
     def raise_if_any(self) -> None:
         if not self.items:
