@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from controller.spec.budget import check_cost_budget
 from controller.spec.checks import (
     Problems,
     duration_field,
@@ -140,7 +141,7 @@ def _settings(p: Problems, raw: object) -> Settings:
     if not isinstance(raw, dict):
         p.add("settings", f"expected a mapping, got {got(raw)}")
         return Settings()
-    unknown_keys(p, "settings", raw, SETTINGS_KEYS)
+    unknown_keys(p, "settings", raw, (*SETTINGS_KEYS, "cost_budget"))
     d = Settings()
     out = {k: duration_field(p, f"settings.{k}", raw.get(k), getattr(d, k)) for k in SETTINGS_KEYS}
     s = Settings(**out)
@@ -162,6 +163,8 @@ def _settings(p: Problems, raw: object) -> Settings:
         p.add("settings.skew_window", "must be above 0s (e.g. 5m)")
     if s.controller_interval <= 0:
         p.add("settings.controller_interval", "must be above 0s (e.g. 10s)")
+    if raw.get("cost_budget") is not None and s.controller_interval > 0 and s.desired_lifetime > 0:
+        check_cost_budget(p, raw["cost_budget"], s)
     return s
 
 
