@@ -26,6 +26,12 @@ from wire.errors import BosunError
 log = logging.getLogger(__name__)
 
 
+def jittered(interval: float, jitter: float, rng: random.Random) -> float:
+    """`interval` +/- `jitter` (a fraction), so a fleet started together does not poll the
+    bucket in lockstep (SECURITY.md 22)."""
+    return interval * (1 + rng.uniform(-jitter, jitter))
+
+
 @contextlib.contextmanager
 def cycle_lock(state_dir: Path, wait: float = 10.0) -> Iterator[None]:
     """Hold `<state_dir>/lock`; BosunError if another agent holds it for `wait` seconds."""
@@ -91,7 +97,7 @@ def run_daemon(agent: Agent) -> int:
             log.warning("daemon.store_down retry_in=%.1fs", wait)
         else:
             backoff = 0.0
-            wait = cfg.poll_interval * (1 + rng.uniform(-cfg.jitter, cfg.jitter))
+            wait = jittered(cfg.poll_interval, cfg.jitter, rng)
         end = time.monotonic() + wait
         while not stop.is_set():
             left = end - time.monotonic()
