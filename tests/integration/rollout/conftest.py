@@ -11,28 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from controller.demo import fleet
-from controller.demo.fleet import Machine, Timing
-from controller.demo.procs import ProcessBook
-from controller.local_s3 import free_port
-from controller.reads import read_events
+from controller.demo.fleet import Timing
 from controller.spec.load import from_value
 from controller.spec.revisions import apply
-from wire.layout import STATUS_CLUSTER, rollout_status_key
-from wire.store import DirectoryStore, StoredObject
+from tests.support.procfleet import BOSUN, ProcessFleet, build
+from wire.layout import rollout_status_key
 
 TIMING = Timing(
     every=1.0,
@@ -45,8 +39,6 @@ TIMING = Timing(
     phase_timeout=40.0,
 )
 WEB = tuple(f"web-{i}" for i in range(1, 5))
-BIN = Path(sys.executable).parent
-BOSUN = [str(BIN / "bosun")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +98,7 @@ class Client(threading.Thread):
 
 
 @dataclass
-class Fleet:
-    run_dir: Path
-    store: DirectoryStore
-    url: str
-    machines: dict[str, Machine]
-    book: ProcessBook
+class Fleet(ProcessFleet):
     client: Client | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -121,32 +108,8 @@ class Fleet:
             value["services"]["web"]["rollout"] = rollout
         return apply(self.store, from_value(value, source="test"), now=time.time()).revision
 
-    def json(self, key: str) -> dict[str, Any] | None:
-        got = self.store.get(key)
-        if not isinstance(got, StoredObject):
-            return None
-        value: dict[str, Any] = orjson.loads(got.body)
-        return value
-
     def rollout(self) -> dict[str, Any] | None:
         return self.json(rollout_status_key("web"))
-
-    def cluster(self) -> dict[str, Any]:
-        return self.json(STATUS_CLUSTER) or {}
-
-    def peers(self) -> dict[str, Any]:
-        path = self.machines["lb-1"].peers_file
-        with contextlib.suppress(OSError, ValueError):
-            value: dict[str, Any] = orjson.loads(path.read_bytes())
-            return value
-        return {}
-
-    def events(self, since: float, kind: str = "") -> list[dict[str, Any]]:
-        return [
-            e
-            for e in read_events(self.store, since - 5, time.time() + 5)
-            if float(e.get("t", 0)) >= since and str(e.get("kind", "")).startswith(kind)
-        ]
 
     def bosun(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -158,76 +121,22 @@ class Fleet:
             check=False,
         )
 
-    def exited(self) -> str | None:
-        for name, proc in self.book.popens.items():
-            if proc.poll() is not None:
-                log = self.run_dir / "logs" / f"{name}.log"
-                tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
-                return f"{name} exited with {proc.returncode}: " + " | ".join(tail)
-        return None
-
-    def wait(self, what: str, check: Callable[[], Any], timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = check()
-            if got:
-                return got
-            dead = self.exited()
-            assert dead is None, f"while waiting for {what}: {dead}"
-            time.sleep(0.1)
-        raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-
-
-def _start(f: Fleet) -> None:
-    f.book.spawn(
-        "controller",
-        [*BOSUN, "--log-level", "info", "controller", "run", "--store", f.url,
-         "--master-key", str(f.run_dir / "master.key"), "--every", "1s", "--id", "ctl-test",
-         "--state-dir", str(f.run_dir / "controller")],
-    )  # fmt: skip
-    for name, m in f.machines.items():
-        f.book.spawn(
-            f"agent-{name}",
-            [sys.executable, "-m", "agent", "--log-level", "info", "--config",
-             str(m.config_path), "run"],
-            cwd=m.home,
-        )  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def rollout_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    run_dir = tmp_path_factory.mktemp("rollout-fleet")
-    bucket = run_dir / "bucket"
-    bucket.mkdir()
-    url = f"file://{bucket}"
-    root = fleet.repo_root()
-    _path, master = fleet.make_master_key(run_dir)
-    machines: dict[str, Machine] = {}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BOSUN_"))}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    book = ProcessBook(run_dir, run_dir / "logs", env)
-    for name in ("lb-1", *WEB):
-        eligible = ("lb",) if name == "lb-1" else ("web",)
-        m = Machine(name, eligible, run_dir / "machines" / name, {s: free_port() for s in eligible})
-        fleet.enroll_machine(m, master=master, store=url, timing=TIMING, root=root, run_dir=run_dir)
-        machines[name] = m
-        book.mark("--config", m.config_path)
-        book.mark("--desired-file", m.desired_file)
-        book.mark("--peers-file", m.peers_file)
-    f = Fleet(run_dir, DirectoryStore(bucket), url, machines, book)
+    f = Fleet(**build(tmp_path_factory.mktemp("rollout-fleet"), WEB, TIMING))
     f.apply("1.0", fleet.rollout_value(TIMING))
     try:
-        _start(f)
-        state_dirs = {n: m.state_dir for n, m in machines.items()}
+        f.start("ctl-test")
 
         def converged() -> bool:
-            book.poll_records(state_dirs)
+            f.poll_records()
             web = f.cluster().get("services", {}).get("web", {})
             backends = {b["machine"] for b in f.peers().get("backends", [])}
             return (web.get("healthy"), web.get("standby"), len(backends)) == (2, 2, 2)
 
         f.wait("web: 2 healthy active + 2 standby, and 2 LB backends", converged, 60)
-        f.client = Client(machines["lb-1"].ports["lb"], TIMING.rate)
+        f.client = Client(f.machines["lb-1"].ports["lb"], TIMING.rate)
         f.client.start()
         f.wait("the client's first answers", lambda: len(f.client.since(0)) > 5, 15)  # type: ignore[union-attr]
         yield f
@@ -235,6 +144,4 @@ def rollout_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         if f.client is not None:
             f.client.halt.set()
             f.client.join(timeout=5)
-        book.poll_records({n: m.state_dir for n, m in machines.items()})
-        left = book.stop_all(grace=5.0, order=("controller", "agent-"))
-        assert not left, f"{left} processes still running after the test"
+        f.stop()
