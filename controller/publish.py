@@ -35,7 +35,8 @@ from wire.store import Missing, Store, StoredObject
 
 log = logging.getLogger(__name__)
 
-PUBLISH_THREADS = 8
+PUBLISH_THREADS = 8  # writers for a normal cycle
+PUBLISH_THREADS_MAX = 32  # a large publish (a cold start, a fleet-wide change) gets up to this
 
 
 @dataclass
@@ -77,8 +78,9 @@ def publish(
     if threads <= 1 or len(writes) <= 2:
         for w in writes:
             one(w)
-    else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
+    else:  # one more writer per 64 documents, up to the S3 client's connection pool
+        workers = min(PUBLISH_THREADS_MAX, max(threads, len(writes) // 64))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(one, writes))
     if unwritten:
         out.stopped = (
