@@ -263,8 +263,8 @@ def main() -> None:
         "--lease-duration",
         dest="lease_duration",
         default="",
-        help="controller lease (renew deadline 2/3 of it); default 6 intervals. A cold "
-        "10,000-machine cycle needs more than the default (see docs/reliability.md)",
+        help="controller lease (renew deadline 2/3 of it); default 6 intervals (a long cold "
+        "cycle renews it as it goes)",
     )
     ap.add_argument("--controller-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--endpoint", help=argparse.SUPPRESS)
