@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import random
 import signal
-import threading
 import time
 
 import orjson
 
-from controller.lease import LeaseDoc, LeaseKeeper, LeaseSettings
+from controller.lease import LeaseDoc, LeaseSettings
 from controller.spec.load import load_yaml
 from controller.spec.revisions import apply
 from tests.integration.controller.conftest import BIN, MASTER, Bucket, stop, wait_for
 from tests.support.fixtures import fresh_bucket
+from tests.support.leaserace import lease_race
 from tests.unit.controller.sim import SPEC_YAML, SimAgent
-from wire.errors import StoreError, WriteConflict
 from wire.layout import LEASE
 from wire.store import StoredObject
-from wire.store.s3 import S3Store
 
 
 def test_doctor_accepts_seaweedfs(bucket: Bucket) -> None:
@@ -86,48 +83,12 @@ def test_run_stops_cleanly_on_sigterm_and_releases_the_lease(bucket: Bucket) -> 
 
 def test_three_controllers_on_seaweedfs_never_share_a_token(bucket: Bucket) -> None:
     """Lease over SeaweedFS with random pauses: one holder per token, fences never decrease (SECURITY 15)."""
-    settings = LeaseSettings(duration=0.8, renew_deadline=0.5)
-    holders: dict[int, set[str]] = {}
-    committed: list[int] = []
-    lock = threading.Lock()
-    stop_at = time.monotonic() + 6.0
-    target = "desired/x.json"
     prefix = bucket.store.prefix.rstrip("/")
-
-    def controller(name: str, seed: int) -> None:
-        rng = random.Random(seed)
-        store: S3Store = fresh_bucket(bucket.server, prefix=prefix)
-        lease = LeaseKeeper(store, name, settings)
-        while time.monotonic() < stop_at:
-            try:
-                st = lease.ensure()
-            except StoreError:
-                continue
-            if st.acting:
-                with lock:
-                    holders.setdefault(st.token, set()).add(name)
-                got = store.get(target)
-                fence = int(got.body) if isinstance(got, StoredObject) else 0
-                etag = got.etag if isinstance(got, StoredObject) else None
-                if rng.random() < 0.3:
-                    time.sleep(rng.uniform(0.6, 1.6))  # paused past the renew deadline
-                if lease.can_act() and fence <= st.token:
-                    try:
-                        if etag is None:
-                            store.put(target, str(st.token).encode(), if_none_match="*")
-                        else:
-                            store.put(target, str(st.token).encode(), if_match=etag)
-                        with lock:
-                            committed.append(st.token)
-                    except WriteConflict:
-                        pass
-            time.sleep(rng.uniform(0.0, 0.15))
-
-    threads = [threading.Thread(target=controller, args=(n, i)) for i, n in enumerate("abc")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert all(len(names) == 1 for names in holders.values()), holders
-    assert committed == sorted(committed) and committed
-    assert len(holders) >= 2, "pauses should have caused a takeover"
+    race = lease_race(
+        lambda: fresh_bucket(bucket.server, prefix=prefix),
+        LeaseSettings(duration=0.8, renew_deadline=0.5),
+        seconds=6.0, pause_chance=0.3, pause=(0.6, 1.6), idle=0.15,
+    )  # fmt: skip
+    assert all(len(names) == 1 for names in race.holders.values()), race.holders
+    assert race.committed == sorted(race.committed) and race.committed
+    assert len(race.holders) >= 2, "pauses should have caused a takeover"

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import random
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from controller.lease import LeaseDoc, LeaseKeeper, LeaseSettings
+from tests.support.leaserace import lease_race
 from tests.unit.controller.stores import Recording
 from wire.errors import InvalidDocument, StoreUnavailable, WriteConflict
 from wire.layout import LEASE
@@ -238,44 +236,10 @@ def test_three_controllers_with_random_pauses_never_share_a_token(tmp_path: Path
     """Three controllers, random pauses: one holder per token, written fences never decrease (SECURITY 15)."""
     root = tmp_path / "bucket"
     DirectoryStore(root)
-    settings = LeaseSettings(duration=0.3, renew_deadline=0.2)
-    holders: dict[int, set[str]] = {}
-    committed: list[int] = []
-    lock = threading.Lock()
-    stop = time.monotonic() + 4.0
-    target = "desired/x.json"
-
-    def controller(name: str, seed: int) -> None:
-        rng = random.Random(seed)
-        store = DirectoryStore(root)
-        lease = LeaseKeeper(store, name, settings)
-        while time.monotonic() < stop:
-            st = lease.ensure()
-            if st.acting:
-                with lock:
-                    holders.setdefault(st.token, set()).add(name)
-                got = store.get(target)
-                fence = int(got.body) if isinstance(got, StoredObject) else 0
-                etag = got.etag if isinstance(got, StoredObject) else None
-                if rng.random() < 0.15:
-                    time.sleep(rng.uniform(0.2, 0.5))  # a pause past the renew deadline
-                if lease.can_act() and fence <= st.token:
-                    try:
-                        if etag is None:
-                            store.put(target, str(st.token).encode(), if_none_match="*")
-                        else:
-                            store.put(target, str(st.token).encode(), if_match=etag)
-                        with lock:
-                            committed.append(st.token)
-                    except WriteConflict:
-                        pass
-            time.sleep(rng.uniform(0.0, 0.08))
-
-    threads = [threading.Thread(target=controller, args=(n, i)) for i, n in enumerate("abc")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert all(len(names) == 1 for names in holders.values()), holders
-    assert committed == sorted(committed)
-    assert len(holders) >= 2, "the pauses should have caused at least one takeover"
+    race = lease_race(
+        lambda: DirectoryStore(root), LeaseSettings(duration=0.3, renew_deadline=0.2),
+        seconds=4.0, pause_chance=0.15, pause=(0.2, 0.5), idle=0.08,
+    )  # fmt: skip
+    assert all(len(names) == 1 for names in race.holders.values()), race.holders
+    assert race.committed == sorted(race.committed)
+    assert len(race.holders) >= 2, "the pauses should have caused at least one takeover"
