@@ -55,7 +55,7 @@ def test_a_call_is_not_cut_before_the_drain_timeout(drain_fleet: Fleet) -> None:
         time.sleep(0.1)
     cut = f.wait("machine.drain_timeout", lambda: f.events(since, "machine.drain_timeout"), 15)
     assert cut[0]["machine"] == "web-2" and cut[0]["data"]["sessions_cut"] == 1
-    assert float(cut[0]["t"]) >= deadline
+    assert float(cut[0]["t"]) >= round(deadline, 3) - 0.001  # event times are rounded to ms
     f.wait("web-2 on 3.0", lambda: f.app("web-2").get("version") == "3.0", 30)
 
 
