@@ -18,6 +18,7 @@ No toxiproxy is packaged for this machine, and toxiproxy cannot answer HTTP 503s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -82,6 +83,9 @@ class FaultProxy:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self._server is not None:
+                await self._server.wait_closed()
+            await asyncio.sleep(0.05)  # let the transports' close callbacks run: no leaked socket
 
         if self._thread.is_alive():
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
@@ -159,6 +163,8 @@ class FaultProxy:
             pass
         finally:
             writer.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await writer.wait_closed()
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         kind, latency, status, cut = self._take()
@@ -260,3 +266,5 @@ class FaultProxy:
                     remaining -= len(chunk)
         finally:
             up_writer.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await up_writer.wait_closed()
