@@ -51,9 +51,12 @@ def unb64(text: str) -> bytes:
     if not isinstance(text, str) or not text:
         raise BadSignature("signature is empty or not a string")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise BadSignature(f"signature is not base64url: {exc}") from exc
+    if b64(raw) != text:  # e.g. different unused trailing bits: one signature, one spelling
+        raise BadSignature("signature is not canonical base64url")
+    return raw
 
 
 def generate_master_key() -> bytes:

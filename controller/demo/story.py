@@ -286,8 +286,14 @@ def drain(demo: Demo) -> dict[str, Any]:
     still = demo.watcher.view.machines().get(held, {})
     if still.get("mode") != "draining" or still.get("running") != version:
         raise PhaseFailed(f"{held} changed while its session was open: {still}")
-    if held in demo.watcher.view.lb_backends():
-        raise PhaseFailed(f"{held} is draining but the balancer still sends it new requests")
+    # the desired peers drop it in the same cycle; the balancer applies them at its agent's
+    # next poll: wait for that (bounded), then the machine must still be draining
+    wait_until(
+        demo, f"the balancer to stop sending {held} new requests",
+        lambda v: held not in v.lb_backends(), demo.timing.phase_timeout,
+    )  # fmt: skip
+    if demo.watcher.view.machines().get(held, {}).get("mode") != "draining":
+        raise PhaseFailed(f"{held} left draining while its session was open")
     for m in actives:
         http_json(demo.machines[m].ports["web"], "POST", "/sessions/close-all")
     demo.say("calls ended (sessions closed)")

@@ -132,3 +132,21 @@ def test_corrupt_key_file_is_a_clear_error(tmp_path: Path) -> None:
     path.chmod(0o600)
     with pytest.raises(BosunError, match=str(path)):
         signing.read_key_file(path)
+
+
+def test_a_signature_spelled_differently_is_refused() -> None:
+    """Changing the unused trailing bits of the last base64url character keeps the bytes
+    but is not the canonical spelling: refused (no signature malleability)."""
+    sig = signing.sign(KEY, "f", "k", {"x": 1})
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(sig[-1])
+    twin = sig[:-1] + alphabet[last ^ 1]  # a 32-byte MAC: the last character's low 2 bits are unused
+    assert signing.unb64(sig) == base64_bytes(twin)
+    with pytest.raises(BadSignature, match="canonical"):
+        signing.verify(KEY, "f", "k", {"x": 1}, twin)
+
+
+def base64_bytes(text: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
