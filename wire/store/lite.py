@@ -48,6 +48,7 @@ from wire.errors import (
     WriteConflict,
 )
 from wire.store.base import GetResult, Missing, NotModified, ObjectInfo, StoredObject, short_etag
+from wire.store.deadlines import DEADLINES
 
 if TYPE_CHECKING:
     from wire.retry import RetryPolicy
@@ -300,20 +301,18 @@ class LiteS3Store:
                 )
             budget = left if budget is None else min(budget, left)
         conn = self._connection()
-        timer: threading.Timer | None = None
         expired = threading.Event()
+        deadline: int | None = None
         if budget is not None:
 
-            def _kill() -> None:
+            def _kill() -> None:  # on the watchdog thread: quick, never blocks
                 expired.set()
                 sock = conn.sock
                 if sock is not None:
                     with contextlib.suppress(OSError):
                         sock.shutdown(socket.SHUT_RDWR)
 
-            timer = threading.Timer(budget, _kill)
-            timer.daemon = True
-            timer.start()
+            deadline = DEADLINES.arm(budget, _kill)
         started = time.monotonic()
         self.requests += 1
         try:
@@ -372,8 +371,8 @@ class LiteS3Store:
                 f"{exc.__class__.__name__}: {exc}"
             ) from exc
         finally:
-            if timer is not None:
-                timer.cancel()
+            if deadline is not None:
+                DEADLINES.disarm(deadline)
 
     def _request(
         self,
