@@ -104,7 +104,7 @@ def _common(fn: Any) -> Any:
 def _controller(cfg: ControllerSettings, *, keep_view: bool) -> Iterator[Controller]:
     with exclusive(cfg.state_dir):
         ctl = Controller(
-            open_store(cfg.store),
+            open_store(cfg.store, fast=True),  # object GET/PUT without botocore's CPU cost
             load_master_key(cfg.master_key),
             holder=cfg.holder,
             lease=cfg.lease,

@@ -8,8 +8,10 @@ wire protocol: conditional GET of desired/<m>.json, HMAC verification with
 `wire.documents.open_desired` and the machine's derived key, signed snapshots with
 `wire.documents.seal` (on change, or when the heartbeat is due; seq = unix ms). The
 controller is a separate process running `controller.cycle.Controller.cycle()` every
-interval (so its CPU time and peak RSS are its own). Requests are counted with botocore
-`before-call`/`after-call` hooks on each side's client.
+interval (so its CPU time and peak RSS are its own), on the store `bosun controller run`
+opens (`FastS3Store`); the agents use the stdlib client real agents use (`LiteS3Store`).
+Requests are counted from each client's answers (the stdlib client's `on_answer` hook and
+botocore's `after-call` hooks).
 
 `--scale S` divides every interval by S (poll, heartbeat and
 controller interval), so S times the request rate is simulated in real time; rates are reported
@@ -55,7 +57,8 @@ from wire.layout import desired_key, report_key  # noqa: E402
 from wire.retry import RetryPolicy  # noqa: E402
 from wire.signing import derive_machine_key, format_kid  # noqa: E402
 from wire.store import StoredObject  # noqa: E402
-from wire.store.s3 import S3Store  # noqa: E402
+from wire.store.lite import Credentials, LiteS3Store  # noqa: E402
+from wire.store.s3_fast import FastS3Store  # noqa: E402
 
 MASTER = bytes(range(32))
 ELIGIBLE = tuple(f"{kind}{i}" for i in range(20) for kind in ("web", "lb"))
@@ -92,22 +95,37 @@ services:{services}
 """
 
 
-def store_for(endpoint: str, prefix: str, pool: int = 64) -> S3Store:
-    s = S3Store(
+def store_for(endpoint: str, prefix: str) -> FastS3Store:
+    """The controller's store: boto3, with object GET/PUT over the stdlib client (as
+    `bosun controller run` opens it)."""
+    return FastS3Store(
         "bosun-fleet", prefix=prefix, endpoint=endpoint, access_key=ACCESS_KEY,
         secret_key=SECRET_KEY, retry=RetryPolicy(attempts=3, total_seconds=20, wait_initial=0.05),
     )  # fmt: skip
-    return s
+
+
+def agent_store(endpoint: str, prefix: str) -> LiteS3Store:
+    """The simulated agents' store: the stdlib client real agents use."""
+    return LiteS3Store("bosun-fleet", prefix=prefix, endpoint=endpoint,
+                       credentials=Credentials(ACCESS_KEY, SECRET_KEY), attempts=2)  # fmt: skip
 
 
 class Counts:
-    """Requests by kind, from botocore hooks: GET 200/304/404, PUT by folder, LIST."""
+    """Requests by kind (GET 200/304/404, PUT, LIST), from the stdlib client's answer hook
+    and, for what goes through boto3, botocore's after-call hooks."""
 
-    def __init__(self, store: S3Store) -> None:
+    def __init__(self, store: LiteS3Store | FastS3Store) -> None:
         self.c: Counter[str] = Counter()
         self.lock = threading.Lock()
-        store.client.meta.events.register("after-call.s3", self.after)
-        store.client.meta.events.register("after-call-error.s3", self.error)
+        lite = store.lite if isinstance(store, FastS3Store) else store
+        lite.on_answer = self.answer
+        if isinstance(store, FastS3Store):
+            store.client.meta.events.register("after-call.s3", self.after)
+            store.client.meta.events.register("after-call-error.s3", self.error)
+
+    def answer(self, operation: str, status: int) -> None:
+        with self.lock:
+            self.c[f"{operation} {status}"] += 1
 
     def after(self, http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
         code = getattr(http_response, "status_code", 0)
@@ -163,7 +181,7 @@ def controller_child(args: argparse.Namespace) -> None:
 
 
 class Fleet:
-    def __init__(self, store: S3Store, n: int, poll: float, hb: float, workers: int) -> None:
+    def __init__(self, store: LiteS3Store, n: int, poll: float, hb: float, workers: int) -> None:
         self.store, self.poll, self.hb = store, poll, hb
         self.counts = Counts(store)
         self.machines = [f"m-{i:06d}" for i in range(n)]
@@ -291,7 +309,7 @@ def main() -> None:
         store = store_for(server.endpoint, prefix)
         store.create_bucket()
         apply(store, load_yaml(spec_yaml(n, "1.0", hb, ivl)), now=time.time())
-        fleet = Fleet(store, n, poll, hb, args.workers)
+        fleet = Fleet(agent_store(server.endpoint, prefix), n, poll, hb, args.workers)
         t0 = time.time()
         list(fleet.pool.map(lambda m: fleet.step(m, force_report=True), fleet.machines))
         print(f"cold: {n} snapshots posted in {time.time() - t0:.1f}s", flush=True)

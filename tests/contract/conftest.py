@@ -2,7 +2,8 @@
 
 `store` is parametrized over the directory backend, a real moto server process, a real
 SeaweedFS process (each server started once per session) and the agent's stdlib client
-(`wire.store.lite`) against that SeaweedFS. `make_store(retry=, timeouts=)`
+(`wire.store.lite`) against that SeaweedFS, and the controller's `FastS3Store` (object
+requests over that stdlib client, the rest on boto3) against moto. `make_store(retry=, timeouts=)`
 builds another store on the same backend with other settings.
 """
 
@@ -20,8 +21,9 @@ from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
 from wire.store import DirectoryStore, Store
 from wire.store.lite import lite_store
 from wire.store.s3 import Timeouts
+from wire.store.s3_fast import FastS3Store
 
-BACKENDS = ["directory", "moto", "seaweedfs", "lite-seaweedfs"]
+BACKENDS = ["directory", "moto", "seaweedfs", "lite-seaweedfs", "fast-moto"]
 
 StoreFactory = Callable[..., Store]
 
@@ -39,17 +41,41 @@ def make_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
             return DirectoryStore(tmp_path / "bucket")
 
         return make_dir
-    server: S3Server = request.getfixturevalue("moto_server" if backend == "moto" else "seaweedfs")
+    server: S3Server = request.getfixturevalue(
+        "moto_server" if backend.endswith("moto") else "seaweedfs"
+    )
     prefix = f"contract-{uuid.uuid4().hex[:12]}"
     if backend == "lite-seaweedfs":  # the agent's stdlib client (wire.store.lite)
         fresh_bucket(server, prefix=prefix)  # makes sure the shared bucket exists
 
         def make_lite(**kwargs: Any) -> Store:
             kwargs.setdefault("timeouts", Timeouts(connect=3, read=30))
-            return lite_store(SHARED_BUCKET, endpoint=server.endpoint, access_key=ACCESS_KEY,
-                              secret_key=SECRET_KEY, prefix=prefix, **kwargs)
+            return lite_store(
+                SHARED_BUCKET,
+                endpoint=server.endpoint,
+                access_key=ACCESS_KEY,
+                secret_key=SECRET_KEY,
+                prefix=prefix,
+                **kwargs,
+            )
 
         return make_lite
+
+    if backend == "fast-moto":
+
+        def make_fast(**kwargs: Any) -> Store:
+            kwargs.setdefault("timeouts", Timeouts(connect=3, read=30))
+            plain = fresh_bucket(server, prefix=prefix, **kwargs)
+            return FastS3Store(
+                plain.bucket,
+                prefix=prefix,
+                endpoint=server.endpoint,
+                access_key=ACCESS_KEY,
+                secret_key=SECRET_KEY,
+                **kwargs,
+            )
+
+        return make_fast
 
     def make_s3(**kwargs: Any) -> Store:  # every store of one test shares bucket and prefix
         # Generous read timeout: 20 racing conditional PUTs take seconds on a loaded SeaweedFS,

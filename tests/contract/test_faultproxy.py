@@ -1,4 +1,6 @@
-"""The fault proxy itself, and the S3 store's behaviour through each fault it injects."""
+"""The fault proxy itself, and the S3 stores' behaviour through each fault it injects: the
+boto3 `S3Store`, the controller's `FastS3Store` (object requests over the stdlib client) and
+the agent's stdlib client itself."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ from tests.support.fixtures import fresh_bucket
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
 from wire.errors import StoreUnavailable
 from wire.retry import RetryPolicy
-from wire.store import StoredObject
+from wire.store import Store, StoredObject
+from wire.store.lite import lite_store
 from wire.store.s3 import S3Store, Timeouts
+from wire.store.s3_fast import FastS3Store
 
 
 @pytest.fixture
@@ -22,21 +26,28 @@ def proxy(moto_server: S3Server) -> Iterator[FaultProxy]:
         yield p
 
 
-@pytest.fixture
-def store(proxy: FaultProxy, moto_server: S3Server) -> S3Store:
+@pytest.fixture(params=["boto3", "fast", "lite"])
+def store(proxy: FaultProxy, moto_server: S3Server, request: pytest.FixtureRequest) -> Store:
     direct = fresh_bucket(moto_server)
-    return S3Store(
+    retry = RetryPolicy(attempts=4, total_seconds=6, wait_initial=0.01, wait_max=0.05)
+    timeouts = Timeouts(connect=1, read=1)
+    if request.param == "lite":  # the agent's client
+        return lite_store(direct.bucket, prefix=direct.prefix, endpoint=proxy.endpoint,
+                          access_key=ACCESS_KEY, secret_key=SECRET_KEY, retry=retry,
+                          timeouts=timeouts)  # fmt: skip
+    cls = FastS3Store if request.param == "fast" else S3Store
+    return cls(
         direct.bucket,
         prefix=direct.prefix,
         endpoint=proxy.endpoint,
         access_key=ACCESS_KEY,
         secret_key=SECRET_KEY,
-        retry=RetryPolicy(attempts=4, total_seconds=6, wait_initial=0.01, wait_max=0.05),
-        timeouts=Timeouts(connect=1, read=1),
+        retry=retry,
+        timeouts=timeouts,
     )
 
 
-def test_requests_pass_through_and_are_counted(store: S3Store, proxy: FaultProxy) -> None:
+def test_requests_pass_through_and_are_counted(store: Store, proxy: FaultProxy) -> None:
     """Without faults the proxy is transparent and counts requests by method and section."""
     etag = store.put("desired/a.json", b"x")
     got = store.get("desired/a.json", if_none_match=etag)
@@ -46,14 +57,14 @@ def test_requests_pass_through_and_are_counted(store: S3Store, proxy: FaultProxy
     assert counts["PUT"] == 1 and counts["GET"] == 2
 
 
-def test_slowdown_burst_is_retried_through(store: S3Store, proxy: FaultProxy) -> None:
+def test_slowdown_burst_is_retried_through(store: Store, proxy: FaultProxy) -> None:
     """Three injected 503 SlowDown answers are absorbed by the retry policy."""
     proxy.fail_next(3)
     store.put("k", b"v")
     assert proxy.counts()["PUT"] == 4
 
 
-def test_dropped_connections_are_retried(store: S3Store, proxy: FaultProxy) -> None:
+def test_dropped_connections_are_retried(store: Store, proxy: FaultProxy) -> None:
     """Two connections closed without an answer, then success."""
     store.put("k", b"v")
     proxy.drop_next(2)
@@ -61,7 +72,7 @@ def test_dropped_connections_are_retried(store: S3Store, proxy: FaultProxy) -> N
     assert isinstance(got, StoredObject) and got.body == b"v"
 
 
-def test_truncated_response_is_transient_not_corrupt(store: S3Store, proxy: FaultProxy) -> None:
+def test_truncated_response_is_transient_not_corrupt(store: Store, proxy: FaultProxy) -> None:
     """A body cut short is retried; the data returned is never the truncated bytes."""
     store.put("k", b"v" * 5000)
     proxy.truncate_next(1, after_bytes=400)
@@ -69,7 +80,7 @@ def test_truncated_response_is_transient_not_corrupt(store: S3Store, proxy: Faul
     assert isinstance(got, StoredObject) and got.body == b"v" * 5000
 
 
-def test_full_outage_fails_in_bounded_time_then_recovers(store: S3Store, proxy: FaultProxy) -> None:
+def test_full_outage_fails_in_bounded_time_then_recovers(store: Store, proxy: FaultProxy) -> None:
     """During an outage requests fail as StoreUnavailable within the bound; after it, they work."""
     store.put("k", b"v")
     proxy.outage(2.0)
@@ -81,7 +92,7 @@ def test_full_outage_fails_in_bounded_time_then_recovers(store: S3Store, proxy: 
     assert isinstance(store.get("k"), StoredObject)
 
 
-def test_blackhole_outage_ends_at_the_read_timeout(store: S3Store, proxy: FaultProxy) -> None:
+def test_blackhole_outage_ends_at_the_read_timeout(store: Store, proxy: FaultProxy) -> None:
     """A proxy that accepts and never answers costs at most the timeouts times the attempts."""
     proxy.outage(30.0, blackhole=True)
     started = time.monotonic()
@@ -89,3 +100,23 @@ def test_blackhole_outage_ends_at_the_read_timeout(store: S3Store, proxy: FaultP
         store.get("k")
     assert time.monotonic() - started < 7
     proxy.heal()
+
+
+def test_fast_store_falls_back_to_boto3_on_an_answer_it_cannot_place(
+    proxy: FaultProxy, moto_server: S3Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 301 (the bucket lives in another region) is no error the stdlib client can place:
+    the request is made again through boto3, and boto3 serves every request from then on."""
+    direct = fresh_bucket(moto_server)
+    store = FastS3Store(direct.bucket, prefix=direct.prefix, endpoint=proxy.endpoint,
+                        access_key=ACCESS_KEY, secret_key=SECRET_KEY)  # fmt: skip
+    store.put("k", b"v1")
+    assert store.lite.requests == 1
+    proxy.fail_next(1, status=301)
+    with caplog.at_level("WARNING"):
+        store.put("k", b"v2")
+    assert "using boto3 for every request" in caplog.text
+    got = store.get("k")
+    assert isinstance(got, StoredObject) and got.body == b"v2"
+    assert store.lite.requests == 2  # the 301, then nothing more over the stdlib client
+    assert proxy.counts()["PUT"] == 3

@@ -85,15 +85,26 @@ def parse_store_url(url: str) -> tuple[str, dict[str, str]]:
 
 
 def open_store(
-    url: str, *, retry: RetryPolicy | None = None, timeouts: Timeouts | None = None
+    url: str,
+    *,
+    retry: RetryPolicy | None = None,
+    timeouts: Timeouts | None = None,
+    fast: bool = False,
 ) -> Store:
+    """`fast`: object GETs and PUTs through the stdlib client (`wire.store.s3_fast`), for
+    the controller cycle, which may write thousands of documents at once."""
     scheme, parts = parse_store_url(url)
     if scheme == "file":
         return DirectoryStore(parts["path"])
     from wire.store.s3 import S3Store
 
+    cls = S3Store
+    if fast:
+        from wire.store.s3_fast import FastS3Store
+
+        cls = FastS3Store
     path_style = parts.get("path_style")
-    return S3Store(
+    return cls(
         parts["bucket"],
         prefix=parts["prefix"],
         endpoint=parts.get("endpoint"),

@@ -32,7 +32,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -177,7 +177,7 @@ class LiteS3Store:
         self,
         bucket: str,
         *,
-        credentials: Credentials,
+        credentials: Credentials | Callable[[], Credentials],
         prefix: str = "",
         endpoint: str | None = None,
         region: str | None = None,
@@ -210,6 +210,8 @@ class LiteS3Store:
         self._conns: list[http.client.HTTPConnection] = []
         self._conns_lock = threading.Lock()
         self.requests = 0  # requests sent (for tests and benchmarks)
+        # called after every answer with (operation, status): GET, PUT, LIST or DELETE
+        self.on_answer: Callable[[str, int], None] | None = None
         self.deadline_at: float | None = None  # time.monotonic() after which requests fail
 
     def set_deadline(self, at: float | None) -> None:
@@ -278,7 +280,7 @@ class LiteS3Store:
     ) -> _Response:
         payload_hash = hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256
         headers = sigv4_headers(
-            self._creds,
+            self._creds() if callable(self._creds) else self._creds,
             method=method,
             host=self._host,
             path=path,
@@ -343,6 +345,13 @@ class LiteS3Store:
                 if status in (200, 206):
                     raise DocumentTooLarge(f"{self.describe(key)}: over the {cap}-byte cap")
             else:
+                if (
+                    status not in (204, 304)
+                    and length
+                    and length.isdigit()
+                    and got != int(length)
+                ):  # the connection closed mid-body: never hand back cut bytes
+                    raise http.client.IncompleteRead(data, int(length) - got)
                 if not resp.isclosed():
                     resp.read()  # length exhausted: lets http.client reuse the connection
                 if resp.will_close:
@@ -395,7 +404,9 @@ class LiteS3Store:
             except StoreUnavailable as exc:
                 last = exc
                 continue
-            if resp.status >= 500 or _code(resp.body) in TRANSIENT_CODES:
+            if self.on_answer is not None:
+                self.on_answer(method if object_path else "LIST", resp.status)
+            if resp.status >= 500 or (resp.status >= 400 and _code(resp.body) in TRANSIENT_CODES):
                 last = self._error(resp, key, method)  # type: ignore[assignment]
                 if attempt + 1 < self.attempts:
                     time.sleep(0.05)

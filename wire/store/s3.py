@@ -88,11 +88,11 @@ class S3Store:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.endpoint = endpoint
         self.retry = retry or RetryPolicy()
-        timeouts = timeouts or Timeouts()
+        self.timeouts = timeouts = timeouts or Timeouts()
         core = botocore.session.get_session()
         # Keep LIST timestamps as strings: botocore's parser is slow; we parse lazily.
         core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
-        session = boto3.session.Session(botocore_session=core)
+        self.session = session = boto3.session.Session(botocore_session=core)
         if path_style is None:
             path_style = endpoint is not None
         config = Config(
