@@ -346,10 +346,7 @@ class LiteS3Store:
                     raise DocumentTooLarge(f"{self.describe(key)}: over the {cap}-byte cap")
             else:
                 if (
-                    status not in (204, 304)
-                    and length
-                    and length.isdigit()
-                    and got != int(length)
+                    status not in (204, 304) and length and length.isdigit() and got != int(length)
                 ):  # the connection closed mid-body: never hand back cut bytes
                     raise http.client.IncompleteRead(data, int(length) - got)
                 if not resp.isclosed():
