@@ -12,6 +12,7 @@ Determinism: every iteration is over sorted names; no clock, no randomness, no I
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from controller.planner.assign import ACTIVE_MODES, assign, fill
@@ -25,6 +26,7 @@ from controller.planner.model import (
     Observed,
     Plan,
     PutDesired,
+    RolloutMemory,
     Skip,
     machine_digest,
     variant_digest,
@@ -45,6 +47,17 @@ _NO_PEERS = Peers()
 _PLAIN: tuple[tuple[int, ...], str | None] = ((), None)
 
 
+def _reserved(rollouts: Mapping[str, RolloutMemory]) -> dict[str, str]:
+    """machine -> the only service that may activate it: a rollout's kept-warm old-version
+    machines, held for a revert."""
+    return {
+        m: name
+        for name, r in rollouts.items()
+        if r.active or r.state == "complete"
+        for m in r.previous
+    }
+
+
 def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, fence: int) -> Plan:
     """Compute every machine's next desired document; see the module docstring."""
     settings = spec.settings
@@ -56,16 +69,14 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     }
     spec, scaled, scale_events = autoscale(spec, live, memory, now)  # counts of scale: services
     known = sorted(set(observed.machines) | set(memory.machines))
-    reserved = {
-        m: name
-        for name, r in memory.rollouts.items()
-        if r.active or r.state == "complete"
-        for m in r.previous
-    }
+    reserved = _reserved(memory.rollouts)
     work = assign(spec, live, known, memory.machines, order, now, reserved)
     rel = resolve(spec, order, work, memory.machines, memory.services, memory.selections)
     rollouts = run_rollouts(spec, work, rel, memory, now)
     if rollouts:  # a rollout may have freed machines (shadow or reverted ones): use them now
+        # but not the old-version machines it just kept warm: the next pass reserves them
+        # (from the memory saved now), so this one must too, or it would plan them twice
+        reserved = _reserved(rollouts)
         busy = {m for m, mode in work.mode.items() if mode in ACTIVE_MODES or mode == "shadow"}
         fill(work, spec, order, busy, reserved, report_short=False)
     drained = drain_pass(spec, work, rel, memory, now, order, reserved)  # sessions, budget
