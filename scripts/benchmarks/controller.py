@@ -16,8 +16,11 @@ Usage: scripts/bench controller [--sizes 1000,10000] [--changed 0.01] [--backend
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import random
 import sys
+import threading
 import tempfile
 import time
 import zlib
@@ -40,35 +43,24 @@ from wire.retry import RetryPolicy  # noqa: E402
 from wire.signing import derive_machine_key, format_kid  # noqa: E402
 from wire.store import DirectoryStore, Store  # noqa: E402
 from wire.store.s3 import S3Store  # noqa: E402
+from wire.store.s3_fast import FastS3Store  # noqa: E402
 
 MASTER = bytes(range(32))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fleet  # noqa: E402
 
 
-def spec_yaml(n: int) -> str:
-    return f"""
-settings:
-  heartbeat_timeout: 10m
-  desired_lifetime: 1d
-  skew_window: 10m
-services:
-  web:
-    version: "1.0"
-    count: {int(n * 0.6)}
-    port: 8080
-  lb:
-    kind: loadbalancer
-    balances: web
-    version: "2.0"
-    count: {max(1, n // 500)}
-    port: 80
-"""
+def spec_yaml(n: int, version: str = "1.0") -> str:
+    """The fleet benchmark's spec: web split in services of at most 1,000 machines, each
+    behind its own load balancer (one balancer for 6,000 backends is over the document cap)."""
+    return fleet.spec_yaml(n, version, hb=200, interval=10)
 
 
 def snapshot(machine: str, seq: int, now: float, *, load: float, health: str) -> bytes:
     snap = Snapshot(
         machine=machine, seq=seq, sent_at=now, boot_id="boot", agent_version="bench",
         addresses=Addresses(internal=f"10.{zlib.crc32(machine.encode()) % 250}.{seq % 250}.1"),
-        eligible=("web", "lb"), load={"cpu": load},
+        eligible=fleet.ELIGIBLE, load={"cpu": load},
         services={"web": ServiceState(version="1.0", state="running", health=health, port=8080)},
         applied=Applied(),
     )  # fmt: skip
@@ -81,13 +73,21 @@ class Counting:
 
     def __init__(self, store: Store) -> None:
         self.counts: Counter[str] = Counter()
+        self.lock = threading.Lock()
         if isinstance(store, S3Store):
             store.client.meta.events.register("before-call.s3", self.hook)
+        if isinstance(store, FastS3Store):
+            store.lite.on_answer = self.answer
 
     def hook(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        name = str(model.name)
+        self.count(str(model.name), str(params.get("url_path", "")).split("?")[0])
+
+    def answer(self, operation: str, key: str, _status: int) -> None:
+        name = {"GET": "GetObject", "PUT": "PutObject", "LIST": "ListObjectsV2"}
+        self.count(name.get(operation, operation), key)
+
+    def count(self, name: str, key: str) -> None:
         if name == "PutObject":
-            key = str(params.get("url_path", "")).split("?")[0]
             target = next(
                 (
                     p
@@ -105,11 +105,13 @@ class Counting:
                 "other",
             )
             name = f"PutObject {target}"
-        self.counts[name] += 1
+        with self.lock:
+            self.counts[name] += 1
 
     def take(self) -> dict[str, int]:
-        out = dict(sorted(self.counts.items()))
-        self.counts.clear()
+        with self.lock:
+            out = dict(sorted(self.counts.items()))
+            self.counts.clear()
         return out
 
 
@@ -120,7 +122,7 @@ def open_stores(backend: str, server: Any, tmp: Path, n: int) -> tuple[Store, St
     prefix = f"bench-{n}-{int(time.time())}"
 
     def make() -> S3Store:
-        return S3Store(
+        return FastS3Store(  # as `bosun controller run` opens it
             "bosun-bench",
             prefix=prefix,
             endpoint=server.endpoint,
@@ -134,7 +136,9 @@ def open_stores(backend: str, server: Any, tmp: Path, n: int) -> tuple[Store, St
     return make(), agents
 
 
-def run_size(n: int, changed: float, backend: str, server: Any, tmp: Path) -> None:
+def run_size(
+    n: int, changed: float, backend: str, server: Any, tmp: Path, profile: bool = False
+) -> None:
     ctl_store, agent_store = open_stores(backend, server, tmp, n)
     apply(agent_store, load_yaml(spec_yaml(n)), now=time.time())
     machines = [f"m-{i:06d}" for i in range(n)]
@@ -184,6 +188,16 @@ def run_size(n: int, changed: float, backend: str, server: Any, tmp: Path) -> No
     )
     quiet = cycle("no change again")
     assert quiet.written == [], quiet.written
+    # a fleet-wide change: every web machine gets a new version (60% of the documents)
+    apply(agent_store, load_yaml(spec_yaml(n, "1.1")), now=time.time())
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
+    report = cycle("spec change (web 1.1)")
+    if profiler is not None:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    print(f"{'':<28} desired written {sum(k.startswith('desired/') for k in report.written)}")
     del now
 
 
@@ -192,12 +206,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--changed", type=float, default=0.01)
     parser.add_argument("--backend", choices=["seaweedfs", "directory"], default="seaweedfs")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the spec-change cycle (top 25 by own time)"
+    )
     args = parser.parse_args()
     server = start_seaweedfs() if args.backend == "seaweedfs" else None
     try:
         with tempfile.TemporaryDirectory(prefix="bosun-bench-") as tmp:
             for n in (int(s) for s in args.sizes.split(",")):
-                run_size(n, args.changed, args.backend, server, Path(tmp))
+                run_size(n, args.changed, args.backend, server, Path(tmp), args.profile)
     finally:
         if server is not None:
             server.stop()

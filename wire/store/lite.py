@@ -210,8 +210,9 @@ class LiteS3Store:
         self._conns: list[http.client.HTTPConnection] = []
         self._conns_lock = threading.Lock()
         self.requests = 0  # requests sent (for tests and benchmarks)
-        # called after every answer with (operation, status): GET, PUT, LIST or DELETE
-        self.on_answer: Callable[[str, int], None] | None = None
+        # called after every answer with (operation, key, status); operation is GET, PUT,
+        # LIST or DELETE, key is relative to the prefix (for LIST: the listed prefix)
+        self.on_answer: Callable[[str, str, int], None] | None = None
         self.deadline_at: float | None = None  # time.monotonic() after which requests fail
 
     def set_deadline(self, at: float | None) -> None:
@@ -402,7 +403,7 @@ class LiteS3Store:
                 last = exc
                 continue
             if self.on_answer is not None:
-                self.on_answer(method if object_path else "LIST", resp.status)
+                self.on_answer(method if object_path else "LIST", key, resp.status)
             if resp.status >= 500 or (resp.status >= 400 and _code(resp.body) in TRANSIENT_CODES):
                 last = self._error(resp, key, method)  # type: ignore[assignment]
                 if attempt + 1 < self.attempts:
