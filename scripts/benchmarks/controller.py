@@ -20,8 +20,8 @@ import cProfile
 import pstats
 import random
 import sys
-import threading
 import tempfile
+import threading
 import time
 import zlib
 from collections import Counter
