@@ -19,7 +19,7 @@ Rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from controller.planner.model import Event, MachineMemory, MachineObservation
@@ -241,12 +241,14 @@ def fill(
     elig: Eligibility | None = None,
     *,
     report_short: bool = True,
+    skip: Collection[str] = (),
 ) -> None:
-    """Activate free machines for every service below its count (rule 4). Also run after
-    the rollouts, which may free machines (a shadow back to standby) in the same pass."""
+    """Activate free machines for every service below its count (rule 4), except `skip`.
+    Also run later in the pass when machines were freed (a held service's machines, a
+    shadow back to standby) so that they serve in this pass, as they would in the next."""
     services = spec.services
     actives = work.actives
-    short = {n: services[n].count - len(actives.get(n, [])) for n in order}
+    short = {n: services[n].count - len(actives.get(n, [])) for n in order if n not in skip}
     if not any(v > 0 for v in short.values()):
         return
     elig = elig or Eligibility(spec)
@@ -263,7 +265,7 @@ def fill(
         work.mode,
     )
     for name in order:
-        need = short[name]
+        need = short.get(name, 0)
         if need <= 0:
             continue
         for tier in tiers.get(name, ()):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from controller.planner.assign import ACTIVE_MODES, assign, fill
+from controller.planner.assign import ACTIVE_MODES, Assignment, assign, fill
 from controller.planner.drain import drain_pass
 from controller.planner.model import (
     ClusterSpec,
@@ -58,6 +58,10 @@ def _reserved(rollouts: Mapping[str, RolloutMemory]) -> dict[str, str]:
     }
 
 
+def _busy(work: Assignment) -> set[str]:
+    return {m for m, mode in work.mode.items() if mode in ACTIVE_MODES or mode == "shadow"}
+
+
 def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, fence: int) -> Plan:
     """Compute every machine's next desired document; see the module docstring."""
     settings = spec.settings
@@ -71,14 +75,22 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     known = sorted(set(observed.machines) | set(memory.machines))
     reserved = _reserved(memory.rollouts)
     work = assign(spec, live, known, memory.machines, order, now, reserved)
+    had = {name: len(ms) for name, ms in work.actives.items()}
     rel = resolve(spec, order, work, memory.machines, memory.services, memory.selections)
+    # A new service held for its dependencies has no release: its machines wait as
+    # standby (resolve just demoted them) and it takes none; other short services may use
+    # them in this pass, as the next pass would (planning twice must give the same plan).
+    held = {name for name in spec.services if rel.base.get(name) is None}
+    if any(had.get(name) for name in held):
+        fill(work, spec, order, _busy(work), reserved, report_short=False, skip=held)
     rollouts = run_rollouts(spec, work, rel, memory, now)
     if rollouts:  # a rollout may have freed machines (shadow or reverted ones): use them now
         # but not the old-version machines it just kept warm: the next pass reserves them
-        # (from the memory saved now), so this one must too, or it would plan them twice
+        # (from the memory saved now), so this one must too; and not for a service whose
+        # rollout already shaped this pass (its next pass would shape the newcomer again)
         reserved = _reserved(rollouts)
-        busy = {m for m, mode in work.mode.items() if mode in ACTIVE_MODES or mode == "shadow"}
-        fill(work, spec, order, busy, reserved, report_short=False)
+        rolling = {name for name, r in rollouts.items() if r.active}
+        fill(work, spec, order, _busy(work), reserved, report_short=False, skip=held | rolling)
     drained = drain_pass(spec, work, rel, memory, now, order, reserved)  # sessions, budget
     drains, configs, kept = drained.drains, drained.configs, drained.kept
     serve = serving(spec, work)
