@@ -180,7 +180,7 @@ def run(
             param_hint="--every",
         )
     if not skip_probe:
-        refuse_if_missing(probe(open_store(cfg.store)))
+        refuse_if_missing(probe(open_store(cfg.store, fast=True)))  # the client the cycle uses
     with _controller(cfg, keep_view=False) as ctl:
         run_forever(ctl, every, on_report=lambda r: click.echo(r.summary(), err=True))
 
