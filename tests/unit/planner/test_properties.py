@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
@@ -13,7 +14,12 @@ from controller.planner.assign import ACTIVE_MODES
 from tests.unit.planner.harness import invariants, observed_from, spec_from
 
 SERVICES = ("router", "media", "queue")
-PROFILE = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# BOSUN_EXAMPLES=3000 for a longer search (CI keeps 80, derandomized)
+PROFILE = settings(
+    max_examples=int(os.environ.get("BOSUN_EXAMPLES", "80")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @st.composite
