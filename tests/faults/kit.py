@@ -27,6 +27,7 @@ from wire.retry import RetryPolicy
 from wire.signing import derive_machine_key, digest, format_kid
 from wire.store import Store, StoredObject
 from wire.store.s3 import S3Store, Timeouts
+from wire.store.s3_fast import FastS3Store
 
 MASTER = bytes(range(32))  # the agent test kit signs with the same master
 MACHINES = [f"m-{i}" for i in range(4)]
@@ -55,9 +56,13 @@ services:
 """
 
 
-def via(store: S3Store, endpoint: str, *, attempts: int = 2, read: float = 2.0) -> S3Store:
-    """The same bucket and prefix as `store`, reached through `endpoint` (the proxy)."""
-    return S3Store(
+def via(
+    store: S3Store, endpoint: str, *, attempts: int = 2, read: float = 2.0, fast: bool = False
+) -> S3Store:
+    """The same bucket and prefix as `store`, reached through `endpoint` (the proxy).
+    `fast`: the controller's `FastS3Store` (object requests skip botocore, so `OnRequest`
+    hooks see only LISTs)."""
+    return (FastS3Store if fast else S3Store)(
         store.bucket,
         prefix=store.prefix,
         endpoint=endpoint,
