@@ -47,6 +47,7 @@ class Answer:
     status: int
     backend: str
     version: str
+    detail: str = ""  # the body of an error the balancer itself gave (no backend header)
 
 
 class Client(threading.Thread):
@@ -73,9 +74,9 @@ class Client(threading.Thread):
                 version = ""
                 with contextlib.suppress(ValueError, TypeError, AttributeError):
                     version = str(orjson.loads(body).get("version", ""))
-                answer = Answer(
-                    time.time(), resp.status, resp.getheader("X-Bosun-Backend") or "", version
-                )
+                backend = resp.getheader("X-Bosun-Backend") or ""
+                detail = "" if backend or resp.status < 500 else body[:300].decode(errors="replace")
+                answer = Answer(time.time(), resp.status, backend, version, detail)
                 with self.lock:
                     self.answers.append(answer)
             except (OSError, http.client.HTTPException):
@@ -138,7 +139,19 @@ def rollout_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         f.wait("web: 2 healthy active + 2 standby, and 2 LB backends", converged, 60)
         f.client = Client(f.machines["lb-1"].ports["lb"], TIMING.rate)
         f.client.start()
-        f.wait("the client's first answers", lambda: len(f.client.since(0)) > 5, 15)  # type: ignore[union-attr]
+        client = f.client
+
+        def serving() -> bool:
+            # the desired document names 2 backends before the balancer has read its peers
+            # file: wait until its answers come from both, all 200 (no 503 "no backends")
+            recent = client.since(0)[-20:]
+            return (
+                len(recent) == 20
+                and all(a.status == 200 for a in recent)
+                and len({a.backend for a in recent}) == 2
+            )
+
+        f.wait("the balancer to answer 200 from both backends", serving, 15)
         yield f
     finally:
         if f.client is not None:

@@ -170,7 +170,8 @@ def test_bad_release_halted_at_canary_and_reverted(rollout_fleet: Fleet) -> None
     print(f"\nrevert: {FIGURES['revert']}")
     assert lb_same_cycle, f"lb-1 not rewritten in the failing cycle {fail_cycle}: {written}"
     others = {k: n for k, n in FIGURES["revert"]["client_errors"].items() if BAD not in k}
-    assert others == {}, f"client errors not answered by the bad canary: {others}"
+    details = sorted({a.detail for a in f.client.since(t0) if a.detail})  # type: ignore[union-attr]
+    assert others == {}, f"client errors not answered by the bad canary: {others} {details}"
     assert cycles <= 4, FIGURES["revert"]
     assert not any(b["machine"] for b in f.peers().get("mirror", []))
 
