@@ -80,6 +80,18 @@ def test_truncated_response_is_transient_not_corrupt(store: Store, proxy: FaultP
     assert isinstance(got, StoredObject) and got.body == b"v" * 5000
 
 
+def test_put_answer_cut_in_its_headers_is_retried_never_taken_as_done(
+    store: Store, proxy: FaultProxy
+) -> None:
+    """A PUT answer cut after 50 bytes (status line, no ETag yet) is an unknown outcome:
+    retried, and the ETag returned is the one the object has, never an empty one."""
+    proxy.truncate_next(1, after_bytes=50)
+    etag = store.put("k", b"v" * 100)
+    assert etag and proxy.counts()["PUT"] == 2
+    got = store.get("k")
+    assert isinstance(got, StoredObject) and got.etag == etag and got.body == b"v" * 100
+
+
 def test_full_outage_fails_in_bounded_time_then_recovers(store: Store, proxy: FaultProxy) -> None:
     """During an outage requests fail as StoreUnavailable within the bound; after it, they work."""
     store.put("k", b"v")

@@ -409,6 +409,13 @@ class LiteS3Store:
                 if attempt + 1 < self.attempts:
                     time.sleep(0.05)
                 continue
+            if method == "PUT" and resp.status < 300 and not resp.headers.get("etag"):
+                # a 2xx cut short in its headers: the write may not have happened
+                last = StoreUnavailable(
+                    f"PUT {self.describe(key)}: answer without an ETag (truncated?); "
+                    "outcome unknown"
+                )
+                continue
             return resp
         assert last is not None
         raise last
@@ -485,7 +492,7 @@ class LiteS3Store:
                 expected = f"etag {short_etag(if_match)}" if if_match else "create-only"
                 raise WriteConflict(f"{err} ({expected})", status=err.status)
             raise err
-        return resp.headers.get("etag", "")
+        return resp.headers["etag"]  # _request retries a 2xx PUT answer without one
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         import xml.etree.ElementTree as ET

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from wire.documents import MAX_DOCUMENT_BYTES
 from wire.errors import (
@@ -35,6 +37,7 @@ from wire.store.lite import Timeouts as LiteTimeouts
 from wire.store.s3 import S3Store, Timeouts
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # errors the stdlib client understands; any other StoreError means "let boto3 do it"
 _PLACED = (WriteConflict, StoreUnavailable, StoreAccessDenied, StoreConfigError, DocumentTooLarge)
@@ -106,19 +109,27 @@ class FastS3Store(S3Store):
                 exc,
             )
 
-    def get(
-        self, key: str, *, if_none_match: str | None = None, max_bytes: int = MAX_DOCUMENT_BYTES
-    ) -> GetResult:
+    def _via_lite(self, call: Callable[[], T], boto: Callable[[], T]) -> T:
+        """`call` on the stdlib client with this store's retries; boto3 from now on if the
+        answer is one the stdlib client cannot place."""
         if not self._fallback.is_set():
             try:
-                return self.retry.call(
-                    lambda: self.lite.get(key, if_none_match=if_none_match, max_bytes=max_bytes)
-                )
+                return self.retry.call(call)
             except _PLACED:
                 raise
             except StoreError as exc:
                 self._fall_back(exc)
-        return super().get(key, if_none_match=if_none_match, max_bytes=max_bytes)
+        return boto()
+
+    def get(
+        self, key: str, *, if_none_match: str | None = None, max_bytes: int = MAX_DOCUMENT_BYTES
+    ) -> GetResult:
+        return self._via_lite(
+            lambda: self.lite.get(key, if_none_match=if_none_match, max_bytes=max_bytes),
+            lambda: super(FastS3Store, self).get(
+                key, if_none_match=if_none_match, max_bytes=max_bytes
+            ),
+        )
 
     def put(
         self,
@@ -129,26 +140,13 @@ class FastS3Store(S3Store):
         if_none_match: str | None = None,
         content_type: str = "application/json",
     ) -> str:
-        def send() -> str:
-            etag = self.lite.put(
+        return self._via_lite(
+            lambda: self.lite.put(
                 key, body, if_match=if_match, if_none_match=if_none_match, content_type=content_type
-            )
-            if not etag:  # a 2xx cut short in its headers: the write may not have happened
-                raise StoreUnavailable(
-                    f"PUT {self.describe(key)}: answer without an ETag (truncated?); "
-                    "outcome unknown"
-                )
-            return etag
-
-        if not self._fallback.is_set():
-            try:
-                return self.retry.call(send)
-            except _PLACED:
-                raise
-            except StoreError as exc:
-                self._fall_back(exc)
-        return super().put(
-            key, body, if_match=if_match, if_none_match=if_none_match, content_type=content_type
+            ),
+            lambda: super(FastS3Store, self).put(
+                key, body, if_match=if_match, if_none_match=if_none_match, content_type=content_type
+            ),
         )
 
     def close(self) -> None:
