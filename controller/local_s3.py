@@ -54,7 +54,9 @@ def _bin(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if not found:
-        raise BosunError(f"{name} not found: install bosun[test] (scripts/test does) or put it on PATH")
+        raise BosunError(
+            f"{name} not found: install bosun[test] (scripts/test does) or put it on PATH"
+        )
     return found
 
 

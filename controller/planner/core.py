@@ -210,9 +210,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         provisions=flight,
     )
     status = build_status(spec, work, rel, new_memory, observed, now)
-    return Plan(
-        tuple(writes), tuple(skips), new_memory, tuple(events), status, tuple(provisions)
-    )
+    return Plan(tuple(writes), tuple(skips), new_memory, tuple(events), status, tuple(provisions))
 
 
 def _render(

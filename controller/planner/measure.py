@@ -71,7 +71,11 @@ def sticky_marks(
         obs = live.get(m)
         state = obs.snapshot.services.get(service) if obs is not None else None
         mark = out.get(m)
-        if state is not None and mark is not None and _was_reset(state.requests, state.errors, mark):
+        if (
+            state is not None
+            and mark is not None
+            and _was_reset(state.requests, state.errors, mark)
+        ):
             out[m] = Mark()
     return out
 

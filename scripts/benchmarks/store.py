@@ -48,7 +48,9 @@ def measure(store: Store, ops: int, threads: int) -> dict[str, float]:
         "put": timed(put),
         "get": timed(lambda k: store.get(k)),
         "get 304": timed(lambda k: store.get(k, if_none_match=etags[k])),
-        "put If-Match": timed(lambda k: etags.__setitem__(k, store.put(k, BODY, if_match=etags[k]))),
+        "put If-Match": timed(
+            lambda k: etags.__setitem__(k, store.put(k, BODY, if_match=etags[k]))
+        ),
     }
     started = time.perf_counter()
     listed = sum(1 for _ in store.list("bench/"))
@@ -57,7 +59,9 @@ def measure(store: Store, ops: int, threads: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--ops", type=int, default=500)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--backends", default="directory,moto,seaweedfs")
@@ -81,7 +85,9 @@ def main() -> None:
                     store = fresh_bucket(server)
                 r = measure(store, args.ops, threads)
                 table.add_row(backend, str(threads), *(f"{r[k]:,.0f}" for k in r))
-                console.print(f"{backend} x{threads}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in r.items()))
+                console.print(
+                    f"{backend} x{threads}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in r.items())
+                )
         finally:
             if server is not None:
                 server.stop()

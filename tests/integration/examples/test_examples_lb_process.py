@@ -141,7 +141,10 @@ def test_two_backends_restarting_at_once_cost_clients_nothing(spawn: Spawn, tmp_
     """Two of three backends refusing connections (restarting for a new version): every request is served."""
     a = spawn("app", "--machine", "a")
     peers = tmp_path / "peers.json"
-    dead = [{"machine": f"d{i}", "address": "127.0.0.1", "port": free_port(), "weight": 100} for i in (1, 2)]
+    dead = [
+        {"machine": f"d{i}", "address": "127.0.0.1", "port": free_port(), "weight": 100}
+        for i in (1, 2)
+    ]
     write_peers(peers, [*dead, peer(a, "a")])
     lb = spawn("lb", "--peers-file", str(peers), "--eject-seconds", "0")
     assert served_by(lb, 30) == {"a": 30}

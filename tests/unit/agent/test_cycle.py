@@ -140,11 +140,15 @@ def test_store_unreachable_keeps_last_known_good(machine: Machine, bucket, tmp_p
 class DeniedDesired(CountingStore):
     """A store answering 403 on GET, as S3 does for a missing object without s3:ListBucket."""
 
-    def get(self, key: str, *, if_none_match: str | None = None, max_bytes: int = 256 * 1024) -> Any:
+    def get(
+        self, key: str, *, if_none_match: str | None = None, max_bytes: int = 256 * 1024
+    ) -> Any:
         raise StoreAccessDenied(f"GET {self.describe(key)}: access denied (AccessDenied)")
 
 
-def test_403_on_own_desired_is_reported_as_missing_or_denied(machine: Machine, bucket: DirectoryStore) -> None:
+def test_403_on_own_desired_is_reported_as_missing_or_denied(
+    machine: Machine, bucket: DirectoryStore
+) -> None:
     """A new machine under the least-privilege policy sees 403: it still reports, explains, keeps the store 'up'."""
     result = make_agent(machine, DeniedDesired(bucket)).cycle()
     assert not result.store_down and result.put

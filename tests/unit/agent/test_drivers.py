@@ -179,7 +179,9 @@ def test_process_substitution_env_modes_and_crash_restart(
     assert report(bucket).services["web"].state == "stopped"
 
 
-def test_crossing_the_shadow_line_restarts_the_process(tmp_path: Path, bucket: DirectoryStore) -> None:
+def test_crossing_the_shadow_line_restarts_the_process(
+    tmp_path: Path, bucket: DirectoryStore
+) -> None:
     """shadow -> canary restarts with BOSUN_MODE=canary (no production writes as a shadow); canary -> active does not."""
     services = {"web": {"process": {"command": ["sleep", "60"], "stop_timeout": 2}}}
     m = Machine(tmp_path / "m", bucket.url, services=services).write()

@@ -10,8 +10,14 @@ from wire.documents import ServiceState, Snapshot
 
 
 def live(requests: int, errors: int) -> dict[str, MachineObservation]:
-    snap = Snapshot(machine="web-1", seq=1, sent_at=0.0, boot_id="b", agent_version="t",
-                    services={"web": ServiceState(version="2", requests=requests, errors=errors)})
+    snap = Snapshot(
+        machine="web-1",
+        seq=1,
+        sent_at=0.0,
+        boot_id="b",
+        agent_version="t",
+        services={"web": ServiceState(version="2", requests=requests, errors=errors)},
+    )
     return {"web-1": MachineObservation(snap, 0.0)}
 
 
@@ -41,4 +47,5 @@ def test_a_reset_seen_once_sticks() -> None:
 
 def test_marks_of_machines_without_reset_are_kept() -> None:
     """A healthy counter keeps its mark."""
-    assert sticky_marks(["web-1"], live(600, 30), {"web-1": Mark(500, 0)}, "web")["web-1"] == Mark(500, 0)
+    marks = sticky_marks(["web-1"], live(600, 30), {"web-1": Mark(500, 0)}, "web")
+    assert marks["web-1"] == Mark(500, 0)

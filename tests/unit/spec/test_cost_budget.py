@@ -25,7 +25,9 @@ def test_a_spec_within_its_budget_loads() -> None:
     assert load_yaml(SPEC.format(usd=100, poll="30s")).services["web"].count == 2
 
 
-def test_a_spec_over_its_budget_is_refused_with_the_cost_and_nothing_is_written(tmp_path: Path) -> None:
+def test_a_spec_over_its_budget_is_refused_with_the_cost_and_nothing_is_written(
+    tmp_path: Path,
+) -> None:
     """Polling every 5s costs about $0.2k/month for 1,000 machines: refused, naming the cost and the fix."""
     store = DirectoryStore(tmp_path / "b")
     with pytest.raises(SpecError) as info:
@@ -49,4 +51,6 @@ def test_a_spec_over_its_budget_is_refused_with_the_cost_and_nothing_is_written(
 def test_bad_budgets_name_the_field(budget: str, path: str) -> None:
     """Malformed budgets are refused naming the field."""
     with pytest.raises(SpecError, match=path.replace(".", r"\.")):
-        load_yaml(f"settings:\n  cost_budget: {budget}\nservices:\n  web: {{version: '1', count: 1}}\n")
+        load_yaml(
+            f"settings:\n  cost_budget: {budget}\nservices:\n  web: {{version: '1', count: 1}}\n"
+        )

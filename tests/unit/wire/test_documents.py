@@ -157,8 +157,10 @@ def test_malformed_snapshot_bodies_name_the_field(mutate: Any, message: str) -> 
         (lambda b: b.update(config=_deep(40)), "nested deeper than 32 levels"),
         (lambda b: b.update(service="../../etc"), r"body\.service: invalid machine id"),
         (lambda b: b.update(service="w\u00e9b"), r"body\.service: invalid machine id"),
-        (lambda b: b.update(peers={"backends": [{"machine": "A/B", "address": "x"}]}),
-         r"peers\.backends\[0\]\.machine: invalid"),
+        (
+            lambda b: b.update(peers={"backends": [{"machine": "A/B", "address": "x"}]}),
+            r"peers\.backends\[0\]\.machine: invalid",
+        ),
         (lambda b: b.update(config={"x": [0] * 10_001}), "more than 10000 items"),
     ],
 )

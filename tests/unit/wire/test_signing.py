@@ -140,7 +140,8 @@ def test_a_signature_spelled_differently_is_refused() -> None:
     sig = signing.sign(KEY, "f", "k", {"x": 1})
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     last = alphabet.index(sig[-1])
-    twin = sig[:-1] + alphabet[last ^ 1]  # a 32-byte MAC: the last character's low 2 bits are unused
+    # a 32-byte MAC: the last character's low 2 bits are unused
+    twin = sig[:-1] + alphabet[last ^ 1]
     assert signing.unb64(sig) == base64_bytes(twin)
     with pytest.raises(BadSignature, match="canonical"):
         signing.verify(KEY, "f", "k", {"x": 1}, twin)
