@@ -266,19 +266,34 @@ def pct(values: list[float], p: float) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--machines", type=int, default=1000)
-    ap.add_argument("--poll", default="30s")
-    ap.add_argument("--heartbeat", default="5m")
-    ap.add_argument("--controller-interval", default="10s")
-    ap.add_argument("--scale", type=float, default=1.0, help="divide every interval by this")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--machines", type=int, default=1000, help="simulated agents (default 1000)")
+    ap.add_argument("--poll", default="30s", help="agent poll interval (default 30s)")
+    ap.add_argument("--heartbeat", default="5m", help="agent heartbeat interval (default 5m)")
+    ap.add_argument(
+        "--controller-interval", default="10s", help="controller cycle interval (default 10s)"
+    )
+    ap.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="divide every interval by this: S times the request rate in real time; rates "
+        "are printed measured and rescaled (default 1)",
+    )
     ap.add_argument(
         "--window",
         type=float,
         default=0,
         help="steady-state seconds (default: one scaled heartbeat)",
     )
-    ap.add_argument("--workers", type=int, default=48)
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=48,
+        help="threads the simulated agents share (default 48; 64 for 10,000 machines)",
+    )
     ap.add_argument(
         "--lease-duration",
         dest="lease_duration",
