@@ -23,7 +23,7 @@ class Problems:
         self.items: list[str] = []
 
     def add(self, path: str, message: str) -> None:
-        line = f"{path}: {message}"  # hostile values must not make hostile messages
+        line = printable(f"{path}: {message}")  # hostile values must not make hostile messages
         self.items.append(line if len(line) <= 400 else line[:400] + " ...")
 
     def raise_if_any(self) -> None:
@@ -33,6 +33,14 @@ class Problems:
             raise SpecError(f"{self.source}: {self.items[0]}")
         lines = "\n".join(f"  {p}" for p in self.items)
         raise SpecError(f"{self.source}: {len(self.items)} problems:\n{lines}")
+
+
+def printable(text: str) -> str:
+    """`text` with control, format (e.g. U+202E right-to-left override) and separator
+    characters escaped as \\uXXXX, so a hostile id cannot rewrite the terminal it is shown on."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
 
 
 def unknown_keys(p: Problems, path: str, raw: Mapping[Any, Any], allowed: tuple[str, ...]) -> None:

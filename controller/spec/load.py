@@ -76,6 +76,13 @@ def load_yaml(text: str, *, source: str = "spec") -> ClusterSpec:
 
 MAX_SPEC_NODES = 200_000
 MAX_SPEC_DEPTH = 64
+MAX_COUNT = 100_000  # machines per service; ten times the largest fleet measured
+INT_RANGE = (-(2**63), 2**64 - 1)  # what JSON encoders (orjson) and readers keep exactly
+
+
+def _short(number: int) -> str:
+    text = str(number)
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
 
 
 def _check_expanded(value: object, source: str) -> None:
@@ -97,6 +104,8 @@ def _check_expanded(value: object, source: str) -> None:
             stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, int) and not INT_RANGE[0] <= node <= INT_RANGE[1]:
+            raise SpecError(f"{source}: the number {_short(node)} does not fit in 64 bits")
 
 
 def from_value(value: object, *, source: str = "spec", revision: int = 0) -> ClusterSpec:
@@ -188,6 +197,10 @@ def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
         ok = False
     elif count < 0:
         p.add(f"{path}.count", f"impossible count {count}: use 0 or more machines")
+        ok = False
+    elif count > MAX_COUNT:
+        p.add(f"{path}.count", f"count {_short(count)} is above the {MAX_COUNT:,} machines "
+              "one Bosun bucket can manage")  # fmt: skip
         ok = False
     kind = raw.get("kind", "service")
     if kind not in ("service", "loadbalancer"):

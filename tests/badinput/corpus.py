@@ -177,6 +177,10 @@ HOSTILE_SPECS: dict[str, str] = {
     "self_dependency": 'services:\n  a: {version: "1", count: 1, depends_on: [a]}\n',
     "negative_count": 'services:\n  a: {version: "1", count: -1}\n',
     "count_not_int": 'services:\n  a: {version: "1", count: "lots"}\n',
+    "count_beyond_64_bits": 'services:\n  a: {version: "1", count: 100000000000000000000}\n',
+    "count_above_the_limit": 'services:\n  a: {version: "1", count: 100001}\n',
+    "config_number_beyond_64_bits": 'services:\n  a: {version: "1", count: 1, config: '
+    "{x: [1, -100000000000000000000]}}\n",
     "deep_config": 'services:\n  a: {version: "1", count: 1, config: '
     + "{x: " * 200
     + "1"
