@@ -46,7 +46,8 @@ from controller.publish import (
 )
 from controller.spec.model import ClusterSpec, Settings
 from controller.state import IntakeState
-from wire.layout import INTAKE, KEYS, LEASE, MEMORY, STATUS_CLUSTER
+from wire import codec
+from wire.layout import INTAKE, KEYS, LEASE, MEMORY, SPEC_CURRENT, STATUS_CLUSTER
 from wire.store import NotModified, Store, StoredObject
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ class Controller:
         self._keys_etag: str | None = None
         self.cache = SnapshotCache()
         self.spec_cache = persist.SpecCache()
+        self._spec_problem: str | None = None  # the refused spec last logged
         self.control_cache: persist.Cache = {}
         self.rollout_digests: dict[str, str] = {}  # service -> last status/rollouts/ body
         self.publish_threads = PUBLISH_THREADS
@@ -188,7 +190,10 @@ class Controller:
                 fence = self.lease.token
                 report.lease = replace(status, token=fence)
         memory = resign_after_revoke(memory, intake_state, self.keys)
-        spec = persist.load_spec(self.store, self.spec_cache)
+        spec, refused = persist.load_spec_or_last_good(
+            self.store, self.spec_cache, memory.spec_revision
+        )
+        spec_events = self._spec_refused(refused, report)
         settings = spec.settings if spec else Settings()
         mark("load")
         got = self.intake.collect(intake_state, now, settings.skew_window)
@@ -205,7 +210,7 @@ class Controller:
         if dry_run:
             return report
         # the plan carries this cycle's snapshot rejections; keep what it cannot know
-        events: list[Any] = [
+        events: list[Any] = spec_events + [
             e for e in got.events if new_plan is None or e.get("reason") == "invalid_key"
         ]
         pub = PublishResult()
@@ -244,13 +249,41 @@ class Controller:
             desired={**got.state.desired, **pub.etags},
             signed={**got.state.signed, **pub.epochs},
         )
-        digest = self._write_status(new_plan, got.observed, state, now, fence, cycle, report)
+        digest = self._write_status(
+            new_plan, got.observed, state, now, fence, cycle, report, refused
+        )
         state = replace(state, status_digest=digest)
         mark("records")
         self._save(new_plan, memory, mem_loaded, pub, state, intake_loaded, fence, report)
         mark("save")
         log.info("cycle.done %s", report.summary())
         return report
+
+    def _spec_refused(
+        self, refused: persist.SpecRefusal | None, report: CycleReport
+    ) -> list[dict[str, Any]]:
+        """Note a refused spec/current.json; an event and an error log when it is new."""
+        problem = refused.detail if refused is not None else None
+        new = problem is not None and problem != self._spec_problem
+        self._spec_problem = problem
+        if refused is None:
+            return []
+        with_what = (
+            f"planning with revision {refused.planning_with} (the last one planned with)"
+            if refused.planning_with is not None
+            else "planning nothing (no earlier revision to keep)"
+        )
+        report.note = f"{SPEC_CURRENT} refused; {with_what}"
+        if not new:
+            return []
+        log.error("spec.refused %s; %s until a valid spec is applied", refused.detail, with_what)
+        return [
+            {
+                "kind": "spec.refused",
+                "reason": f"{refused.detail}; {with_what}",
+                "data": {"etag": refused.etag, "planning_with": refused.planning_with},
+            }
+        ]
 
     def _plan(
         self, spec: ClusterSpec | None, observed: Observed, memory: Memory, now: float, fence: int
@@ -268,11 +301,13 @@ class Controller:
         fence: int,
         cycle: int,
         report: CycleReport,
+        refused: persist.SpecRefusal | None,
     ) -> str:
         status = new_plan.status if new_plan else bare_status(observed, now, fence)
         doc = records.status_document(
             status, state, observed, holder=self.lease.holder, token=fence, cycle=cycle
         )
+        doc["spec_refused"] = codec.encode(refused) if refused is not None else None
         if new_plan is not None:
             report.written += publish_rollouts(
                 self.store, new_plan.status.rollouts, self.rollout_digests, self.lease.keep

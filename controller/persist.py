@@ -21,8 +21,15 @@ from controller.spec.document import from_json as spec_from_json
 from controller.spec.model import ClusterSpec
 from controller.state import IntakeState
 from wire.documents import Desired, open_desired
-from wire.errors import BosunError, InvalidDocument, StoreUnavailable, WriteConflict
-from wire.layout import DESIRED, INTAKE, MEMORY, SPEC_CURRENT, machine_from_key
+from wire.errors import (
+    BosunError,
+    DocumentTooLarge,
+    InvalidDocument,
+    SpecError,
+    StoreUnavailable,
+    WriteConflict,
+)
+from wire.layout import DESIRED, INTAKE, MEMORY, SPEC_CURRENT, machine_from_key, spec_history_key
 from wire.store import Missing, NotModified, Store, StoredObject
 
 log = logging.getLogger(__name__)
@@ -53,21 +60,65 @@ BIG = 16 * 1024 * 1024
 class SpecCache:
     etag: str | None = None
     spec: ClusterSpec | None = None
+    problem: str | None = None  # why the object at `etag` was refused
+    last_good: ClusterSpec | None = None  # the history revision planned with meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class SpecRefusal:
+    """spec/current.json could not be used; the cycle plans with `planning_with` (the
+    revision it last planned with, from spec/history/) or, with None, plans nothing."""
+
+    detail: str
+    etag: str | None
+    planning_with: int | None
 
 
 def load_spec(store: Store, cache: SpecCache | None = None) -> ClusterSpec | None:
     """The applied cluster spec (None when `bosun spec apply` never ran); a conditional GET
-    when `cache` holds the last one read."""
+    when `cache` holds the last one read. A malformed one raises SpecError, InvalidDocument
+    or DocumentTooLarge (remembered by its ETag: not parsed again until it changes)."""
     cache = cache if cache is not None else SpecCache()
     got = store.get(SPEC_CURRENT, if_none_match=cache.etag, max_bytes=BIG)
     if isinstance(got, NotModified) and cache.etag is not None:
+        if cache.problem is not None:
+            raise SpecError(cache.problem)
         return cache.spec
     if not isinstance(got, StoredObject):
-        cache.etag, cache.spec = None, None
+        cache.etag, cache.spec, cache.problem = None, None, None
         return None
-    cache.spec, _applied_at = spec_from_json(got.body, where=store.describe(SPEC_CURRENT))
-    cache.etag = got.etag
+    try:
+        cache.spec, _applied_at = spec_from_json(got.body, where=store.describe(SPEC_CURRENT))
+    except (SpecError, InvalidDocument) as exc:
+        cache.etag, cache.spec, cache.problem = got.etag, None, str(exc)
+        raise
+    cache.etag, cache.problem = got.etag, None
     return cache.spec
+
+
+def load_spec_or_last_good(
+    store: Store, cache: SpecCache, revision: int
+) -> tuple[ClusterSpec | None, SpecRefusal | None]:
+    """The applied spec; if spec/current.json is refused (malformed, hostile, too large),
+    the revision last planned with (`revision`, from spec/history/) so that nothing
+    changes until a valid spec is applied, and why."""
+    try:
+        return load_spec(store, cache), None
+    except (SpecError, InvalidDocument, DocumentTooLarge) as exc:
+        problem = str(exc)
+    last = cache.last_good
+    if revision and (last is None or last.revision != revision):
+        key = spec_history_key(revision)
+        try:
+            got = _get(store, key, BIG)
+            last = spec_from_json(got.body, where=store.describe(key))[0] if got else None
+        except (SpecError, InvalidDocument, DocumentTooLarge) as exc:
+            log.error("spec.history_unreadable %s", exc)
+            last = None
+    cache.last_good = last if revision else None
+    planning_with = cache.last_good.revision if cache.last_good is not None else None
+    etag = cache.etag if cache.problem is not None else None  # None: too large to read
+    return cache.last_good, SpecRefusal(problem, etag, planning_with)
 
 
 Cache = dict[str, tuple[str, Any]]

@@ -6,6 +6,7 @@ status/cluster.json is the planner's `Status` plus what only the shell knows:
     "rejected":   {machine: {"counts": {reason: n}, "last": {reason, detail, at}}},
     "agent_refusals": {machine: {"counts": {reason: n}, "last": {...}, "desired_stale": b}},
     "seen":       {machine: {"seq", "sent_at", "accepted_at", "addresses", "agent_version"}}
+    "spec_refused": {"detail", "etag", "planning_with"} or null (controller.cycle)
 
 It is rewritten only when something other than its timestamps changed, so a cycle in
 which nothing changed writes nothing but the lease; readers compute ages from `seen`.

@@ -11,6 +11,7 @@ from typing import Any
 import click
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from controller import reads
@@ -51,6 +52,18 @@ def status_cmd(store: str, output: str) -> None:
         f"controller {ctl.get('holder', '?')} (cycle {ctl.get('cycle', '?')}), "
         f"written {now - float(status.get('at', now)):.0f}s ago"
     )
+    refused = status.get("spec_refused")
+    if refused:
+        keeping = refused.get("planning_with")
+        console.print(
+            "[bold red]spec/current.json refused[/]: "
+            + escape(str(refused.get("detail", "")))
+            + (
+                f"; planning with revision {keeping} until a valid spec is applied"
+                if keeping is not None
+                else "; planning nothing until a valid spec is applied"
+            )
+        )
     services = Table(title="services")
     for col in (
         "service",

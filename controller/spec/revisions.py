@@ -15,13 +15,14 @@ from dataclasses import dataclass, replace
 
 from controller.spec.document import from_json, to_json
 from controller.spec.model import ClusterSpec
-from wire.errors import ObjectMissing, WriteConflict
-from wire.layout import SPEC_CURRENT, spec_history_key
+from wire.errors import DocumentTooLarge, InvalidDocument, ObjectMissing, SpecError, WriteConflict
+from wire.layout import SPEC_CURRENT, SPEC_HISTORY, spec_history_key
 from wire.store import Missing, NotModified, Store, StoredObject
 
 log = logging.getLogger(__name__)
 
 MAX_ORPHANS = 100
+MAX_STORED_SPEC = 16 * 1024 * 1024  # as the controller reads it (a 4 MiB YAML grows as JSON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +34,7 @@ class Current:
 
 def read_current(store: Store) -> Current | None:
     """The applied spec, or None when no spec was ever applied."""
-    got = store.get(SPEC_CURRENT)
+    got = store.get(SPEC_CURRENT, max_bytes=MAX_STORED_SPEC)
     if isinstance(got, Missing):
         return None
     if isinstance(got, NotModified):  # no If-None-Match was sent: a broken store
@@ -44,7 +45,7 @@ def read_current(store: Store) -> Current | None:
 
 def read_revision(store: Store, revision: int) -> ClusterSpec:
     key = spec_history_key(revision)
-    got = store.get(key)
+    got = store.get(key, max_bytes=MAX_STORED_SPEC)
     if not isinstance(got, StoredObject):
         raise ObjectMissing(
             f"{store.describe(key)} does not exist; `bosun spec show` prints the current revision"
@@ -53,10 +54,35 @@ def read_revision(store: Store, revision: int) -> ClusterSpec:
     return spec
 
 
+def _damaged_current(store: Store, problem: Exception) -> tuple[int, str]:
+    """spec/current.json cannot be read: (the revision after the newest in spec/history/,
+    the damaged object's ETag), so an apply can replace it."""
+    etag = next((i.etag for i in store.list(SPEC_CURRENT) if i.key == SPEC_CURRENT), "")
+    newest = 0
+    for info in store.list(SPEC_HISTORY):
+        stem = info.key[len(SPEC_HISTORY) :].removesuffix(".json")
+        if stem.isdigit():
+            newest = max(newest, int(stem))
+    log.warning(
+        "spec.current_replaced %s was unreadable (%s); applying over it as revision %d",
+        store.describe(SPEC_CURRENT),
+        problem,
+        newest + 1,
+    )
+    return newest + 1, etag
+
+
 def apply(store: Store, spec: ClusterSpec, *, now: float) -> ClusterSpec:
-    """Write `spec` as the next revision; WriteConflict if another apply won the race."""
-    current = read_current(store)
-    revision = (current.spec.revision if current else 0) + 1
+    """Write `spec` as the next revision; WriteConflict if another apply won the race.
+    A damaged spec/current.json (malformed, hostile, too large) is replaced: the new
+    revision follows the newest in spec/history/."""
+    damaged: str | None = None
+    try:
+        current = read_current(store)
+        revision = (current.spec.revision if current else 0) + 1
+    except (SpecError, InvalidDocument, DocumentTooLarge) as exc:
+        current = None
+        revision, damaged = _damaged_current(store, exc)
     for _ in range(MAX_ORPHANS):
         new = replace(spec, revision=revision)
         body = to_json(new, applied_at=now)
@@ -73,10 +99,12 @@ def apply(store: Store, spec: ClusterSpec, *, now: float) -> ClusterSpec:
             f"the current one already exist; check spec/history/ and retry"
         )
     try:
-        if current is None:
-            store.put(SPEC_CURRENT, body, if_none_match="*")
-        else:
+        if current is not None:
             store.put(SPEC_CURRENT, body, if_match=current.etag)
+        elif damaged:
+            store.put(SPEC_CURRENT, body, if_match=damaged)
+        else:
+            store.put(SPEC_CURRENT, body, if_none_match="*")
     except WriteConflict as exc:
         raise WriteConflict(
             f"{store.describe(SPEC_CURRENT)} changed while applying revision {revision} "

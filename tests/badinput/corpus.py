@@ -10,9 +10,9 @@ import orjson
 from hypothesis import strategies as st
 
 from tests.unit.agent.kit import desired, machine_key, sealed
-from wire.documents import Addresses, Applied, Snapshot, seal
+from wire.documents import SNAPSHOT_FORMAT, Addresses, Applied, Snapshot, encode_body, seal
 from wire.layout import desired_key, report_key
-from wire.signing import derive_machine_key, format_kid
+from wire.signing import derive_machine_key, format_kid, sign
 
 MACHINE = "web-1"
 OTHER = "web-2"
@@ -39,6 +39,19 @@ def sealed_snapshot(snap: Snapshot, *, master: bytes, as_machine: str | None = N
         kid=format_kid(signer, 0),
         object_key=report_key(snap.machine),
     )
+
+
+def signed_with_extra(snap: Snapshot, *, master: bytes, extra: dict[str, object]) -> bytes:
+    """A validly signed snapshot envelope whose body carries `extra` fields (signed too),
+    so the body's own bounds are reached, not the signature check."""
+    body = {**encode_body(snap), **extra}
+    key, kid, fmt = (
+        derive_machine_key(master, snap.machine, 0),
+        format_kid(snap.machine, 0),
+        SNAPSHOT_FORMAT,
+    )
+    sig = sign(key, fmt, report_key(snap.machine), body)
+    return orjson.dumps({"format": fmt, "kid": kid, "sig": sig, "body": body})
 
 
 def _resign_body(raw: bytes, mutate: object) -> bytes:

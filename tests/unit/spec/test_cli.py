@@ -84,6 +84,21 @@ def test_apply_writes_history_then_current_with_increasing_revisions(
     ]
 
 
+def test_a_spec_over_the_document_cap_is_read_back(env: tuple[Path, str, Path]) -> None:
+    """A valid spec larger than a desired document's 256 KiB cap (a big config) is applied,
+    shown and applied over again: every reader uses the spec's own bound."""
+    root, url, spec = env
+    blobs = ", ".join(f'b{i}: "{"x" * 60_000}"' for i in range(7))
+    spec.write_text(SPEC + f'  big: {{version: "1", count: 0, config: {{{blobs}}}}}\n')
+    assert run("spec", "apply", str(spec), "--store", url).exit_code == 0
+    assert (root / SPEC_CURRENT).stat().st_size > 400_000
+    shown = run("spec", "show", "--store", url)
+    assert shown.exit_code == 0 and "b6" in shown.output, shown.output[-500:]
+    spec.write_text(spec.read_text().replace("count: 3", "count: 4"))
+    result = run("spec", "apply", str(spec), "--store", url)
+    assert result.exit_code == 0 and "applied revision 2" in result.output, result.output
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
