@@ -16,7 +16,9 @@ signs them itself with AWS Signature Version 4 over `http.client`:
 Credentials: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, else the
 shared credentials file (`AWS_SHARED_CREDENTIALS_FILE` or ~/.aws/credentials, profile
 `AWS_PROFILE` or default). With no static credentials (instance roles, SSO...)
-`open_agent_store` falls back to the boto3 `S3Store`, which knows every provider.
+`open_agent_store` takes them from botocore's provider chain (refreshed as they expire);
+the requests still go through this module, so the deadlines bound them all. On AWS a
+redirect naming the bucket's region (`x-amz-bucket-region`) moves the store there once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import datetime
 import hashlib
 import hmac
 import http.client
+import logging
 import os
 import re
 import socket
@@ -35,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from wire.documents import MAX_DOCUMENT_BYTES
@@ -49,6 +52,8 @@ from wire.errors import (
 )
 from wire.store.base import GetResult, Missing, NotModified, ObjectInfo, StoredObject, short_etag
 from wire.store.deadlines import DEADLINES
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from wire.retry import RetryPolicy
@@ -394,7 +399,10 @@ class LiteS3Store:
     ) -> _Response:
         path = self._base + ("/" + quote(self.prefix + key, safe="/-_.~") if object_path else "/")
         last: StoreUnavailable | None = None
-        for attempt in range(self.attempts):
+        relocated = False
+        attempt = -1
+        while attempt + 1 < self.attempts:
+            attempt += 1
             try:
                 resp = self._once(method, path, query or [], body, headers or {}, max_bytes, key)
             except RequestTimedOut:
@@ -404,12 +412,21 @@ class LiteS3Store:
                 continue
             if self.on_answer is not None:
                 self.on_answer(method if object_path else "LIST", key, resp.status)
+            if not relocated and self._relocate(resp):
+                relocated = True  # the bucket is in another region: ask there, once
+                attempt -= 1
+                continue
             if resp.status >= 500 or (resp.status >= 400 and _code(resp.body) in TRANSIENT_CODES):
                 last = self._error(resp, key, method)  # type: ignore[assignment]
                 if attempt + 1 < self.attempts:
                     time.sleep(0.05)
                 continue
-            if method == "PUT" and resp.status < 300 and not resp.headers.get("etag"):
+            if (
+                object_path
+                and method == "PUT"
+                and resp.status < 300
+                and not resp.headers.get("etag")
+            ):
                 # a 2xx cut short in its headers: the write may not have happened
                 last = StoreUnavailable(
                     f"PUT {self.describe(key)}: answer without an ETag (truncated?); "
@@ -419,6 +436,21 @@ class LiteS3Store:
             return resp
         assert last is not None
         raise last
+
+    def _relocate(self, resp: _Response) -> bool:
+        """On AWS (no endpoint), a redirect naming the bucket's region moves this store
+        there (as botocore does); True if it moved."""
+        region = resp.headers.get("x-amz-bucket-region", "")
+        if self.endpoint or resp.status not in (301, 307, 400) or not region:
+            return False
+        if region == self.region or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d{1,2}", region):
+            return False
+        log.warning("store.region %s is in %s, not %s", self.describe(""), region, self.region)
+        self.region = region
+        host = f"s3.{region}.amazonaws.com"
+        self._host = host if self._base.startswith(f"/{self.bucket}") else f"{self.bucket}.{host}"
+        self.close()
+        return True
 
     def _error(self, resp: _Response, key: str, action: str) -> StoreError:
         target = self.describe(key)
@@ -574,8 +606,8 @@ def open_agent_store(
     env: Mapping[str, str] | None = None,
     attempts: int = 2,
 ) -> Store:
-    """The store the agent uses: directory, or the stdlib S3 client when static credentials
-    exist (no boto3 import), else boto3's `S3Store` (instance roles and other providers)."""
+    """The store the agent uses: directory, or the stdlib S3 client, with static credentials
+    (no boto3 import) or else with botocore's provider chain (instance roles and others)."""
     from wire.store import DirectoryStore, parse_store_url
 
     scheme, parts = parse_store_url(url)
@@ -595,15 +627,42 @@ def open_agent_store(
             timeouts=timeouts,
             attempts=attempts,
         )
-    from wire.retry import RetryPolicy
-    from wire.store import s3
-
-    return s3.S3Store(
+    provider, configured_region = provider_chain()
+    return LiteS3Store(
         parts["bucket"],
+        credentials=provider,
         prefix=parts["prefix"],
         endpoint=parts.get("endpoint"),
-        region=parts.get("region"),
+        region=parts.get("region") or configured_region,
         path_style=None if path_style is None else path_style == "true",
-        retry=RetryPolicy(attempts=attempts, total_seconds=timeouts.total or 20.0, wait_max=1.0),
-        timeouts=s3.Timeouts(connect=timeouts.connect, read=timeouts.read),
+        timeouts=timeouts,
+        attempts=attempts,
     )
+
+
+def provider_chain() -> tuple[Callable[[], Credentials], str | None]:
+    """Credentials from botocore's provider chain (instance role, container role, SSO,
+    profiles with role_arn...), refreshed as they expire, and the configured region. Only
+    machines without static credentials pay for importing botocore (~0.15 s); requests
+    still go through this module, so the agent's deadlines bound them too."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    lock = threading.Lock()
+    found: list[Any] = []
+
+    def current() -> Credentials:
+        with lock:
+            if not found:
+                creds = session.get_credentials()
+                if creds is None:
+                    raise StoreConfigError(
+                        "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                        "or a credentials file, or give the machine an instance role"
+                    )
+                found.append(creds)
+        frozen = found[0].get_frozen_credentials()
+        return Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token or None)
+
+    region = session.get_config_variable("region")
+    return current, str(region) if region else None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+import http.server
+import json
+import threading
 import time
 from pathlib import Path
 
@@ -9,7 +13,7 @@ import pytest
 
 from tests.integration.agent.conftest import lite_store
 from tests.integration.agent.proxy import CountingProxy
-from tests.support.servers import S3Server
+from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
 from wire.errors import DocumentTooLarge, StoreConfigError, StoreUnavailable, WriteConflict
 from wire.store.base import Missing, NotModified, StoredObject
 from wire.store.lite import (
@@ -97,8 +101,9 @@ def test_endless_body_reads_at_most_cap_plus_one(seaweedfs: S3Server, proxy: Cou
         store.get("big", max_bytes=1000)
 
 
-def test_credentials_from_env_then_shared_file_else_boto3_fallback(tmp_path: Path) -> None:
-    """Static credentials come from env or the shared file; without them the agent store is boto3's S3Store."""
+def test_credentials_from_env_then_shared_file_else_the_provider_chain(tmp_path: Path) -> None:
+    """Static credentials come from env or the shared file; without them the agent store is
+    still the stdlib client, with botocore's provider chain for credentials."""
     creds = tmp_path / "credentials"
     creds.write_text(
         "[default]\naws_access_key_id = AKIAFILE\naws_secret_access_key = s3cret\n"
@@ -119,8 +124,71 @@ def test_credentials_from_env_then_shared_file_else_boto3_fallback(tmp_path: Pat
     assert "s3cret" not in repr(find_credentials({"AWS_SHARED_CREDENTIALS_FILE": str(creds)}))
     nothing = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
     assert find_credentials(nothing) is None
-    from wire.store.s3 import S3Store
+    store = open_agent_store("s3://fleet?endpoint=http://127.0.0.1:1", env=nothing)
+    assert isinstance(store, LiteS3Store) and callable(store._creds)
 
-    assert isinstance(
-        open_agent_store("s3://fleet?endpoint=http://127.0.0.1:1", env=nothing), S3Store
-    )
+
+class ContainerCredentials(http.server.ThreadingHTTPServer):
+    """The ECS/EKS container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI):
+    serves `keys` with an expiry `ttl` seconds ahead and counts the fetches."""
+
+    def __init__(self, keys: tuple[str, str], ttl: float) -> None:
+        outer = self
+        self.fetches = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.fetches += 1
+                expiry = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=ttl)
+                body = json.dumps({
+                    "AccessKeyId": keys[0], "SecretAccessKey": keys[1], "Token": "session-token",
+                    "Expiration": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }).encode()  # fmt: skip
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/creds"
+
+
+def test_role_credentials_go_through_the_stdlib_client_and_its_deadlines(
+    seaweedfs: S3Server, proxy: CountingProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SECURITY 7 on instance/container roles: credentials from the provider chain (a real
+    container credentials endpoint here), requests still bounded by the deadline when the
+    bucket drips; credentials about to expire are fetched again."""
+    bucket = lite_store(seaweedfs).bucket
+    endpoint = ContainerCredentials((ACCESS_KEY, SECRET_KEY), ttl=300)  # inside the refresh window
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.uri)
+    try:
+        url = f"s3://{bucket}?endpoint={proxy.endpoint}&region=us-east-1"
+        store = open_agent_store(url, timeouts=Timeouts(connect=1, read=1, total=1.0))
+        assert isinstance(store, LiteS3Store)
+        etag = store.put("k", b"v")
+        got = store.get("k")
+        assert isinstance(got, StoredObject) and got.etag == etag
+        assert endpoint.fetches >= 2  # expiring within botocore's refresh window: refetched
+        proxy.mode = "drip"
+        started = time.monotonic()
+        with pytest.raises(RequestTimedOut):
+            store.get("k")
+        assert time.monotonic() - started < 2.5
+    finally:
+        proxy.mode = "pass"
+        endpoint.shutdown()
+
+
+def test_no_credentials_anywhere_is_a_config_error_naming_the_fixes() -> None:
+    """No static keys and no provider: the first request says how to give credentials."""
+    store = open_agent_store("s3://fleet?endpoint=http://127.0.0.1:1&region=us-east-1")
+    with pytest.raises(StoreConfigError, match="instance role"):
+        store.get("desired/x.json")

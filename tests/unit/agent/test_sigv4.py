@@ -63,3 +63,32 @@ def test_signature_matches_botocore(
     assert ours["authorization"] == botocore_authorization(creds, method, url, body, "eu-west-1")
     assert ours["x-amz-date"] == "20261125T010203Z"
     assert ("x-amz-security-token" in ours) == (token is not None)
+
+
+def test_a_redirect_naming_the_bucket_region_moves_the_store_there_once() -> None:
+    """On AWS (no endpoint) a 301 with x-amz-bucket-region is asked again, once, in that
+    region (signed for it); an endpoint store, a bogus region or a second redirect is not."""
+    from wire.errors import StoreError
+    from wire.store.lite import LiteS3Store, _Response
+
+    store = LiteS3Store("fleet", credentials=Credentials("AKIA", "s"))
+    asked: list[tuple[str, str]] = []
+    moved = _Response(301, {"x-amz-bucket-region": "eu-west-3"}, b"")
+    answers = [moved, _Response(200, {"etag": '"e"'}, b"{}")]
+
+    def once(*_: object) -> _Response:
+        asked.append((store._host, store.region))
+        return answers.pop(0)
+
+    store._once = once  # type: ignore[method-assign]
+    got = store.get("desired/a.json")
+    assert got.etag == '"e"'  # type: ignore[union-attr]
+    assert asked == [("fleet.s3.us-east-1.amazonaws.com", "us-east-1"),
+                     ("fleet.s3.eu-west-3.amazonaws.com", "eu-west-3")]  # fmt: skip
+    again = [_Response(301, {"x-amz-bucket-region": "ap-south-1"}, b"")] * 3
+    answers[:] = again
+    with pytest.raises(StoreError):  # the region moved once already this request: no loop
+        store.get("desired/a.json")
+    assert not store._relocate(_Response(301, {"x-amz-bucket-region": "../evil"}, b""))
+    local = LiteS3Store("fleet", credentials=Credentials("a", "s"), endpoint="http://127.0.0.1:1")
+    assert not local._relocate(moved)
