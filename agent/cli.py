@@ -139,7 +139,10 @@ def _status(cfg: AgentConfig, args: argparse.Namespace) -> int:
     )
     print(f"processes     {', '.join(f'{k}={v}' for k, v in services.items()) or '-'}")
     refusals = ", ".join(f"{k}={v}" for k, v in sorted(state.refusals.items())) or "none"
-    print(f"refusals      {refusals}")
+    from agent.verify import VERIFY_REASONS
+
+    failures = sum(n for r, n in state.refusals.items() if r in VERIFY_REASONS)
+    print(f"refusals      {refusals} ({failures} failed verification)")
     if state.last_refusal:
         r = state.last_refusal
         print(f"last refusal  {r.reason} at {when(r.at)}: {r.detail}")

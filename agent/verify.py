@@ -33,6 +33,13 @@ class Verified:
     same: bool  # same generation and digest as the high-water mark: a quiet no-op
 
 
+# refusal reasons meaning "this document could not be verified" (the report's
+# verify_failures); the others (rollback, stale_fence, expired...) verified but are refused
+VERIFY_REASONS = frozenset(
+    {"too_large", "malformed", "wrong_format", "unknown_kid", "bad_signature", "wrong_machine"}
+)
+
+
 def verify_desired(
     raw: bytes, *, object_key: str, machine: str, kid: str, key: bytes, mark: Mark | None
 ) -> Verified:

@@ -4,7 +4,8 @@ status/cluster.json is the planner's `Status` plus what only the shell knows:
 
     "controller": {"holder", "token", "cycle"},
     "rejected":   {machine: {"counts": {reason: n}, "last": {reason, detail, at}}},
-    "agent_refusals": {machine: {"counts": {reason: n}, "last": {...}, "desired_stale": b}},
+    "agent_refusals": {machine: {"counts": {reason: n}, "verify_failures": n, "last": {...},
+                                 "desired_stale": b}},
     "seen":       {machine: {"seq", "sent_at", "accepted_at", "addresses", "agent_version"}}
     "spec_refused": {"detail", "etag", "planning_with"} or null (controller.cycle)
 
@@ -54,6 +55,7 @@ def status_document(
         if snap.refusals or snap.last_refusal or snap.desired_stale:
             refusals[m] = {
                 "counts": dict(snap.refusals),
+                "verify_failures": snap.verify_failures,
                 "last": codec.encode(snap.last_refusal) if snap.last_refusal else None,
                 "desired_stale": snap.desired_stale,
             }

@@ -98,6 +98,9 @@ class Snapshot:
     desired_stale: bool = False
     refusals: dict[str, int] = field(default_factory=dict)  # reason -> count since start
     last_refusal: Refusal | None = None
+    # desired documents that failed verification (signature, kid, binding, format, size)
+    # since start: the refusals above whose reason says the document could not be trusted
+    verify_failures: int = 0
 
 
 # ---- desired state (controller -> agent) --------------------------------------------------

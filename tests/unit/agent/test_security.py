@@ -90,6 +90,7 @@ def test_tampered_documents_are_refused_and_reported(
     snap = report(bucket)
     assert snap.applied.generation == 2
     assert snap.refusals.get(reason) == 1, snap.refusals
+    assert snap.verify_failures == 1, snap
     assert snap.last_refusal is not None and snap.last_refusal.reason == reason
     assert out_file(machine).read_bytes() == before
 
@@ -107,9 +108,16 @@ def test_binding_other_machines_document_and_snapshot_refused(
     # and web-1's own body signed for another key is refused too
     bucket.put(KEY, sealed(desired(generation=6), object_key="desired/web-2.json"))
     agent.cycle()
+    # a body naming web-2, signed with web-1's key for web-1's object: the body's binding
+    body = desired(machine="web-2", generation=7)
+    bucket.put(KEY, sealed(body, key=machine_key("web-1"), kid="web-1@0", object_key=KEY))
+    agent.cycle()
     got = report(bucket)
     assert got.applied.generation == 0
-    assert got.refusals == {"unknown_kid": 1, "wrong_format": 1, "bad_signature": 1}
+    assert got.refusals == {
+        "unknown_kid": 1, "wrong_format": 1, "bad_signature": 1, "wrong_machine": 1
+    }  # fmt: skip
+    assert got.verify_failures == 4
     assert not out_file(machine).exists()
 
 

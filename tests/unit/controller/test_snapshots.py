@@ -185,10 +185,12 @@ def test_agent_refusal_counters_are_surfaced_in_status(spec_store: Recording) ->
     fleet[2].report(
         refusals={"bad_signature": 3},
         last_refusal=Refusal("bad_signature", "desired/web-2.json mutated", 1.0),
+        verify_failures=3,
     )
     ctl.cycle()
     got = status(spec_store)["agent_refusals"]["web-2"]
     assert got["counts"] == {"bad_signature": 3} and got["last"]["reason"] == "bad_signature"
+    assert got["verify_failures"] == 3
 
 
 def test_objects_naming_no_machine_are_refused_once_and_shown(spec_store: Recording) -> None:
