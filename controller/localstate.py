@@ -67,6 +67,25 @@ def save_lease_view(state_dir: Path, view: dict[str, object]) -> None:
     write_atomic(state_dir / "lease.json", orjson.dumps({**view, "boot_id": boot_id()}))
 
 
+PROBE_VALID = 24 * 3600.0  # `controller once` re-probes the store at most daily
+
+
+def probe_due(state_dir: Path, store: str, now: float) -> bool:
+    """True unless this store passed the conditional-request probe here in the last day."""
+    try:
+        value = orjson.loads((state_dir / "probe.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return True
+    if not isinstance(value, dict) or value.get("store") != store:
+        return True
+    at = value.get("passed_at")
+    return not isinstance(at, (int, float)) or not 0 <= now - at < PROBE_VALID
+
+
+def save_probe_passed(state_dir: Path, store: str, now: float) -> None:
+    write_atomic(state_dir / "probe.json", orjson.dumps({"store": store, "passed_at": now}))
+
+
 def load_snapshots(state_dir: Path) -> dict[str, tuple[str, bytes]]:
     """machine -> (ETag, signed bytes); re-verified before use, so damage only costs GETs."""
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from controller.localstate import (
     exclusive,
     load_lease_view,
     load_snapshots,
+    probe_due,
     save_lease_view,
+    save_probe_passed,
     save_snapshots,
 )
 from wire import codec
@@ -127,12 +130,21 @@ def controller_group() -> None:
     """Run the reconcile cycle: read snapshots, plan, write desired documents."""
 
 
+SKIP_PROBE = click.option(
+    "--skip-probe",
+    is_flag=True,
+    help="Do not probe the store's conditional requests (see bosun doctor); `once` probes "
+    "at most daily, remembering a pass in --state-dir.",
+)
+
+
 @controller_group.command("once")
 @_common
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing (not even the lease).")
 @click.option(
     "-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@SKIP_PROBE
 def once(
     store: str,
     master_key: Path,
@@ -142,22 +154,34 @@ def once(
     state_dir: Path | None,
     dry_run: bool,
     output: str,
+    skip_probe: bool,
 ) -> None:
     """One cycle (for cron). A follower exits 0 having written nothing."""
     cfg = _settings(store, master_key, holder, lease_duration, renew_deadline, state_dir)
+    if not skip_probe and not dry_run:
+        _probe_once_a_day(cfg)
     with _controller(cfg, keep_view=not dry_run) as ctl:
         report = ctl.cycle(dry_run=dry_run)
     _print(report, output, dry_run=dry_run)
 
 
+def _probe_once_a_day(cfg: ControllerSettings) -> None:
+    """SECURITY 21 for cron: refuse a store that ignores conditional requests; a pass is
+    remembered in the state dir for a day (the probe costs about 30 requests)."""
+    from controller.doctor import probe, refuse_if_missing
+
+    now = time.time()
+    if not probe_due(cfg.state_dir, cfg.store, now):
+        return
+    refuse_if_missing(probe(open_store(cfg.store, fast=True)))
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    save_probe_passed(cfg.state_dir, cfg.store, now)
+
+
 @controller_group.command("run")
 @_common
 @click.option("--every", type=Duration(), default="10s", show_default=True, help="Cycle interval.")
-@click.option(
-    "--skip-probe",
-    is_flag=True,
-    help="Do not probe the store's conditional requests at start (see bosun doctor).",
-)
+@SKIP_PROBE
 def run(
     store: str,
     master_key: Path,

@@ -221,3 +221,30 @@ def _converged(store: S3Store, fleet: list[SimAgent], version: str) -> bool:
     except AssertionError:
         return False
     return True
+
+
+@pytest.mark.parametrize("mode", ["once", "run"])
+def test_a_store_ignoring_conditions_is_refused_by_both_controller_modes(
+    tmp_path: Path, moto_server: S3Server, mode: str
+) -> None:
+    """SECURITY 21: behind a proxy that drops If-Match/If-None-Match, `controller once` and
+    `controller run` refuse to start, naming the missing behaviour, and write no desired
+    document; once the store honours conditions, `once` passes and remembers the pass."""
+    direct = fresh_bucket(moto_server)
+    start_spec(direct)
+    with FaultProxy(moto_server.endpoint) as proxy:
+        proxy.ignore_conditions()
+        args = controller_args(tmp_path, "ctl", url(direct, proxy.endpoint), mode)
+        done = subprocess.run(args, env=env(moto_server), capture_output=True, timeout=60)
+        assert done.returncode != 0, done.stdout.decode()[-2000:]
+        err = done.stderr.decode()
+        assert "refusing this store for controllers" in err, err[-2000:]
+        assert "create-only refuses an existing key" in err, err[-2000:]
+        assert not any(i.key.startswith("desired/") for i in direct.list("")), "wrote desired/"
+        assert not isinstance(direct.get(LEASE), StoredObject), "took the lease"
+        if mode == "once":
+            proxy.ignore_conditions(False)
+            ok = subprocess.run(args, env=env(moto_server), capture_output=True, timeout=60)
+            assert ok.returncode == 0, ok.stderr.decode()[-2000:]
+            assert (tmp_path / "state-ctl" / "probe.json").exists()
+            assert isinstance(direct.get(LEASE), StoredObject)  # the cycle ran

@@ -41,6 +41,7 @@ class _Faults:
     truncate_after: int = 0
     outage_until: float = 0.0
     blackhole: bool = False
+    ignore_conditions: bool = False
     counts: Counter[str] = field(default_factory=Counter)
 
 
@@ -123,6 +124,13 @@ class FaultProxy:
             self._faults.outage_until = time.monotonic() + seconds
             self._faults.blackhole = blackhole
 
+    def ignore_conditions(self, on: bool = True) -> None:
+        """Drop If-Match / If-None-Match from every request: a store that ignores
+        conditional requests (only meaningful upstream of a server that does not check
+        signatures, such as moto)."""
+        with self._lock:
+            self._faults.ignore_conditions = on
+
     def heal(self) -> None:
         """Remove every fault (counters are kept)."""
         with self._lock:
@@ -183,8 +191,12 @@ class FaultProxy:
         length = 0
         expect_continue = False
         kept = [lines[0]]
+        with self._lock:
+            careless = self._faults.ignore_conditions
         for line in lines[1:]:
             name = line.split(":", 1)[0].strip().lower()
+            if careless and name in ("if-match", "if-none-match"):
+                continue
             if name == "content-length":
                 length = int(line.split(":", 1)[1])
             if name == "expect":  # answered here, so upstream never sends an interim 100
