@@ -47,3 +47,28 @@ def test_metadata_never_decides_and_is_never_written(seaweedfs: S3Server) -> Non
     assert "m-2" in status["rejected"]
     assert sent, "the cycle wrote nothing at all"
     assert not [h for h in sent if any(k.lower().startswith("x-amz-meta-") for k in h)], sent
+
+
+def test_the_controllers_own_client_writes_no_metadata(seaweedfs: S3Server) -> None:
+    """`bosun controller` writes objects through FastS3Store (the stdlib client): none of its
+    PUTs in a cycle that plans every machine carries an x-amz-meta-* header."""
+    from tests.faults.kit import via
+    from wire.store.s3_fast import FastS3Store
+
+    store = fresh_bucket(seaweedfs)
+    start_spec(store)
+    fleet = agents(store)
+    fast = via(store, seaweedfs.endpoint, fast=True)
+    assert isinstance(fast, FastS3Store)
+    headers: list[dict[str, str]] = []
+    send = fast.lite._once
+
+    def spy(method: str, path: str, query: Any, body: bytes, extra: dict[str, str], *a: Any) -> Any:
+        if method == "PUT":
+            headers.append(dict(extra))
+        return send(method, path, query, body, extra, *a)
+
+    fast.lite._once = spy  # type: ignore[method-assign]
+    round_trip(controller(fast), fleet, rounds=2)
+    assert len(headers) >= len(fleet), headers  # every desired document, status, memory...
+    assert not [h for h in headers if any(k.lower().startswith("x-amz-meta-") for k in h)]

@@ -223,7 +223,17 @@ def test_desired_writes_are_fenced_and_conflicts_replan_next_cycle(spec_store: R
     log = DesiredLog(spec_store)
     fleet = agents(spec_store)
     ctl = controller(spec_store)
+    firsts: list[dict[str, Any]] = []
+    spec_store.faults.append(
+        lambda op, key, kw: (
+            firsts.append(kw) if key.startswith("desired/") and op == "PUT" else None
+        )
+    )
     round_trip(spec_store, ctl, fleet)
+    spec_store.faults.clear()
+    # a machine's first document is create-only: If-None-Match: *, never unconditional
+    assert firsts and firsts[0].get("if_none_match") == "*", firsts[:1]
+    assert all(kw.get("if_none_match") == "*" or kw.get("if_match") for kw in firsts), firsts
     doc = open_doc(spec_store, "web-1")
     assert doc.fence == ctl.lease.token
     spec_store.inner.put(desired_key("web-1"), b'{"someone": "else"}')  # changed behind our back
