@@ -16,6 +16,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+HUGE_BOUND = 256 * 1024 * 1024
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -56,12 +58,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(200)
             self.send_header("Connection", "close")
             self.end_headers()
-            try:
-                chunk = b"x" * 65536
-                for _ in range(64):  # 4 MiB
+            chunk, sent, until = b"x" * 65536, 0, time.monotonic() + 20
+            try:  # endless for a client: bounded here at 256 MiB or 20 s
+                while sent < HUGE_BOUND and time.monotonic() < until:
                     self.wfile.write(chunk)
+                    sent += len(chunk)
             except OSError:
                 pass
+            with proxy._lock:
+                proxy.huge_sent.append(sent)
             proxy.record(self.command, self.path, 200)
             self.close_connection = True
             return
@@ -107,6 +112,7 @@ class CountingProxy:
         self.mode = "pass"
         self.requests: list[tuple[str, str, int]] = []
         self.bodies: list[bytes] = []  # every request body seen (PUTs)
+        self.huge_sent: list[int] = []  # bytes written per `huge` answer before the client left
         self.connections: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._server: _Server | None = None

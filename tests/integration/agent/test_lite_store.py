@@ -93,8 +93,16 @@ def test_endless_body_reads_at_most_cap_plus_one(seaweedfs: S3Server, proxy: Cou
     """SECURITY 6: an endless body without a length is refused after cap + 1 bytes; a big Content-Length before reading."""
     store = lite_store(seaweedfs, proxy.endpoint)
     proxy.mode = "huge"
+    started = time.monotonic()
     with pytest.raises(DocumentTooLarge, match="over the 1000-byte cap"):
         store.get("k", max_bytes=1000)
+    assert time.monotonic() - started < 5
+    # the proxy's writes stop when the client hangs up: a client that read the whole body
+    # would have taken all 256 MiB; what was sent is what the kernel's buffers took
+    wait_until = time.monotonic() + 5
+    while not proxy.huge_sent and time.monotonic() < wait_until:
+        time.sleep(0.05)
+    assert proxy.huge_sent and proxy.huge_sent[0] < 32 * 1024 * 1024, proxy.huge_sent
     proxy.mode = "pass"
     store.put("big", b"x" * 5000)
     with pytest.raises(DocumentTooLarge, match="5000 bytes is over the 1000-byte cap"):
