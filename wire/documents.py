@@ -186,7 +186,24 @@ def parse_envelope(raw: bytes, *, where: str = "document") -> Envelope:
     body = value.get("body")
     if not isinstance(body, dict):
         raise InvalidDocument(f"{where}.body: expected object, got {codec._got(body)}")
+    _check_depth(body, f"{where}.body")
     return Envelope(format=fmt, kid=value["kid"], sig=value["sig"], body=body)
+
+
+def _check_depth(body: dict[str, Any], where: str) -> None:
+    """Refuse a body nested deeper than the codec decodes, before it is canonicalised for
+    the signature check (orjson gives up at 255 levels with a message naming nothing)."""
+    level: list[Any] = [body]
+    for _ in range(codec.MAX_DEPTH + 1):
+        level = [
+            v
+            for node in level
+            for v in (node.values() if isinstance(node, dict) else node)
+            if isinstance(v, (dict, list))
+        ]
+        if not level:
+            return
+    raise InvalidDocument(f"{where}: nested deeper than {codec.MAX_DEPTH} levels")
 
 
 def decode_snapshot_body(body: dict[str, Any], *, where: str = "snapshot") -> Snapshot:

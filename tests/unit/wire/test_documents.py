@@ -262,9 +262,10 @@ def test_random_bodies_raise_only_invalid_document(body: dict[str, Any]) -> None
 
 
 def test_a_body_nested_too_deep_to_canonicalise_is_malformed_not_forged() -> None:
-    """500 levels parse but cannot be canonicalised: InvalidDocument (counted as malformed)."""
+    """500 levels parse but could not be canonicalised: InvalidDocument naming the object
+    and the bound, before the signature is checked (counted as malformed)."""
     raw = d.seal(snapshot(), key=KEY_A, kid="web-1@0", object_key="reports/web-1.json")
     deep = b'{"x":' * 500 + b"1" + b"}" * 500  # orjson parses it but will not serialise it
     raw = raw.replace(b'"body": {', b'"body": {"deep": ' + deep + b",", 1)
-    with pytest.raises(InvalidDocument, match="cannot be canonicalised"):
+    with pytest.raises(InvalidDocument, match=r"reports/web-1\.json\.body: nested deeper than 32"):
         d.open_snapshot(raw, "reports/web-1.json", keys)
