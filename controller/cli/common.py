@@ -11,6 +11,9 @@ import click
 from wire.durations import parse_duration
 from wire.store import Store, open_store
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -58,3 +61,19 @@ class Duration(_ParamType):
         if seconds is None or seconds <= 0:
             self.fail(f"{value!r} is not a duration: use 10s, 5m, 1h, 1d or seconds", param, ctx)
         return seconds
+
+
+PIPED_WIDTH = 200
+
+
+def make_console() -> Console:
+    """A rich console; piped or redirected (no terminal, no COLUMNS) it is 200 columns wide
+    instead of rich's 80, so `bosun status | less` or `> file` does not cut the tables."""
+    import os
+
+    from rich.console import Console
+
+    out = Console()
+    if not out.is_terminal and not os.environ.get("COLUMNS"):
+        out = Console(width=PIPED_WIDTH)
+    return out

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 import orjson
-from rich.console import Console
 from rich.table import Table
 
-from controller.cli.common import Duration
+from controller.cli.common import Duration, make_console
 from controller.cost import GET_PER_1000, PUT_PER_1000, CostInputs, estimate
 
 
@@ -96,7 +95,7 @@ def cost(
     table.add_row(
         "[bold]total[/bold]", "", f"{est.requests:,.0f}", f"[bold]{est.total_usd:,.2f}[/bold]"
     )
-    console = Console()
+    console = make_console()
     console.print(table)
     console.print(
         f"${est.per_thousand_machines():,.2f} per 1,000 machines per month "

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from controller.cli.common import store_option
+from controller.cli.common import make_console, store_option
 from controller.doctor import missing, probe
 from wire.errors import BosunError
 from wire.store import open_store
@@ -29,7 +28,7 @@ def doctor_cmd(store: str) -> None:
     table.add_column("detail", overflow="fold")
     for r in results:
         table.add_row(r.behaviour, "[green]ok[/]" if r.ok else "[red]MISSING[/]", r.detail)
-    Console().print(table)
+    make_console().print(table)
     bad = missing(results)
     if bad:
         raise BosunError(

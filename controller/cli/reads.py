@@ -10,12 +10,11 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from controller import reads
-from controller.cli.common import Duration, store_option
+from controller.cli.common import Duration, make_console, store_option
 from wire.store import open_store
 
 
@@ -45,7 +44,7 @@ def status_cmd(store: str, output: str) -> None:
         _json(status)
         return
     now = time.time()
-    console = Console()
+    console = make_console()
     ctl = status.get("controller", {})
     console.print(
         f"spec revision {status.get('spec_revision')}, fence {status.get('fence')}, "
@@ -195,7 +194,7 @@ def machines_cmd(
             table.add_column(col)
         for r in rows:
             table.add_row(*(_fmt(r[c]) for c in reads.MACHINE_FIELDS))
-        Console().print(table)
+        make_console().print(table)
 
 
 @click.command("history")
@@ -239,7 +238,7 @@ def history_cmd(
             _fmt(b.get("applied", {}).get("generation")),
             _counts(b.get("refusals", {})),
         )
-    Console().print(table)
+    make_console().print(table)
 
 
 @click.command("events")
@@ -268,4 +267,4 @@ def events_cmd(store: str, since: float, output: str) -> None:
             str(ev.get("machine") or ev.get("service") or "-"),
             str(ev.get("reason", "")),
         )
-    Console().print(table)
+    make_console().print(table)

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from controller import reads
 from controller.cli import rollout_view as view
-from controller.cli.common import Duration, store_option
+from controller.cli.common import Duration, make_console, store_option
 from controller.planner.model import ROLLOUT_ACTIVE
 from controller.spec.model import ClusterSpec
 from controller.spec.revisions import apply
@@ -65,7 +65,7 @@ def status_cmd(service: str, store: str, watch: bool, interval: float, output: s
     if output == "json":
         _json(doc)
         return
-    console = Console()
+    console = make_console()
     if not watch:
         console.print(view.render_status(doc, spec))
         return
@@ -158,7 +158,7 @@ def history_cmd(service: str, store: str, since: float, output: str) -> None:
     if output == "json":
         _json({"events": rows, "last": _last(last) if last is not None else None})
         return
-    console = Console()
+    console = make_console()
     if rows:
         table = Table(title=f"rollout history of {service} (events of the last {since / 3600:g}h)")
         for col in ("time (UTC)", "cycle", "event", "reason", "numbers"):

@@ -134,3 +134,18 @@ def test_events_since_reads_recent_cycles(cluster: Recording) -> None:
     assert "desired.written" in kinds and "machine.assigned" in kinds
     assert all(e["t"] >= time.time() - 3600 for e in events)
     assert "desired.written" in bosun(cluster, "events", "--since", "1d")
+
+
+def test_piped_tables_are_not_cut_at_80_columns(
+    cluster: Recording, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bosun status | less` (no terminal, no COLUMNS): every column of the machines table
+    is there, not ellipsised at rich's default 80 columns; COLUMNS still wins."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    out = bosun(cluster, "status")
+    header = next(line for line in out.splitlines() if "machine" in line and "applied" in line)
+    assert "age s" in header and "…" not in out, out
+    assert max(len(line) for line in out.splitlines()) > 80
+    monkeypatch.setenv("COLUMNS", "60")
+    narrow = bosun(cluster, "status")
+    assert max(len(line) for line in narrow.splitlines()) <= 60
