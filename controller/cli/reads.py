@@ -75,6 +75,7 @@ def status_cmd(store: str, output: str) -> None:
         "deploying",
         "versions running",
         "held",
+        "autoscaler",
     ):
         services.add_column(col)
     for name, s in sorted(status.get("services", {}).items()):
@@ -91,6 +92,7 @@ def status_cmd(store: str, output: str) -> None:
             "-" if target == s.get("version") else _fmt(target),
             versions or "-",
             _fmt(s.get("held")),
+            _scaler(s.get("scale")),
         )
     console.print(services)
     machines = Table(title="machines")
@@ -147,6 +149,16 @@ def status_cmd(store: str, output: str) -> None:
                 f"{last.get('reason', '')}: {last.get('detail', '')}",
             )
         console.print(table)
+
+
+def _scaler(scale: dict[str, Any] | None) -> str:
+    """min..max, the measured metric against its target, and why it holds (if it does)."""
+    if not scale:
+        return "-"
+    target = scale.get("target_per_machine")
+    per = f" (target {target:g}/machine)" if isinstance(target, (int, float)) else ""
+    text = f"{scale['min']}..{scale['max']}: {scale['metric']} = {scale['measured']:g}{per}"
+    return escape(text + (f"; holds: {scale['held']}" if scale.get("held") else ""))
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -325,6 +325,19 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class ScaleStatus:
+    """What the autoscaler decided for a `scale:` service, and on what."""
+
+    min: int
+    max: int
+    metric: str  # the summed terms, e.g. "sessions.calls"
+    target_per_machine: float | None
+    measured: float  # the metric total behind the current count
+    changed_at: float  # last change of the count (cooldown counts from here)
+    held: str = ""  # why the scaler holds the count (stale data, cooldown), "" when it decided
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceStatus:
     kind: str
     count: int  # asked
@@ -335,6 +348,7 @@ class ServiceStatus:
     target_version: str | None  # version being deployed now (differs while held)
     versions: dict[str, int] = field(default_factory=dict)  # reported version -> machines
     held: str | None = None  # why the service's release waits (dependency), if it does
+    scale: ScaleStatus | None = None  # a `scale:` service: the autoscaler's state
 
 
 @dataclass(frozen=True, slots=True)

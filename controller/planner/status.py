@@ -14,11 +14,13 @@ from controller.planner.model import (
     Observed,
     RolloutMemory,
     RolloutStatus,
+    ScaleMemory,
+    ScaleStatus,
     ServiceStatus,
     Status,
 )
 from controller.planner.release import Releases
-from controller.spec.model import ClusterSpec
+from controller.spec.model import ClusterSpec, ScaleSpec
 
 
 def build_status(
@@ -76,6 +78,7 @@ def build_status(
             target_version=base.version if base is not None else None,
             versions=dict(sorted(versions[name].items())),
             held=_held(name, svc_spec.version, held.held if held is not None else None, memory),
+            scale=_scale(svc_spec.scale, memory.scale.get(name)),
         )
     rollouts = {
         name: rollout_status(spec, name, r, work, now)
@@ -138,3 +141,17 @@ def _held(name: str, wanted: str, held: str | None, memory: Memory) -> str | Non
         if r.active:
             return f"rollout {r.from_version} -> {r.to_version} in progress ({r.state})"
     return held
+
+
+def _scale(sc: ScaleSpec | None, state: ScaleMemory | None) -> ScaleStatus | None:
+    if sc is None or state is None:
+        return None
+    return ScaleStatus(
+        min=sc.min,
+        max=sc.max,
+        metric="+".join(sc.metric),
+        target_per_machine=sc.target_per_machine,
+        measured=state.measured,
+        changed_at=state.changed_at,
+        held=state.held,
+    )

@@ -8,14 +8,16 @@ import time
 from pathlib import Path
 
 import yaml
+from click.testing import CliRunner
 
+from controller.cli import cli
 from controller.cycle import Controller, run_provisions
 from controller.lease import LeaseSettings
 from controller.planner.model import ProvisionNeeded
 from controller.spec.load import load_yaml
 from controller.spec.revisions import apply
 from tests.unit.controller.sim import SimAgent
-from wire.layout import EVENTS
+from wire.layout import EVENTS, STATUS_CLUSTER
 from wire.store import DirectoryStore, StoredObject
 
 MASTER = bytes(range(32))
@@ -111,3 +113,12 @@ def test_controller_cycles_ask_the_provisioner_once_while_machines_boot(tmp_path
     kinds = [e["kind"] for e in _events(store)]
     assert kinds.count("provision.requested") == 1
     assert kinds.count("provision.started") == 1
+    # the scaler's state is in status/cluster.json and in `bosun status`
+    got = store.get(STATUS_CLUSTER)
+    assert isinstance(got, StoredObject)
+    scale = json.loads(got.body)["services"]["voice"]["scale"]
+    assert (scale["min"], scale["max"], scale["metric"]) == (1, 3, "sessions.voice"), scale
+    assert scale["target_per_machine"] == 10 and scale["measured"] == 0, scale
+    shown = CliRunner().invoke(cli, ["status", "--store", store.url], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "1..3: sessions.voice = 0 (target 10/machine)" in shown.output, shown.output
