@@ -256,6 +256,7 @@ class Agent:
             refusals=dict(st.refusals),
             last_refusal=st.last_refusal,
             verify_failures=sum(n for r, n in st.refusals.items() if r in VERIFY_REASONS),
+            heartbeat_interval=self.cfg.heartbeat_interval,
         )
 
     def _report(self, snap: Snapshot, now: float, force: bool, errors: list[str]) -> bool:

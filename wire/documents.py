@@ -101,6 +101,9 @@ class Snapshot:
     # desired documents that failed verification (signature, kid, binding, format, size)
     # since start: the refusals above whose reason says the document could not be trusted
     verify_failures: int = 0
+    # the agent's heartbeat: an unchanged snapshot comes at least this often, so the
+    # controller waits at least twice this before calling the machine lost (0: unknown)
+    heartbeat_interval: float = 0.0
 
 
 # ---- desired state (controller -> agent) --------------------------------------------------

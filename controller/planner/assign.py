@@ -1,8 +1,8 @@
 """Liveness, eligibility and the assignment of machines to services (pure).
 
 Rules, in order:
-1. A machine whose last accepted snapshot is older than heartbeat_timeout (or that has
-   none) is lost: it keeps its service as a warm `standby` and is never counted active.
+1. A machine whose last accepted snapshot is older than heartbeat_timeout, or twice its
+   agent's heartbeat if that is longer (core.silence_allowed), or that has none, is lost: it keeps its service as a warm `standby` and is never counted active.
 2. A live active machine stays where it is (no reshuffling) unless it is no longer
    eligible, its service left the spec, or its service is reported failed/unhealthy after
    the health grace (then it is replaced and quarantined).
@@ -153,7 +153,7 @@ def assign(
             work.events.append(
                 Event(
                     "machine.lost",
-                    "no accepted snapshot within heartbeat_timeout",
+                    "no accepted snapshot within heartbeat_timeout (or 2 heartbeats)",
                     machine=m,
                     service=mm.service,
                 )

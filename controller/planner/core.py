@@ -58,6 +58,14 @@ def _reserved(rollouts: Mapping[str, RolloutMemory]) -> dict[str, str]:
     }
 
 
+def silence_allowed(heartbeat_timeout: float, obs: MachineObservation) -> float:
+    """How long a machine may be silent before it is lost: `heartbeat_timeout`, or twice
+    the heartbeat its agent reports if that is longer. A quiet agent (nothing changed)
+    reports only at its heartbeat, so a shorter timeout would mark it lost, replace it and
+    take it back at every heartbeat."""
+    return max(heartbeat_timeout, 2.0 * obs.snapshot.heartbeat_interval)
+
+
 def _busy(work: Assignment) -> set[str]:
     return {m for m, mode in work.mode.items() if mode in ACTIVE_MODES or mode == "shadow"}
 
@@ -69,7 +77,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     live: dict[str, MachineObservation] = {
         m: o
         for m, o in observed.machines.items()
-        if now - o.accepted_at <= settings.heartbeat_timeout
+        if now - o.accepted_at <= silence_allowed(settings.heartbeat_timeout, o)
     }
     spec, scaled, scale_events = autoscale(spec, live, memory, now)  # counts of scale: services
     known = sorted(set(observed.machines) | set(memory.machines))

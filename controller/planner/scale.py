@@ -5,8 +5,10 @@ the scaler's decision, so assignment, draining and status all work on that numbe
 
 For a service with `scale: {min, max, metric, target_per_machine, up, down, cooldown}`:
 - its *members* are the machines planned active (or canary) in the last pass; the
-  *fresh* ones are those whose snapshot was accepted within `fresh` (default three
-  controller intervals). With fewer than `min_fresh` of the members fresh, the scaler
+  *fresh* ones are those whose snapshot was accepted within `fresh` (default: three
+  controller intervals or 1.5 times the heartbeat the machine's agent reports, whichever
+  is longer: a quiet agent reports only at its heartbeat). With fewer than `min_fresh` of
+  the members fresh, the scaler
   holds the count and says why (`scale.held`, once per reason).
 - the measured total is the metric summed over the fresh members (terms of a pooled
   service's metric are added: `sessions.voice+sessions.sms`), extrapolated to all members.
@@ -103,16 +105,23 @@ def _decide(
 ) -> ScaleMemory:
     if not members:  # nothing serves yet: nothing to measure
         return replace(prev, held="")
-    window = sc.fresh or window_default
+
+    def window(obs: MachineObservation) -> float:
+        # by default a machine is as fresh as its agent's heartbeat allows: a quiet agent
+        # reports only then, and holding until every machine reports faster never ends
+        return sc.fresh or max(window_default, 1.5 * obs.snapshot.heartbeat_interval)
+
     fresh = [
-        observed[m] for m in members if m in observed and now - observed[m].accepted_at <= window
+        observed[m]
+        for m in members
+        if m in observed and now - observed[m].accepted_at <= window(observed[m])
     ]
     need = max(1, math.ceil(sc.min_fresh * len(members) - 1e-9))
     if len(fresh) < need:
         return replace(
             prev,
             held=f"stale: only {len(fresh)} of {len(members)} {name} machines reported within "
-            f"{window:g}s (need {need}); holding {prev.count} machines",
+            f"{_window_text(sc.fresh, window_default)} (need {need}); holding {prev.count} machines",
         )
     total = sum(metric_value(o.snapshot, sc.metric) for o in fresh)
     estimate = total * len(members) / len(fresh)
@@ -146,6 +155,12 @@ def _kind(held: str) -> str:
 
 def _with_count(svc: ServiceSpec, count: int) -> ServiceSpec:
     return svc if svc.count == count else replace(svc, count=count)
+
+
+def _window_text(fresh: float | None, default: float) -> str:
+    if fresh:
+        return f"{fresh:g}s"
+    return f"{default:g}s or 1.5 heartbeats"
 
 
 __all__ = ["autoscale", "metric_value"]

@@ -105,6 +105,7 @@ def test_report_carries_machine_facts(machine: Machine, bucket) -> None:
     assert snap.eligible == ("web",)
     assert (snap.applied.generation, snap.applied.result) == (4, "ok")
     assert snap.services["web"].version == "1.0" and snap.services["web"].port == 8080
+    assert snap.heartbeat_interval == 300.0  # the controller's liveness and the scaler use it
 
 
 def test_store_unreachable_keeps_last_known_good(machine: Machine, bucket, tmp_path) -> None:

@@ -78,6 +78,7 @@ def snapshot_for(
         sessions=dict(spec.get("sessions", {})),
         services=services,
         applied=Applied(generation=applied),
+        heartbeat_interval=float(spec.get("heartbeat", 0)),
     )
 
 
