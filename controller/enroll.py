@@ -21,7 +21,6 @@ import json
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 import yaml
@@ -204,13 +203,6 @@ def check_credentials_env(text: str, *, source: str = "credentials file") -> str
     return text if text.endswith("\n") else text + "\n"
 
 
-def default_pip_spec() -> str:
-    try:
-        return f"bosun=={metadata.version('bosun')}"
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-        return "bosun"
-
-
 def render_cloud_init(
     e: Enrollment,
     units: Mapping[str, str],
@@ -230,7 +222,14 @@ def render_cloud_init(
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     enable = "bosun-agent.service" if schedule == "daemon" else "bosun-agent-once.timer"
-    spec = pip_spec or default_pip_spec()
+    if not pip_spec:
+        raise ValueError(
+            "cloud-init needs --pip-spec: what the machine installs Bosun from, e.g. a wheel "
+            "URL (https://.../bosun-0.1.0-py3-none-any.whl, built with `pip wheel --no-deps "
+            ".`) or git+https://git.example.com/bosun@v0.1.0 (the 'bosun' on PyPI is "
+            "another project)"
+        )
+    spec = pip_spec
     files: list[dict[str, Any]] = [
         {
             "path": DEFAULT_CONFIG_FILE,

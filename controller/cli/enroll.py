@@ -59,7 +59,11 @@ def agent_units(directory: Path | None = None) -> dict[str, str]:
     show_default=True,
     help="cloud-init: enable the agent daemon or its once-a-minute timer.",
 )
-@click.option("--pip-spec", help="cloud-init: what pip installs [default: this bosun version].")
+@click.option(
+    "--pip-spec",
+    help="cloud-init (required): what pip installs on the machine: a wheel URL or "
+    "git+https://.../bosun@TAG (the 'bosun' on PyPI is another project).",
+)
 @click.option(
     "--units-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -146,13 +150,16 @@ def enroll_command(
                 )
             except (OSError, ValueError) as exc:
                 raise click.BadParameter(str(exc), param_hint="--credentials-env") from None
-        text = render_cloud_init(
-            enrollment,
-            units,
-            settings,
-            schedule=schedule,
-            pip_spec=pip_spec,
-            credentials_env=creds,
-        )
+        try:
+            text = render_cloud_init(
+                enrollment,
+                units,
+                settings,
+                schedule=schedule,
+                pip_spec=pip_spec,
+                credentials_env=creds,
+            )
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
         click.echo(text, nl=False)
     log.info("enroll.printed", extra={"ctx": {"machine": machine, "epoch": epoch, "format": fmt}})

@@ -40,6 +40,8 @@ def test_agent_from_cloud_init_runs_under_the_agent_policy(
             "cloud-init",
             "--store",
             enforced.store_url(),
+            "--pip-spec",
+            "https://pkg.example.com/bosun-0.1.0-py3-none-any.whl",
         ],
         catch_exceptions=False,
     )

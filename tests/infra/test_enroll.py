@@ -152,6 +152,10 @@ def test_bad_inputs_are_refused(master: tuple[Path, bytes], tmp_path: Path) -> N
     ):
         done = runner.invoke(cli, ["enroll", *args])
         assert done.exit_code != 0, args
+    # cloud-init without --pip-spec: 'bosun' on PyPI is another project, so no default
+    done = runner.invoke(cli, ["enroll", "web-1", "--master-key", str(path), "-o", "cloud-init",
+                               "--epoch", "0", "--store", "s3://fleet"])  # fmt: skip
+    assert done.exit_code != 0 and "--pip-spec" in done.output + str(done.exception), done.output
     path.chmod(0o644)
     done = runner.invoke(cli, ["enroll", "web-1", "--master-key", str(path)])
     assert done.exit_code != 0 and "chmod 600" in str(done.exception)
