@@ -15,7 +15,7 @@ import time
 from agent.config import AgentConfig
 from agent.cycle import Agent
 from agent.verify import Refused, verify_desired
-from wire.errors import StoreError, WriteConflict
+from wire.errors import StoreAccessDenied, StoreError, WriteConflict
 from wire.signing import digest
 from wire.store.base import Missing, NotModified, StoredObject
 
@@ -35,6 +35,12 @@ def run_check(cfg: AgentConfig, agent: Agent) -> int:
     key = agent.desired_key
     try:
         result = store.get(key)
+    except StoreAccessDenied as exc:
+        # S3 answers 403, not 404, for a missing key to a principal without s3:ListBucket
+        # (the agent policy): on a new machine that is "no document yet", as in the cycle
+        line(True, f"GET {store.describe(key)}: access denied, taken as no desired document "
+             f"yet (S3 without s3:ListBucket answers 403 for a missing key): {exc}")  # fmt: skip
+        result = Missing(key)
     except StoreError as exc:
         line(False, f"GET {store.describe(key)}: {exc}")
         return 2

@@ -155,3 +155,18 @@ def test_403_on_own_desired_is_reported_as_missing_or_denied(
     assert not result.store_down and result.put
     assert any("has not written desired/web-1.json yet" in e for e in result.errors)
     assert report(bucket).applied.generation == 0
+
+
+def test_check_on_a_new_machine_under_the_agent_policy_passes(
+    machine: Machine, bucket: DirectoryStore, capsys: Any
+) -> None:
+    """`bosun-agent check` on a new machine: S3 answers 403 for its missing desired document
+    (no s3:ListBucket), which is "no document yet", not a failure; the write probes run."""
+    from agent.check import run_check
+
+    agent = make_agent(machine, DeniedDesired(bucket))
+    code = run_check(agent.cfg, agent)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "taken as no desired document yet" in out and "FAIL" not in out, out
+    assert report(bucket).machine == "web-1"  # the signed snapshot probe was written
