@@ -23,7 +23,7 @@ class CostInputs:
     poll: float = 30.0
     heartbeat: float = 300.0
     controller_interval: float = 10.0
-    desired_lifetime: float = 86400.0
+    desired_lifetime: float = 3600.0  # the spec's default (settings.desired_lifetime)
 
     def __post_init__(self) -> None:
         for name in ("poll", "heartbeat", "controller_interval", "desired_lifetime"):

@@ -11,7 +11,13 @@ from controller.cost import GET_PER_1000, PUT_PER_1000, CostInputs, estimate
 
 
 @click.command("cost")
-@click.option("--machines", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option(
+    "--machines",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Machines in the fleet (agents).",
+)
 @click.option(
     "--poll", type=Duration(), default="30s", show_default=True, help="Agent poll interval."
 )
@@ -22,16 +28,28 @@ from controller.cost import GET_PER_1000, PUT_PER_1000, CostInputs, estimate
     show_default=True,
     help="Agent heartbeat: a snapshot PUT at least this often.",
 )
-@click.option("--controller-interval", type=Duration(), default="10s", show_default=True)
+@click.option(
+    "--controller-interval",
+    type=Duration(),
+    default="10s",
+    show_default=True,
+    help="The spec's controller_interval: one LIST page per 1,000 machines per cycle.",
+)
 @click.option(
     "--desired-lifetime",
     type=Duration(),
-    default="1d",
+    default="1h",
     show_default=True,
-    help="Desired documents are re-signed before half of it runs out.",
+    help="The spec's desired_lifetime (default 1h, as in the spec): desired documents are "
+    "re-signed every half of it.",
 )
 @click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "-o",
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A table, or JSON with every line and the totals.",
 )
 def cost(
     machines: int,
