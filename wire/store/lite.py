@@ -622,12 +622,13 @@ def open_agent_store(
             credentials=creds,
             prefix=parts["prefix"],
             endpoint=parts.get("endpoint"),
-            region=parts.get("region") or (env or os.environ).get("AWS_DEFAULT_REGION"),
+            region=parts.get("region") or _env_region(env or os.environ),
             path_style=None if path_style is None else path_style == "true",
             timeouts=timeouts,
             attempts=attempts,
         )
     provider, configured_region = provider_chain()
+    configured_region = _env_region(env or os.environ) or configured_region
     return LiteS3Store(
         parts["bucket"],
         credentials=provider,
@@ -638,6 +639,11 @@ def open_agent_store(
         timeouts=timeouts,
         attempts=attempts,
     )
+
+
+def _env_region(env: Mapping[str, str]) -> str | None:
+    """AWS_REGION (set by ECS, Lambda and the newer SDKs) or AWS_DEFAULT_REGION."""
+    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
 
 
 def provider_chain() -> tuple[Callable[[], Credentials], str | None]:

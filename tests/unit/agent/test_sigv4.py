@@ -92,3 +92,19 @@ def test_a_redirect_naming_the_bucket_region_moves_the_store_there_once() -> Non
     assert not store._relocate(_Response(301, {"x-amz-bucket-region": "../evil"}, b""))
     local = LiteS3Store("fleet", credentials=Credentials("a", "s"), endpoint="http://127.0.0.1:1")
     assert not local._relocate(moved)
+
+
+def test_the_region_comes_from_the_url_then_aws_region_then_aws_default_region() -> None:
+    """The store URL's region= wins; else AWS_REGION (ECS, Lambda), else AWS_DEFAULT_REGION."""
+    from wire.store.lite import LiteS3Store, open_agent_store
+
+    keys = {"AWS_ACCESS_KEY_ID": "AKIA", "AWS_SECRET_ACCESS_KEY": "s"}
+    both = {**keys, "AWS_REGION": "eu-west-3", "AWS_DEFAULT_REGION": "us-west-2"}
+    for url, env, region in (
+        ("s3://fleet?region=ap-south-1", both, "ap-south-1"),
+        ("s3://fleet", both, "eu-west-3"),
+        ("s3://fleet", {**keys, "AWS_DEFAULT_REGION": "us-west-2"}, "us-west-2"),
+        ("s3://fleet", keys, "us-east-1"),
+    ):
+        store = open_agent_store(url, env=env)
+        assert isinstance(store, LiteS3Store) and store.region == region, (url, env)
