@@ -55,8 +55,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--config", type=Path, help="agent config (default /etc/bosun/agent.yaml, or $BOSUN_CONFIG)"
     )
-    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
-    p.add_argument("--log-format", default="text", choices=["text", "json"])
+    p.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="log to stderr from this level (default warning)",
+    )
+    p.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text lines, or one JSON object per line for journald/log shippers (default text)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run cycles: --once for cron, else a daemon")
     run.add_argument("--once", action="store_true", help="one cycle, then exit (cron mode)")
@@ -64,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         "--deadline",
         type=float,
         default=DEFAULT_DEADLINE,
-        help="seconds a bucket request may take in total (default 20)",
+        help="seconds a bucket request may take in total, and the bound of each cycle's "
+        "requests together (default 20): a slow bucket ends the cycle with fetch_timeout",
     )
     run.add_argument(
         "--splay",
@@ -72,9 +83,17 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         help="--once: sleep a random 0..SPLAY seconds first (spreads a cron fleet)",
     )
-    sub.add_parser("check", help="validate the config, the key and the bucket's behaviour")
+    sub.add_parser(
+        "check",
+        help="validate the config, the key and the bucket's behaviour",
+        description="Validate the config and the key, then probe the bucket: a conditional "
+        "GET with the current ETag must answer 304, and PUTs of this machine's report with a "
+        "wrong If-Match or If-None-Match: * must be refused. Exit 0 when all pass.",
+    )
     status = sub.add_parser("status", help="print the local applied state and the last error")
-    status.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    status.add_argument(
+        "-o", "--output", choices=["text", "json"], default="text", help="(default text)"
+    )
     return p
 
 

@@ -75,8 +75,8 @@ def _common(fn: Any) -> Any:
                 "holder",
                 envvar="BOSUN_CONTROLLER_ID",
                 metavar="NAME",
-                help="This controller's name in the lease (default: the host name). "
-                "Unique per controller.",
+                help="This controller's name in the lease (default: the host name; "
+                "BOSUN_CONTROLLER_ID). Unique per controller.",
             ),
             click.option(
                 "--lease-duration",
@@ -95,7 +95,8 @@ def _common(fn: Any) -> Any:
             click.option(
                 "--state-dir",
                 type=click.Path(file_okay=False, path_type=Path),
-                help="Local lock and lease view (default ~/.local/state/bosun/<store>).",
+                help="Local lock, lease view and probe pass (default "
+                "$XDG_STATE_HOME or ~/.local/state, then bosun/<12 hex of sha256(store URL)>).",
             ),
         ]
     ):

@@ -48,7 +48,11 @@ def agent_units(directory: Path | None = None) -> dict[str, str]:
     type=click.IntRange(min=0),
     help="Key epoch [default: the machine's current epoch from --store, or 0].",
 )
-@click.option("--store", help="Store URL the agent uses; also where the current epoch is read.")
+@click.option(
+    "--store",
+    envvar="BOSUN_STORE",
+    help="Store URL the agent uses; also where the current epoch is read (BOSUN_STORE).",
+)
 @click.option(
     "-o", "--output", "fmt", type=click.Choice(FORMATS), default="yaml", show_default=True
 )

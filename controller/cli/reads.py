@@ -212,7 +212,13 @@ def machines_cmd(
 @click.command("history")
 @click.argument("machine")
 @store_option
-@click.option("--diff", nargs=2, type=int, metavar="A B", help="Diff two archived snapshots.")
+@click.option(
+    "--diff",
+    nargs=2,
+    type=int,
+    metavar="A B",
+    help="Diff the archived snapshots with seq A and seq B (the seq column of the history).",
+)
 @click.option("--limit", type=int, default=20, show_default=True, help="Show the latest N.")
 @click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
