@@ -281,7 +281,14 @@ def render_cloud_init(
             [
                 "sh",
                 "-c",
-                "command -v apt-get >/dev/null && apt-get install -y python3-venv || true",
+                "command -v apt-get >/dev/null && { apt-get update -q; "
+                "apt-get install -y python3-venv; } || true",
+            ],
+            [  # fail here, in the cloud-init log, rather than in pip's resolver
+                "python3",
+                "-c",
+                "import sys; sys.exit(sys.version_info < (3, 11) and "
+                "'bosun needs Python >= 3.11 as python3, found ' + sys.version.split()[0])",
             ],
             ["python3", "-m", "venv", INSTALL_DIR],
             [f"{INSTALL_DIR}/bin/pip", "install", "--quiet", spec],
