@@ -2,8 +2,10 @@
 
 The request's absolute `target` becomes the group's desired capacity, clamped to the
 group's min and max size (the clamp is reported), so repeating a request changes nothing.
-New instances boot with the group's launch template, whose user data is the cloud-init
-from `bosun enroll -o cloud-init`; they join as standby.
+New instances boot with the group's launch template and join as standby; the template's
+user data must give each instance its own machine identity (see docs/scaling.md: one
+`bosun enroll` output is one machine), and the controller's role needs
+autoscaling:SetDesiredCapacity and DescribeAutoScalingGroups on the group.
 """
 
 from __future__ import annotations
