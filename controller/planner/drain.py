@@ -258,21 +258,28 @@ def _unavailable(spec: ClusterSpec, work: Assignment, memory: Memory) -> dict[st
     budgeted = {n for n, s in spec.services.items() if s.max_unavailable is not None}
     if not budgeted:
         return used
+    # The machines this pass plans active (not the last pass's): planning again over the
+    # applied result must count the same machines, or a change held in one pass goes
+    # ahead in the next (a replacement activated this pass is part of the service).
     for m, mm in memory.machines.items():
         svc = mm.service
-        if svc not in budgeted or mm.mode not in _WAS_SERVING or m not in work.live:
+        if svc not in budgeted or m not in work.live or mm.drain is None:
             continue
-        if mm.drain is not None:
-            if in_place(mm.drain.reason):  # part of the service, unavailable
-                used[svc] = used.get(svc, 0) + 1
-                present[svc] = present.get(svc, 0) + 1
-            continue
-        if mm.mode not in ACTIVE_MODES:
-            continue
-        present[svc] = present.get(svc, 0) + 1
-        state = work.live[m].snapshot.services.get(svc)
-        if state is None or state.health != "healthy" or state.version != mm.version:
+        if mm.mode in _WAS_SERVING and in_place(mm.drain.reason):  # part of it, unavailable
             used[svc] = used.get(svc, 0) + 1
+            present[svc] = present.get(svc, 0) + 1
+    for name in budgeted:
+        for m in work.actives.get(name, []):
+            last = memory.machines.get(m)
+            if m not in work.live or work.mode.get(m) not in ACTIVE_MODES:
+                continue
+            if last is not None and last.drain is not None:
+                continue  # counted above
+            present[name] = present.get(name, 0) + 1
+            state = work.live[m].snapshot.services.get(name)
+            told = last.version if last is not None and last.service == name else None
+            if state is None or state.health != "healthy" or state.version != told:
+                used[name] = used.get(name, 0) + 1
     for name in budgeted:
         missing = spec.services[name].count - present.get(name, 0)
         if missing > 0:
