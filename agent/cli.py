@@ -158,10 +158,9 @@ def _status(cfg: AgentConfig, args: argparse.Namespace) -> int:
     )
     print(f"processes     {', '.join(f'{k}={v}' for k, v in services.items()) or '-'}")
     refusals = ", ".join(f"{k}={v}" for k, v in sorted(state.refusals.items())) or "none"
-    from agent.verify import VERIFY_REASONS
+    from agent.verify import verify_failures
 
-    failures = sum(n for r, n in state.refusals.items() if r in VERIFY_REASONS)
-    print(f"refusals      {refusals} ({failures} failed verification)")
+    print(f"refusals      {refusals} ({verify_failures(state.refusals)} failed verification)")
     if state.last_refusal:
         r = state.last_refusal
         print(f"last refusal  {r.reason} at {when(r.at)}: {r.detail}")

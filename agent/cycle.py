@@ -27,7 +27,7 @@ from agent.config import RUNNING_MODES, AgentConfig
 from agent.drivers import ApplyError
 from agent.probes import addresses, boot_id, health, load, metrics_from, read_json, sessions_from
 from agent.state import APPLIED_FILE, CACHED_FILE, Mark, StateDir
-from agent.verify import VERIFY_REASONS, Refused, check_expiry, verify_desired
+from agent.verify import Refused, check_expiry, verify_desired, verify_failures
 from wire.documents import Addresses, Applied, Desired, ServiceState, Snapshot, encode_body, seal
 from wire.errors import DocumentTooLarge, StoreAccessDenied, StoreError
 from wire.layout import desired_key, report_key
@@ -255,7 +255,7 @@ class Agent:
             desired_stale=stale,
             refusals=dict(st.refusals),
             last_refusal=st.last_refusal,
-            verify_failures=sum(n for r, n in st.refusals.items() if r in VERIFY_REASONS),
+            verify_failures=verify_failures(st.refusals),
             heartbeat_interval=self.cfg.heartbeat_interval,
         )
 

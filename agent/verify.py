@@ -9,6 +9,7 @@ at cycle start. Every refusal has a short stable reason for the report's counter
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agent.state import Mark
@@ -38,6 +39,11 @@ class Verified:
 VERIFY_REASONS = frozenset(
     {"too_large", "malformed", "wrong_format", "unknown_kid", "bad_signature", "wrong_machine"}
 )
+
+
+def verify_failures(refusals: Mapping[str, int]) -> int:
+    """How many of the counted refusals were documents that could not be verified."""
+    return sum(n for reason, n in refusals.items() if reason in VERIFY_REASONS)
 
 
 def verify_desired(
