@@ -399,9 +399,8 @@ class LiteS3Store:
     ) -> _Response:
         path = self._base + ("/" + quote(self.prefix + key, safe="/-_.~") if object_path else "/")
         last: StoreUnavailable | None = None
-        relocated = False
-        attempt = -1
-        while attempt + 1 < self.attempts:
+        tries, attempt, relocated = self.attempts, 0, False
+        while attempt < tries:
             attempt += 1
             try:
                 resp = self._once(method, path, query or [], body, headers or {}, max_bytes, key)
@@ -413,12 +412,11 @@ class LiteS3Store:
             if self.on_answer is not None:
                 self.on_answer(method if object_path else "LIST", key, resp.status)
             if not relocated and self._relocate(resp):
-                relocated = True  # the bucket is in another region: ask there, once
-                attempt -= 1
+                relocated, tries = True, tries + 1  # the bucket is in another region: ask there
                 continue
             if resp.status >= 500 or (resp.status >= 400 and _code(resp.body) in TRANSIENT_CODES):
                 last = self._error(resp, key, method)  # type: ignore[assignment]
-                if attempt + 1 < self.attempts:
+                if attempt < tries:
                     time.sleep(0.05)
                 continue
             if (
@@ -646,14 +644,10 @@ def _env_region(env: Mapping[str, str]) -> str | None:
     return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
 
 
-def provider_chain() -> tuple[Callable[[], Credentials], str | None]:
-    """Credentials from botocore's provider chain (instance role, container role, SSO,
-    profiles with role_arn...), refreshed as they expire, and the configured region. Only
-    machines without static credentials pay for importing botocore (~0.15 s); requests
-    still go through this module, so the agent's deadlines bound them too."""
-    import botocore.session
-
-    session = botocore.session.get_session()
+def chain_credentials(session: Any) -> Callable[[], Credentials]:
+    """Credentials from a botocore (or boto3) session's provider chain (instance role,
+    container role, SSO, profiles with role_arn...), frozen per request so they are
+    refreshed as they expire; looked up again until some are found."""
     lock = threading.Lock()
     found: list[Any] = []
 
@@ -663,12 +657,22 @@ def provider_chain() -> tuple[Callable[[], Credentials], str | None]:
                 creds = session.get_credentials()
                 if creds is None:
                     raise StoreConfigError(
-                        "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
-                        "or a credentials file, or give the machine an instance role"
+                        "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                        "a credentials file or profile, or give the machine an instance role"
                     )
                 found.append(creds)
         frozen = found[0].get_frozen_credentials()
         return Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token or None)
 
+    return current
+
+
+def provider_chain() -> tuple[Callable[[], Credentials], str | None]:
+    """`chain_credentials` of a new botocore session, and its configured region. Only
+    machines without static credentials pay for importing botocore (~0.15 s); requests
+    still go through this module, so the agent's deadlines bound them too."""
+    import botocore.session
+
+    session = botocore.session.get_session()
     region = session.get_config_variable("region")
-    return current, str(region) if region else None
+    return chain_credentials(session), str(region) if region else None

@@ -5,8 +5,9 @@ cycle. Through botocore each PUT costs ~1.3 ms of CPU (request serialisation, ch
 event hooks, response parsing); `wire.store.lite` signs and sends the same request for
 ~0.25 ms (measured on SeaweedFS, 32 threads), so the publish is bound by the server again
 and not by the controller's GIL. Everything else (LIST, DELETE, bucket creation) stays on
-boto3, and so do the credentials: they come from the boto3 session on every request
-(`get_frozen_credentials()` refreshes instance-role and SSO credentials as they expire).
+boto3, and so do the credentials: they come from the boto3 session's provider chain
+(`lite.chain_credentials`: frozen per request, so instance-role and SSO credentials are
+refreshed as they expire).
 
 Retries are this store's `RetryPolicy` (the stdlib client makes one attempt); errors are
 translated by the stdlib client into the same `wire.errors` classes. If the stdlib client
@@ -32,7 +33,7 @@ from wire.errors import (
 )
 from wire.retry import RetryPolicy
 from wire.store.base import GetResult
-from wire.store.lite import Credentials, LiteS3Store
+from wire.store.lite import Credentials, LiteS3Store, chain_credentials
 from wire.store.lite import Timeouts as LiteTimeouts
 from wire.store.s3 import S3Store, Timeouts
 
@@ -68,12 +69,13 @@ class FastS3Store(S3Store):
             access_key=access_key,
             secret_key=secret_key,
         )
-        self._static = Credentials(access_key, secret_key) if access_key and secret_key else None
         if path_style is None:  # as boto3's "auto": dotted names cannot use virtual hosts on TLS
             path_style = endpoint is not None or "." in bucket
         self.lite = LiteS3Store(
             bucket,
-            credentials=self._credentials,
+            credentials=Credentials(access_key, secret_key)
+            if access_key and secret_key
+            else chain_credentials(self.session),
             prefix=self.prefix,
             endpoint=endpoint,
             region=self.client.meta.region_name,
@@ -86,18 +88,6 @@ class FastS3Store(S3Store):
             attempts=1,
         )
         self._fallback = threading.Event()
-
-    def _credentials(self) -> Credentials:
-        if self._static is not None:
-            return self._static
-        found = self.session.get_credentials()
-        if found is None:
-            raise StoreConfigError(
-                f"{self.describe('')}: no AWS credentials found (set AWS_ACCESS_KEY_ID/"
-                "AWS_SECRET_ACCESS_KEY, a profile, or an instance role)"
-            )
-        frozen = found.get_frozen_credentials()
-        return Credentials(str(frozen.access_key), str(frozen.secret_key), frozen.token or None)
 
     def _fall_back(self, exc: StoreError) -> None:
         if not self._fallback.is_set():
