@@ -19,17 +19,18 @@ from controller.keys import KeyRing
 from controller.planner.model import Memory
 from controller.spec.document import from_json as spec_from_json
 from controller.spec.model import ClusterSpec
+from controller.spec.revisions import UNREADABLE, read_revision
 from controller.state import IntakeState
 from wire.documents import Desired, open_desired
 from wire.errors import (
     BosunError,
-    DocumentTooLarge,
     InvalidDocument,
+    ObjectMissing,
     SpecError,
     StoreUnavailable,
     WriteConflict,
 )
-from wire.layout import DESIRED, INTAKE, MEMORY, SPEC_CURRENT, machine_from_key, spec_history_key
+from wire.layout import DESIRED, INTAKE, MEMORY, SPEC_CURRENT, machine_from_key
 from wire.store import Missing, NotModified, Store, StoredObject
 
 log = logging.getLogger(__name__)
@@ -104,15 +105,15 @@ def load_spec_or_last_good(
     changes until a valid spec is applied, and why."""
     try:
         return load_spec(store, cache), None
-    except (SpecError, InvalidDocument, DocumentTooLarge) as exc:
+    except UNREADABLE as exc:
         problem = str(exc)
     last = cache.last_good
     if revision and (last is None or last.revision != revision):
-        key = spec_history_key(revision)
         try:
-            got = _get(store, key, BIG)
-            last = spec_from_json(got.body, where=store.describe(key))[0] if got else None
-        except (SpecError, InvalidDocument, DocumentTooLarge) as exc:
+            last = read_revision(store, revision)
+        except ObjectMissing:
+            last = None
+        except UNREADABLE as exc:
             log.error("spec.history_unreadable %s", exc)
             last = None
     cache.last_good = last if revision else None

@@ -22,7 +22,7 @@ from controller.spec.checks import Problems, json_ok, version_ok
 from controller.spec.load import check_semantics, load_yaml
 from controller.spec.model import ClusterSpec, Override
 from controller.spec.selector import parse_selector
-from wire.errors import DocumentTooLarge, InvalidDocument, SpecError
+from wire.errors import SpecError
 from wire.store import Store, open_store
 
 
@@ -61,7 +61,7 @@ def apply_cmd(file: Path, store: str) -> None:
     st = open_store(store)
     try:
         current = revisions.read_current(st)
-    except (SpecError, InvalidDocument, DocumentTooLarge) as exc:
+    except revisions.UNREADABLE as exc:
         click.echo(f"warning: the applied spec is unreadable, replacing it: {exc}", err=True)
         current = None
     if current is not None and document.same_content(current.spec, spec):

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 MAX_ORPHANS = 100
 MAX_STORED_SPEC = 16 * 1024 * 1024  # as the controller reads it (a 4 MiB YAML grows as JSON)
+# what reading a stored spec raises when the object is there but cannot be used
+UNREADABLE = (SpecError, InvalidDocument, DocumentTooLarge)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +78,12 @@ def apply(store: Store, spec: ClusterSpec, *, now: float) -> ClusterSpec:
     """Write `spec` as the next revision; WriteConflict if another apply won the race.
     A damaged spec/current.json (malformed, hostile, too large) is replaced: the new
     revision follows the newest in spec/history/."""
-    damaged: str | None = None
     try:
         current = read_current(store)
         revision = (current.spec.revision if current else 0) + 1
-    except (SpecError, InvalidDocument, DocumentTooLarge) as exc:
-        current = None
-        revision, damaged = _damaged_current(store, exc)
+        expected = current.etag if current else ""
+    except UNREADABLE as exc:
+        revision, expected = _damaged_current(store, exc)
     for _ in range(MAX_ORPHANS):
         new = replace(spec, revision=revision)
         body = to_json(new, applied_at=now)
@@ -99,10 +100,8 @@ def apply(store: Store, spec: ClusterSpec, *, now: float) -> ClusterSpec:
             f"the current one already exist; check spec/history/ and retry"
         )
     try:
-        if current is not None:
-            store.put(SPEC_CURRENT, body, if_match=current.etag)
-        elif damaged:
-            store.put(SPEC_CURRENT, body, if_match=damaged)
+        if expected:  # the applied (or damaged) object read above
+            store.put(SPEC_CURRENT, body, if_match=expected)
         else:
             store.put(SPEC_CURRENT, body, if_none_match="*")
     except WriteConflict as exc:
