@@ -5,6 +5,18 @@ actions; the server's `/moto-api/reset-auth` endpoint sets that count. The fixtu
 the bucket and the users while authentication is off, then sets the count to 0: from then
 on every request must be signed by one of the users created here and is checked against
 the policies attached to it (moto matches literal resource ARNs and ignores conditions).
+
+moto 5.2.6 is excluded (pyproject.toml; the lock holds 5.2.5). It authorizes S3 requests with
+the *operation* name its router matched, so a ListObjectsV2 call is checked as the action
+`s3:ListObjectsV2`, which IAM does not have: real S3 authorizes ListObjectsV2 (and ListObjects)
+as `s3:ListBucket`, the action our controller and operator policies grant. The cause is in
+`moto/core/responses.py`: up to 5.2.5 `BaseResponse._get_action()` first returned
+`self.querystring["Action"]`, and for S3 `self.querystring` is the same dict as `self.data`,
+where `S3Response._set_action()` had stored the IAM action from its ACTION_MAP ("ListBucket"
+for a bucket GET). 5.2.6 stopped aliasing the two and dropped that lookup ("get rid of all
+overrides once new routing is working"), so `_authenticate_and_authorize_s3_action()` now sees
+the router's operation name. Versions before 5.2.5 fail differently with today's botocore
+(SignatureDoesNotMatch on every signed request). The policy is right; the emulator regressed.
 """
 
 from __future__ import annotations

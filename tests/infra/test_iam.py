@@ -34,9 +34,11 @@ machine_ids = st.from_regex(MACHINE_ID_PATTERN, fullmatch=True).filter(lambda m:
 
 def _parliament() -> Any:
     # parliament opens its data files without closing them at import (a ResourceWarning,
-    # which this suite turns into an error); the leak is theirs and harmless.
+    # which this suite turns into an error) and imports pkg_resources, which setuptools 81
+    # deprecates with a UserWarning; both are theirs and harmless.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
+        warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
         return importlib.import_module("parliament")
 
 
@@ -175,7 +177,11 @@ def test_agent_cannot_rename_itself(enforced: Enforced) -> None:
 
 
 def test_controller_policy_covers_the_cycle(enforced: Enforced) -> None:
-    """The controller lists reports, reads them, writes desired/control/status, and cannot forge a report."""
+    """The controller lists reports, reads them, writes desired/control/status, and cannot forge a report.
+
+    The LIST is authorized as s3:ListBucket on the bucket ARN, as on real S3; moto 5.2.6 checks
+    it as a non-existent `s3:ListObjectsV2` action and refuses it (see tests/infra/conftest.py).
+    """
     store = enforced.controller.store(enforced.server)
     assert {o.key for o in store.list("reports/")} >= {"reports/web-2.json"}
     assert isinstance(store.get("reports/web-2.json"), StoredObject)

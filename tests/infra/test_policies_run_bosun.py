@@ -39,7 +39,11 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 def test_controller_and_agent_converge_under_their_policies(
     enforced: Enforced, tmp_path: Path
 ) -> None:
-    """spec apply, doctor and controller cycles (controller policy) and agent cycles (agent policy) converge."""
+    """spec apply, doctor and controller cycles (controller policy) and agent cycles (agent policy) converge.
+
+    Needs a moto that authorizes ListObjectsV2 as s3:ListBucket, as S3 does: 5.2.6 does not,
+    and doctor then refuses the store (see tests/infra/conftest.py).
+    """
     url = enforced.server.store_url(BUCKET, LOOP_PREFIX)
     master = tmp_path / "master.key"
     write_key_file(master, MASTER)
