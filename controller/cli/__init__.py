@@ -1,38 +1,30 @@
 """`bosun`: the operator and controller command line.
 
-Each command group lives in its own module under `controller/cli/` and is registered in
-`COMMANDS` below. Errors map to exit codes in one place (`main`): a known `BosunError`
-prints one clear line and exits 2; anything else is a bug and shows its traceback.
+Each command group lives in its own module under `controller/cli/` and is added to the
+group below. A command module parses options and prints; what it does lives in
+`controller.operations` (reads, probes, enrollment, policies) or `controller.shell` (the
+cycle). Heavy imports stay inside the commands that need them. Errors map to exit codes in
+one place (`main`): a known `BosunError` prints one clear line and exits 2; anything else is
+a bug and shows its traceback.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 
 import click
 
+from controller.cli.controller import controller_group
+from controller.cli.cost import cost
+from controller.cli.doctor import doctor_cmd
+from controller.cli.enroll import enroll_command
+from controller.cli.iam import iam_policy
+from controller.cli.keys import keygen_cmd, revoke_cmd
+from controller.cli.reads import events_cmd, history_cmd, machines_cmd, status_cmd
+from controller.cli.rollout import rollout_group
+from controller.cli.spec import spec_group, update_command
 from wire.errors import BosunError
-
-# module path -> attribute holding a click command or group
-COMMANDS: list[tuple[str, str]] = [
-    ("controller.cli.spec", "spec_group"),
-    ("controller.cli.spec", "update_command"),
-    ("controller.cli.cost", "cost"),
-    ("controller.cli.iam", "iam_policy"),
-    ("controller.cli.enroll", "enroll_command"),
-    ("controller.cli.keys", "keygen_cmd"),
-    ("controller.cli.keys", "revoke_cmd"),
-    ("controller.cli.controller", "controller_group"),
-    ("controller.cli.reads", "status_cmd"),
-    ("controller.cli.reads", "machines_cmd"),
-    ("controller.cli.reads", "history_cmd"),
-    ("controller.cli.reads", "events_cmd"),
-    ("controller.cli.doctor", "doctor_cmd"),
-    ("controller.cli.demo", "demo_cmd"),
-    ("controller.cli.rollout", "rollout_group"),
-]
 
 
 @click.group(
@@ -59,13 +51,28 @@ def cli(log_level: str, log_format: str) -> None:
     and change the cluster. The store is given as --store (or BOSUN_STORE):
     s3://bucket[/prefix][?endpoint=URL&region=R] or file:///abs/path.
     """
-    from controller.logs import configure_logging
+    from controller.cli.logs import configure_logging
 
     configure_logging(log_level, log_format)
 
 
-for _module, _attr in COMMANDS:
-    cli.add_command(getattr(importlib.import_module(_module), _attr))
+for _command in (
+    spec_group,
+    update_command,
+    cost,
+    iam_policy,
+    enroll_command,
+    keygen_cmd,
+    revoke_cmd,
+    controller_group,
+    status_cmd,
+    machines_cmd,
+    history_cmd,
+    events_cmd,
+    doctor_cmd,
+    rollout_group,
+):
+    cli.add_command(_command)
 
 
 def main() -> None:

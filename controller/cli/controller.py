@@ -15,10 +15,10 @@ import click
 import orjson
 
 from controller.cli.common import Duration, master_key_option, store_option
-from controller.cycle import Controller, CycleReport
-from controller.keys import load_master_key
-from controller.lease import LeaseSettings
-from controller.localstate import (
+from controller.shell.cycle import Controller, CycleReport
+from controller.shell.key_epochs import load_master_key
+from controller.shell.lease import LeaseSettings
+from controller.shell.local_dir import (
     default_state_dir,
     exclusive,
     load_lease_view,
@@ -169,7 +169,7 @@ def once(
 def _probe_once_a_day(cfg: ControllerSettings) -> None:
     """SECURITY 21 for cron: refuse a store that ignores conditional requests; a pass is
     remembered in the state dir for a day (the probe costs about 30 requests)."""
-    from controller.doctor import probe, refuse_if_missing
+    from controller.operations.store_probe import probe, refuse_if_missing
 
     now = time.time()
     if not probe_due(cfg.state_dir, cfg.store, now):
@@ -194,8 +194,8 @@ def run(
     skip_probe: bool,
 ) -> None:
     """Cycle every --every seconds until SIGTERM/SIGINT (then release the lease)."""
-    from controller.daemon import run_forever
-    from controller.doctor import probe, refuse_if_missing
+    from controller.operations.store_probe import probe, refuse_if_missing
+    from controller.shell.daemon import run_forever
 
     cfg = _settings(store, master_key, holder, lease_duration, renew_deadline, state_dir)
     if every >= cfg.lease.renew_deadline:

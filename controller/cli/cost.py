@@ -7,7 +7,7 @@ import orjson
 from rich.table import Table
 
 from controller.cli.common import Duration, make_console
-from controller.cost import GET_PER_1000, PUT_PER_1000, CostInputs, estimate
+from controller.spec.request_cost import GET_PER_1000, PUT_PER_1000, CostInputs, estimate
 
 
 @click.command("cost")

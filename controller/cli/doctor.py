@@ -6,7 +6,7 @@ import click
 from rich.table import Table
 
 from controller.cli.common import make_console, store_option
-from controller.doctor import missing, probe
+from controller.operations.store_probe import missing, probe
 from wire.errors import BosunError
 from wire.store import open_store
 

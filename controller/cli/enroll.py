@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from controller.enroll import (
+from controller.operations.enrollment import (
     AGENT_UNITS,
     FORMATS,
     SCHEDULES,
@@ -18,7 +18,7 @@ from controller.enroll import (
     render_env,
     render_yaml,
 )
-from controller.keys import load_epochs, load_master_key
+from controller.shell.key_epochs import load_epochs, load_master_key
 from wire.errors import StoreError
 from wire.signing import write_key_file
 from wire.store import open_store

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from controller.iam import agent_policy, controller_policy, operator_policy
+from controller.operations.policies import agent_policy, controller_policy, operator_policy
 from wire.errors import BosunError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from controller.cli.common import open_store_option, store_option
-from controller.keys import bump_epoch, keygen
+from controller.shell.key_epochs import bump_epoch, keygen
 
 
 @click.command("keygen")

@@ -13,8 +13,8 @@ import orjson
 from rich.markup import escape
 from rich.table import Table
 
-from controller import reads
 from controller.cli.common import Duration, make_console, store_option
+from controller.operations import views
 from wire.store import open_store
 
 
@@ -39,7 +39,7 @@ def _json(value: Any) -> None:
 )
 def status_cmd(store: str, output: str) -> None:
     """Services, machines and rejections from status/cluster.json."""
-    status = reads.load_status(open_store(store))
+    status = views.load_status(open_store(store))
     if output == "json":
         _json(status)
         return
@@ -109,7 +109,7 @@ def status_cmd(store: str, output: str) -> None:
         "age s",
     ):
         machines.add_column(col)
-    for r in reads.machine_rows(status, now):
+    for r in views.machine_rows(status, now):
         style = {"lost": "red", "unhealthy": "yellow"}.get(r["status"], "")
         machines.add_row(
             r["machine"],
@@ -186,26 +186,26 @@ def machines_cmd(
     store: str, service: str | None, status_filter: str | None, mode: str | None, output: str
 ) -> None:
     """List machines; -o xml is meant for XSLT tooling (see examples/firewall.xsl)."""
-    status = reads.load_status(open_store(store))
-    rows = reads.filter_rows(
-        reads.machine_rows(status, time.time()), service=service, status=status_filter, mode=mode
+    status = views.load_status(open_store(store))
+    rows = views.filter_rows(
+        views.machine_rows(status, time.time()), service=service, status=status_filter, mode=mode
     )
     if output == "json":
         _json(rows)
     elif output == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(reads.MACHINE_FIELDS), lineterminator="\n")
+        writer = csv.DictWriter(buf, fieldnames=list(views.MACHINE_FIELDS), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         click.echo(buf.getvalue(), nl=False)
     elif output == "xml":
-        sys.stdout.buffer.write(reads.rows_xml(rows, status))
+        sys.stdout.buffer.write(views.rows_xml(rows, status))
     else:
         table = Table()
-        for col in reads.MACHINE_FIELDS:
+        for col in views.MACHINE_FIELDS:
             table.add_column(col)
         for r in rows:
-            table.add_row(*(_fmt(r[c]) for c in reads.MACHINE_FIELDS))
+            table.add_row(*(_fmt(r[c]) for c in views.MACHINE_FIELDS))
         make_console().print(table)
 
 
@@ -230,11 +230,11 @@ def history_cmd(
     opened = open_store(store)
     if diff:
         click.echo(
-            reads.history_diff(opened, machine, diff[0], diff[1]) or "no difference", nl=False
+            views.history_diff(opened, machine, diff[0], diff[1]) or "no difference", nl=False
         )
         return
-    seqs = reads.history_seqs(opened, machine)[-limit:]
-    entries = [reads.history_entry(opened, machine, s) for s in seqs]
+    seqs = views.history_seqs(opened, machine)[-limit:]
+    entries = [views.history_entry(opened, machine, s) for s in seqs]
     if output == "json":
         _json([{"seq": e.seq, "snapshot": e.body} for e in entries])
         return
@@ -270,7 +270,7 @@ def history_cmd(
 def events_cmd(store: str, since: float, output: str) -> None:
     """Decisions and rejections of recent cycles (events/<yyyy>/<mm>/<dd>/...)."""
     now = time.time()
-    events = reads.read_events(open_store(store), now - since, now)
+    events = views.read_events(open_store(store), now - since, now)
     if output == "json":
         _json(events)
         return

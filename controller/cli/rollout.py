@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from controller import reads
 from controller.cli import rollout_view as view
 from controller.cli.common import Duration, make_console, store_option
+from controller.operations import views
 from controller.planner.model import ROLLOUT_ACTIVE
 from controller.spec.model import ClusterSpec
 from controller.spec.revisions import apply
@@ -152,7 +152,7 @@ def history_cmd(service: str, store: str, since: float, output: str) -> None:
     opened = open_store(store)
     view.load_spec(opened, service, "history")
     now = time.time()
-    rows = view.history_rows(reads.read_events(opened, now - since, now), service)
+    rows = view.history_rows(views.read_events(opened, now - since, now), service)
     memory = view.load_memory(opened)
     last = memory.rollouts.get(service) if memory is not None else None
     if output == "json":

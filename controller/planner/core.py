@@ -31,7 +31,7 @@ from controller.planner.model import (
     machine_digest,
     variant_digest,
 )
-from controller.planner.provisioning import provision_pass
+from controller.planner.provision_needed import provision_pass
 from controller.planner.release import resolve
 from controller.planner.render import fill_references, lb_peers, mirrors, serving
 from controller.planner.rollout import run_rollouts

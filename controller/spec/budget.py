@@ -5,15 +5,15 @@
       cost_budget: {usd_per_month: 100, machines: 1000, poll: 30s, heartbeat: 5m}
 
 `machines`, `poll` and `heartbeat` are what the fleet's agents are configured with; the
-cost is `controller.cost.estimate` (S3 list prices, the same figures as `bosun cost`). The
+cost is `controller.spec.request_cost.estimate` (S3 list prices, the same figures as `bosun cost`). The
 budget is checked when a spec is validated or applied (SECURITY.md 22); it is not stored.
 """
 
 from __future__ import annotations
 
-from controller.cost import CostInputs, estimate
 from controller.spec.checks import Problems, got, unknown_keys
 from controller.spec.model import Settings
+from controller.spec.request_cost import CostInputs, estimate
 from wire.durations import parse_duration
 
 BUDGET_KEYS = ("usd_per_month", "machines", "poll", "heartbeat")

@@ -32,11 +32,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from controller.cycle import Controller, CycleReport  # noqa: E402
-from controller.lease import LeaseSettings  # noqa: E402
-from controller.local_s3 import ACCESS_KEY, SECRET_KEY, start_seaweedfs  # noqa: E402
+from controller.shell.cycle import Controller, CycleReport  # noqa: E402
+from controller.shell.lease import LeaseSettings  # noqa: E402
 from controller.spec.load import load_yaml  # noqa: E402
 from controller.spec.revisions import apply  # noqa: E402
+from devkit.local_s3 import ACCESS_KEY, SECRET_KEY, start_seaweedfs  # noqa: E402
 from wire.documents import Addresses, Applied, ServiceState, Snapshot, seal  # noqa: E402
 from wire.layout import report_key  # noqa: E402
 from wire.retry import RetryPolicy  # noqa: E402

@@ -7,7 +7,7 @@ The agents are lightweight (one thread pool, a schedule per machine) but speak t
 wire protocol: conditional GET of desired/<m>.json, HMAC verification with
 `wire.documents.open_desired` and the machine's derived key, signed snapshots with
 `wire.documents.seal` (on change, or when the heartbeat is due; seq = unix ms). The
-controller is a separate process running `controller.cycle.Controller.cycle()` every
+controller is a separate process running `controller.shell.cycle.Controller.cycle()` every
 interval (so its CPU time and peak RSS are its own), on the store `bosun controller run`
 opens (`FastS3Store`); the agents use the stdlib client real agents use (`LiteS3Store`).
 Requests are counted from each client's answers (the stdlib client's `on_answer` hook and
@@ -19,7 +19,7 @@ both as measured and rescaled to the requested intervals. Phases:
 
 1. cold start: every agent reports, the controller places them, all verify a document;
 2. steady state for --window seconds: requests per second by kind against the floor of
-   `controller.cost` (one GET per poll, one PUT per heartbeat, one controller GET per
+   `controller.spec.request_cost` (one GET per poll, one PUT per heartbeat, one controller GET per
    heartbeat, one LIST per 1,000 machines per cycle);
 3. a spec change (web version bump), applied just after a controller cycle began (the
    worst phase: the change waits a whole interval to be planned): convergence = time
@@ -48,10 +48,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from controller.cost import CostInputs, estimate  # noqa: E402
-from controller.local_s3 import ACCESS_KEY, SECRET_KEY, start_seaweedfs  # noqa: E402
 from controller.spec.load import load_yaml  # noqa: E402
+from controller.spec.request_cost import CostInputs, estimate  # noqa: E402
 from controller.spec.revisions import apply  # noqa: E402
+from devkit.local_s3 import ACCESS_KEY, SECRET_KEY, start_seaweedfs  # noqa: E402
 from wire.documents import Addresses, Applied, Desired, ServiceState, Snapshot, open_desired, seal  # noqa: E402
 from wire.durations import parse_duration  # noqa: E402
 from wire.errors import BosunError  # noqa: E402
@@ -151,8 +151,8 @@ class Counts:
 
 
 def controller_child(args: argparse.Namespace) -> None:
-    from controller.cycle import Controller
-    from controller.lease import LeaseSettings
+    from controller.shell.cycle import Controller
+    from controller.shell.lease import LeaseSettings
 
     store = store_for(args.endpoint, args.prefix)
     counts = Counts(store)
@@ -466,7 +466,7 @@ def main() -> None:
             )  # the bench's spec: desired_lifetime 1d
         )
         print(f"\nmonthly S3 request cost per 1,000 machines at poll {poll_r:g}s, heartbeat {hb_r:g}s, "
-              f"cycle {ivl_r:g}s: ${est.total_usd:.2f} (floor ${est.floor_usd:.2f}); from controller.cost")  # fmt: skip
+              f"cycle {ivl_r:g}s: ${est.total_usd:.2f} (floor ${est.floor_usd:.2f}); from controller.spec.request_cost")  # fmt: skip
     finally:
         if ctl_proc is not None:
             ctl_proc.terminate()

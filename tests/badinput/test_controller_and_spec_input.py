@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.cli.spec import spec_group
-from controller.cycle import Controller
+from controller.shell.cycle import Controller
 from controller.spec.document import to_json as spec_to_json
 from controller.spec.load import load_yaml
 from controller.spec.revisions import read_current

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.cycle import Controller
-from controller.lease import LeaseSettings
 from controller.planner.model import Memory
+from controller.shell.cycle import Controller
+from controller.shell.lease import LeaseSettings
 from controller.spec.load import load_yaml
 from controller.spec.revisions import apply
 from tests.support.faultproxy import FaultProxy

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.cycle import CycleResult
-from controller.cycle import Controller
+from controller.shell.cycle import Controller
 from tests.faults.kit import (
     OnRequest,
     Watcher,

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from controller.cycle import Controller
-from controller.lease import LeaseSettings
+from controller.shell.cycle import Controller
+from controller.shell.lease import LeaseSettings
 from tests.faults.kit import MASTER, agents, memory, start_spec
 from tests.unit.controller.stores import Recording
 from wire.layout import DESIRED

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 
-from controller.local_s3 import start_seaweedfs
+from devkit.local_s3 import start_seaweedfs
 from tests.faults.kit import (
     agents,
     assert_converged,

@@ -31,7 +31,7 @@ from typing import Any
 import boto3
 import pytest
 
-from controller.iam import MACHINE_TAG, agent_policy, controller_policy
+from controller.operations.policies import MACHINE_TAG, agent_policy, controller_policy
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server, start_moto
 from wire.documents import Desired, seal
 from wire.layout import desired_key

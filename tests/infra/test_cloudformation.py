@@ -13,7 +13,7 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from controller.iam import agent_policy, controller_policy, operator_policy
+from controller.operations.policies import agent_policy, controller_policy, operator_policy
 from tests.infra.moto_cfn import complete_s3_cloudformation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +97,7 @@ def test_template_deploys_locked_down_bucket(prefix: str) -> None:
 
 @pytest.mark.parametrize("prefix", ["", "fleet/"])
 def test_template_policies_equal_the_code(prefix: str) -> None:
-    """The deployed managed policies are exactly what controller.iam builds (agent in variable form)."""
+    """The deployed managed policies are exactly what controller.operations.policies builds (agent in variable form)."""
     params = {"BucketName": "bosun-fleet", "Prefix": prefix}
     with mock_aws(), complete_s3_cloudformation():
         out = _deploy(params)

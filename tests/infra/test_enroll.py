@@ -14,8 +14,8 @@ import yaml
 from click.testing import CliRunner
 
 from controller.cli import cli
-from controller.enroll import AGENT_UNITS, agent_config, enroll
-from controller.keys import bump_epoch
+from controller.operations.enrollment import AGENT_UNITS, agent_config, enroll
+from controller.shell.key_epochs import bump_epoch
 from wire.signing import (
     derive_machine_key,
     encode_key,

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.cli import cli
-from controller.iam import (
+from controller.operations.policies import (
     MACHINE_TAG,
     agent_policy,
     controller_policy,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from controller.lease import LeaseKeeper, LeaseSettings
+from controller.shell.lease import LeaseKeeper, LeaseSettings
 from wire.errors import StoreError, WriteConflict
 from wire.store import Store, StoredObject
 

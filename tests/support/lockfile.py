@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sysconfig
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -33,9 +34,14 @@ def locked(lock: Path = LOCK) -> dict[str, str]:
 
 
 def installed() -> dict[str, str]:
-    """Every distribution this interpreter sees, but the project: {normalized name: version}."""
+    """Every distribution installed in this venv, but the project: {normalized name: version}.
+
+    Only site-packages is read, as `pip freeze` reads it: once pkg_resources is imported,
+    setuptools puts its vendored copies (jaraco, packaging, ...) on sys.path as well.
+    """
+    paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     found: dict[str, str] = {}
-    for dist in metadata.distributions():
+    for dist in metadata.distributions(path=paths):
         name = canonicalize_name(dist.metadata["Name"])
         if name not in _OURS:
             found[name] = dist.version

@@ -1,8 +1,8 @@
 """A real fleet for integration tests: `bosun-agent` daemons running the example app behind
 the example load balancer, and a `bosun controller run --every 1s`, over a directory bucket.
 
-Machine configs come from `controller.demo.fleet` (as the demo builds them), processes are
-started and stopped by `controller.demo.procs`. Test modules subclass `ProcessFleet` with
+Machine configs come from `devkit.demo.fleet` (as the demo builds them), processes are
+started and stopped by `devkit.demo.procs`. Test modules subclass `ProcessFleet` with
 what they need on top (a traffic client, spec variants).
 """
 
@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 
-from controller.demo import fleet
-from controller.demo.fleet import Machine, Timing
-from controller.demo.procs import ProcessBook
-from controller.reads import read_events
+from controller.operations.views import read_events
+from devkit.demo import fleet
+from devkit.demo.fleet import Machine, Timing
+from devkit.demo.procs import ProcessBook
 from tests.support.servers import free_port
 from wire.layout import STATUS_CLUSTER
 from wire.store import DirectoryStore, StoredObject

@@ -1,6 +1,6 @@
-"""Local S3 servers for tests: re-exported from `controller.local_s3` (also used by the demo)."""
+"""Local S3 servers for tests: re-exported from `devkit.local_s3` (also used by the demo)."""
 
-from controller.local_s3 import (
+from devkit.local_s3 import (
     ACCESS_KEY,
     SECRET_KEY,
     S3Server,

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from controller.cli import cli
-from controller.cost import MONTH_SECONDS, CostInputs, estimate
+from controller.spec.request_cost import MONTH_SECONDS, CostInputs, estimate
 
 
 def test_floor_matches_the_design_formula() -> None:

@@ -7,7 +7,7 @@ import time
 
 import orjson
 
-from controller.lease import LeaseDoc, LeaseSettings
+from controller.shell.lease import LeaseDoc, LeaseSettings
 from controller.spec.load import load_yaml
 from controller.spec.revisions import apply
 from tests.integration.controller.conftest import BIN, MASTER, Bucket, stop, wait_for

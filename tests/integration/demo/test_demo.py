@@ -1,4 +1,4 @@
-"""`bosun demo --fast` run for real: the story's phases, client errors, cleanup, the bucket.
+"""`scripts/demo --fast` (`python -m devkit.demo`) run for real: the story's phases, client errors, cleanup, the bucket.
 
 Each test runs the demo as a subprocess (its own bucket directory, 8 agent daemons, the
 controller, the example app and balancer) with a bounded timeout and reads the
@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-BOSUN = Path(sys.executable).parent / "bosun"
+# what scripts/demo runs (from the repository root: devkit/ is not in the installed package)
+DEMO = [sys.executable, "-m", "devkit.demo"]
 PHASES = ["converge", "follow", "replace", "release", "revert", "drain"]
 
 
@@ -71,9 +72,7 @@ def test_fast_demo_tells_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
     release's canary, every process is stopped and the bucket keeps status/cluster.json."""
     out = tmp_path / "summary.json"
     run_dir = tmp_path / "demo"
-    result = _run_bounded(
-        [str(BOSUN), "demo", "--fast", "--dir", str(run_dir), "--summary-json", str(out)], 120
-    )
+    result = _run_bounded([*DEMO, "--fast", "--dir", str(run_dir), "--summary-json", str(out)], 120)
     assert out.exists(), result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads(out.read_text())
     phases = {p["name"]: p for p in summary["phases"]}
@@ -115,7 +114,7 @@ def test_sigterm_stops_every_process_the_demo_started(tmp_path: Path) -> None:
     out = tmp_path / "summary.json"
     run_dir = tmp_path / "demo"
     proc = subprocess.Popen(
-        [str(BOSUN), "demo", "--fast", "--dir", str(run_dir), "--summary-json", str(out)],
+        [*DEMO, "--fast", "--dir", str(run_dir), "--summary-json", str(out)],
         cwd=ROOT,
         env=_env(),
         stdout=subprocess.PIPE,
@@ -130,7 +129,7 @@ def test_sigterm_stops_every_process_the_demo_started(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert list(run_dir.glob("machines/*/state/proc/*")), "no service started within 30 s"
         second = subprocess.run(
-            [str(BOSUN), "demo", "--fast", "--dir", str(run_dir)],
+            [*DEMO, "--fast", "--dir", str(run_dir)],
             env=_env(),
             capture_output=True,
             text=True,
@@ -158,12 +157,12 @@ def test_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
     result = subprocess.run(
-        [str(BOSUN), "demo", "--fast", "--dir", str(mine)],
+        [*DEMO, "--fast", "--dir", str(mine)],
         env=_env(),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1
-    assert "was not made by `bosun demo`" in result.stderr
+    assert "was not made by `scripts/demo`" in result.stderr
     assert (mine / "notes.txt").read_text() == "keep me"

@@ -3,7 +3,7 @@ opened and closed over HTTP by the test: the agent's `sessions` probe reads them
 app's /metrics) behind the example load balancer, and a `bosun controller run --every 1s`.
 
 Machines: lb-1 and web-1, web-2 (web count 2, no standby). Agent configs come from
-`controller.demo.fleet`, processes are started and stopped by `controller.demo.procs`.
+`devkit.demo.fleet`, processes are started and stopped by `devkit.demo.procs`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
-from controller.demo import fleet
-from controller.demo.fleet import Timing
 from controller.spec.load import from_value
 from controller.spec.revisions import apply
+from devkit.demo import fleet
+from devkit.demo.fleet import Timing
 from tests.support.procfleet import ProcessFleet, build
 from wire.documents import parse_envelope
 from wire.layout import desired_key

@@ -4,7 +4,7 @@ client sending steady traffic through the balancer, recording who answered each 
 
 Machines: lb-1 (the example LB, peers written by the agent's files driver) and web-1..4
 (the example app; spec count 2, so 2 active + 2 warm standby). Agent configs come from
-`controller.demo.fleet`, processes are started and stopped by `controller.demo.procs`.
+`devkit.demo.fleet`, processes are started and stopped by `devkit.demo.procs`.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any
 import orjson
 import pytest
 
-from controller.demo import fleet
-from controller.demo.fleet import Timing
 from controller.spec.load import from_value
 from controller.spec.revisions import apply
+from devkit.demo import fleet
+from devkit.demo.fleet import Timing
 from tests.support.procfleet import BOSUN, ProcessFleet, build
 from wire.layout import rollout_status_key
 

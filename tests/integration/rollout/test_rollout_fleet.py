@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from controller.demo.fleet import BAD, GOOD
+from devkit.demo.fleet import BAD, GOOD
 from tests.integration.rollout.conftest import BOSUN, TIMING, Fleet
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
@@ -72,7 +72,7 @@ FIGURES: dict[str, Any] = {}
 
 
 def _strategy(*, shadow: bool) -> dict[str, Any]:
-    from controller.demo.fleet import rollout_value
+    from devkit.demo.fleet import rollout_value
 
     value = rollout_value(TIMING)
     if not shadow:

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from controller.cli import cli
-from controller.keys import load_epochs
-from controller.localstate import exclusive
+from controller.shell.key_epochs import load_epochs
+from controller.shell.local_dir import exclusive
 from tests.unit.controller.conftest import agents
 from tests.unit.controller.stores import Recording
 from wire.errors import BosunError

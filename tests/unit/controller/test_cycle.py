@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from controller.cycle import Controller
-from controller.lease import LeaseSettings
 from controller.planner.model import Memory, content_digest
+from controller.shell.cycle import Controller
+from controller.shell.lease import LeaseSettings
 from tests.unit.controller.conftest import MASTER, agents
 from tests.unit.controller.sim import SPEC_YAML, SimAgent
 from tests.unit.controller.stores import Recording
@@ -305,7 +305,7 @@ def test_a_cron_successor_reverifies_saved_snapshots_instead_of_refetching(
 
 def test_after_revoke_the_document_is_resigned_at_the_new_epoch(spec_store: Recording) -> None:
     """bosun revoke: the next cycle re-signs the machine's document with its new key."""
-    from controller.keys import bump_epoch
+    from controller.shell.key_epochs import bump_epoch
 
     fleet = agents(spec_store)
     ctl = controller(spec_store)

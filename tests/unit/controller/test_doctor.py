@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from controller.cli import cli
-from controller.doctor import missing, probe, refuse_if_missing
+from controller.operations.store_probe import missing, probe, refuse_if_missing
 from wire.errors import BosunError
 from wire.store import DirectoryStore, GetResult
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.keys import KeyRing, bump_epoch, keygen, load_epochs, load_master_key
+from controller.shell.key_epochs import KeyRing, bump_epoch, keygen, load_epochs, load_master_key
 from tests.unit.controller.stores import Recording
 from wire.errors import BosunError, InvalidDocument
 from wire.layout import KEYS

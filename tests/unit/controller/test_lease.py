@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from controller.lease import LeaseDoc, LeaseKeeper, LeaseSettings
+from controller.shell.lease import LeaseDoc, LeaseKeeper, LeaseSettings
 from tests.support.leaserace import lease_race
 from tests.unit.controller.stores import Recording
 from wire.errors import InvalidDocument, StoreUnavailable, WriteConflict

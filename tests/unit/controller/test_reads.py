@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from lxml import etree
 
 from controller.cli import cli
-from controller.cycle import Controller
-from controller.lease import LeaseSettings
+from controller.shell.cycle import Controller
+from controller.shell.lease import LeaseSettings
 from tests.unit.controller.conftest import MASTER, agents
 from tests.unit.controller.stores import Recording
 

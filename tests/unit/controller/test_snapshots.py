@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from controller.cycle import Controller
-from controller.keys import bump_epoch
-from controller.lease import LeaseSettings
-from controller.state import IntakeState
+from controller.shell.cycle import Controller
+from controller.shell.intake_state import IntakeState
+from controller.shell.key_epochs import bump_epoch
+from controller.shell.lease import LeaseSettings
 from tests.unit.controller.conftest import MASTER, agents
 from tests.unit.controller.sim import SimAgent
 from tests.unit.controller.stores import Recording

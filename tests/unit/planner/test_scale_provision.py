@@ -11,9 +11,9 @@ import yaml
 from click.testing import CliRunner
 
 from controller.cli import cli
-from controller.cycle import Controller, run_provisions
-from controller.lease import LeaseSettings
 from controller.planner.model import ProvisionNeeded
+from controller.shell.cycle import Controller, run_provisions
+from controller.shell.lease import LeaseSettings
 from controller.spec.load import load_yaml
 from controller.spec.revisions import apply
 from tests.unit.controller.sim import SimAgent

@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 import pytest
 
-from controller import records
 from controller.cli import main
 from controller.planner import plan
 from controller.planner.model import Memory
-from controller.publish import publish_rollouts
+from controller.shell import records
+from controller.shell.publish import publish_rollouts
 from controller.spec.load import from_value
 from controller.spec.revisions import apply
 from tests.unit.planner.harness import add_traffic, observed_from

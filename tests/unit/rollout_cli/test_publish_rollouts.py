@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 
 from controller.planner.model import RolloutStatus
-from controller.publish import publish_rollouts
+from controller.shell.publish import publish_rollouts
 from wire.store import DirectoryStore, StoredObject
 
 STATUS = RolloutStatus(

@@ -1,4 +1,4 @@
-"""`bosun demo`: the whole system on one machine, for real, in one command.
+"""`scripts/demo` (`python -m devkit.demo`): the whole system on one machine, for real.
 
     client thread --GET /--> examples.lb (on lb-1) --weighted--> examples.app (web-1..4)
                                  ^ peers file                       ^ desired file
@@ -11,13 +11,13 @@
                                  |                                                |
                             bosun controller run --every 1s ----------------------+
 
-`controller.demo.run.run_demo` sets it up (fleet.py), tells the story (story.py) while
+`devkit.demo.run.run_demo` sets it up (fleet.py), tells the story (story.py) while
 watching the bucket and the balancer (observe.py) with a client counting answers per
 phase (traffic.py), then stops every process it started (procs.py) and writes the
-summary (summary.py). Releases and draining are shown once this bosun has them
-(features.py); until then those phases are reported as skipped.
+summary (summary.py). It lives in `devkit/`, outside the shipped package: machines that
+install the wheel carry no demo.
 """
 
-from controller.demo.run import DemoSettings, run_demo
+from devkit.demo.run import DemoSettings, run_demo
 
 __all__ = ["DemoSettings", "run_demo"]

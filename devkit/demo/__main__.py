@@ -1,4 +1,7 @@
-"""`bosun demo`: a bucket, a controller, eight agents, real services and a load balancer."""
+"""`scripts/demo`: a bucket, a controller, eight agents, real services and a load balancer.
+
+Run from the repository root as `python -m devkit.demo` (what scripts/demo does).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,11 @@ from pathlib import Path
 
 import click
 
+from devkit.demo import DemoSettings, run_demo
+from wire.errors import BosunError
 
-@click.command("demo")
+
+@click.command("demo", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--s3", is_flag=True, help="Use a local SeaweedFS (real S3) instead of a directory.")
 @click.option("--fast", is_flag=True, help="Short intervals and pauses (for tests; ~1 minute).")
 @click.option(
@@ -39,8 +45,6 @@ def demo_cmd(
     through shadow, canary and steps, a bad release reverted, and a machine drained.
     Every process is stopped at the end (also on Ctrl-C); the bucket is kept.
     """
-    from controller.demo import DemoSettings, run_demo
-
     try:
         summary = run_demo(
             DemoSettings(
@@ -58,3 +62,23 @@ def demo_cmd(
     if summary.interrupted:
         sys.exit(130)
     sys.exit(0 if summary.ok else 1)
+
+
+def main() -> None:
+    try:
+        demo_cmd.main(prog_name="scripts/demo", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except BosunError as exc:
+        click.echo(f"scripts/demo: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

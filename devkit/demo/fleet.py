@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
-from controller.demo.procs import start_ticks
-from controller.enroll import AgentSettings, agent_config, enroll
-from controller.keys import keygen, load_master_key
-from controller.local_s3 import free_port
+from controller.operations.enrollment import AgentSettings, agent_config, enroll
+from controller.shell.key_epochs import keygen, load_master_key
+from devkit.demo.procs import start_ticks
+from devkit.local_s3 import free_port
 from wire.signing import write_key_file
 
 MARKER = ".bosun-demo"
@@ -122,7 +122,7 @@ def prepare_dir(path: Path) -> Path:
         marker = path / MARKER
         if any(path.iterdir()) and not marker.exists():
             raise FileExistsError(
-                f"{path} is not empty and was not made by `bosun demo`: choose another --dir "
+                f"{path} is not empty and was not made by `scripts/demo`: choose another --dir "
                 "(or remove it)"
             )
         owner = _owner(marker)

@@ -7,7 +7,7 @@ status/cluster.json is the planner's `Status` plus what only the shell knows:
     "agent_refusals": {machine: {"counts": {reason: n}, "verify_failures": n, "last": {...},
                                  "desired_stale": b}},
     "seen":       {machine: {"seq", "sent_at", "accepted_at", "addresses", "agent_version"}}
-    "spec_refused": {"detail", "etag", "planning_with"} or null (controller.cycle)
+    "spec_refused": {"detail", "etag", "planning_with"} or null (controller.shell.cycle)
 
 It is rewritten only when something other than its timestamps changed, so a cycle in
 which nothing changed writes nothing but the lease; readers compute ages from `seen`.
@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
-from controller.intake import Accepted
 from controller.planner.model import Event, Observed, Status
-from controller.state import IntakeState
+from controller.shell.intake import Accepted
+from controller.shell.intake_state import IntakeState
 from wire import codec
 from wire.documents import dumps_pretty
 from wire.errors import WriteConflict

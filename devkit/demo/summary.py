@@ -3,7 +3,7 @@
 `--summary-json FILE` (stable keys):
 
     {"format": "bosun.demo-summary/1", "ok": bool, "fast": bool, "seconds": float,
-     "phases": [{"name", "title", "status": "ok|failed|skipped", "seconds", "requests",
+     "phases": [{"name", "title", "status": "ok|failed", "seconds", "requests",
                  "client_errors", "canary_window_errors", "details": {...}}],
      "totals": {"requests", "client_errors", "canary_window_errors",
                 "client_errors_outside_canary_window"},
@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 SUMMARY_FORMAT = "bosun.demo-summary/1"
-PhaseStatus = Literal["ok", "failed", "skipped"]
+PhaseStatus = Literal["ok", "failed"]
 
 
 @dataclass
@@ -110,7 +110,7 @@ class Summary:
         tmp.replace(path)
 
     def print(self, console: Console, *, running: bool = False) -> None:
-        table = Table(title="bosun demo: summary", title_justify="left")
+        table = Table(title="scripts/demo: summary", title_justify="left")
         for col, justify in (
             ("phase", "left"),
             ("result", "left"),
@@ -120,7 +120,7 @@ class Summary:
             ("notes", "left"),
         ):
             table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        style = {"ok": "green", "failed": "bold red", "skipped": "yellow"}
+        style = {"ok": "green", "failed": "bold red"}
         for p in self.phases:
             shown = str(p.client_errors)
             if p.canary_window_errors:

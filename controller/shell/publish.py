@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from hashlib import sha256
 from typing import Any
 
-from controller.keys import KeyRing
 from controller.planner.model import (
     MachineMemory,
     Memory,
@@ -28,6 +27,7 @@ from controller.planner.model import (
     RolloutStatus,
     content_digest,
 )
+from controller.shell.key_epochs import KeyRing
 from wire.documents import MAX_DOCUMENT_BYTES, Desired, open_desired, seal
 from wire.errors import BosunError, StoreUnavailable, WriteConflict
 from wire.layout import desired_key, rollout_status_key

@@ -16,7 +16,7 @@ from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from controller.cycle import Controller, CycleReport
+from controller.shell.cycle import Controller, CycleReport
 from wire.errors import BosunError
 
 log = logging.getLogger(__name__)

@@ -4,12 +4,12 @@
     follow     the balancer follows its backends: web scaled to 5, then back to 4
     replace    a web machine is killed (SIGKILL, agent and app); a standby replaces it,
                the balancer drops it; then it boots again and rejoins as standby
-    release    (issue 5) version 2.0 through shadow, canary and steps
-    revert     (issue 5) version 2.0-bad halted by the gates and reverted automatically
-    drain      (issue 6) a machine with an open call is drained before it changes
+    release    version 2.0 through shadow, canary and steps
+    revert     version 2.0-bad halted by the gates and reverted automatically
+    drain      a machine with an open call is drained before it changes
 
 Every wait is bounded by the timing's phase timeout; a phase that misses its end state
-is `failed` with what it last saw. A phase whose feature is missing is `skipped`.
+is `failed` with what it last saw.
 """
 
 from __future__ import annotations
@@ -18,23 +18,19 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from controller.demo.fleet import BAD, GOOD, WEB_COUNT
-from controller.demo.observe import View, http_json
+from devkit.demo.fleet import BAD, GOOD, WEB_COUNT
+from devkit.demo.observe import View, http_json
 from wire.documents import decode_snapshot_body, parse_envelope
 from wire.errors import BosunError
 from wire.layout import report_key
 from wire.store import StoredObject
 
 if TYPE_CHECKING:
-    from controller.demo.run import Demo
+    from devkit.demo.run import Demo
 
 
 class PhaseFailed(Exception):
     """The phase did not reach its end state; the message says what was missing."""
-
-
-class PhaseSkipped(Exception):
-    """The feature this phase shows is not in this bosun."""
 
 
 def wait_until(demo: Demo, what: str, check: Callable[[View], bool], timeout: float) -> View:
@@ -188,8 +184,6 @@ def _track(seen: list[str], v: View, version: str) -> str:
 
 
 def release(demo: Demo) -> dict[str, Any]:
-    if demo.features.rollout:
-        raise PhaseSkipped(demo.features.rollout)
     demo.apply_spec("release-2.0", version=GOOD, rollout=True)
     seen: list[str] = []
 
@@ -213,8 +207,6 @@ def release(demo: Demo) -> dict[str, Any]:
 
 
 def revert(demo: Demo) -> dict[str, Any]:
-    if demo.features.rollout:
-        raise PhaseSkipped(demo.features.rollout)
     demo.client.canary_versions = frozenset({BAD})
     demo.apply_spec("release-2.0-bad", version=BAD, rollout=True)
     seen: list[str] = []
@@ -256,8 +248,6 @@ def reported_sessions(demo: Demo, machine: str) -> int:
 
 
 def drain(demo: Demo) -> dict[str, Any]:
-    if demo.features.drain:
-        raise PhaseSkipped(demo.features.drain)
     view = demo.watcher.view
     actives = sorted(view.actives("web"))
     for m in actives:  # a call on every machine: the scale-down must drain one of them

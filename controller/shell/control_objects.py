@@ -15,12 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from controller.keys import KeyRing
 from controller.planner.model import Memory
+from controller.shell.intake_state import IntakeState
+from controller.shell.key_epochs import KeyRing
 from controller.spec.document import from_json as spec_from_json
 from controller.spec.model import ClusterSpec
 from controller.spec.revisions import UNREADABLE, read_revision
-from controller.state import IntakeState
 from wire.documents import Desired, open_desired
 from wire.errors import (
     BosunError,

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from controller.demo.fleet import Machine
+from devkit.demo.fleet import Machine
 from wire.errors import BosunError
 from wire.layout import STATUS_CLUSTER
 from wire.store import NotModified, Store, StoredObject

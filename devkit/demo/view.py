@@ -10,9 +10,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from controller.demo.observe import View
-from controller.demo.summary import PhaseResult
-from controller.demo.traffic import Client
+from devkit.demo.observe import View
+from devkit.demo.summary import PhaseResult
+from devkit.demo.traffic import Client
 
 _MODE_STYLE = {
     "active": "green",
@@ -39,7 +39,6 @@ def render(
             mark = {
                 "ok": "[green]ok[/]",
                 "failed": "[bold red]failed[/]",
-                "skipped": "[yellow]skipped[/]",
             }[r.status]
             steps.add_row(mark, title, f"{r.seconds:5.1f}s")
         elif name == current:

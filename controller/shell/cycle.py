@@ -22,10 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from controller import persist, records
-from controller.intake import Intake, SnapshotCache
-from controller.keys import KeyRing, parse_epochs
-from controller.lease import LeaseDoc, LeaseKeeper, LeaseSettings, LeaseStatus, Observation
 from controller.planner import plan as default_plan
 from controller.planner.model import (
     STATUS_FORMAT,
@@ -37,7 +33,12 @@ from controller.planner.model import (
     Status,
 )
 from controller.provision import ProvisionRequest, build_provisioner
-from controller.publish import (
+from controller.shell import control_objects, records
+from controller.shell.intake import Intake, SnapshotCache
+from controller.shell.intake_state import IntakeState
+from controller.shell.key_epochs import KeyRing, parse_epochs
+from controller.shell.lease import LeaseDoc, LeaseKeeper, LeaseSettings, LeaseStatus, Observation
+from controller.shell.publish import (
     PUBLISH_THREADS,
     PublishResult,
     publish,
@@ -45,7 +46,6 @@ from controller.publish import (
     settle_memory,
 )
 from controller.spec.model import ClusterSpec, Settings
-from controller.state import IntakeState
 from wire import codec
 from wire.layout import INTAKE, KEYS, LEASE, MEMORY, SPEC_CURRENT, STATUS_CLUSTER
 from wire.store import NotModified, Store, StoredObject
@@ -104,9 +104,9 @@ class Controller:
         self.keys = KeyRing(master_key, {})
         self._keys_etag: str | None = None
         self.cache = SnapshotCache()
-        self.spec_cache = persist.SpecCache()
+        self.spec_cache = control_objects.SpecCache()
         self._spec_problem: str | None = None  # the refused spec last logged
-        self.control_cache: persist.Cache = {}
+        self.control_cache: control_objects.Cache = {}
         self.rollout_digests: dict[str, str] = {}  # service -> last status/rollouts/ body
         self.publish_threads = PUBLISH_THREADS
         self.intake = Intake(store, self.keys, self.cache)
@@ -126,8 +126,8 @@ class Controller:
         """Highest fence recorded in the bucket (used when the lease object must be created)."""
         floor = 0
         try:
-            floor = persist.load_intake(self.store).value.fence
-            got = self.store.get(MEMORY, max_bytes=persist.BIG)
+            floor = control_objects.load_intake(self.store).value.fence
+            got = self.store.get(MEMORY, max_bytes=control_objects.BIG)
             if isinstance(got, StoredObject):
                 floor = max(floor, Memory.from_json(got.body).fence)
         except Exception as exc:  # a floor is best effort; the fences in desired/ still hold
@@ -173,8 +173,8 @@ class Controller:
             return report
         fence = status.token if not dry_run else status.token + (status.holder != self.lease.holder)
         self._refresh_keys()
-        intake_loaded = persist.load_intake(self.store, self.control_cache)
-        mem_loaded, intake_state = persist.load_memory(
+        intake_loaded = control_objects.load_intake(self.store, self.control_cache)
+        mem_loaded, intake_state = control_objects.load_memory(
             self.store, self.keys, intake_loaded.value, self.control_cache
         )
         memory = mem_loaded.value
@@ -190,7 +190,7 @@ class Controller:
                 fence = self.lease.token
                 report.lease = replace(status, token=fence)
         memory = resign_after_revoke(memory, intake_state, self.keys)
-        spec, refused = persist.load_spec_or_last_good(
+        spec, refused = control_objects.load_spec_or_last_good(
             self.store, self.spec_cache, memory.spec_revision
         )
         spec_events = self._spec_refused(refused, report)
@@ -260,7 +260,7 @@ class Controller:
         return report
 
     def _spec_refused(
-        self, refused: persist.SpecRefusal | None, report: CycleReport
+        self, refused: control_objects.SpecRefusal | None, report: CycleReport
     ) -> list[dict[str, Any]]:
         """Note a refused spec/current.json; an event and an error log when it is new."""
         problem = refused.detail if refused is not None else None
@@ -301,7 +301,7 @@ class Controller:
         fence: int,
         cycle: int,
         report: CycleReport,
-        refused: persist.SpecRefusal | None,
+        refused: control_objects.SpecRefusal | None,
     ) -> str:
         status = new_plan.status if new_plan else bare_status(observed, now, fence)
         doc = records.status_document(
@@ -323,10 +323,10 @@ class Controller:
         self,
         new_plan: Plan | None,
         memory: Memory,
-        mem_loaded: persist.Loaded[Memory],
+        mem_loaded: control_objects.Loaded[Memory],
         pub: PublishResult,
         state: IntakeState,
-        intake_loaded: persist.Loaded[IntakeState],
+        intake_loaded: control_objects.Loaded[IntakeState],
         fence: int,
         report: CycleReport,
     ) -> None:
@@ -334,10 +334,10 @@ class Controller:
             settled = replace(settle_memory(new_plan.memory, memory, pub), fence=fence)
             unchanged = replace(settled, cycle=memory.cycle, fence=memory.fence) == memory
             if (not unchanged or mem_loaded.etag is None) and self.lease.keep():
-                etag, problem = persist.try_save(
+                etag, problem = control_objects.try_save(
                     self.store, MEMORY, settled.to_json(), mem_loaded.etag
                 )
-                persist.remember(self.control_cache, MEMORY, etag, settled)
+                control_objects.remember(self.control_cache, MEMORY, etag, settled)
                 if problem:
                     self.control_cache.clear()
                     report.note = problem
@@ -348,8 +348,10 @@ class Controller:
             return
         if not self.lease.keep():
             return
-        etag, problem = persist.try_save(self.store, INTAKE, state.to_json(), intake_loaded.etag)
-        persist.remember(self.control_cache, INTAKE, etag, state)
+        etag, problem = control_objects.try_save(
+            self.store, INTAKE, state.to_json(), intake_loaded.etag
+        )
+        control_objects.remember(self.control_cache, INTAKE, etag, state)
         if problem:
             self.control_cache.clear()
             report.failed[INTAKE] = problem

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from controller.keys import KeyRing
 from controller.planner.model import MachineObservation, Observed, Rejection
-from controller.state import IntakeState, ReportRecord
+from controller.shell.intake_state import IntakeState, ReportRecord
+from controller.shell.key_epochs import KeyRing
 from wire import codec
 from wire.documents import Snapshot, open_snapshot, parse_envelope
 from wire.errors import (

@@ -1,4 +1,4 @@
-"""`bosun demo`: set the cluster up, tell the story, stop everything, print the summary."""
+"""`scripts/demo`: set the cluster up, tell the story, stop everything, print the summary."""
 
 from __future__ import annotations
 
@@ -19,18 +19,17 @@ import yaml
 from rich.console import Console, RenderableType
 from rich.live import Live
 
-from controller.demo import fleet
-from controller.demo.features import Features, detect
-from controller.demo.fleet import FAST, NORMAL, Machine, Timing
-from controller.demo.observe import Watcher
-from controller.demo.procs import ProcessBook
-from controller.demo.story import PHASES, PhaseFailed, PhaseSkipped
-from controller.demo.summary import PhaseResult, Summary
-from controller.demo.traffic import Client
-from controller.demo.view import render
-from controller.local_s3 import S3Server, start_seaweedfs
 from controller.spec.load import load_yaml
 from controller.spec.revisions import apply as apply_revision
+from devkit.demo import fleet
+from devkit.demo.fleet import FAST, NORMAL, Machine, Timing
+from devkit.demo.observe import Watcher
+from devkit.demo.procs import ProcessBook
+from devkit.demo.story import PHASES, PhaseFailed
+from devkit.demo.summary import PhaseResult, Summary
+from devkit.demo.traffic import Client
+from devkit.demo.view import render
+from devkit.local_s3 import S3Server, start_seaweedfs
 from wire.errors import BosunError
 from wire.store import Store, open_store
 from wire.store.s3 import S3Store
@@ -64,7 +63,6 @@ class Demo:
         self.root = fleet.repo_root()
         self.server: S3Server | None = None
         self.bucket_dir: Path | None = None
-        self.features = Features(None, None)
         self.spec_args: dict[str, Any] = {}
         self.machines: dict[str, Machine] = {}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BOSUN_"))}
@@ -245,10 +243,6 @@ class Demo:
             t0 = time.monotonic()
             try:
                 result.details = fn(self)
-            except PhaseSkipped as exc:
-                result.status = "skipped"
-                result.details = {"reason": str(exc)}
-                self.say(f"  [yellow]skipped[/]: {exc}")
             except PhaseFailed as exc:
                 result.status = "failed"
                 result.details = {"reason": str(exc)}
@@ -300,7 +294,7 @@ class Demo:
                 f"find {self.bucket_dir} -name '*.json' | sort",
                 f"cat {self.bucket_dir}/status/cluster.json",
                 f"cat {self.bucket_dir}/desired/web-1.json",
-                "# the same objects over S3: bosun demo --s3 prints "
+                "# the same objects over S3: scripts/demo --s3 prints "
                 "`aws --endpoint-url ... s3 ls/cp` commands",
             ]
         lb = self.watcher.view.lb_port if hasattr(self, "watcher") else None
@@ -339,7 +333,6 @@ def run_demo(settings: DemoSettings, console: Console | None = None) -> Summary:
     story_done = False  # with --keep-running, Ctrl-C after the story is the normal end
     with _signals(demo) as cleaning:
         try:
-            demo.features = detect(demo.run_dir)
             demo.open_bucket()
             summary.store, summary.bucket_dir = demo.store_url, demo.bucket_dir
             demo.enroll_fleet()

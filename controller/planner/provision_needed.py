@@ -17,7 +17,7 @@ A request in flight is remembered (`Memory.provisions[service]`) and not repeate
 demand grows past what is booting, only the difference is asked (a new request_id and a
 higher target). It is fulfilled when the service reaches its target (`provision.fulfilled`), or it expires
 after `scale.boot_timeout` (default 10 min; `provision.expired`), after which the
-planner may ask again. The shell (`controller/cycle.py`) carries the requests out and
+planner may ask again. The shell (`controller/shell/cycle.py`) carries the requests out and
 records each result as an event; a failed request also waits for the timeout.
 """
 
