@@ -1,4 +1,4 @@
-"""Apply a verified desired document as one all-or-nothing transaction (SECURITY.md 10).
+"""Apply a verified desired document as one all-or-nothing transaction (docs/security.md#crash-safe-apply).
 
 For the service the document names: render files (only changed ones are written), run
 `install` when the version changes, then `restart` (version change) or `reload` (files

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def jittered(interval: float, jitter: float, rng: random.Random) -> float:
     """`interval` +/- `jitter` (a fraction), so a fleet started together does not poll the
-    bucket in lockstep (SECURITY.md 22)."""
+    bucket in lockstep (docs/security.md#cost-guardrails)."""
     return interval * (1 + rng.uniform(-jitter, jitter))
 
 

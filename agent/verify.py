@@ -1,4 +1,4 @@
-"""Verify a fetched desired document before anything is applied (SECURITY.md 1-9).
+"""Verify a fetched desired document before anything is applied (docs/security.md#agent-desired-documents).
 
 One parse (size cap first), then: format, kid (only the configured one: an unknown kid is
 refused without trying other keys), HMAC over format + object key + canonical body, the

@@ -167,7 +167,7 @@ def once(
 
 
 def _probe_once_a_day(cfg: ControllerSettings) -> None:
-    """SECURITY 21 for cron: refuse a store that ignores conditional requests; a pass is
+    """docs/security.md#store-atomicity for cron: refuse a store that ignores conditional requests; a pass is
     remembered in the state dir for a day (the probe costs about 30 requests)."""
     from controller.operations.store_probe import probe, refuse_if_missing
 

@@ -1,6 +1,6 @@
 """IAM policy documents for a Bosun bucket: agent, controller and read-only operator.
 
-SECURITY.md 24-25: an agent's credentials may PUT only `reports/<machine>.json` and GET
+docs/security.md#machine-isolation, #least-privilege: an agent's credentials may PUT only `reports/<machine>.json` and GET
 only `desired/<machine>.json` (no list, no delete, no other key), and may not change the
 identity tags that name its machine.
 

@@ -1,7 +1,7 @@
 """`bosun doctor`: probe the store's conditional requests as S3 documents them.
 
 A controller is only safe on a store whose conditional writes are atomic and whose
-conditional GETs answer 304 (SECURITY 15, 19, 21). Each probe names one behaviour; any
+conditional GETs answer 304 (docs/security.md#one-leader, #fenced-writes, #store-atomicity). Each probe names one behaviour; any
 missing one makes Bosun refuse the backend for controllers, naming it. The probes write
 under `control/doctor/<random>/` and delete what they wrote.
 """

@@ -1,4 +1,4 @@
-"""Draining sustained sessions and the disruption budget (issue 6), pure.
+"""Draining sustained sessions and the disruption budget, pure.
 
 Runs once per pass, after assignment, releases and rollouts have proposed each machine's
 next (service, mode, release), and before peers are computed. For every live machine that

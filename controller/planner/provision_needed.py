@@ -1,4 +1,4 @@
-"""When to ask a provisioner for machines (issue 6), pure: `ProvisionNeeded` effects.
+"""When to ask a provisioner for machines, pure: `ProvisionNeeded` effects.
 
 For every service with a provisioner (its own `provisioner:` or the cluster's), after
 assignment and draining:

@@ -1,4 +1,4 @@
-"""Autoscaling per service (issue 6), pure: how many machines each `scale:` service runs.
+"""Autoscaling per service, pure: how many machines each `scale:` service runs.
 
 Runs first in a pass and returns the spec with each scaled service's `count` replaced by
 the scaler's decision, so assignment, draining and status all work on that number.

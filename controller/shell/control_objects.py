@@ -5,7 +5,7 @@
 * `spec/current.json`: the applied cluster spec (read only).
 
 Every save is conditional on the ETag read at the start of the cycle (or create-only), so
-a stale controller can never overwrite what a newer one saved (SECURITY 19).
+a stale controller can never overwrite what a newer one saved (docs/security.md#fenced-writes).
 """
 
 from __future__ import annotations

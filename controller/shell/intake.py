@@ -1,4 +1,4 @@
-"""Reading `reports/`: list, fetch only what changed, verify, accept or refuse (SECURITY 13-14).
+"""Reading `reports/`: list, fetch only what changed, verify, accept or refuse (docs/security.md#snapshot-replay, #hostile-input).
 
 One LIST per 1,000 machines; a GET only for objects whose ETag differs from the one last
 examined (kept in `control/intake.json`) or, on a cold process cache, for the accepted

@@ -7,11 +7,11 @@
      "desired": {"web-1": "<etag last read or written>"}, "signed": {"web-1": 0}}
 
 * `seq` is the last accepted snapshot sequence: anything not above it is a replay
-  (SECURITY 13), also across controller restarts.
+  (docs/security.md#snapshot-replay), also across controller restarts.
 * `etag` is the last report ETag examined (accepted or refused), so an unchanged object is
   neither fetched nor counted twice.
 * `desired` holds the ETag of each desired document as last read or written: the only
-  ETag a desired write may be conditioned on (SECURITY 19). A machine missing here has its
+  ETag a desired write may be conditioned on (docs/security.md#fenced-writes). A machine missing here has its
   document re-read before it is written.
 * `signed` is the key epoch each desired document was signed at: after `bosun revoke`
   the document is re-signed (a refresh) at the new epoch on the next cycle.

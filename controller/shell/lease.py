@@ -1,4 +1,4 @@
-"""The leader lease `control/lease.json` with a fencing token (SECURITY 15-18).
+"""The leader lease `control/lease.json` with a fencing token (docs/security.md#one-leader, #lease-responses, #clock-skew, #stop-on-lease-loss).
 
     {"format": "bosun.lease/1", "holder": "ctl-a", "token": 7, "duration": 30.0,
      "renewed_at": 1764000000.0, "nonce": "...", "released": false}

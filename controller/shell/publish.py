@@ -1,4 +1,4 @@
-"""Signing and writing the planner's desired documents (SECURITY 18-19).
+"""Signing and writing the planner's desired documents (docs/security.md#stop-on-lease-loss, #fenced-writes).
 
 Each write is conditional: `If-Match` on the ETag last read or written for that document
 (kept in the intake state), or `If-None-Match: *` for a machine that never had one. When

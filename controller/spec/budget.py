@@ -6,7 +6,7 @@
 
 `machines`, `poll` and `heartbeat` are what the fleet's agents are configured with; the
 cost is `controller.spec.request_cost.estimate` (S3 list prices, the same figures as `bosun cost`). The
-budget is checked when a spec is validated or applied (SECURITY.md 22); it is not stored.
+budget is checked when a spec is validated or applied (docs/security.md#cost-guardrails); it is not stored.
 """
 
 from __future__ import annotations

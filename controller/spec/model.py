@@ -58,7 +58,7 @@ class SessionsSpec:
 
 @dataclass(frozen=True, slots=True)
 class ScaleSpec:
-    """Autoscaling of one service (issue 6; parsed by controller.spec.scale).
+    """Autoscaling of one service (parsed by controller.spec.scale).
 
     The loader stores `max` as the service's `count` (the most it may ever run) and the
     operator's `count` as `start`; the planner replaces the count every cycle by a number
@@ -167,7 +167,7 @@ class ServiceSpec:
     overrides: tuple[Override, ...] = ()
     rollout: RolloutSpec | None = None  # None: the cluster default, else switch at once
     control: RolloutControl | None = None  # the last operator command to its rollout
-    scale: ScaleSpec | None = None  # autoscaling (issue 6)
+    scale: ScaleSpec | None = None  # autoscaling
     max_unavailable: str | None = None  # "2" or "25%": draining/changing/lost at once
     provisioner: dict[str, JsonValue] | None = None  # overrides the cluster's provisioner
 
@@ -178,7 +178,7 @@ class ClusterSpec:
     settings: Settings = field(default_factory=Settings)
     services: dict[str, ServiceSpec] = field(default_factory=dict)
     rollout: RolloutSpec | None = None  # default rollout strategy for every service
-    provisioner: dict[str, JsonValue] | None = None  # {type: command|ec2-asg, ...} (issue 6)
+    provisioner: dict[str, JsonValue] | None = None  # {type: command|ec2-asg, ...}
 
     def provisioner_of(self, service: str) -> dict[str, JsonValue] | None:
         svc = self.services.get(service)

@@ -1,4 +1,4 @@
-"""Spec sections of issue 6: `scale:`, `max_unavailable:` and `provisioner:`.
+"""Spec sections for scaling and disruption: `scale:`, `max_unavailable:` and `provisioner:`.
 
 services:
   voice:

@@ -278,7 +278,7 @@ def spec_value(
 
 
 def rollout_value(timing: Timing) -> dict[str, Any]:
-    """A short release strategy (docs: issue 5's `rollout:` section)."""
+    """A short release strategy (docs/spec.md's `rollout:` section)."""
     bake = f"{timing.bake:g}s"
     return {
         "steps": [

@@ -1,4 +1,4 @@
-"""Autoscaling under a load spike per channel: a pure-planner simulation (issue 6).
+"""Autoscaling under a load spike per channel: a pure-planner simulation.
 
     scripts/bench scale [--machines 1000] [--present 400] [--minutes 60] [--interval 10]
                         [--boot 90] [--seed 1]

@@ -1,4 +1,4 @@
-"""SECURITY 23: nothing security-relevant in object metadata. Metadata is not signed, so
+"""docs/security.md#metadata: nothing security-relevant in object metadata. Metadata is not signed, so
 the controller decides on the signed body only, and writes none itself."""
 
 from __future__ import annotations

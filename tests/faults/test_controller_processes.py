@@ -227,7 +227,7 @@ def _converged(store: S3Store, fleet: list[SimAgent], version: str) -> bool:
 def test_a_store_ignoring_conditions_is_refused_by_both_controller_modes(
     tmp_path: Path, moto_server: S3Server, mode: str
 ) -> None:
-    """SECURITY 21: behind a proxy that drops If-Match/If-None-Match, `controller once` and
+    """docs/security.md#store-atomicity: behind a proxy that drops If-Match/If-None-Match, `controller once` and
     `controller run` refuse to start, naming the missing behaviour, and write no desired
     document; once the store honours conditions, `once` passes and remembers the pass."""
     direct = fresh_bucket(moto_server)

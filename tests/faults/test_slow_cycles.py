@@ -1,6 +1,6 @@
 """A store so slow that one cycle cannot publish every desired document before the renew
 deadline (a cold start of a large fleet, or a high-latency store): the controller stops
-writing at the deadline (SECURITY 18), and the following cycles must still make progress
+writing at the deadline (docs/security.md#stop-on-lease-loss), and the following cycles must still make progress
 until the fleet converges."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def slow_controller(tmp_path: Path, n: int, cost: float) -> tuple[Recording, Con
 def test_a_cycle_cut_at_the_renew_deadline_stops_writing(tmp_path: Path) -> None:
     """Cold start of 40 machines at 0.4 s per request, and every lease renewal lost: the
     first cycle publishes only part of its plan and writes nothing after the renew deadline
-    (SECURITY 18: no write after the deadline without a successful renew)."""
+    (docs/security.md#stop-on-lease-loss: no write after the deadline without a successful renew)."""
     store, ctl, _clock = slow_controller(tmp_path, 40, 0.4)
     store.faults.append(renewals_lost(store))
     report = ctl.cycle()

@@ -1,4 +1,4 @@
-"""Per-machine isolation (SECURITY.md 24-25), proven in moto's IAM and checked with parliament."""
+"""Per-machine isolation (docs/security.md#machine-isolation, #least-privilege), proven in moto's IAM and checked with parliament."""
 
 from __future__ import annotations
 

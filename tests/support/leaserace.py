@@ -1,4 +1,4 @@
-"""Three controllers racing for the lease with random pauses (SECURITY 15), over any store.
+"""Three controllers racing for the lease with random pauses (docs/security.md#one-leader), over any store.
 
 Each controller loops: acquire/renew, and while acting read a fenced object, sometimes
 pause past its renew deadline, then write its token there conditionally. Returns which

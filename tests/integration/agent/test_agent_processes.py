@@ -262,7 +262,7 @@ def test_adversarial_documents_change_nothing_and_are_reported(env: Env) -> None
 
 
 def test_dripping_bucket_ends_the_cycle_with_fetch_timeout(env: Env) -> None:
-    """SECURITY 7: a bucket that drips bytes ends the cycle at the deadline with fetch_timeout; the next cycle runs."""
+    """docs/security.md#slow-retrieval: a bucket that drips bytes ends the cycle at the deadline with fetch_timeout; the next cycle runs."""
     publish(env.store, desired(generation=1))
     env.proxy.mode = "drip"
     started = time.monotonic()
@@ -276,7 +276,7 @@ def test_dripping_bucket_ends_the_cycle_with_fetch_timeout(env: Env) -> None:
 
 
 def test_sentinel_key_never_leaks(env: Env) -> None:
-    """SECURITY 12: a full daemon run with a sentinel key: not in any PUT body, log line, written file, argv or environment."""
+    """docs/security.md#secret-hygiene: a full daemon run with a sentinel key: not in any PUT body, log line, written file, argv or environment."""
     from wire.signing import encode_key, write_key_file
 
     sentinel = b"SENTINEL-KEY-do-not-leak-0123456"

@@ -77,7 +77,7 @@ def test_unreachable_endpoint_is_unavailable_in_bounded_time() -> None:
 def test_dripping_server_hits_the_request_deadline(
     seaweedfs: S3Server, proxy: CountingProxy
 ) -> None:
-    """SECURITY 7: a server dripping one byte at a time is cut off at the deadline (RequestTimedOut)."""
+    """docs/security.md#slow-retrieval: a server dripping one byte at a time is cut off at the deadline (RequestTimedOut)."""
     store = lite_store(seaweedfs, proxy.endpoint, timeouts=Timeouts(connect=1, read=1, total=1.0))
     store.put("k", b"v")
     proxy.mode = "drip"
@@ -90,7 +90,7 @@ def test_dripping_server_hits_the_request_deadline(
 
 
 def test_endless_body_reads_at_most_cap_plus_one(seaweedfs: S3Server, proxy: CountingProxy) -> None:
-    """SECURITY 6: an endless body without a length is refused after cap + 1 bytes; a big Content-Length before reading."""
+    """docs/security.md#endless-data: an endless body without a length is refused after cap + 1 bytes; a big Content-Length before reading."""
     store = lite_store(seaweedfs, proxy.endpoint)
     proxy.mode = "huge"
     started = time.monotonic()
@@ -171,7 +171,7 @@ class ContainerCredentials(http.server.ThreadingHTTPServer):
 def test_role_credentials_go_through_the_stdlib_client_and_its_deadlines(
     seaweedfs: S3Server, proxy: CountingProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SECURITY 7 on instance/container roles: credentials from the provider chain (a real
+    """docs/security.md#slow-retrieval on instance/container roles: credentials from the provider chain (a real
     container credentials endpoint here), requests still bounded by the deadline when the
     bucket drips; credentials about to expire are fetched again."""
     bucket = lite_store(seaweedfs).bucket

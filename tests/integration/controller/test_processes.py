@@ -82,7 +82,7 @@ def test_run_stops_cleanly_on_sigterm_and_releases_the_lease(bucket: Bucket) -> 
 
 
 def test_three_controllers_on_seaweedfs_never_share_a_token(bucket: Bucket) -> None:
-    """Lease over SeaweedFS with random pauses: one holder per token, fences never decrease (SECURITY 15)."""
+    """Lease over SeaweedFS with random pauses: one holder per token, fences never decrease (docs/security.md#one-leader)."""
     prefix = bucket.store.prefix.rstrip("/")
     race = lease_race(
         lambda: fresh_bucket(bucket.server, prefix=prefix),

@@ -68,7 +68,7 @@ def _assert_all_stopped(summary: dict[str, Any]) -> None:
 
 @pytest.mark.timeout(180)
 def test_fast_demo_tells_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
-    """Every phase that is not skipped ends ok, clients see errors only from the bad
+    """Every phase ends ok, clients see errors only from the bad
     release's canary, every process is stopped and the bucket keeps status/cluster.json."""
     out = tmp_path / "summary.json"
     run_dir = tmp_path / "demo"
@@ -81,22 +81,15 @@ def test_fast_demo_tells_the_whole_story_and_cleans_up(tmp_path: Path) -> None:
     )
     assert list(phases) == PHASES, report
     for name, p in phases.items():
-        assert p["status"] in ("ok", "skipped"), f"{name} failed:\n{report}"
+        assert p["status"] == "ok", f"{name} failed:\n{report}"
         assert p["client_errors"] == p["canary_window_errors"], f"{name}:\n{report}"
         if name != "revert":
             assert p["canary_window_errors"] == 0, report
     assert summary["totals"]["client_errors_outside_canary_window"] == 0, report
-    for name in ("converge", "follow", "replace"):
-        assert phases[name]["status"] == "ok", report
     assert phases["follow"]["requests"] > 0 and phases["replace"]["requests"] > 0, report
     assert phases["replace"]["details"]["replaced_by"], report
-    if phases["release"]["status"] == "ok":
-        assert {"shadow", "canary", "steps"} <= set(phases["release"]["details"]["states"])
-    if phases["revert"]["status"] == "ok":
-        assert phases["revert"]["details"]["reverted"] is True, report
-    for p in phases.values():
-        if p["status"] == "skipped":
-            assert p["details"]["reason"], report
+    assert {"shadow", "canary", "steps"} <= set(phases["release"]["details"]["states"])
+    assert phases["revert"]["details"]["reverted"] is True, report
     assert result.returncode == 0, report
     assert summary["ok"] is True
     _assert_all_stopped(summary)

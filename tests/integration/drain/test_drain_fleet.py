@@ -1,4 +1,4 @@
-"""Real agents and controller: a version change waits for a machine's calls (issue 6)."""
+"""Real agents and controller: a version change waits for a machine's calls."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Jittered polling (SECURITY 22): a fleet started together spreads its requests."""
+"""Jittered polling (docs/security.md#cost-guardrails): a fleet started together spreads its requests."""
 
 from __future__ import annotations
 

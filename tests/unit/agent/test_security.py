@@ -1,4 +1,4 @@
-"""SECURITY.md 1-11 for the agent, in process over a directory bucket (real files)."""
+"""docs/security.md#agent-desired-documents for the agent, in process over a directory bucket (real files)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def out_file(machine: Machine) -> Path:
 
 
 def test_tampering_byte_by_byte_never_verifies() -> None:
-    """SECURITY 1: every single-byte mutation of a valid document is refused or changes nothing signed."""
+    """docs/security.md#tampering: every single-byte mutation of a valid document is refused or changes nothing signed."""
     raw = sealed(desired(generation=3))
     key = machine_key("web-1")
     good = verify_desired(raw, object_key=KEY, machine="web-1", kid="web-1@0", key=key, mark=None)
@@ -78,7 +78,7 @@ def test_tampering_byte_by_byte_never_verifies() -> None:
 def test_tampered_documents_are_refused_and_reported(
     machine: Machine, bucket: DirectoryStore, mutate, reason: str
 ) -> None:
-    """SECURITY 1/11: a tampered document is not applied; the counter and reason reach the next report."""
+    """docs/security.md#tampering/11: a tampered document is not applied; the counter and reason reach the next report."""
     agent = make_agent(machine)
     publish(bucket, desired(generation=2))
     assert agent.cycle().ok
@@ -98,7 +98,7 @@ def test_tampered_documents_are_refused_and_reported(
 def test_binding_other_machines_document_and_snapshot_refused(
     machine: Machine, bucket: DirectoryStore
 ) -> None:
-    """SECURITY 2: web-2's valid document copied to desired/web-1.json, or a snapshot placed there, is refused."""
+    """docs/security.md#binding: web-2's valid document copied to desired/web-1.json, or a snapshot placed there, is refused."""
     agent = make_agent(machine)
     bucket.put(KEY, sealed(desired(machine="web-2", generation=5)))
     agent.cycle()
@@ -122,7 +122,7 @@ def test_binding_other_machines_document_and_snapshot_refused(
 
 
 def test_rollback_refused_after_restart(machine: Machine, bucket: DirectoryStore) -> None:
-    """SECURITY 3: after applying generation 5, a restored generation 4 is refused, also by a restarted agent."""
+    """docs/security.md#rollback: after applying generation 5, a restored generation 4 is refused, also by a restarted agent."""
     old = sealed(desired(generation=4, config={"v": 4}))
     publish(bucket, desired(generation=5, config={"v": 5}))
     assert make_agent(machine).cycle().ok
@@ -138,7 +138,7 @@ def test_rollback_refused_after_restart(machine: Machine, bucket: DirectoryStore
 def test_same_generation_same_digest_is_quiet_other_digest_refused(
     machine: Machine, bucket: DirectoryStore
 ) -> None:
-    """SECURITY 3: equal generation with the same digest is a no-op; with another digest it is refused."""
+    """docs/security.md#rollback: equal generation with the same digest is a no-op; with another digest it is refused."""
     doc = desired(generation=5)
     publish(bucket, doc)
     agent = make_agent(machine)
@@ -155,7 +155,7 @@ def test_same_generation_same_digest_is_quiet_other_digest_refused(
 def test_stale_fence_refused_even_with_higher_generation(
     machine: Machine, bucket: DirectoryStore
 ) -> None:
-    """SECURITY 8: a lower fence is refused although its generation is higher (a stale controller)."""
+    """docs/security.md#fencing: a lower fence is refused although its generation is higher (a stale controller)."""
     publish(bucket, desired(generation=5, fence=7))
     agent = make_agent(machine)
     agent.cycle()
@@ -169,7 +169,7 @@ def test_stale_fence_refused_even_with_higher_generation(
 def test_expired_document_refused_and_cached_copy_goes_stale(
     machine: Machine, bucket: DirectoryStore
 ) -> None:
-    """SECURITY 4: an expired new document is refused; the cached copy is re-checked after 304s and reported stale without teardown."""
+    """docs/security.md#freeze: an expired new document is refused; the cached copy is re-checked after 304s and reported stale without teardown."""
     agent = make_agent(machine)
     publish(bucket, desired(generation=1, expires_at=time.time() - 1))
     agent.cycle()
@@ -193,7 +193,7 @@ def test_expired_document_refused_and_cached_copy_goes_stale(
 def test_304_without_cached_copy_is_never_trusted(
     machine: Machine, bucket: DirectoryStore, counting: CountingStore
 ) -> None:
-    """SECURITY 5: with the cached copy gone the agent does a full GET; an unasked-for 304 is refused."""
+    """docs/security.md#conditional-get: with the cached copy gone the agent does a full GET; an unasked-for 304 is refused."""
     publish(bucket, desired(generation=1))
     agent = make_agent(machine, counting)
     agent.cycle()
@@ -218,7 +218,7 @@ def test_304_without_cached_copy_is_never_trusted(
 def test_oversized_document_refused_before_parsing(
     machine: Machine, bucket: DirectoryStore
 ) -> None:
-    """SECURITY 6: a document over 256 KiB is refused as too_large."""
+    """docs/security.md#endless-data: a document over 256 KiB is refused as too_large."""
     doc = desired(generation=1, config={"blob": "x" * 300_000})
     bucket.put(KEY, seal(doc, key=machine_key("web-1"), kid="web-1@0", object_key=KEY))
     make_agent(machine).cycle()
@@ -228,7 +228,7 @@ def test_oversized_document_refused_before_parsing(
 def test_unknown_kid_refused_and_rotation_scopes_marks(
     tmp_path: Path, bucket: DirectoryStore
 ) -> None:
-    """SECURITY 9: after rotating to epoch 1, a huge generation published with the old key does not block updates."""
+    """docs/security.md#key-rotation: after rotating to epoch 1, a huge generation published with the old key does not block updates."""
     services = {"web": {"files": [{"path": str(tmp_path / "out.json")}]}}
     m0 = Machine(tmp_path / "m", bucket.url, services=services).write()
     publish(bucket, desired(generation=1_000_000))  # stolen old key
@@ -247,7 +247,7 @@ def test_unknown_kid_refused_and_rotation_scopes_marks(
 def test_crash_between_fsync_and_rename_leaves_old_state(
     machine: Machine, bucket: DirectoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SECURITY 10: a crash while state is written leaves the old state; the next valid document applies."""
+    """docs/security.md#crash-safe-apply: a crash while state is written leaves the old state; the next valid document applies."""
     agent = make_agent(machine)
     publish(bucket, desired(generation=1))
     agent.cycle()
@@ -274,7 +274,7 @@ def test_crash_between_fsync_and_rename_leaves_old_state(
 def test_crash_mid_apply_is_finished_by_next_cycle(
     machine: Machine, bucket: DirectoryStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SECURITY 10: a crash after accepting but before recording the apply is completed on restart from the cached copy."""
+    """docs/security.md#crash-safe-apply: a crash after accepting but before recording the apply is completed on restart from the cached copy."""
     publish(bucket, desired(generation=1))
     agent = make_agent(machine)
 

@@ -1,4 +1,4 @@
-"""The controller cycle over a real directory store with simulated agents (SECURITY 18-19)."""
+"""The controller cycle over a real directory store with simulated agents (docs/security.md#stop-on-lease-loss, #fenced-writes)."""
 
 from __future__ import annotations
 
@@ -196,7 +196,7 @@ def test_two_controllers_only_the_holder_writes(spec_store: Recording) -> None:
 
 def test_no_desired_write_after_the_renew_deadline(spec_store: Recording) -> None:
     """Publishing stops when the renew deadline passes mid-cycle without a successful renew
-    (every lease renewal is lost here) (SECURITY 18)."""
+    (every lease renewal is lost here) (docs/security.md#stop-on-lease-loss)."""
     clock = Clock()
     for a in agents(spec_store):
         a.report()
@@ -219,7 +219,7 @@ def test_no_desired_write_after_the_renew_deadline(spec_store: Recording) -> Non
 
 
 def test_desired_writes_are_fenced_and_conflicts_replan_next_cycle(spec_store: Recording) -> None:
-    """If-Match on the last ETag, fence = token, generation + 1; a conflict is not retried in place (SECURITY 19)."""
+    """If-Match on the last ETag, fence = token, generation + 1; a conflict is not retried in place (docs/security.md#fenced-writes)."""
     log = DesiredLog(spec_store)
     fleet = agents(spec_store)
     ctl = controller(spec_store)
@@ -258,7 +258,7 @@ def test_desired_writes_are_fenced_and_conflicts_replan_next_cycle(spec_store: R
 
 
 def test_a_stale_controller_cannot_overwrite_a_newer_one(spec_store: Recording) -> None:
-    """A paused leader that wakes after a takeover writes nothing (fencing, SECURITY 15/18/19)."""
+    """A paused leader that wakes after a takeover writes nothing (fencing, docs/security.md#one-leader/18/19)."""
     clock_a, clock_b = Clock(), Clock()
     log = DesiredLog(spec_store)
     fleet = agents(spec_store)

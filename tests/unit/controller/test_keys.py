@@ -68,7 +68,7 @@ def test_malformed_keys_document_is_refused(store: Recording) -> None:
 
 
 def test_key_ring_serves_only_the_current_epoch() -> None:
-    """A kid at an older or newer epoch than the machine's current one gets no key (SECURITY 9)."""
+    """A kid at an older or newer epoch than the machine's current one gets no key (docs/security.md#key-rotation)."""
     master = b"m" * 32
     ring = KeyRing(master, {"web-1": 3})
     assert ring.lookup("web-1@3") == derive_machine_key(master, "web-1", 3)

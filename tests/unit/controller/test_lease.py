@@ -1,4 +1,4 @@
-"""The fenced leader lease (SECURITY 15-18) over a real directory store."""
+"""The fenced leader lease (docs/security.md#one-leader, #lease-responses, #clock-skew, #stop-on-lease-loss) over a real directory store."""
 
 from __future__ import annotations
 
@@ -55,13 +55,13 @@ def always(exc: Exception, op: str = "PUT") -> Any:
 
 
 def test_settings_refuse_a_deadline_not_shorter_than_the_lease() -> None:
-    """The renew deadline must be shorter than the lease duration (SECURITY 17)."""
+    """The renew deadline must be shorter than the lease duration (docs/security.md#clock-skew)."""
     with pytest.raises(ValueError, match="shorter than the lease duration"):
         LeaseSettings(duration=10, renew_deadline=10)
 
 
 def test_first_controller_creates_the_lease_with_token_one(store: Recording) -> None:
-    """The lease is created create-only and its holder may act (SECURITY 15)."""
+    """The lease is created create-only and its holder may act (docs/security.md#one-leader)."""
     clock = Clock()
     a = keeper(store, "a", clock)
     st = a.ensure()
@@ -70,7 +70,7 @@ def test_first_controller_creates_the_lease_with_token_one(store: Recording) -> 
 
 
 def test_create_race_has_exactly_one_winner(store: Recording) -> None:
-    """Two controllers both read "no lease" and create: If-None-Match lets one win (SECURITY 15)."""
+    """Two controllers both read "no lease" and create: If-None-Match lets one win (docs/security.md#one-leader)."""
     clock = Clock()
     a = keeper(store, "a", clock)
     b_store = Recording(store.inner)
@@ -87,7 +87,7 @@ def test_create_race_has_exactly_one_winner(store: Recording) -> None:
 
 
 def test_follower_waits_the_lease_duration_on_its_own_clock(store: Recording) -> None:
-    """A follower takes over only after the same ETag stayed current for the duration (SECURITY 17)."""
+    """A follower takes over only after the same ETag stayed current for the duration (docs/security.md#clock-skew)."""
     ca, cb = Clock(), Clock()
     cb.t = 5_000_000.0  # a wildly different clock: only elapsed time matters
     a, b = keeper(store, "a", ca), keeper(store, "b", cb)
@@ -115,7 +115,7 @@ def test_renewals_reset_the_followers_wait(store: Recording) -> None:
 
 
 def test_leader_stops_acting_at_the_renew_deadline(store: Recording) -> None:
-    """Without a successful renew the leader stops before followers may take over (SECURITY 17-18)."""
+    """Without a successful renew the leader stops before followers may take over (docs/security.md#clock-skew, #stop-on-lease-loss)."""
     clock = Clock()
     a = keeper(store, "a", clock)
     a.ensure()
@@ -126,7 +126,7 @@ def test_leader_stops_acting_at_the_renew_deadline(store: Recording) -> None:
 
 
 def test_unknown_renew_outcome_keeps_acting_only_until_the_deadline(store: Recording) -> None:
-    """5xx/timeout on renew: outcome unknown, act only until the renew deadline (SECURITY 16)."""
+    """5xx/timeout on renew: outcome unknown, act only until the renew deadline (docs/security.md#lease-responses)."""
     clock = Clock()
     a = keeper(store, "a", clock)
     a.ensure()
@@ -139,7 +139,7 @@ def test_unknown_renew_outcome_keeps_acting_only_until_the_deadline(store: Recor
 
 
 def test_412_on_renew_means_lost_and_reread(store: Recording) -> None:
-    """A renew refused with 412 loses the lease at once and re-reads it (SECURITY 16)."""
+    """A renew refused with 412 loses the lease at once and re-reads it (docs/security.md#lease-responses)."""
     ca, cb = Clock(), Clock()
     a, b = keeper(store, "a", ca), keeper(store, "b", cb)
     a.ensure()
@@ -152,7 +152,7 @@ def test_412_on_renew_means_lost_and_reread(store: Recording) -> None:
 
 
 def test_404_on_renew_means_lost(store: Recording) -> None:
-    """The lease object vanished: the renew fails and the keeper re-reads and re-creates it (SECURITY 16)."""
+    """The lease object vanished: the renew fails and the keeper re-reads and re-creates it (docs/security.md#lease-responses)."""
     clock = Clock()
     a = keeper(store, "a", clock)
     a.ensure()
@@ -162,7 +162,7 @@ def test_404_on_renew_means_lost(store: Recording) -> None:
 
 
 def test_409_rereads_and_retries_once(store: Recording) -> None:
-    """409 ConditionalRequestConflict: re-read the ETag and retry once (SECURITY 16)."""
+    """409 ConditionalRequestConflict: re-read the ETag and retry once (docs/security.md#lease-responses)."""
     clock = Clock()
     a = keeper(store, "a", clock)
     a.ensure()
@@ -173,7 +173,7 @@ def test_409_rereads_and_retries_once(store: Recording) -> None:
 
 
 def test_409_twice_gives_up(store: Recording) -> None:
-    """A second 409 is not retried again: the lease is treated as lost (SECURITY 16)."""
+    """A second 409 is not retried again: the lease is treated as lost (docs/security.md#lease-responses)."""
     clock = Clock()
     a = keeper(store, "a", clock)
     a.ensure()
@@ -233,7 +233,7 @@ def test_corrupt_lease_is_an_error_naming_the_fix(store: Recording) -> None:
 
 
 def test_three_controllers_with_random_pauses_never_share_a_token(tmp_path: Path) -> None:
-    """Three controllers, random pauses: one holder per token, written fences never decrease (SECURITY 15)."""
+    """Three controllers, random pauses: one holder per token, written fences never decrease (docs/security.md#one-leader)."""
     root = tmp_path / "bucket"
     DirectoryStore(root)
     race = lease_race(

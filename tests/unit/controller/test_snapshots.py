@@ -1,4 +1,4 @@
-"""Snapshot acceptance by the controller (SECURITY 13-14): replay, binding, hostile input."""
+"""Snapshot acceptance by the controller (docs/security.md#snapshot-replay, #hostile-input): replay, binding, hostile input."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def test_a_valid_snapshot_is_accepted_and_observed(spec_store: Recording) -> Non
 
 @pytest.mark.parametrize("where", ["sig", "body", "kid", "truncate", "append", "empty-sig"])
 def test_tampered_snapshots_are_rejected_and_counted(spec_store: Recording, where: str) -> None:
-    """Any change to a signed snapshot is refused, counted, an event, and shown in status (SECURITY 13-14)."""
+    """Any change to a signed snapshot is refused, counted, an event, and shown in status (docs/security.md#snapshot-replay, #hostile-input)."""
     ctl, fleet = settled(spec_store)
     raw = fleet[1].sealed(fleet[1].snapshot(eligible=("web",), status="stopping"))
     text = raw.decode()
@@ -93,7 +93,7 @@ def test_tampered_snapshots_are_rejected_and_counted(spec_store: Recording, wher
 
 
 def test_another_machines_snapshot_copied_is_a_binding_refusal(spec_store: Recording) -> None:
-    """Machine A's valid snapshot placed at reports/B.json is refused (SECURITY 13)."""
+    """Machine A's valid snapshot placed at reports/B.json is refused (docs/security.md#snapshot-replay)."""
     ctl, fleet = settled(spec_store)
     put_report(spec_store, "web-2", fleet[1].sealed(fleet[1].snapshot()))
     ctl.cycle()
@@ -101,7 +101,7 @@ def test_another_machines_snapshot_copied_is_a_binding_refusal(spec_store: Recor
 
 
 def test_body_naming_another_machine_is_refused(spec_store: Recording) -> None:
-    """A snapshot signed with A's key whose body names B is refused at A's key (SECURITY 13)."""
+    """A snapshot signed with A's key whose body names B is refused at A's key (docs/security.md#snapshot-replay)."""
     ctl, fleet = settled(spec_store)
     put_report(spec_store, "web-1", fleet[1].sealed(fleet[1].snapshot(machine="web-3")))
     ctl.cycle()
@@ -109,7 +109,7 @@ def test_body_naming_another_machine_is_refused(spec_store: Recording) -> None:
 
 
 def test_replayed_and_restored_old_snapshots_are_refused(spec_store: Recording) -> None:
-    """An old snapshot restored (a noncurrent version) is ignored, also by a new controller process (SECURITY 13)."""
+    """An old snapshot restored (a noncurrent version) is ignored, also by a new controller process (docs/security.md#snapshot-replay)."""
     ctl, fleet = settled(spec_store)
     old = spec_store.inner.get(report_key("web-0"))
     assert isinstance(old, StoredObject)
@@ -124,7 +124,7 @@ def test_replayed_and_restored_old_snapshots_are_refused(spec_store: Recording) 
 
 
 def test_snapshot_outside_the_skew_window_is_refused(spec_store: Recording) -> None:
-    """sent_at too far from controller time (either way) is refused with the fix named (SECURITY 13)."""
+    """sent_at too far from controller time (either way) is refused with the fix named (docs/security.md#snapshot-replay)."""
     ctl, fleet = settled(spec_store)
     fleet[0].report(now=time.time() + 3600)
     fleet[1].report(now=time.time() - 3600)
@@ -147,7 +147,7 @@ def test_revoked_key_is_refused_without_trying_others(spec_store: Recording) -> 
 
 
 def test_hostile_inputs_are_refused_and_others_still_processed(spec_store: Recording) -> None:
-    """Oversized, non-JSON, deep or huge-list snapshots are refused; the good ones are accepted (SECURITY 14)."""
+    """Oversized, non-JSON, deep or huge-list snapshots are refused; the good ones are accepted (docs/security.md#hostile-input)."""
     ctl, fleet = settled(spec_store)
     put_report(spec_store, "web-0", b"{" * 10 + b"x" * (MAX_DOCUMENT_BYTES + 10))
     put_report(spec_store, "web-1", b"\xff\xfe not json")
@@ -178,7 +178,7 @@ def test_a_refused_object_is_neither_refetched_nor_counted_twice(spec_store: Rec
 
 
 def test_agent_refusal_counters_are_surfaced_in_status(spec_store: Recording) -> None:
-    """What agents refused (their counters and last reason) shows in status/cluster.json (SECURITY 11)."""
+    """What agents refused (their counters and last reason) shows in status/cluster.json (docs/security.md#attack-reporting)."""
     from wire.documents import Refusal
 
     ctl, fleet = settled(spec_store)
@@ -194,7 +194,7 @@ def test_agent_refusal_counters_are_surfaced_in_status(spec_store: Recording) ->
 
 
 def test_objects_naming_no_machine_are_refused_once_and_shown(spec_store: Recording) -> None:
-    """A report at a key that is no machine id is an event once per version and listed in status (SECURITY 14)."""
+    """A report at a key that is no machine id is an event once per version and listed in status (docs/security.md#hostile-input)."""
     ctl, _fleet = settled(spec_store)
     spec_store.inner.put("reports/..evil.json", b"{}")
     spec_store.inner.put("reports/UPPER.json", b"{}")

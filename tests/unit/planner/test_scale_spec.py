@@ -1,4 +1,4 @@
-"""Spec validation of the issue 6 sections: scale, max_unavailable, provisioner, sessions."""
+"""Spec validation of the scaling sections: scale, max_unavailable, provisioner, sessions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""settings.cost_budget: a spec whose intervals would exceed the request budget is refused (SECURITY 22)."""
+"""settings.cost_budget: a spec whose intervals would exceed the request budget is refused (docs/security.md#cost-guardrails)."""
 
 from __future__ import annotations
 

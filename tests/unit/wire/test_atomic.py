@@ -1,4 +1,4 @@
-"""`wire.atomic.write_atomic`: the order that makes a write crash-safe (SECURITY 10)."""
+"""`wire.atomic.write_atomic`: the order that makes a write crash-safe (docs/security.md#crash-safe-apply)."""
 
 from __future__ import annotations
 
