@@ -338,6 +338,23 @@ class ScaleStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """Fail static: the planner is blind for a service and changes nothing destructive.
+
+    Set when a large share of the service's machines (or of the fleet) went silent
+    together: the controller assumes it (or the bucket) cannot see, not that the machines
+    died. No demotion, no replacement by removal, no scale-in, balancer peers kept; new
+    capacity may still be added from standbys. Lifted by itself when reports return.
+    """
+
+    reason: str  # one line for operators
+    since: float  # when the hold began
+    silent: int  # machines of the service silent past their liveness window
+    total: int  # machines of the service the planner knows
+    scope: Literal["service", "fleet"] = "service"
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceStatus:
     kind: str
     count: int  # asked
@@ -401,6 +418,7 @@ class Status:
     machines: dict[str, MachineStatus]
     rejections: tuple[Rejection, ...] = ()
     rollouts: dict[str, RolloutStatus] = field(default_factory=dict)
+    holds: dict[str, Hold] = field(default_factory=dict)  # service -> why it is held static
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))
