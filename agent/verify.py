@@ -1,10 +1,12 @@
 """Verify a fetched desired document before anything is applied (docs/security.md#agent-desired-documents).
 
-One parse (size cap first), then: format, kid (only the configured one: an unknown kid is
-refused without trying other keys), HMAC over format + object key + canonical body, the
-body names this machine, then the high-water marks of this kid (fence first, then
-generation, then same generation with another digest), then expiry against the time taken
-at cycle start. Every refusal has a short stable reason for the report's counters.
+The envelope, signature, binding and decode checks are the controller's too:
+`wire.documents.check_desired` (one parse, size cap first; format; kid, only the configured
+one, an unknown kid refused without trying other keys; HMAC over format + object key +
+canonical body; the body names this machine). This module adds the agent's replay checks:
+the high-water marks of this kid (fence first, then generation, then same generation with
+another digest), and expiry against the time taken at cycle start. Every refusal has a
+short stable reason for the report's counters.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from agent.state import Mark
-from wire.documents import DESIRED_FORMAT, Desired, decode_desired_body, parse_envelope
-from wire.errors import BadSignature, DocumentTooLarge, InvalidDocument
-from wire.signing import digest, verify
+from wire.documents import Desired, OneKey, check_desired
+from wire.errors import VERIFY_REASONS as VERIFY_REASONS
+from wire.errors import Unverified
+from wire.signing import digest
 
 
 class Refused(Exception):
@@ -34,11 +37,9 @@ class Verified:
     same: bool  # same generation and digest as the high-water mark: a quiet no-op
 
 
-# refusal reasons meaning "this document could not be verified" (the report's
-# verify_failures); the others (rollback, stale_fence, expired...) verified but are refused
-VERIFY_REASONS = frozenset(
-    {"too_large", "malformed", "wrong_format", "unknown_kid", "bad_signature", "wrong_machine"}
-)
+# VERIFY_REASONS (from wire.errors, the reasons `check_desired` raises): refusal reasons
+# meaning "this document could not be verified" (the report's verify_failures); the others
+# (rollback, stale_fence, expired...) verified but are refused
 
 
 def verify_failures(refusals: Mapping[str, int]) -> int:
@@ -51,29 +52,9 @@ def verify_desired(
 ) -> Verified:
     """Signature, binding and replay checks; expiry is checked separately (`check_expiry`)."""
     try:
-        env = parse_envelope(raw, where=object_key)
-    except DocumentTooLarge as exc:
-        raise Refused("too_large", str(exc)) from None
-    except InvalidDocument as exc:
-        raise Refused("malformed", str(exc)) from None
-    if env.format != DESIRED_FORMAT:
-        raise Refused("wrong_format", f"{object_key} holds a {env.format} document")
-    if env.kid != kid:
-        raise Refused(
-            "unknown_kid", f"{object_key} is signed with kid {env.kid[:80]!r}, expected {kid!r}"
-        )
-    try:
-        verify(key, env.format, object_key, env.body, env.sig)
-    except BadSignature as exc:
-        raise Refused("bad_signature", str(exc)) from None
-    try:
-        doc = decode_desired_body(env.body, where=object_key)
-    except InvalidDocument as exc:
-        raise Refused("malformed", str(exc)) from None
-    if doc.machine != machine:
-        raise Refused(
-            "wrong_machine", f"{object_key} is for machine {doc.machine!r}, not {machine!r}"
-        )
+        env, doc = check_desired(raw, object_key, machine=machine, keys=OneKey(kid, key))
+    except Unverified as exc:
+        raise Refused(exc.reason, exc.detail) from None
     body_digest = digest(env.body)
     mark = mark or Mark()
     if doc.fence < mark.fence:

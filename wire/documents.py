@@ -6,7 +6,9 @@ Timestamps are float Unix seconds (UTC). Decoding happens once, here:
     raw bytes --(size cap, one orjson parse)--> Envelope --(verify canonical(body))-->
     typed body (Snapshot / Desired) built from that same parsed value
 
-`open_snapshot` / `open_desired` do all three steps and are what agent and controller use.
+`open_snapshot` / `open_desired` do all three steps for the controller; `check_desired` is
+the one verification of a desired document, which the agent runs too (`agent.verify`). Each
+failure is a `wire.errors.Unverified` carrying the reason the agent reports.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ import orjson
 
 from wire import codec
 from wire.codec import JsonValue
-from wire.errors import BadSignature, DocumentTooLarge, InvalidDocument
+from wire.errors import (
+    BadSignature,
+    DocumentTooLarge,
+    InvalidDocument,
+    UnverifiedMalformed,
+    UnverifiedSignature,
+    UnverifiedTooLarge,
+)
 from wire.layout import DESIRED, REPORTS, machine_from_key, machine_id
 from wire.signing import parse_kid, sign, verify
 
@@ -257,15 +266,73 @@ KeyLookup = Callable[[str], bytes | None]
 """Given a kid, the key to verify with, or None when the kid is unknown (never guess)."""
 
 
+@dataclass(frozen=True, slots=True)
+class OneKey:
+    """The key lookup that knows exactly one kid: the agent's, which refuses any other kid
+    without trying other keys (docs/security.md#key-rotation). Refusals name the kid it
+    expected; the key itself never appears in a repr or a message."""
+
+    kid: str
+    key: bytes = field(repr=False)
+
+    def __call__(self, kid: str) -> bytes | None:
+        return self.key if kid == self.kid else None
+
+
 def _open(raw: bytes, object_key: str, fmt: str, keys: KeyLookup) -> Envelope:
-    env = parse_envelope(raw, where=object_key)
+    """Size cap and envelope, format, kid, then the HMAC over format + object key + canonical
+    body (docs/security.md#tampering). Each failure is an `Unverified` error."""
+    try:
+        env = parse_envelope(raw, where=object_key)
+    except DocumentTooLarge as exc:
+        raise UnverifiedTooLarge(str(exc), reason="too_large") from None
+    except InvalidDocument as exc:
+        raise UnverifiedMalformed(str(exc), reason="malformed") from None
     if env.format != fmt:
-        raise BadSignature(f"{object_key}: holds a {env.format} document, expected {fmt}")
+        raise UnverifiedSignature(
+            f"{object_key}: holds a {env.format} document, expected {fmt}",
+            reason="wrong_format",
+            detail=f"{object_key} holds a {env.format} document",
+        )
     key = keys(env.kid)
     if key is None:
-        raise BadSignature(f"{object_key}: unknown kid {env.kid[:80]!r}")
-    verify(key, env.format, object_key, env.body, env.sig)
+        expected = f", expected {keys.kid!r}" if isinstance(keys, OneKey) else ""
+        raise UnverifiedSignature(
+            f"{object_key}: unknown kid {env.kid[:80]!r}",
+            reason="unknown_kid",
+            detail=f"{object_key} is signed with kid {env.kid[:80]!r}{expected}",
+        )
+    try:
+        verify(key, env.format, object_key, env.body, env.sig)
+    except BadSignature as exc:
+        raise UnverifiedSignature(str(exc), reason="bad_signature") from None
     return env
+
+
+def check_desired(
+    raw: bytes, object_key: str, *, machine: str, keys: KeyLookup
+) -> tuple[Envelope, Desired]:
+    """The one verification of a desired document, for both ends: the agent before it
+    applies anything (`agent.verify`, with `OneKey`) and the controller reading documents
+    back (`open_desired`, with its key ring).
+
+    Size cap, envelope, format, kid and HMAC (docs/security.md#tampering), the typed body
+    (strict, ids checked), and the body names `machine` (docs/security.md#binding). Raises
+    `Unverified` (as UnverifiedTooLarge, UnverifiedMalformed or UnverifiedSignature) whose
+    `reason` and `detail` are what the agent reports. Replay marks and expiry are the
+    agent's own checks (docs/security.md#rollback, docs/security.md#freeze)."""
+    env = _open(raw, object_key, DESIRED_FORMAT, keys)
+    try:
+        doc = decode_desired_body(env.body, where=object_key)
+    except InvalidDocument as exc:
+        raise UnverifiedMalformed(str(exc), reason="malformed") from None
+    if doc.machine != machine:
+        raise UnverifiedSignature(
+            f"{object_key}: document is for machine {doc.machine!r}, not {machine!r}",
+            reason="wrong_machine",
+            detail=f"{object_key} is for machine {doc.machine!r}, not {machine!r}",
+        )
+    return env, doc
 
 
 def _owner(object_key: str, folder: str) -> str:
@@ -290,13 +357,10 @@ def open_snapshot(raw: bytes, object_key: str, keys: KeyLookup) -> tuple[Envelop
 
 
 def open_desired(raw: bytes, object_key: str, keys: KeyLookup) -> tuple[Envelope, Desired]:
-    """Verify and decode `desired/<m>.json`; the body must name the key's machine."""
+    """Verify and decode `desired/<m>.json` (`check_desired`); the body must name the key's
+    machine."""
     owner = _owner(object_key, DESIRED)
-    env = _open(raw, object_key, DESIRED_FORMAT, keys)
-    doc = decode_desired_body(env.body, where=object_key)
-    if doc.machine != owner:
-        raise BadSignature(f"{object_key}: document is for machine {doc.machine!r}, not {owner!r}")
-    return env, doc
+    return check_desired(raw, object_key, machine=owner, keys=keys)
 
 
 def dumps_pretty(value: Any) -> bytes:

@@ -10,6 +10,10 @@
     ├── InvalidDocument            malformed, wrongly typed or unknown-format document
     │   └── DocumentTooLarge       over the size cap, refused before parsing
     ├── BadSignature               HMAC, kid or binding check failed
+    ├── Unverified                 a signed document refused, with the agent's reason; mixed
+    │                              into UnverifiedTooLarge (a DocumentTooLarge),
+    │                              UnverifiedMalformed (an InvalidDocument) and
+    │                              UnverifiedSignature (a BadSignature)
     ├── InvalidMachineId           an id outside ^[a-z0-9][a-z0-9._-]{0,62}$
     └── SpecError                  a cluster spec that cannot be applied
 
@@ -17,6 +21,8 @@ Only `StoreUnavailable` is transient and retried (see `wire.retry`).
 """
 
 from __future__ import annotations
+
+from typing import Literal, get_args
 
 
 class BosunError(Exception):
@@ -61,6 +67,43 @@ class DocumentTooLarge(InvalidDocument):
 
 class BadSignature(BosunError):
     """A signature, key id or key binding did not verify."""
+
+
+VerifyReason = Literal[
+    "too_large", "malformed", "wrong_format", "unknown_kid", "bad_signature", "wrong_machine"
+]
+"""Why a signed document could not be verified: the agent's refusal counters for these make
+up the report's `verify_failures` (docs/security.md#tampering, docs/security.md#binding)."""
+
+VERIFY_REASONS: frozenset[str] = frozenset(get_args(VerifyReason))
+
+
+class Unverified(BosunError):
+    """A signed document refused by the one check in `wire.documents` (`check_desired`, and
+    the envelope and signature steps of `open_snapshot`) before anything in it is trusted.
+
+    `reason` is the stable counter name the agent reports; `detail` the text it reports with
+    it (the message itself, except for the wrong_format, unknown_kid and wrong_machine texts
+    the agent has always reported). Raised as one of the three classes below, so callers
+    that catch DocumentTooLarge, InvalidDocument or BadSignature keep catching it."""
+
+    def __init__(self, message: str, *, reason: VerifyReason, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.reason: VerifyReason = reason
+        self.detail = message if detail is None else detail
+
+
+class UnverifiedTooLarge(Unverified, DocumentTooLarge):
+    """Over the size cap (reason too_large)."""
+
+
+class UnverifiedMalformed(Unverified, InvalidDocument):
+    """Envelope or body malformed (reason malformed)."""
+
+
+class UnverifiedSignature(Unverified, BadSignature):
+    """Format, kid, HMAC or binding (reasons wrong_format, unknown_kid, bad_signature,
+    wrong_machine)."""
 
 
 class InvalidMachineId(BosunError, ValueError):
