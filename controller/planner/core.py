@@ -13,9 +13,12 @@ Determinism: every iteration is over sorted names; no clock, no randomness, no I
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from controller.planner.assign import ACTIVE_MODES, Assignment, assign, fill
+from controller.planner.blindness import fail_static
+from controller.planner.blindness import silence_allowed as silence_allowed
 from controller.planner.drain import drain_pass
 from controller.planner.model import (
     ClusterSpec,
@@ -58,14 +61,6 @@ def _reserved(rollouts: Mapping[str, RolloutMemory]) -> dict[str, str]:
     }
 
 
-def silence_allowed(heartbeat_timeout: float, obs: MachineObservation) -> float:
-    """How long a machine may be silent before it is lost: `heartbeat_timeout`, or twice
-    the heartbeat its agent reports if that is longer. A quiet agent (nothing changed)
-    reports only at its heartbeat, so a shorter timeout would mark it lost, replace it and
-    take it back at every heartbeat."""
-    return max(heartbeat_timeout, 2.0 * obs.snapshot.heartbeat_interval)
-
-
 def _busy(work: Assignment) -> set[str]:
     return {m for m, mode in work.mode.items() if mode in ACTIVE_MODES or mode == "shadow"}
 
@@ -79,6 +74,10 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         for m, o in observed.machines.items()
         if now - o.accepted_at <= silence_allowed(settings.heartbeat_timeout, o)
     }
+    # fail static: machines that went silent together keep their last report (blindness.py)
+    blind = fail_static(spec, observed.machines, live, memory.machines, memory.holds, now)
+    if blind.keep:
+        live = dict(sorted({**live, **blind.keep}.items()))
     spec, scaled, scale_events = autoscale(spec, live, memory, now)  # counts of scale: services
     known = sorted(set(observed.machines) | set(memory.machines))
     reserved = _reserved(memory.rollouts)
@@ -107,6 +106,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         Event("snapshot.rejected", r.reason, machine=r.machine, data={"detail": r.detail})
         for r in observed.rejections
     ]
+    events.extend(blind.events)
     events.extend(scale_events)
     events.extend(work.events)
 
@@ -216,8 +216,11 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         rollouts=rollouts,
         scale=scaled,
         provisions=flight,
+        holds={svc: hold.since for svc, hold in blind.holds.items()},
     )
     status = build_status(spec, work, rel, new_memory, observed, now)
+    if blind.holds:
+        status = replace(status, holds=blind.holds)
     return Plan(tuple(writes), tuple(skips), new_memory, tuple(events), status, tuple(provisions))
 
 

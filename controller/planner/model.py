@@ -189,6 +189,7 @@ class Memory:
     rollouts: dict[str, RolloutMemory] = field(default_factory=dict)  # service -> last rollout
     scale: dict[str, ScaleMemory] = field(default_factory=dict)  # service -> autoscaler
     provisions: dict[str, ProvisionMemory] = field(default_factory=dict)  # service -> in flight
+    holds: dict[str, float] = field(default_factory=dict)  # service -> held static since
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from wire import codec
 from wire.durations import parse_duration
@@ -63,6 +63,26 @@ def duration_field(p: Problems, path: str, raw: object, default: float) -> float
         p.add(path, f"bad duration {raw!r}: use a number of seconds or 10s, 5m, 1h, 1d")
         return default
     return seconds
+
+
+def threshold_field(
+    p: Problems, path: str, raw: object, default: float | Literal["off"] | None
+) -> float | Literal["off"] | None:
+    """A share of machines in (0, 1] (`0.55`, `55%`), or `off` (YAML's bare off is false)."""
+    if raw is None:
+        return default
+    if raw is False or raw == "off":
+        return "off"
+    value: object = raw
+    if isinstance(raw, str) and raw.endswith("%"):
+        try:
+            value = float(raw[:-1]) / 100
+        except ValueError:
+            value = raw
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        p.add(path, f"expected a share of machines in (0, 1] (0.55, 55%) or off, got {got(raw)}")
+        return default
+    return float(value)
 
 
 def version_ok(p: Problems, path: str, version: object, *, required: bool) -> bool:

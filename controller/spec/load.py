@@ -22,6 +22,7 @@ from controller.spec.checks import (
     json_ok,
     names_field,
     suggest,
+    threshold_field,
     unknown_keys,
     version_ok,
 )
@@ -51,7 +52,8 @@ SERVICE_KEYS = (
     "pools", "health", "sessions", "overrides", "rollout", "control",
     "scale", "max_unavailable", "provisioner",
 )  # fmt: skip
-HEALTH_KEYS = ("grace", "quarantine")
+HEALTH_KEYS = ("grace", "quarantine", "blind_threshold")
+HEALTH_DURATIONS = ("grace", "quarantine")
 SESSIONS_KEYS = ("drain_timeout", "channels", "config_disruptive")
 OVERRIDE_KEYS = ("id", "select", "version", "config")
 
@@ -150,10 +152,13 @@ def _settings(p: Problems, raw: object) -> Settings:
     if not isinstance(raw, dict):
         p.add("settings", f"expected a mapping, got {got(raw)}")
         return Settings()
-    unknown_keys(p, "settings", raw, (*SETTINGS_KEYS, "cost_budget"))
+    unknown_keys(p, "settings", raw, (*SETTINGS_KEYS, "cost_budget", "blind_threshold"))
     d = Settings()
     out = {k: duration_field(p, f"settings.{k}", raw.get(k), getattr(d, k)) for k in SETTINGS_KEYS}
-    s = Settings(**out)
+    blind = threshold_field(
+        p, "settings.blind_threshold", raw.get("blind_threshold"), d.blind_threshold
+    )
+    s = Settings(**out, blind_threshold=blind or d.blind_threshold)
     if s.heartbeat_timeout < 2 * s.controller_interval:
         p.add(
             "settings.heartbeat_timeout",
@@ -268,7 +273,12 @@ def _health(p: Problems, path: str, raw: object) -> HealthSpec:
         return d
     unknown_keys(p, path, raw, HEALTH_KEYS)
     return HealthSpec(
-        **{k: duration_field(p, f"{path}.{k}", raw.get(k), getattr(d, k)) for k in HEALTH_KEYS}
+        **{
+            k: duration_field(p, f"{path}.{k}", raw.get(k), getattr(d, k)) for k in HEALTH_DURATIONS
+        },
+        blind_threshold=threshold_field(
+            p, f"{path}.blind_threshold", raw.get("blind_threshold"), None
+        ),
     )
 
 

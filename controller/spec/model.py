@@ -37,6 +37,9 @@ class Settings:
     desired_lifetime: float = 3600.0  # expires_at = issued_at + this; re-signed at half
     skew_window: float = 300.0  # snapshot sent_at must be within this of controller time
     controller_interval: float = 10.0  # how often the controller cycles
+    # fail static: hold (demote nothing) when this share of the fleet, or of a service, went
+    # quiet together; "off": silence is always death (docs/security.md#fail-static)
+    blind_threshold: float | Literal["off"] = 0.55
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class HealthSpec:
 
     grace: float = 60.0  # after (re)assignment, 'unhealthy'/'failed' is tolerated this long
     quarantine: float = 600.0  # a machine replaced for bad health is not re-activated for this long
+    blind_threshold: float | Literal["off"] | None = None  # None: settings.blind_threshold
 
 
 @dataclass(frozen=True, slots=True)
