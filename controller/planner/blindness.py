@@ -15,8 +15,8 @@ machine is lost only after two heartbeats (or `heartbeat_timeout`), so when the 
 group that went quiet at once crosses its window, every other member is already overdue by
 most of a heartbeat. A service is held when at least one member is silent past its window
 and the overdue members (at least two) are `blind_threshold` or more of its members;
-the fleet is held when the same holds over every machine. Members are the machines the
-last plan counted live, so machines lost long ago never make a hold.
+the fleet is held when the same holds over every machine. Machines silent for more than
+two windows before any hold began are long gone and never make one.
 
 An operator who knows the machines are gone sets the threshold `off` for that service (or
 the cluster) in the spec; the next plan treats the silent machines as lost.
@@ -28,7 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from controller.planner.model import Event, Hold, MachineMemory, MachineObservation
+from controller.planner.assign import Eligibility
+from controller.planner.model import Event, Hold, MachineObservation
 from controller.spec.model import ClusterSpec
 from wire.layout import MachineId
 
@@ -73,6 +74,11 @@ class _Tally:
     overdue: int = 0
     silent: int = 0
 
+    def add(self, overdue: bool, silent: bool) -> None:
+        self.members += 1
+        self.overdue += overdue
+        self.silent += silent
+
     def blind(self, threshold: float | None) -> bool:
         return (
             threshold is not None
@@ -90,32 +96,41 @@ def fail_static(
     spec: ClusterSpec,
     observed: Mapping[MachineId, MachineObservation],
     live: Mapping[str, MachineObservation],
-    memory: Mapping[str, MachineMemory],
     held_since: Mapping[str, float],
     now: float,
 ) -> Blindness:
     """Which services are held, and the silent machines the plan keeps as they were.
 
     `observed`: every machine with an accepted report; `live`: those inside their liveness
-    window; `memory`: the last plan's machines; `held_since`: the last plan's holds."""
+    window; `held_since`: the last plan's holds. The members of a service are the observed
+    machines eligible for it; the fleet's, those eligible for any service. Only what was
+    observed decides (never what this plan assigns), so planning again over the plan's own
+    memory holds exactly the same services: the plan stays idempotent. Without a hold in
+    force, machines silent for more than two windows are long gone and not members; while
+    a hold is in force they stay members, so a long outage keeps its hold.
+    """
+    elig = Eligibility(spec)
+    timeout, interval = spec.settings.heartbeat_timeout, spec.settings.controller_interval
     per: dict[str, _Tally] = {}
     fleet = _Tally()
-    timeout, interval = spec.settings.heartbeat_timeout, spec.settings.controller_interval
     silent_of: dict[str, list[str]] = {}
-    for m, mm in memory.items():
-        obs = observed.get(MachineId(m))
-        if mm.lost or obs is None or mm.service not in spec.services:
+    for m, obs in observed.items():
+        direct, pooled = elig.of(obs.snapshot.eligible)
+        services = direct + pooled
+        if not services:
             continue
-        svc = mm.service
-        tally = per.setdefault(svc, _Tally())
-        overdue = now - obs.accepted_at >= overdue_after(timeout, interval, obs)
         silent = m not in live
-        for t in (tally, fleet):
-            t.members += 1
-            t.overdue += overdue or silent
-            t.silent += silent
-        if silent:
-            silent_of.setdefault(svc, []).append(m)
+        age = now - obs.accepted_at
+        gone = silent and age > 2 * silence_allowed(timeout, obs)
+        overdue = silent or age >= overdue_after(timeout, interval, obs)
+        if not (gone and not held_since):
+            fleet.add(overdue, silent)
+        for svc in services:
+            if gone and svc not in held_since:
+                continue
+            per.setdefault(svc, _Tally()).add(overdue, silent)
+            if silent:
+                silent_of.setdefault(svc, []).append(m)
     fleet_blind = fleet.blind(_fraction(spec.settings.blind_threshold))
     holds: dict[str, Hold] = {}
     keep: dict[str, MachineObservation] = {}
@@ -140,8 +155,8 @@ def fail_static(
             "(no demotion, peers kept) until reports return"
         )
         holds[svc] = Hold(reason, since, tally.silent, tally.members, scope)
-        for m in silent_of[svc]:
-            keep[m] = observed[MachineId(m)]
+        for quiet in silent_of[svc]:
+            keep[quiet] = observed[MachineId(quiet)]
         if svc not in held_since:
             events.append(Event("service.held", reason, service=svc, data={"scope": scope}))
     for svc in sorted(held_since):
@@ -155,4 +170,4 @@ def fail_static(
                     data={"held_for": round(now - held_since[svc], 3)},
                 )
             )
-    return Blindness(holds, keep, tuple(events))
+    return Blindness(holds, dict(sorted(keep.items())), tuple(events))

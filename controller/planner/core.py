@@ -75,7 +75,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         if now - o.accepted_at <= silence_allowed(settings.heartbeat_timeout, o)
     }
     # fail static: machines that went silent together keep their last report (blindness.py)
-    blind = fail_static(spec, observed.machines, live, memory.machines, memory.holds, now)
+    blind = fail_static(spec, observed.machines, live, memory.holds, now)
     if blind.keep:
         live = dict(sorted({**live, **blind.keep}.items()))
     spec, scaled, scale_events = autoscale(spec, live, memory, now)  # counts of scale: services

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.lockfile import LOCK, drift, locked
+from tests.support.lockfile import LOCK, drift, installed, locked
 
 
 @pytest.mark.skipif(
@@ -30,14 +30,13 @@ def test_every_pin_carries_hashes() -> None:
 
 def test_drift_names_what_differs(tmp_path: Path) -> None:
     """The comparison itself can fail: a lock with one pin moved and one added is reported."""
-    lines = [line for line in LOCK.read_text().splitlines() if not line.startswith("orjson==")]
-    lines.append("orjson==0.0.1 \\")
-    lines.append("    --hash=sha256:" + "0" * 64)
-    lines.append("not-a-real-package==1.0 \\")
-    lines.append("    --hash=sha256:" + "0" * 64)
+    here = installed()  # a lock of exactly this environment, then two changes
+    pins = {**here, "orjson": "0.0.1", "not-a-real-package": "1.0"}
     fake = tmp_path / "lock.txt"
-    fake.write_text("\n".join(lines) + "\n")
+    fake.write_text(
+        "".join(f"{n}=={v} \\\n    --hash=sha256:{'0' * 64}\n" for n, v in pins.items())
+    )
     found = drift(fake)
     assert found.missing == {"not-a-real-package": "1.0"}
-    assert set(found.other) == {"orjson"} and found.other["orjson"][0] == "0.0.1"
+    assert found.other == {"orjson": ("0.0.1", here["orjson"])}
     assert not found.extra
