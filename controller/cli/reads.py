@@ -15,7 +15,14 @@ from rich.table import Table
 
 from controller.cli.common import Duration, make_console, store_option
 from controller.operations import views
-from wire.store import open_store
+from controller.planner.model import ScaleStatus
+from controller.shell.control_objects import SpecCache, load_spec_or_last_good
+from controller.shell.lease import LeaseDoc
+from controller.spec.model import Settings
+from controller.status_document import ClusterStatus
+from wire.documents import Refusal
+from wire.layout import LEASE
+from wire.store import StoredObject, open_store
 
 
 def _fmt(value: Any) -> str:
@@ -32,36 +39,78 @@ def _json(value: Any) -> None:
     )
 
 
+def _read(url: str) -> tuple[ClusterStatus, views.Freshness]:
+    """status/cluster.json, and how fresh it is: the lease's last renewal (decoded by the
+    lease's own decoder, read only) and the settings of the spec the controller plans with
+    (read as the controller reads it; the defaults when no spec can be read)."""
+    store = open_store(url)
+    doc = views.load_status(store)
+    got = store.get(LEASE, max_bytes=64 * 1024)
+    lease = (
+        LeaseDoc.decode(got.body, store.describe(LEASE)) if isinstance(got, StoredObject) else None
+    )
+    spec, _refused = load_spec_or_last_good(store, SpecCache(), doc.status.spec_revision)
+    fresh = views.Freshness.of(
+        time.time(),
+        spec.settings if spec is not None else Settings(),
+        lease.renewed_at if lease is not None else None,
+        holder=lease.holder if lease is not None else "",
+        released=lease.released if lease is not None else False,
+    )
+    return doc, fresh
+
+
 @click.command("status")
 @store_option
 @click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-def status_cmd(store: str, output: str) -> None:
-    """Services, machines and rejections from status/cluster.json."""
-    status = views.load_status(open_store(store))
-    if output == "json":
-        _json(status)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Print one line per problem and exit 0 healthy, 1 degraded (a service with fewer "
+    "healthy machines than asked, a lost or stale machine, a refused spec), 2 stale or "
+    "blind (the controller silent for more than 3 of its controller_interval, a service "
+    "held static); 2 also when status/cluster.json is missing or unreadable.",
+)
+def status_cmd(store: str, output: str, check: bool) -> None:
+    """Services, machines and rejections from status/cluster.json, with the age of the
+    controller's last cycle (control/lease.json) and of each machine's last report."""
+    doc, fresh = _read(store)
+    if check:
+        _check(doc, fresh)
         return
-    now = time.time()
+    if output == "json":
+        _json(doc.encode())
+        return
+    status = doc.status
     console = make_console()
-    ctl = status.get("controller", {})
+    ctl = doc.controller
     console.print(
-        f"spec revision {status.get('spec_revision')}, fence {status.get('fence')}, "
-        f"controller {ctl.get('holder', '?')} (cycle {ctl.get('cycle', '?')}), "
-        f"written {now - float(status.get('at', now)):.0f}s ago"
+        f"spec revision {status.spec_revision}, fence {status.fence}, written by "
+        f"{escape(ctl.holder)} (cycle {ctl.cycle}); content last changed "
+        f"{views.ago(fresh.now - status.at)} ago"
     )
-    refused = status.get("spec_refused")
+    silent = fresh.controller_silent
+    console.print(escape(fresh.describe()), style="bold red" if silent else None)
+    refused = doc.spec_refused
     if refused:
-        keeping = refused.get("planning_with")
+        keeping = refused.planning_with
         console.print(
             "[bold red]spec/current.json refused[/]: "
-            + escape(str(refused.get("detail", "")))
+            + escape(refused.detail)
             + (
                 f"; planning with revision {keeping} until a valid spec is applied"
                 if keeping is not None
                 else "; planning nothing until a valid spec is applied"
             )
+        )
+    for name, hold in sorted(status.holds.items()):
+        console.print(
+            f"[bold red]{escape(name)} held static[/] ({hold.scope}, "
+            f"{views.ago(fresh.now - hold.since)}): {escape(hold.reason)} "
+            f"({hold.silent} of {hold.total} machines silent); nothing is demoted or "
+            "replaced until reports return"
         )
     services = Table(title="services")
     for col in (
@@ -78,24 +127,24 @@ def status_cmd(store: str, output: str) -> None:
         "autoscaler",
     ):
         services.add_column(col)
-    for name, s in sorted(status.get("services", {}).items()):
-        versions = ", ".join(f"{v}x{n}" for v, n in sorted(s.get("versions", {}).items()))
-        target = s.get("target_version")
+    for name, s in sorted(status.services.items()):
+        versions = ", ".join(f"{v}x{n}" for v, n in sorted(s.versions.items()))
+        target = s.target_version
         services.add_row(
             name,
-            s.get("kind"),
-            _fmt(s.get("count")),
-            _fmt(s.get("active")),
-            _fmt(s.get("healthy")),
-            _fmt(s.get("standby")),
-            _fmt(s.get("version")),
-            "-" if target == s.get("version") else _fmt(target),
+            s.kind,
+            _fmt(s.count),
+            _fmt(s.active),
+            _fmt(s.healthy),
+            _fmt(s.standby),
+            _fmt(s.version),
+            "-" if target == s.version else _fmt(target),
             versions or "-",
-            _fmt(s.get("held")),
-            _scaler(s.get("scale")),
+            _fmt(s.held),
+            _scaler(s.scale),
         )
     console.print(services)
-    machines = Table(title="machines")
+    machines = Table(title="machines" + (" (stale: the controller is silent)" if silent else ""))
     for col in (
         "machine",
         "service",
@@ -106,11 +155,10 @@ def status_cmd(store: str, output: str) -> None:
         "running",
         "gen",
         "applied",
-        "age s",
+        "last report",
     ):
         machines.add_column(col)
-    for r in views.machine_rows(status, now):
-        style = {"lost": "red", "unhealthy": "yellow"}.get(r["status"], "")
+    for r in views.machine_rows(doc, fresh):
         machines.add_row(
             r["machine"],
             _fmt(r["service"]),
@@ -121,44 +169,56 @@ def status_cmd(store: str, output: str) -> None:
             _fmt(r["running"]),
             _fmt(r["generation"]),
             _fmt(r["applied_generation"]),
-            _fmt(r["age"]),
-            style=style,
+            _age(r["age"]),
+            style=STYLES.get(r["status"], ""),
         )
     console.print(machines)
-    rejected = status.get("rejected", {})
-    refusals = status.get("agent_refusals", {})
-    if rejected or refusals:
+    if doc.rejected or doc.agent_refusals:
         table = Table(title="rejections and refusals")
         for col in ("machine", "side", "counts", "last"):
             table.add_column(col, overflow="fold")
-        for m, r in sorted(rejected.items()):
-            last = r.get("last") or {}
+        for m, rej in sorted(doc.rejected.items()):
             table.add_row(
-                m,
-                "controller rejected its snapshot",
-                _counts(r.get("counts", {})),
-                f"{last.get('reason', '')}: {last.get('detail', '')}",
+                m, "controller rejected its snapshot", _counts(rej.counts), _last(rej.last)
             )
-        for m, r in sorted(refusals.items()):
-            last = r.get("last") or {}
-            stale = " (desired stale)" if r.get("desired_stale") else ""
-            table.add_row(
-                m,
-                "agent refused desired" + stale,
-                _counts(r.get("counts", {})),
-                f"{last.get('reason', '')}: {last.get('detail', '')}",
-            )
+        for m, ref in sorted(doc.agent_refusals.items()):
+            stale = " (desired stale)" if ref.desired_stale else ""
+            table.add_row(m, "agent refused desired" + stale, _counts(ref.counts), _last(ref.last))
         console.print(table)
 
 
-def _scaler(scale: dict[str, Any] | None) -> str:
+STYLES = {"lost": "red", "stale": "magenta", "unhealthy": "yellow"}
+
+
+def _check(doc: ClusterStatus, fresh: views.Freshness) -> None:
+    """`bosun status --check`: one line per problem; exit 0, 1 degraded, 2 stale or blind."""
+    found = views.problems(doc, fresh, views.machine_rows(doc, fresh))
+    for problem in found:
+        click.echo(str(problem))
+    if not found:
+        click.echo(
+            f"healthy: {len(doc.status.services)} services, {len(doc.status.machines)} "
+            f"machines; {fresh.describe()}"
+        )
+    sys.exit(max((p.code for p in found), default=0))
+
+
+def _age(age: float | None) -> str:
+    return "-" if age is None else views.ago(age)
+
+
+def _last(last: Refusal | None) -> str:
+    return f"{last.reason}: {last.detail}" if last is not None else ": "
+
+
+def _scaler(scale: ScaleStatus | None) -> str:
     """min..max, the measured metric against its target, and why it holds (if it does)."""
-    if not scale:
+    if scale is None:
         return "-"
-    target = scale.get("target_per_machine")
-    per = f" (target {target:g}/machine)" if isinstance(target, (int, float)) else ""
-    text = f"{scale['min']}..{scale['max']}: {scale['metric']} = {scale['measured']:g}{per}"
-    return escape(text + (f"; holds: {scale['held']}" if scale.get("held") else ""))
+    target = scale.target_per_machine
+    per = f" (target {target:g}/machine)" if target is not None else ""
+    text = f"{scale.min}..{scale.max}: {scale.metric} = {scale.measured:g}{per}"
+    return escape(text + (f"; holds: {scale.held}" if scale.held else ""))
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -171,8 +231,9 @@ def _counts(counts: dict[str, int]) -> str:
 @click.option(
     "--status",
     "status_filter",
-    type=click.Choice(["running", "unhealthy", "lost", "unseen"]),
-    help="Only machines in this state.",
+    type=click.Choice(views.MACHINE_STATES),
+    help="Only machines in this state; stale: no report accepted within its liveness window "
+    "(judged now, by this command), lost: the controller said so.",
 )
 @click.option("--mode", help="Only machines in this mode (active, standby, ...).")
 @click.option(
@@ -186,9 +247,9 @@ def machines_cmd(
     store: str, service: str | None, status_filter: str | None, mode: str | None, output: str
 ) -> None:
     """List machines; -o xml is meant for XSLT tooling (see examples/firewall.xsl)."""
-    status = views.load_status(open_store(store))
+    doc, fresh = _read(store)
     rows = views.filter_rows(
-        views.machine_rows(status, time.time()), service=service, status=status_filter, mode=mode
+        views.machine_rows(doc, fresh), service=service, status=status_filter, mode=mode
     )
     if output == "json":
         _json(rows)
@@ -199,14 +260,23 @@ def machines_cmd(
         writer.writerows(rows)
         click.echo(buf.getvalue(), nl=False)
     elif output == "xml":
-        sys.stdout.buffer.write(views.rows_xml(rows, status))
+        sys.stdout.buffer.write(views.rows_xml(rows, doc))
     else:
+        console = make_console()
+        console.print(
+            escape(fresh.describe()), style="bold red" if fresh.controller_silent else None
+        )
         table = Table()
         for col in views.MACHINE_FIELDS:
             table.add_column(col)
         for r in rows:
-            table.add_row(*(_fmt(r[c]) for c in views.MACHINE_FIELDS))
-        make_console().print(table)
+            table.add_row(
+                *(_age(r[c]) if c == "age" else _fmt(r[c]) for c in views.MACHINE_FIELDS),
+                style=STYLES.get(r["status"], ""),
+            )
+        console.print(table)
+    if output != "table" and fresh.controller_silent:
+        click.echo(f"bosun: {fresh.describe()}", err=True)
 
 
 @click.command("history")

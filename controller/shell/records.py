@@ -1,16 +1,14 @@
 """What a cycle leaves for operators: `status/cluster.json`, events and snapshot history.
 
-status/cluster.json is the planner's `Status` plus what only the shell knows:
-
-    "controller": {"holder", "token", "cycle"},
-    "rejected":   {machine: {"counts": {reason: n}, "last": {reason, detail, at}}},
-    "agent_refusals": {machine: {"counts": {reason: n}, "verify_failures": n, "last": {...},
-                                 "desired_stale": b}},
-    "seen":       {machine: {"seq", "sent_at", "accepted_at", "addresses", "agent_version"}}
-    "spec_refused": {"detail", "etag", "planning_with"} or null (controller.shell.cycle)
+status/cluster.json is a `controller.status_document.ClusterStatus`: the planner's
+`Status` plus what only the shell knows (controller, rejected, agent_refusals,
+foreign_reports, seen, spec_refused; the type's docstring draws the document).
 
 It is rewritten only when something other than its timestamps changed, so a cycle in
-which nothing changed writes nothing but the lease; readers compute ages from `seen`.
+which nothing changed writes nothing but the lease: its `at` is when the content last
+changed, not the last cycle. Readers take the last cycle from the lease's `renewed_at`
+and each machine's age from `seen` (`accepted_at`; `heartbeat_interval` gives its
+liveness window, controller.planner.core.silence_allowed).
 """
 
 from __future__ import annotations
@@ -24,9 +22,17 @@ import orjson
 
 from controller.planner.model import Event, Observed, Status
 from controller.shell.intake import Accepted
-from controller.shell.intake_state import IntakeState
+from controller.shell.intake_state import IntakeState, LastRejection
+from controller.status_document import (
+    AgentRefusals,
+    ClusterStatus,
+    ControllerInfo,
+    Rejected,
+    Seen,
+    SpecRefused,
+)
 from wire import codec
-from wire.documents import dumps_pretty
+from wire.documents import Refusal, dumps_pretty
 from wire.errors import WriteConflict
 from wire.layout import MachineId, events_key, history_key
 from wire.signing import digest
@@ -36,42 +42,71 @@ STATUS_VOLATILE = ("at",)
 MACHINE_VOLATILE = ("age",)
 
 
-def status_document(
-    status: Status, intake: IntakeState, observed: Observed, *, holder: str, token: int, cycle: int
-) -> dict[str, Any]:
-    doc: dict[str, Any] = codec.encode(status)
-    doc["controller"] = {"holder": holder, "token": token, "cycle": cycle}
-    doc["rejected"] = {
-        m: {
-            "counts": dict(rec.rejected),
-            "last": codec.encode(rec.last_rejection) if rec.last_rejection else None,
-        }
+def cluster_status(
+    status: Status,
+    intake: IntakeState,
+    observed: Observed,
+    *,
+    holder: str,
+    token: int,
+    cycle: int,
+    spec_refused: SpecRefused | None = None,
+) -> ClusterStatus:
+    """The typed status document of this cycle."""
+    rejected = {
+        m: Rejected(counts=dict(rec.rejected), last=_refusal(rec.last_rejection))
         for m, rec in intake.reports.items()
         if rec.rejected
     }
-    refusals: dict[str, Any] = {}
+    refusals: dict[str, AgentRefusals] = {}
     for m, obs in observed.machines.items():
         snap = obs.snapshot
         if snap.refusals or snap.last_refusal or snap.desired_stale:
-            refusals[m] = {
-                "counts": dict(snap.refusals),
-                "verify_failures": snap.verify_failures,
-                "last": codec.encode(snap.last_refusal) if snap.last_refusal else None,
-                "desired_stale": snap.desired_stale,
-            }
-    doc["agent_refusals"] = refusals
-    doc["foreign_reports"] = sorted(intake.foreign)  # objects under reports/ naming no machine
-    seen: dict[str, Any] = {}
+            refusals[m] = AgentRefusals(
+                counts=dict(snap.refusals),
+                verify_failures=snap.verify_failures,
+                last=snap.last_refusal,
+                desired_stale=snap.desired_stale,
+            )
+    seen: dict[str, Seen] = {}
     for name, rec in intake.reports.items():
         if not rec.accepted_etag:
             continue
-        seen[name] = {"seq": rec.seq, "sent_at": rec.sent_at, "accepted_at": rec.accepted_at}
         found = observed.machines.get(MachineId(name))
-        if found is not None:
-            seen[name]["addresses"] = codec.encode(found.snapshot.addresses)
-            seen[name]["agent_version"] = found.snapshot.agent_version
-    doc["seen"] = seen
-    return doc
+        if found is None:
+            seen[name] = Seen(seq=rec.seq, sent_at=rec.sent_at, accepted_at=rec.accepted_at)
+            continue
+        snap = found.snapshot
+        seen[name] = Seen(
+            seq=rec.seq,
+            sent_at=rec.sent_at,
+            accepted_at=rec.accepted_at,
+            heartbeat_interval=snap.heartbeat_interval,
+            addresses=snap.addresses,
+            agent_version=snap.agent_version,
+        )
+    return ClusterStatus(
+        status=status,
+        controller=ControllerInfo(holder=holder, token=token, cycle=cycle),
+        rejected=rejected,
+        agent_refusals=refusals,
+        foreign_reports=tuple(sorted(intake.foreign)),  # objects under reports/ naming no machine
+        seen=seen,
+        spec_refused=spec_refused,
+    )
+
+
+def _refusal(last: LastRejection | None) -> Refusal | None:
+    return Refusal(last.reason, last.detail, last.at) if last is not None else None
+
+
+def status_document(
+    status: Status, intake: IntakeState, observed: Observed, *, holder: str, token: int, cycle: int
+) -> dict[str, Any]:
+    """`cluster_status` encoded (wire.codec) as the JSON value written to status/cluster.json."""
+    return cluster_status(
+        status, intake, observed, holder=holder, token=token, cycle=cycle
+    ).encode()
 
 
 def status_digest(doc: Mapping[str, Any]) -> str:
