@@ -9,6 +9,7 @@ The rooms, from the top down (import-linter holds the layers, see pyproject.toml
                   load memory and spec, call the planner, sign and publish, records;
                   the daemon that runs cycles on a schedule
     provision/    provisioners the shell hands the planner's requests to (command, ec2-asg)
+    status_document   the typed status/cluster.json the shell writes and operators read
     planner/      pure: plan(spec, observed, memory, now) -> Plan; no I/O, no clock
     spec/         pure: the cluster spec's model, validation, revisions and request cost
 

@@ -25,6 +25,7 @@ from typing import Any
 from controller.planner import plan as default_plan
 from controller.planner.model import (
     STATUS_FORMAT,
+    MachineMemory,
     MachineStatus,
     Memory,
     Observed,
@@ -34,7 +35,7 @@ from controller.planner.model import (
 )
 from controller.provision import ProvisionRequest, build_provisioner
 from controller.shell import control_objects, records
-from controller.shell.intake import Intake, SnapshotCache
+from controller.shell.intake import Intake, SnapshotCache, refuse_wrong_key
 from controller.shell.intake_state import IntakeState
 from controller.shell.key_epochs import KeyRing, parse_epochs
 from controller.shell.lease import LeaseDoc, LeaseKeeper, LeaseSettings, LeaseStatus, Observation
@@ -53,6 +54,7 @@ from wire.store import NotModified, Store, StoredObject
 log = logging.getLogger(__name__)
 
 Planner = Callable[..., Plan]
+_LOST = MachineMemory(lost=True)  # a machine memory does not know was never seen live
 
 
 @dataclass
@@ -68,6 +70,7 @@ class CycleReport:
     failed: dict[str, str] = field(default_factory=dict)
     note: str = ""
     recovered_memory: bool = False
+    unread: tuple[str, ...] = ()  # live machines whose report could not be read: no plan
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
 
     def summary(self) -> str:
@@ -198,6 +201,17 @@ class Controller:
         mark("load")
         got = self.intake.collect(intake_state, now, settings.skew_window)
         mark("intake")
+        refuse_wrong_key(got)  # raises: nothing is planned, written or saved
+        unread = [m for m in got.unread if not memory.machines.get(m, _LOST).lost]
+        if unread:  # docs/security.md#cold-start: a failed read is not silence
+            more = f" and {len(unread) - 5} more" if len(unread) > 5 else ""
+            report.note = (
+                f"the reports of {', '.join(unread[:5])}{more} could not be read and this "
+                "process holds no earlier copy: planning waits for a complete read (next cycle)"
+            )
+            report.unread = tuple(unread)
+            log.warning("cycle.incomplete %s", report.note)
+            return report
         if not dry_run and not self.lease.keep():  # a cold intake can be long: renew first
             report.note = "lease renew deadline passed during intake; stopped before planning"
             return report

@@ -75,6 +75,30 @@ class IntakeResult:
     events: tuple[dict[str, Any], ...]
     listed: int
     fetched: int
+    # machines accepted before whose report could not be read this cycle and of which this
+    # process holds no snapshot: the cycle learned nothing about them
+    unread: tuple[str, ...] = ()
+    bad_signatures: int = 0  # snapshots examined this cycle that failed signature checks
+
+
+class WrongMasterKey(BosunError):
+    """Most reports fail their signature check: the controller's key, not the fleet, is wrong."""
+
+
+def refuse_wrong_key(result: IntakeResult, master_key_hint: str = "--master-key") -> None:
+    """docs/security.md#wrong-key: a cycle that cannot verify most reports acts on nothing.
+
+    With another master key every machine's report fails its signature check and the
+    planner would see an empty fleet and move every machine to standby. A majority of all
+    listed reports failing, not just of those examined, is the test: a few forged reports
+    in a large fleet are refusals, never a reason to stop."""
+    bad = result.bad_signatures
+    if bad and 2 * bad > result.listed:
+        raise WrongMasterKey(
+            f"{bad} of {result.listed} reports fail their signature check: the master key is "
+            f"probably wrong (compare {master_key_hint} with the key the machines were "
+            "enrolled with); nothing was planned or written"
+        )
 
 
 def substance(snap: Snapshot) -> str:
@@ -185,10 +209,12 @@ class Intake:
         outcomes = self._fetch_all(todo)
         accepted: list[Accepted] = []
         rejections: list[Rejection] = []
+        unavailable: list[str] = []
         for out in outcomes:
             rec = reports.get(out.machine, ReportRecord())
             if out.unavailable:
                 log.warning("intake.fetch_failed %s", out.detail)
+                unavailable.append(out.machine)
                 continue
             snap = out.snapshot
             if snap is not None and out.info.etag == rec.accepted_etag and snap.seq == rec.seq:
@@ -243,8 +269,21 @@ class Intake:
                 machines[MachineId(machine)] = MachineObservation(cached[1], rec.accepted_at)
         observed = Observed(machines=dict(sorted(machines.items())), rejections=tuple(rejections))
         new_state = replace(state, reports=dict(sorted(reports.items())), foreign=foreign)
+        unread = tuple(
+            sorted(
+                m for m in unavailable if m not in machines and reports.get(m, ReportRecord()).seq
+            )
+        )
+        bad = sum(r.reason == "bad_signature" for r in rejections)
         return IntakeResult(
-            observed, new_state, tuple(accepted), tuple(events), len(listed), len(todo)
+            observed,
+            new_state,
+            tuple(accepted),
+            tuple(events),
+            len(listed),
+            len(todo),
+            unread,
+            bad,
         )
 
     def _fetch_all(self, todo: Iterable[tuple[str, ObjectInfo]]) -> list[_Outcome]:

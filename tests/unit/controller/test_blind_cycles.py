@@ -1,0 +1,104 @@
+"""A controller that cannot see acts on nothing (docs/security.md#cold-start, #wrong-key, #fail-static)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from controller.shell.cycle import Controller
+from controller.shell.intake import WrongMasterKey
+from controller.shell.lease import LeaseSettings
+from tests.unit.controller.conftest import MASTER, agents
+from tests.unit.controller.stores import Recording
+from tests.unit.controller.test_cycle import Clock, open_doc, round_trip
+from wire.errors import StoreUnavailable
+
+
+def controller(store: Recording, key: bytes = MASTER, **kw: Any) -> Controller:
+    return Controller(store, key, holder="ctl", lease=LeaseSettings(30, 20), **kw)
+
+
+def _serving(store: Recording, machines: list[str]) -> dict[str, tuple[str, str | None]]:
+    return {m: (open_doc(store, m).mode, open_doc(store, m).service) for m in machines}
+
+
+def test_a_cold_controller_whose_report_reads_fail_loses_no_machine(spec_store: Recording) -> None:
+    """A new controller (no process cache) that gets a store error on every report GET learns
+    nothing about those machines: it plans nothing, writes no desired document, and the
+    next cycle with working reads changes nothing either."""
+    wall = Clock(2_000_000_000.0)
+    fleet = agents(spec_store, n=5)
+    round_trip(spec_store, controller(spec_store, wall=wall), fleet, now=wall.t)
+    machines = [a.machine for a in fleet]
+    before = _serving(spec_store, machines)
+    assert sum(mode == "active" for mode, _ in before.values()) == 3
+
+    def reports_unavailable(op: str, key: str, kw: dict[str, Any]) -> None:
+        if op == "GET" and key.startswith("reports/"):
+            raise StoreUnavailable(f"GET {key}: 503 SlowDown (injected)")
+
+    spec_store.faults.append(reports_unavailable)
+    cold = controller(spec_store, wall=wall)  # a standby taking over: empty process cache
+    spec_store.reset()
+    report = cold.cycle()
+    assert report.unread == tuple(sorted(machines))
+    assert "could not be read" in report.note and report.plan is None
+    assert not [k for k in spec_store.puts() if k.startswith("desired/")]
+    spec_store.faults.clear()
+    spec_store.reset()
+    report = cold.cycle()
+    assert report.unread == () and report.plan is not None
+    assert not [k for k in spec_store.puts() if k.startswith("desired/")]
+    assert _serving(spec_store, machines) == before
+
+
+def test_one_failed_read_of_a_lost_machine_does_not_stop_the_cycle(spec_store: Recording) -> None:
+    """Only machines the plan counted live matter: an unreadable report of a machine already
+    lost does not hold the cycle back."""
+    wall = Clock(2_000_000_000.0)
+    fleet = agents(spec_store, n=5)
+    ctl = controller(spec_store, wall=wall)
+    round_trip(spec_store, ctl, fleet, now=wall.t)
+    ctl.cycle()
+    victim = next(a for a in fleet if a.desired and a.desired.mode == "active")
+    wall.t += 31
+    for a in fleet:
+        if a is not victim:
+            a.report(now=wall.t)
+    ctl.cycle()  # the victim is lost
+    assert open_doc(spec_store, victim.machine).mode == "standby"
+    victim.report(now=wall.t)  # it writes a report again, which cannot be read
+
+    def victim_unavailable(op: str, key: str, kw: dict[str, Any]) -> None:
+        if op == "GET" and key == f"reports/{victim.machine}.json":
+            raise StoreUnavailable("injected")
+
+    spec_store.faults.append(victim_unavailable)
+    report = ctl.cycle()
+    assert report.unread == () and report.plan is not None
+
+
+def test_a_controller_with_another_master_key_writes_nothing_and_says_so(
+    spec_store: Recording,
+) -> None:
+    """Every report fails its signature check: no plan, no write, a clear error (exit 2 in
+    `controller once`), and the same again on the next cycle; with the right key the fleet
+    is found exactly as it was."""
+    wall = Clock(2_000_000_000.0)
+    fleet = agents(spec_store, n=5)
+    round_trip(spec_store, controller(spec_store, wall=wall), fleet, now=wall.t)
+    machines = [a.machine for a in fleet]
+    before = _serving(spec_store, machines)
+    wrong = controller(spec_store, key=bytes(reversed(MASTER)), wall=wall)
+    for _ in range(2):
+        spec_store.reset()
+        with pytest.raises(WrongMasterKey, match="master key is probably wrong"):
+            wrong.cycle()
+        assert [k for k in spec_store.puts() if k != "control/lease.json"] == []
+    right = controller(spec_store, wall=wall)
+    spec_store.reset()
+    report = right.cycle()
+    assert report.plan is not None and report.rejected == 0
+    assert not [k for k in spec_store.puts() if k.startswith("desired/")]
+    assert _serving(spec_store, machines) == before
