@@ -120,6 +120,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     half_life = settings.desired_lifetime / 2
     mem_machines = memory.machines
     failed = work.failed
+    drift = observed.drift
     service_of, mode_of = work.service, work.mode
     extras = bool(rel.variants or rel.pinned)  # any override or rollout pin this pass
     for m in known:
@@ -141,6 +142,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
             and mm.drain == drain
             and mm.kept == kept.get(m)
             and m not in failed
+            and m not in drift
             and (lost or now < mm.issued_at + half_life)
         ):  # fast path: nothing about this machine changed
             skips.append(Skip(MachineId(m), "lost" if lost else "unchanged"))
@@ -162,13 +164,15 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
             )
         generation, issued_at = mm.generation, mm.issued_at
         reason = ""
-        if content != mm.digest:
+        if m in drift:
+            reason = "repair"  # the bucket's document is not the one memory records
+        elif content != mm.digest:
             reason = "new" if not mm.digest else "changed"
         elif not lost and now >= mm.issued_at + half_life:
             reason = "refresh"
         if reason:
             applied = obs.snapshot.applied.generation if obs is not None else 0
-            previous = max(mm.generation, applied)
+            previous = max(mm.generation, applied, drift.get(m, 0))
             generation, issued_at = previous + 1, now
             doc = Desired(
                 machine=m,

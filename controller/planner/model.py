@@ -78,6 +78,9 @@ class Rejection:
 class Observed:
     machines: Mapping[MachineId, MachineObservation] = field(default_factory=dict)
     rejections: tuple[Rejection, ...] = ()
+    # desired documents that are not what the last plan wrote (deleted, tampered, left by a
+    # crash): machine -> the generation found there (0: none readable); each is rewritten
+    drift: Mapping[str, int] = field(default_factory=dict)
 
 
 # ---- memory ---------------------------------------------------------------------------------
@@ -308,7 +311,7 @@ class PutDesired:
     machine: MachineId
     desired: Desired  # generation = previous + 1, fence = the planner's fence
     previous_generation: int  # 0 when the machine never had a document
-    reason: str  # "new", "changed", "refresh"
+    reason: str  # "new", "changed", "refresh", "repair"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from controller.planner.model import (
 )
 from controller.provision import ProvisionRequest, build_provisioner
 from controller.shell import control_objects, records
+from controller.shell.drift import check_desired
 from controller.shell.intake import Intake, SnapshotCache, refuse_wrong_key
 from controller.shell.intake_state import IntakeState
 from controller.shell.key_epochs import KeyRing, parse_epochs
@@ -71,6 +72,7 @@ class CycleReport:
     note: str = ""
     recovered_memory: bool = False
     unread: tuple[str, ...] = ()  # live machines whose report could not be read: no plan
+    repaired: tuple[str, ...] = ()  # desired documents found not as last written
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
 
     def summary(self) -> str:
@@ -218,22 +220,30 @@ class Controller:
         report.cycle = cycle = intake_state.cycle + 1
         report.listed, report.fetched = got.listed, got.fetched
         report.accepted, report.rejected = len(got.accepted), len(got.observed.rejections)
-        new_plan = self._plan(spec, got.observed, memory, now, fence)
+        # the bucket heals: documents that are not what we last wrote are planned again
+        check = check_desired(self.store, self.keys, memory, got.state.desired, fence)
+        observed = replace(got.observed, drift=check.drift) if check.drift else got.observed
+        known_etags = {**got.state.desired, **check.etags}
+        report.repaired = tuple(sorted(check.drift))
+        mark("drift")
+        new_plan = self._plan(spec, observed, memory, now, fence)
         report.plan = new_plan
         mark("plan")
         if dry_run:
             return report
         # the plan carries this cycle's snapshot rejections; keep what it cannot know
-        events: list[Any] = spec_events + [
-            e for e in got.events if new_plan is None or e.get("reason") == "invalid_key"
-        ]
+        events: list[Any] = (
+            spec_events
+            + check.events
+            + [e for e in got.events if new_plan is None or e.get("reason") == "invalid_key"]
+        )
         pub = PublishResult()
         if new_plan is not None:
             pub = publish(
                 self.store,
                 self.keys,
                 new_plan.writes,
-                got.state.desired,
+                known_etags,
                 fence=fence,
                 can_act=self.lease.keep,
                 threads=self.publish_threads,
@@ -260,7 +270,7 @@ class Controller:
             got.state,
             fence=fence,
             cycle=cycle,
-            desired={**got.state.desired, **pub.etags},
+            desired={**known_etags, **pub.etags},
             signed={**got.state.signed, **pub.epochs},
         )
         digest = self._write_status(

@@ -3,7 +3,9 @@
 The design's floor, per machine: one GET per poll (a 304 is billed as a GET), one PUT per
 heartbeat, one controller GET per heartbeat (the snapshot whose ETag changed), plus one
 LIST per 1,000 machines per controller cycle. On top of the floor: the lease renewal
-(one PUT per cycle) and re-signing each desired document before half its lifetime runs out.
+(one PUT per cycle), one LIST of `desired/` per 1,000 machines per cycle (documents not as
+last written are found and rewritten) and re-signing each desired document before half its
+lifetime runs out.
 Failed and retried requests are billed too; they are not in this estimate.
 """
 
@@ -90,6 +92,12 @@ def estimate(inputs: CostInputs) -> CostEstimate:
             "controller LIST reports/, per cycle and 1,000 machines", "PUT", pages * cycles, True
         ),
         CostLine("controller lease renewal, per cycle", "PUT", cycles if n else 0.0, False),
+        CostLine(
+            "controller LIST desired/ (the bucket heals), per cycle and 1,000 machines",
+            "PUT",
+            pages * cycles,
+            False,
+        ),
         CostLine(
             "controller re-signs desired, every half lifetime",
             "PUT",

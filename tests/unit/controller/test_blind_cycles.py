@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -102,3 +103,79 @@ def test_a_controller_with_another_master_key_writes_nothing_and_says_so(
     assert report.plan is not None and report.rejected == 0
     assert not [k for k in spec_store.puts() if k.startswith("desired/")]
     assert _serving(spec_store, machines) == before
+
+
+def _healed(spec_store: Recording, change: Any) -> tuple[Any, Any, Any]:
+    """Converge, change one active machine's document behind the controller's back, run one
+    cycle: (the document before, the cycle's report, the document after)."""
+    wall = Clock(2_000_000_000.0)
+    fleet = agents(spec_store, n=5)
+    ctl = controller(spec_store, wall=wall)
+    round_trip(spec_store, ctl, fleet, now=wall.t)
+    ctl.cycle()
+    victim = next(a for a in fleet if a.desired and a.desired.mode == "active")
+    before = open_doc(spec_store, victim.machine)
+    change(victim.machine, before)
+    spec_store.reset()
+    report = ctl.cycle()
+    return before, report, open_doc(spec_store, victim.machine)
+
+
+@pytest.mark.parametrize("how", ["deleted", "tampered", "older_copy", "crash_left"])
+def test_a_desired_document_not_as_last_written_is_rewritten_in_one_cycle(
+    spec_store: Recording, how: str
+) -> None:
+    """docs/security.md#crash-windows: deleted, tampered, an older valid copy put back, or a
+    newer one with other content left by a crash before the memory save: the next cycle
+    rewrites the planned document, at a generation above any found, and says so."""
+    from wire.documents import seal
+    from wire.layout import desired_key
+    from wire.signing import derive_machine_key, format_kid
+
+    def change(machine: str, doc: Any) -> None:
+        key = desired_key(machine)
+        sign = derive_machine_key(MASTER, machine, 0)
+        if how == "deleted":
+            spec_store.inner.delete(key)
+        elif how == "tampered":
+            body = spec_store.inner.get(key).body  # type: ignore[union-attr]
+            spec_store.inner.put(key, body.replace(b'"active"', b'"standby"'))
+        elif how == "older_copy":
+            old = replace(doc, generation=doc.generation - 1, mode="standby")
+            spec_store.inner.put(
+                key, seal(old, key=sign, kid=format_kid(machine, 0), object_key=key)
+            )
+        else:  # crash_left: written by us at a higher generation, memory never saved
+            left = replace(
+                doc,
+                generation=doc.generation + 1,
+                peers=replace(doc.peers, backends=()),
+                mode="standby",
+            )
+            spec_store.inner.put(
+                key, seal(left, key=sign, kid=format_kid(machine, 0), object_key=key)
+            )
+
+    before, report, after = _healed(spec_store, change)
+    assert report.repaired == (before.machine,)
+    assert after.mode == before.mode == "active" and after.service == before.service
+    floor = before.generation + (1 if how == "crash_left" else 0)
+    assert after.generation == floor + 1
+    assert f"desired/{before.machine}.json" in report.written
+
+
+def test_a_stale_etag_record_of_our_own_document_is_learned_not_rewritten(
+    spec_store: Recording,
+) -> None:
+    """The same document re-put (new ETag, same bytes: a restore, a copy): nothing to repair."""
+
+    def change(machine: str, doc: Any) -> None:
+        key = f"desired/{machine}.json"
+        body = spec_store.inner.get(key).body  # type: ignore[union-attr]
+        spec_store.inner.delete(key)
+        spec_store.inner.put(key, body)
+
+    before, report, after = _healed(spec_store, change)
+    assert report.repaired == ()
+    assert after == before
+    assert not [k for k in spec_store.puts() if k.startswith("desired/")]

@@ -94,7 +94,12 @@ def test_a_cycle_with_no_change_writes_only_the_lease(spec_store: Recording) -> 
     report = ctl.cycle()
     assert spec_store.puts() == [LEASE]
     assert report.written == []
-    assert [op for op, _k in spec_store.calls].count("LIST") == 1
+    # one LIST of reports/ and one of desired/ (the bucket heals: docs/security.md#crash-windows),
+    # and no GET of either: nothing changed
+    assert [k for op, k in spec_store.calls if op == "LIST"] == ["reports/", "desired/"]
+    assert not [
+        k for op, k in spec_store.calls if op == "GET" and k.startswith(("reports/", "desired/"))
+    ]
 
 
 def test_dry_run_writes_nothing_not_even_the_lease(spec_store: Recording) -> None:
@@ -236,16 +241,18 @@ def test_desired_writes_are_fenced_and_conflicts_replan_next_cycle(spec_store: R
     assert all(kw.get("if_none_match") == "*" or kw.get("if_match") for kw in firsts), firsts
     doc = open_doc(spec_store, "web-1")
     assert doc.fence == ctl.lease.token
-    spec_store.inner.put(desired_key("web-1"), b'{"someone": "else"}')  # changed behind our back
     fleet[1].eligible = ("lb",)
     fleet[1].report()
     spec_store.reset()
     calls: list[dict[str, Any]] = []
-    spec_store.faults.append(
-        lambda op, key, kw: (
-            calls.append(kw) if key == desired_key("web-1") and op == "PUT" else None
-        )
-    )
+
+    def race(op: str, key: str, kw: dict[str, Any]) -> None:
+        if key == desired_key("web-1") and op == "PUT":
+            calls.append(kw)
+            if len(calls) == 1:  # changed behind our back, between our read and our write
+                spec_store.inner.put(desired_key("web-1"), b'{"someone": "else"}')
+
+    spec_store.faults.append(race)
     first = ctl.cycle()
     assert "web-1" in first.failed  # the planner wanted a new document: exactly one attempt
     assert spec_store.puts().count(desired_key("web-1")) == 1

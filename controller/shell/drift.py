@@ -1,0 +1,112 @@
+"""The bucket heals: find desired documents that are not what the controller last wrote.
+
+docs/security.md#crash-windows. The controller records the ETag of every desired document
+it writes (`control/intake.json` `desired`). One LIST of `desired/` per cycle (a page per
+1,000 machines, as for `reports/`) shows every document whose ETag differs from that
+record or that is gone. Each one is read and judged:
+
+    deleted                      repair: written again (If-None-Match: *)
+    unverifiable                 repair: tampered with or forged; overwritten (If-Match)
+    valid, another content       repair: a crash between the write and the memory save
+                                 left it behind, or an older valid copy was put back;
+                                 rewritten with a generation above the one found
+    valid, the content we meant  the record was stale (state lost, a conflict): learn the
+                                 ETag, nothing to write
+    valid, a higher fence        a newer controller wrote it: never overwritten
+
+Repairs are observations handed to the planner (`Observed.drift`: machine -> generation
+found), which plans a write for each whatever its memory says, so recovery compares with
+what is in `desired/`, not with what memory says was written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.planner.model import Memory, content_digest
+from controller.shell.key_epochs import KeyRing
+from wire.documents import open_desired
+from wire.errors import BosunError, StoreUnavailable
+from wire.layout import DESIRED, desired_key, machine_from_key
+from wire.store import Store, StoredObject
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DriftCheck:
+    drift: dict[str, int] = field(default_factory=dict)  # machine -> generation found (0: none)
+    etags: dict[str, str] = field(default_factory=dict)  # current ETags learned ("": deleted)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    listed: int = 0
+
+
+def check_desired(
+    store: Store, keys: KeyRing, memory: Memory, recorded: Mapping[str, str], fence: int
+) -> DriftCheck:
+    """Compare `desired/` with what this controller recorded writing; read what differs."""
+    out = DriftCheck()
+    listed: dict[str, str] = {}
+    for info in store.list(DESIRED):
+        try:
+            listed[machine_from_key(info.key, DESIRED)] = info.etag
+        except ValueError:
+            continue  # not a machine's document; reports and intake count foreign keys
+    out.listed = len(listed)
+    for m, mm in sorted(memory.machines.items()):
+        if mm.generation == 0:
+            continue  # nothing written for it yet
+        now_etag, was = listed.get(m), recorded.get(m)
+        if now_etag is not None and now_etag == was:
+            continue
+        if now_etag is None:
+            _repair(out, m, 0, "deleted", f"{desired_key(m)} is gone")
+            out.etags[m] = ""
+            continue
+        try:
+            got = store.get(desired_key(m))
+        except StoreUnavailable as exc:
+            log.warning("drift.unreadable %s", exc)  # learn nothing; the next cycle looks again
+            continue
+        if not isinstance(got, StoredObject):
+            _repair(out, m, 0, "deleted", f"{desired_key(m)} vanished since the LIST")
+            out.etags[m] = ""
+            continue
+        out.etags[m] = got.etag
+        try:
+            _env, found = open_desired(got.body, desired_key(m), keys.lookup)
+        except BosunError as exc:
+            _repair(out, m, mm.generation, "unverifiable", str(exc)[:300])
+            continue
+        if found.fence > fence:
+            log.warning("drift.newer_fence %s has fence %d above ours", m, found.fence)
+            out.events.append(
+                {
+                    "kind": "desired.newer_fence",
+                    "machine": m,
+                    "reason": f"fence {found.fence} above our {fence}: not ours to repair",
+                }
+            )
+            continue
+        if content_digest(found) == mm.digest and found.generation == mm.generation:
+            continue  # the record was stale; the document is the one we meant
+        _repair(
+            out,
+            m,
+            found.generation,
+            "differs",
+            f"generation {found.generation} in the bucket, {mm.generation} in memory, "
+            "with another content",
+        )
+    return out
+
+
+def _repair(out: DriftCheck, m: str, generation: int, why: str, detail: str) -> None:
+    out.drift[m] = generation
+    out.events.append(
+        {"kind": "desired.drift", "machine": m, "reason": why, "data": {"detail": detail}}
+    )
+    log.warning("drift.%s %s: %s", why, m, detail)
