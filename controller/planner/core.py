@@ -98,7 +98,8 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         reserved = _reserved(rollouts)
         rolling = {name for name, r in rollouts.items() if r.active}
         fill(work, spec, order, _busy(work), reserved, report_short=False, skip=held | rolling)
-    drained = drain_pass(spec, work, rel, memory, now, order, reserved)  # sessions, budget
+    reverting = {name for name, r in rollouts.items() if r.state == "reverted"}
+    drained = drain_pass(spec, work, rel, memory, now, order, reserved, reverting)  # budget
     drains, configs, kept = drained.drains, drained.configs, drained.kept
     serve = serving(spec, work)
     mirror = mirrors(spec, work)

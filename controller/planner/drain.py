@@ -30,15 +30,15 @@ they leave missing are filled from standby in the same pass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from controller.planner.assign import ACTIVE_MODES, Assignment, fill
 from controller.planner.model import Event, Memory
 from controller.planner.release import Release, Releases
-from controller.spec.model import ClusterSpec
+from controller.spec.model import ClusterSpec, ServiceSpec
 from controller.spec.refs import references
-from controller.spec.scale import budget_of
+from controller.spec.scale import DEFAULT_BUDGET, budget_of
 from wire.codec import JsonValue
 from wire.documents import Drain
 from wire.signing import digest
@@ -70,13 +70,15 @@ def drain_pass(
     now: float,
     order: tuple[str, ...],
     reserved: Mapping[str, str],
+    reverting: Collection[str] = (),
 ) -> DrainResult:
+    """`reverting`: services whose rollout reverts (no default budget for going back)."""
     out = DrainResult()
     mem = memory.machines
     services = spec.services
     configs = _config_digests(spec, work, rel, out)
-    used = _unavailable(spec, work, memory)
-    limits = {n: budget_of(s.max_unavailable, s.count) for n, s in services.items()}
+    used = _unavailable(spec, work, memory, reverting)
+    limits = {n: budget_of(budget_value(s, n in reverting), s.count) for n, s in services.items()}
     held: dict[str, int] = {}
     changed = False
     candidates: list[tuple[int, str]] = []
@@ -153,7 +155,7 @@ def drain_pass(
         work.events.append(
             Event("service.budget",
                   f"{count} disruptive changes wait: max_unavailable "
-                  f"{services[name].max_unavailable} reached ({used.get(name, 0)} unavailable)",
+                  f"{budget_value(services[name], False)} reached ({used.get(name, 0)} unavailable)",
                   service=name, data={"waiting": count, "unavailable": used.get(name, 0)})
         )  # fmt: skip
     if changed:
@@ -248,14 +250,24 @@ def _old_config(
     return spec.services[service].config if service in spec.services else {}
 
 
-def _unavailable(spec: ClusterSpec, work: Assignment, memory: Memory) -> dict[str, int]:
+def budget_value(service: ServiceSpec, reverting: bool) -> str | None:
+    """The service's disruption budget: its `max_unavailable`, else the default (25%), except
+    while its rollout reverts: going back to the version that ran is never paced by default."""
+    if service.max_unavailable is not None:
+        return service.max_unavailable
+    return None if reverting else DEFAULT_BUDGET
+
+
+def _unavailable(
+    spec: ClusterSpec, work: Assignment, memory: Memory, reverting: Collection[str] = ()
+) -> dict[str, int]:
     """Per service with a budget: machines draining for a change of their own, active but
     not (yet) healthy at their planned version, and machines the service lacks (lost and
     not replaced: its count minus the live machines it has). A lost machine that was
     replaced no longer counts, so a dead machine never blocks the budget for good."""
     used: dict[str, int] = {}
     present: dict[str, int] = {}
-    budgeted = {n for n, s in spec.services.items() if s.max_unavailable is not None}
+    budgeted = {n for n, s in spec.services.items() if budget_value(s, n in reverting) is not None}
     if not budgeted:
         return used
     # The machines this pass plans active (not the last pass's): planning again over the

@@ -132,6 +132,12 @@ def parse_scale(p: Problems, path: str, raw: object, count: int | None) -> Scale
     )  # fmt: skip
 
 
+# A version or config change never takes all of a service's machines at once unless the
+# spec says so (`max_unavailable: 100%`), as Kubernetes' 25% maxUnavailable. Applied by the
+# planner to services without `max_unavailable`, except to a rollout's revert.
+DEFAULT_BUDGET = "25%"
+
+
 def parse_budget(p: Problems, path: str, raw: object) -> str | None:
     """`max_unavailable`: a count (`2`) or a percent (`25%`) of the service's machines."""
     if raw is None:
