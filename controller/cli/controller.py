@@ -181,7 +181,13 @@ def _probe_once_a_day(cfg: ControllerSettings) -> None:
 
 @controller_group.command("run")
 @_common
-@click.option("--every", type=Duration(), default="10s", show_default=True, help="Cycle interval.")
+@click.option(
+    "--every",
+    type=Duration(),
+    default=None,
+    help="Cycle interval. Default: the applied spec's settings.controller_interval (10s "
+    "until a spec is applied), followed when the spec changes it.",
+)
 @SKIP_PROBE
 def run(
     store: str,
@@ -190,15 +196,15 @@ def run(
     lease_duration: float,
     renew_deadline: float | None,
     state_dir: Path | None,
-    every: float,
+    every: float | None,
     skip_probe: bool,
 ) -> None:
-    """Cycle every --every seconds until SIGTERM/SIGINT (then release the lease)."""
+    """Cycle every controller_interval (or --every) until SIGTERM/SIGINT, then release the lease."""
     from controller.operations.store_probe import probe, refuse_if_missing
     from controller.shell.daemon import run_forever
 
     cfg = _settings(store, master_key, holder, lease_duration, renew_deadline, state_dir)
-    if every >= cfg.lease.renew_deadline:
+    if every is not None and every >= cfg.lease.renew_deadline:
         raise click.BadParameter(
             f"--every {every:g}s must be shorter than the renew deadline "
             f"({cfg.lease.renew_deadline:g}s), or the leader would lose its lease between cycles",
@@ -207,7 +213,12 @@ def run(
     if not skip_probe:
         refuse_if_missing(probe(open_store(cfg.store, fast=True)))  # the client the cycle uses
     with _controller(cfg, keep_view=False) as ctl:
-        run_forever(ctl, every, on_report=lambda r: click.echo(r.summary(), err=True))
+        run_forever(
+            ctl,
+            every,
+            on_report=lambda r: click.echo(r.summary(), err=True),
+            longest=cfg.lease.renew_deadline,
+        )
 
 
 def _print(report: CycleReport, output: str, *, dry_run: bool) -> None:

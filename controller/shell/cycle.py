@@ -114,6 +114,7 @@ class Controller:
         self.control_cache: control_objects.Cache = {}
         self.rollout_digests: dict[str, str] = {}  # service -> last status/rollouts/ body
         self.publish_threads = PUBLISH_THREADS
+        self.interval: float | None = None  # the applied spec's controller_interval, once read
         self.intake = Intake(store, self.keys, self.cache)
         self.lease = LeaseKeeper(
             store,
@@ -200,6 +201,7 @@ class Controller:
         )
         spec_events = self._spec_refused(refused, report)
         settings = spec.settings if spec else Settings()
+        self.interval = settings.controller_interval  # the daemon's cadence follows the spec
         mark("load")
         got = self.intake.collect(intake_state, now, settings.skew_window)
         mark("intake")

@@ -21,10 +21,22 @@ from wire.errors import BosunError
 
 log = logging.getLogger(__name__)
 
+DEFAULT_INTERVAL = 10.0  # until the first cycle has read the spec
+
 
 def run_forever(
-    controller: Controller, every: float, on_report: Callable[[CycleReport], None] | None = None
+    controller: Controller,
+    every: float | None,
+    on_report: Callable[[CycleReport], None] | None = None,
+    *,
+    longest: float | None = None,
 ) -> None:
+    """Cycle until SIGTERM/SIGINT. `every`: a fixed interval; None: the applied spec's
+    `settings.controller_interval`, followed as it changes (10 s until a spec is read).
+    `longest`: an interval the lease allows (below its renew deadline); a spec asking for
+    more is held to it, with a warning."""
+    fixed = every is not None
+    current = [every if every is not None else DEFAULT_INTERVAL]
     scheduler = BlockingScheduler(timezone=UTC)
     busy = threading.Lock()
     stopping = threading.Event()
@@ -43,6 +55,21 @@ def run_forever(
                 return
             if on_report is not None:
                 on_report(report)
+            if not fixed and controller.interval is not None:
+                follow(controller.interval)
+
+    def follow(wanted: float) -> None:
+        if longest is not None and wanted >= longest:
+            log.warning(
+                "controller.interval_held spec asks %gs, the lease allows below %gs",
+                wanted,
+                longest,
+            )
+            wanted = longest / 2
+        if wanted != current[0]:
+            log.info("controller.interval %gs -> %gs (spec)", current[0], wanted)
+            current[0] = wanted
+            scheduler.reschedule_job("cycle", trigger="interval", seconds=wanted)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("controller.stopping", extra={"ctx": {"signal": signal.Signals(signum).name}})
@@ -55,12 +82,12 @@ def run_forever(
         scheduler.add_job(
             job,
             "interval",
-            seconds=every,
+            seconds=current[0],
             max_instances=1,
             coalesce=True,
             next_run_time=datetime.now(UTC),
             id="cycle",
-            misfire_grace_time=max(1, int(every)),
+            misfire_grace_time=max(1, int(current[0])),
         )
         scheduler.start()
     finally:

@@ -92,3 +92,34 @@ def test_three_controllers_on_seaweedfs_never_share_a_token(bucket: Bucket) -> N
     assert all(len(names) == 1 for names in race.holders.values()), race.holders
     assert race.committed == sorted(race.committed) and race.committed
     assert len(race.holders) >= 2, "pauses should have caused a takeover"
+
+
+def test_run_follows_the_spec_controller_interval(bucket: Bucket) -> None:
+    """Without --every the daemon cycles at the applied spec's settings.controller_interval,
+    and follows it when a new revision changes it (a setting that does something)."""
+    b = bucket
+    fast = SPEC_YAML.replace("controller_interval: 10s", "controller_interval: 500ms")
+    assert "controller_interval: 500ms" in fast
+    apply(b.store, load_yaml(fast), now=time.time())
+    keys = ["--master-key", str(b.master_file), "--state-dir", str(b.tmp / "st"), "--id", "d"]
+    proc = b.spawn(
+        [str(BIN / "bosun"), "--log-level", "info", "controller", "run", "--skip-probe", *keys],
+        "daemon",
+    )
+
+    def full_log() -> str:
+        return (b.tmp / "daemon.log").read_text(errors="replace")
+
+    def cycles() -> int:
+        return full_log().count("cycle.done")
+
+    wait_for("a first cycle", lambda: cycles() >= 1, 30)
+    t0, n0 = time.monotonic(), cycles()
+    wait_for("four cycles at 500ms", lambda: cycles() >= n0 + 4, 15)
+    assert time.monotonic() - t0 < 8  # at the 10 s default, four cycles take 40 s
+    apply(b.store, load_yaml(SPEC_YAML), now=time.time())  # back to 10s
+    wait_for("the 10s interval taken", lambda: "-> 10s (spec)" in full_log(), 15)
+    n1 = cycles()
+    time.sleep(3)
+    assert cycles() <= n1 + 1, b.log("daemon")
+    assert stop(proc, signal.SIGTERM, timeout=20) == 0, b.log("daemon")
