@@ -13,8 +13,8 @@ Determinism: every iteration is over sorted names; no clock, no randomness, no I
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import cast
 
 from controller.planner.assign import ACTIVE_MODES, Assignment, assign, fill
 from controller.planner.blindness import fail_static
@@ -35,14 +35,15 @@ from controller.planner.model import (
     variant_digest,
 )
 from controller.planner.provision_needed import provision_pass
-from controller.planner.release import resolve
+from controller.planner.release import Release, resolve
 from controller.planner.render import fill_references, lb_peers, mirrors, serving
 from controller.planner.rollout import run_rollouts
 from controller.planner.scale import autoscale
 from controller.planner.status import build_status
 from controller.spec.graph import topo_order
 from wire import codec
-from wire.documents import Desired, Peers
+from wire.codec import JsonValue
+from wire.documents import Desired, Mode, Peer, Peers
 from wire.layout import MachineId
 
 _EMPTY = MachineMemory()
@@ -113,7 +114,7 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
 
     # one rendering per (service, mode, override variant); machines share it
     variants: dict[
-        tuple[str | None, str, tuple[tuple[int, ...], str | None]], tuple[str, Desired]
+        tuple[str | None, str, tuple[tuple[int, ...], str | None]], tuple[str, Template]
     ] = {}
     writes: list[PutDesired] = []
     skips: list[Skip] = []
@@ -229,36 +230,40 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     return Plan(tuple(writes), tuple(skips), new_memory, tuple(events), status, tuple(provisions))
 
 
+@dataclass(frozen=True, slots=True)
+class Template:
+    """The machine-independent part of a desired document, shared by every machine of the
+    same (service, mode, override variant); each machine's document adds its own header."""
+
+    mode: Mode
+    service: str | None = None
+    version: str | None = None
+    config: dict[str, JsonValue] = field(default_factory=dict)
+    peers: Peers = _NO_PEERS
+
+
 def _render(
-    spec: ClusterSpec, svc: str | None, mode: str, release: Any, serve: Any, mirror: Any
-) -> tuple[str, Desired]:
+    spec: ClusterSpec,
+    svc: str | None,
+    mode: str,
+    release: Release | None,
+    serve: Mapping[str, tuple[Peer, ...]],
+    mirror: Mapping[str, tuple[Peer, ...]],
+) -> tuple[str, Template]:
     """The shared part of a document (machine-independent) and its digest."""
     if svc is None:
-        template = Desired(
-            machine="x",
-            generation=0,
-            fence=0,
-            issued_at=0,
-            expires_at=0,
-            spec_revision=0,
-            mode="deactivated",
-        )
+        template = Template(mode="deactivated")
     else:
         s = spec.services[svc]
         version = release.version if release is not None else s.version
         config = release.config if release is not None else s.config
         peers = lb_peers(spec, svc, serve, mirror) if mode in ACTIVE_MODES else _NO_PEERS
-        template = Desired(
-            machine="x",
-            generation=0,
-            fence=0,
-            issued_at=0,
-            expires_at=0,
-            spec_revision=0,
-            mode=mode,  # type: ignore[arg-type]
+        filled = fill_references(config, serve)
+        template = Template(
+            mode=cast(Mode, mode),
             service=svc,
             version=version,
-            config=fill_references(config, serve),
+            config=filled if isinstance(filled, dict) else {},
             peers=peers,
         )
     vd = variant_digest(

@@ -240,7 +240,7 @@ def _hold(
 
 def _old_config(
     spec: ClusterSpec, rel: Releases, memory: Memory, service: str, version: str
-) -> dict:  # type: ignore[type-arg]
+) -> dict[str, JsonValue]:
     sm = memory.services.get(service)
     if sm is not None and sm.version == version and not sm.rebuilt:
         return sm.config

@@ -11,12 +11,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from controller.planner.assign import Assignment, is_healthy
 from controller.planner.model import MachineObservation
 from controller.spec.model import ClusterSpec
 from controller.spec.refs import INSTANCES, references
+from wire.codec import JsonValue
 from wire.documents import Peer, Peers
 
 
@@ -82,7 +82,7 @@ def lb_peers(
     return Peers(service=target, backends=serving.get(target, ()), mirror=mirror.get(target, ()))
 
 
-def fill_references(value: Any, serving: Mapping[str, tuple[Peer, ...]]) -> Any:
+def fill_references(value: JsonValue, serving: Mapping[str, tuple[Peer, ...]]) -> JsonValue:
     """A copy of `value` with every `{"$instances": NAME}` replaced by address:port strings."""
     if isinstance(value, dict):
         if set(value) == {INSTANCES} and isinstance(value[INSTANCES], str):
