@@ -1,8 +1,16 @@
 """Simulated agents for controller tests: sign snapshots with the machine key, apply desired.
 
 Not the real agent (that lives in `agent/`): just enough of its wire behaviour to drive the
-controller: seq = max(last + 1, unix ms), services report the desired version as running,
-the applied generation follows the last desired document that verifies.
+controller: seq = max(last + 1, unix ms), the applied generation follows the last desired
+document that verifies, and services are reported as the real agent reports them
+(tests/integration/agent/test_agent_conformance.py checks it against a real `bosun-agent`):
+
+    every service it is eligible for (the agent reports every configured one)
+    the desired service in active, canary, shadow, draining: running, healthy (or
+        unhealthy), the desired version
+    the desired service in standby: stopped, health unknown, the desired version (the
+        process driver stops the process; nothing is probed)
+    any other service, deactivated, or no document yet: stopped, unknown, no version
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from agent.config import RUNNING_MODES
 from wire.documents import (
     Addresses,
     Applied,
@@ -65,19 +74,26 @@ class SimAgent:
     def snapshot(self, now: float | None = None, **kw: Any) -> Snapshot:
         now = time.time() if now is None else now
         self.seq = max(self.seq + 1, int(now * 1000))
-        services: dict[str, ServiceState] = {}
+        services = {
+            name: ServiceState(version=None, state="stopped", health="unknown", port=8080)
+            for name in self.eligible
+        }
         applied = Applied()
         d = self.desired
         if d is not None:
             applied = Applied(
                 generation=d.generation, fence=d.fence, digest="x", result="ok", at=d.issued_at
             )
-            if d.service and d.mode in ("active", "canary", "shadow", "standby"):
+            if d.service and d.mode in RUNNING_MODES:
                 services[d.service] = ServiceState(
                     version=d.version,
                     state="running",
                     health="healthy" if self.healthy else "unhealthy",
                     port=8080,
+                )
+            elif d.service and d.mode == "standby":
+                services[d.service] = ServiceState(
+                    version=d.version, state="stopped", health="unknown", port=8080
                 )
         base = Snapshot(
             machine=self.machine,

