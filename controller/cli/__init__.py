@@ -19,6 +19,7 @@ from controller.cli.controller import controller_group
 from controller.cli.cost import cost
 from controller.cli.doctor import doctor_cmd
 from controller.cli.enroll import enroll_command
+from controller.cli.forget import forget_cmd
 from controller.cli.iam import iam_policy
 from controller.cli.keys import keygen_cmd, revoke_cmd
 from controller.cli.reads import events_cmd, history_cmd, machines_cmd, status_cmd
@@ -73,6 +74,7 @@ for _command in (
     rollout_group,
 ):
     cli.add_command(_command)
+assert forget_cmd.name == "forget"  # registered on `bosun machines` by its module
 
 
 def main() -> None:

@@ -225,8 +225,13 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "-"
 
 
-@click.command("machines")
-@store_option
+@click.group("machines", invoke_without_command=True)
+@click.option(
+    "--store",
+    envvar="BOSUN_STORE",
+    metavar="URL",
+    help="s3://bucket[/prefix][?endpoint=URL&region=R] or file:///abs/path (BOSUN_STORE).",
+)
 @click.option("--service", help="Only machines assigned to this service.")
 @click.option(
     "--status",
@@ -243,10 +248,23 @@ def _counts(counts: dict[str, int]) -> str:
     default="table",
     show_default=True,
 )
+@click.pass_context
 def machines_cmd(
-    store: str, service: str | None, status_filter: str | None, mode: str | None, output: str
+    ctx: click.Context,
+    store: str | None,
+    service: str | None,
+    status_filter: str | None,
+    mode: str | None,
+    output: str,
 ) -> None:
-    """List machines; -o xml is meant for XSLT tooling (see examples/firewall.xsl)."""
+    """List machines; -o xml is meant for XSLT tooling (see examples/firewall.xsl).
+
+    `bosun machines forget NAME` removes a machine that is gone for good."""
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = store
+        return
+    if store is None:
+        raise click.UsageError("Missing option '--store' (or BOSUN_STORE).")
     doc, fresh = _read(store)
     rows = views.filter_rows(
         views.machine_rows(doc, fresh), service=service, status=status_filter, mode=mode

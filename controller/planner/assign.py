@@ -46,6 +46,7 @@ class Assignment:
     weights: dict[str, int] = field(default_factory=dict)  # canary load-balancer weights
     mirrors: dict[str, list[str]] = field(default_factory=dict)  # service -> shadow machines
     unready: set[str] = field(default_factory=set)  # restarting to a new version: no peer
+    frozen: frozenset[str] = frozenset()  # silent, kept by fail static: never newly activated
     _healthy: dict[str, list[str]] = field(default_factory=dict)
 
     def reset_healthy(self) -> None:
@@ -134,13 +135,16 @@ def assign(
     order: tuple[str, ...],
     now: float,
     reserved: Mapping[str, str] | None = None,
+    frozen: frozenset[str] = frozenset(),
 ) -> Assignment:
     """`reserved`: machine -> the only service that may activate it (a rollout keeps its
     old-version standby machines warm for a revert; other services may not take them)."""
     services = spec.services
     elig = Eligibility(spec)
     lost = [m for m in known if m not in live]
-    work = Assignment(live=live, lost=lost, memory=memory, services=services, now=now)
+    work = Assignment(
+        live=live, lost=lost, memory=memory, services=services, now=now, frozen=frozen
+    )
     actives: dict[str, list[str]] = {name: [] for name in services}
 
     # 1-2: lost machines and kept actives
@@ -254,7 +258,7 @@ def fill(
     elig = elig or Eligibility(spec)
     tiers = _candidates(
         services,
-        work.live,
+        {m: o for m, o in work.live.items() if m not in work.frozen} if work.frozen else work.live,
         work.memory,
         busy,
         work.failed,

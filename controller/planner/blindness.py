@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from controller.planner.assign import Eligibility
-from controller.planner.model import Event, Hold, MachineObservation
+from controller.planner.model import Event, Hold, HoldMemory, MachineObservation
 from controller.spec.model import ClusterSpec
 from wire.layout import MachineId
 
@@ -64,6 +64,7 @@ def overdue_after(
 @dataclass(frozen=True, slots=True)
 class Blindness:
     holds: dict[str, Hold]  # service -> why it is held
+    memory: dict[str, HoldMemory]  # what the next plan needs to know of them
     keep: dict[str, MachineObservation]  # silent machines kept as live with their last report
     events: tuple[Event, ...]
 
@@ -96,18 +97,27 @@ def fail_static(
     spec: ClusterSpec,
     observed: Mapping[MachineId, MachineObservation],
     live: Mapping[str, MachineObservation],
-    held_since: Mapping[str, float],
+    assigned: Mapping[str, str | None],
+    held: Mapping[str, HoldMemory],
     now: float,
 ) -> Blindness:
     """Which services are held, and the silent machines the plan keeps as they were.
 
     `observed`: every machine with an accepted report; `live`: those inside their liveness
-    window; `held_since`: the last plan's holds. The members of a service are the observed
+    window; `assigned`: each machine's service in the last plan; `held`: the last plan's
+    holds. A held service keeps the silent machines assigned to it, exactly as they were
+    (the assignment never makes a kept machine active anew). The members of a service are the observed
     machines eligible for it; the fleet's, those eligible for any service. Only what was
     observed decides (never what this plan assigns), so planning again over the plan's own
     memory holds exactly the same services: the plan stays idempotent. Without a hold in
     force, machines silent for more than two windows are long gone and not members; while
     a hold is in force they stay members, so a long outage keeps its hold.
+
+    A hold ends in two steps. Reports come back spread over a poll interval, so the first
+    cycle in which too few machines are overdue is not the end of the blindness for those
+    still quiet: each keeps its last report for one more liveness window counted from that
+    cycle (`clearing`), and only then is a machine that is still silent lost. The hold is
+    lifted when none of its machines is still kept.
     """
     elig = Eligibility(spec)
     timeout, interval = spec.settings.heartbeat_timeout, spec.settings.controller_interval
@@ -123,16 +133,17 @@ def fail_static(
         age = now - obs.accepted_at
         gone = silent and age > 2 * silence_allowed(timeout, obs)
         overdue = silent or age >= overdue_after(timeout, interval, obs)
-        if not (gone and not held_since):
+        if not (gone and not held):
             fleet.add(overdue, silent)
         for svc in services:
-            if gone and svc not in held_since:
+            if gone and svc not in held:
                 continue
             per.setdefault(svc, _Tally()).add(overdue, silent)
             if silent:
                 silent_of.setdefault(svc, []).append(m)
     fleet_blind = fleet.blind(_fraction(spec.settings.blind_threshold))
     holds: dict[str, Hold] = {}
+    memory: dict[str, HoldMemory] = {}
     keep: dict[str, MachineObservation] = {}
     events: list[Event] = []
     for svc in sorted(per):
@@ -143,23 +154,40 @@ def fail_static(
         if own_threshold == "off":
             continue  # the operator turned fail static off for this service
         own = tally.blind(_fraction(own_threshold or spec.settings.blind_threshold))
-        if not (own or fleet_blind):
+        prev = held.get(svc)
+        quiet = [observed[MachineId(m)] for m in silent_of[svc]]
+        if own or fleet_blind:
+            clearing = None
+        elif prev is not None:  # reports are returning: the rest get one window from here
+            clearing = prev.clearing if prev.clearing is not None else now
+            quiet = [o for o in quiet if now < clearing + silence_allowed(timeout, o)]
+            if not quiet:
+                continue
+        else:
             continue
-        scope: Literal["service", "fleet"] = "service" if own else "fleet"
-        t = tally if own else fleet
-        since = held_since.get(svc, now)
-        reason = (
-            f"{t.overdue} of {t.members} machines of "
-            f"{'the fleet' if scope == 'fleet' else svc} stopped reporting together "
-            f"({tally.silent} of {svc} past their liveness window): holding static "
-            "(no demotion, peers kept) until reports return"
-        )
-        holds[svc] = Hold(reason, since, tally.silent, tally.members, scope)
-        for quiet in silent_of[svc]:
-            keep[quiet] = observed[MachineId(quiet)]
-        if svc not in held_since:
+        scope: Literal["service", "fleet"] = "service" if own or not fleet_blind else "fleet"
+        t = fleet if scope == "fleet" else tally
+        since = prev.since if prev is not None else now
+        if clearing is None:
+            reason = (
+                f"{t.overdue} of {t.members} machines of "
+                f"{'the fleet' if scope == 'fleet' else svc} stopped reporting together "
+                f"({tally.silent} of {svc} past their liveness window): holding static "
+                "(no demotion, peers kept) until reports return"
+            )
+        else:
+            reason = (
+                f"reports are returning: the {len(quiet)} machines of {svc} still silent keep "
+                "their last report for one liveness window from then, and are lost after it"
+            )
+        holds[svc] = Hold(reason, since, tally.silent, tally.members, scope, clearing)
+        memory[svc] = HoldMemory(since, clearing)
+        for o in quiet:
+            if assigned.get(o.snapshot.machine) == svc:
+                keep[o.snapshot.machine] = o
+        if prev is None:
             events.append(Event("service.held", reason, service=svc, data={"scope": scope}))
-    for svc in sorted(held_since):
+    for svc in sorted(held):
         if svc not in holds:
             events.append(
                 Event(
@@ -167,7 +195,7 @@ def fail_static(
                     "reports returned (or the operator turned fail static off): planning "
                     "with what is observed again",
                     service=svc,
-                    data={"held_for": round(now - held_since[svc], 3)},
+                    data={"held_for": round(now - held[svc].since, 3)},
                 )
             )
-    return Blindness(holds, dict(sorted(keep.items())), tuple(events))
+    return Blindness(holds, memory, dict(sorted(keep.items())), tuple(events))

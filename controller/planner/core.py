@@ -75,14 +75,27 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         for m, o in observed.machines.items()
         if now - o.accepted_at <= silence_allowed(settings.heartbeat_timeout, o)
     }
+    # machines the operator forgot (gone for good, not reporting): as if never seen
+    forgotten = tuple(
+        m for m in spec.forget if m not in live and (m in observed.machines or m in memory.machines)
+    )
+    if forgotten:
+        gone = set(forgotten)
+        observed = replace(
+            observed, machines={k: v for k, v in observed.machines.items() if k not in gone}
+        )
+        memory = replace(
+            memory, machines={k: v for k, v in memory.machines.items() if k not in gone}
+        )
     # fail static: machines that went silent together keep their last report (blindness.py)
-    blind = fail_static(spec, observed.machines, live, memory.holds, now)
+    assigned = {m: mm.service for m, mm in memory.machines.items()}
+    blind = fail_static(spec, observed.machines, live, assigned, memory.holds, now)
     if blind.keep:
         live = dict(sorted({**live, **blind.keep}.items()))
     spec, scaled, scale_events = autoscale(spec, live, memory, now)  # counts of scale: services
     known = sorted(set(observed.machines) | set(memory.machines))
     reserved = _reserved(memory.rollouts)
-    work = assign(spec, live, known, memory.machines, order, now, reserved)
+    work = assign(spec, live, known, memory.machines, order, now, reserved, frozenset(blind.keep))
     had = {name: len(ms) for name, ms in work.actives.items()}
     rel = resolve(spec, order, work, memory.machines, memory.services, memory.selections)
     # A new service held for its dependencies has no release: its machines wait as
@@ -108,6 +121,10 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         Event("snapshot.rejected", r.reason, machine=r.machine, data={"detail": r.detail})
         for r in observed.rejections
     ]
+    events.extend(
+        Event("machine.forgotten", "forgotten by the operator (bosun machines forget)", m)
+        for m in forgotten
+    )
     events.extend(blind.events)
     events.extend(scale_events)
     events.extend(work.events)
@@ -222,12 +239,20 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         rollouts=rollouts,
         scale=scaled,
         provisions=flight,
-        holds={svc: hold.since for svc, hold in blind.holds.items()},
+        holds=blind.memory,
     )
     status = build_status(spec, work, rel, new_memory, observed, now)
     if blind.holds:
         status = replace(status, holds=blind.holds)
-    return Plan(tuple(writes), tuple(skips), new_memory, tuple(events), status, tuple(provisions))
+    return Plan(
+        tuple(writes),
+        tuple(skips),
+        new_memory,
+        tuple(events),
+        status,
+        tuple(provisions),
+        forgotten,
+    )
 
 
 @dataclass(frozen=True, slots=True)

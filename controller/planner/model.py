@@ -192,7 +192,7 @@ class Memory:
     rollouts: dict[str, RolloutMemory] = field(default_factory=dict)  # service -> last rollout
     scale: dict[str, ScaleMemory] = field(default_factory=dict)  # service -> autoscaler
     provisions: dict[str, ProvisionMemory] = field(default_factory=dict)  # service -> in flight
-    holds: dict[str, float] = field(default_factory=dict)  # service -> held static since
+    holds: dict[str, HoldMemory] = field(default_factory=dict)  # service -> held static
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))
@@ -343,6 +343,14 @@ class ScaleStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldMemory:
+    """A fail-static hold in force (planner/blindness.py)."""
+
+    since: float
+    clearing: float | None = None  # reports returning: the rest get one window from here
+
+
+@dataclass(frozen=True, slots=True)
 class Hold:
     """Fail static: the planner is blind for a service and changes nothing destructive.
 
@@ -357,6 +365,7 @@ class Hold:
     silent: int  # machines of the service silent past their liveness window
     total: int  # machines of the service the planner knows
     scope: Literal["service", "fleet"] = "service"
+    clearing: float | None = None  # since when reports are returning (the hold is ending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,3 +458,5 @@ class Plan:
     events: tuple[Event, ...]
     status: Status
     provisions: tuple[ProvisionNeeded, ...] = ()  # effects for the cycle's provisioner
+    # effects: machines the spec forgets (not reporting): delete their desired/ and report
+    forgotten: tuple[str, ...] = ()

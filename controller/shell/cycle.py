@@ -49,7 +49,17 @@ from controller.shell.publish import (
 )
 from controller.spec.model import ClusterSpec, Settings
 from wire import codec
-from wire.layout import INTAKE, KEYS, LEASE, MEMORY, SPEC_CURRENT, STATUS_CLUSTER
+from wire.errors import StoreUnavailable
+from wire.layout import (
+    INTAKE,
+    KEYS,
+    LEASE,
+    MEMORY,
+    SPEC_CURRENT,
+    STATUS_CLUSTER,
+    desired_key,
+    report_key,
+)
 from wire.store import NotModified, Store, StoredObject
 
 log = logging.getLogger(__name__)
@@ -73,6 +83,7 @@ class CycleReport:
     recovered_memory: bool = False
     unread: tuple[str, ...] = ()  # live machines whose report could not be read: no plan
     repaired: tuple[str, ...] = ()  # desired documents found not as last written
+    forgotten: tuple[str, ...] = ()  # machines whose desired document and report were deleted
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
 
     def summary(self) -> str:
@@ -255,6 +266,8 @@ class Controller:
             events += [*new_plan.events, *pub.events]
             if new_plan.provisions and not pub.stopped:
                 events += run_provisions(spec, new_plan.provisions, self.lease.keep)
+            if new_plan.forgotten and not pub.stopped and self.lease.keep():
+                report.forgotten = forget_objects(self.store, new_plan.forgotten)
         mark("publish")
         if pub.stopped or not self.lease.keep():
             report.note = pub.stopped or "lease renew deadline passed; stopped before the records"
@@ -268,12 +281,14 @@ class Controller:
                 cycle=cycle,
             )
             report.written.append(key)
+        gone = set(report.forgotten)
         state = replace(
             got.state,
             fence=fence,
             cycle=cycle,
-            desired={**known_etags, **pub.etags},
-            signed={**got.state.signed, **pub.epochs},
+            reports={m: r for m, r in got.state.reports.items() if m not in gone},
+            desired={m: e for m, e in {**known_etags, **pub.etags}.items() if m not in gone},
+            signed={m: e for m, e in {**got.state.signed, **pub.epochs}.items() if m not in gone},
         )
         digest = self._write_status(
             new_plan, got.observed, state, now, fence, cycle, report, refused
@@ -383,6 +398,22 @@ class Controller:
             report.failed[INTAKE] = problem
         else:
             report.written.append(INTAKE)
+
+
+def forget_objects(store: Store, machines: tuple[str, ...]) -> tuple[str, ...]:
+    """Delete the desired document and the report of each machine the spec forgets; a
+    machine whose deletes fail is tried again next cycle (the plan forgets it again)."""
+    done: list[str] = []
+    for m in machines:
+        try:
+            store.delete(desired_key(m))
+            store.delete(report_key(m))
+        except StoreUnavailable as exc:
+            log.warning("forget.failed %s: %s", m, exc)
+            continue
+        log.info("machine.forgotten %s", m)
+        done.append(m)
+    return tuple(done)
 
 
 def run_provisions(

@@ -41,11 +41,11 @@ from controller.spec.scale import parse_budget, parse_provisioner, parse_scale
 from controller.spec.selector import parse_selector
 from wire.durations import parse_duration
 from wire.errors import SpecError
-from wire.layout import SERVICE_NAME_PATTERN
+from wire.layout import MACHINE_ID_PATTERN, SERVICE_NAME_PATTERN
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 
-TOP_KEYS = ("settings", "services", "rollout", "provisioner")
+TOP_KEYS = ("settings", "services", "rollout", "provisioner", "forget")
 SETTINGS_KEYS = ("heartbeat_timeout", "desired_lifetime", "skew_window", "controller_interval")
 SERVICE_KEYS = (
     "version", "count", "kind", "balances", "config", "depends_on", "port", "weight",
@@ -134,16 +134,33 @@ def from_value(value: object, *, source: str = "spec", revision: int = 0) -> Clu
                 services[name] = svc
     rollout = parse_rollout(p, "rollout", value.get("rollout"))
     provisioner = parse_provisioner(p, "provisioner", value.get("provisioner"))
+    forget = _forget(p, value.get("forget"))
     spec = ClusterSpec(
         revision=revision,
         settings=settings,
         services=services,
         rollout=rollout,
         provisioner=provisioner,
+        forget=forget,
     )
     check_semantics(p, spec, services_raw if isinstance(services_raw, dict) else {})
     p.raise_if_any()
     return spec
+
+
+def _forget(p: Problems, raw: object) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        p.add("forget", f"expected a list of machine ids, got {got(raw)}")
+        return ()
+    out: list[str] = []
+    for i, m in enumerate(raw):
+        if not isinstance(m, str) or not MACHINE_ID_PATTERN.fullmatch(m) or ".." in m:
+            p.add(f"forget[{i}]", f"not a machine id (1-63 of a-z 0-9 . _ -): {got(m)}")
+        elif m not in out:
+            out.append(m)
+    return tuple(sorted(out))
 
 
 def _settings(p: Problems, raw: object) -> Settings:

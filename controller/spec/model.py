@@ -183,6 +183,9 @@ class ClusterSpec:
     services: dict[str, ServiceSpec] = field(default_factory=dict)
     rollout: RolloutSpec | None = None  # default rollout strategy for every service
     provisioner: dict[str, JsonValue] | None = None  # {type: command|ec2-asg, ...}
+    # machines gone for good (`bosun machines forget`): dropped from memory, status and
+    # desired/ while they do not report; one that reports again is a machine again
+    forget: tuple[str, ...] = ()
 
     def provisioner_of(self, service: str) -> dict[str, JsonValue] | None:
         svc = self.services.get(service)

@@ -112,3 +112,8 @@ def apply(store: Store, spec: ClusterSpec, *, now: float) -> ClusterSpec:
         ) from exc
     log.info("spec.applied", extra={"ctx": {"revision": revision}})
     return new
+
+
+def with_forget(spec: ClusterSpec, machines: tuple[str, ...]) -> ClusterSpec:
+    """The spec with `machines` added to `forget:` (`bosun machines forget`)."""
+    return replace(spec, forget=tuple(sorted(set(spec.forget) | set(machines))))

@@ -179,3 +179,54 @@ def test_a_stale_etag_record_of_our_own_document_is_learned_not_rewritten(
     assert report.repaired == ()
     assert after == before
     assert not [k for k in spec_store.puts() if k.startswith("desired/")]
+
+
+def test_a_machine_gone_for_good_is_forgotten_by_the_operator(spec_store: Recording) -> None:
+    """`bosun machines forget NAME` refuses a machine that reports and an unknown one; for a
+    lost one it records a spec revision, and the next cycle deletes its desired document and
+    report and drops it from memory and status."""
+    from click.testing import CliRunner
+
+    from controller.cli import cli
+    from controller.operations.views import load_status
+    from controller.planner.model import Memory
+    from wire.layout import MEMORY, desired_key, report_key
+    from wire.store import Missing, StoredObject
+
+    wall = Clock(2_000_000_000.0)
+    fleet = agents(spec_store, n=5)
+    ctl = controller(spec_store, wall=wall)
+    round_trip(spec_store, ctl, fleet, now=wall.t)
+    ctl.cycle()
+    url = spec_store.inner.url
+    victim = fleet[-1]
+
+    def forget(*names: str) -> Any:
+        return CliRunner().invoke(cli, ["machines", "forget", *names, "--yes", "--store", url])
+
+    refused = forget(victim.machine)  # it still reports
+    assert refused.exit_code != 0 and "counts lost" in str(refused.exception)
+    unknown = forget("web-99")
+    assert unknown.exit_code != 0 and "no machine web-99" in str(unknown.exception)
+    wall.t += 31
+    for a in fleet[:-1]:
+        a.report(now=wall.t)
+    ctl.cycle()  # the victim is lost now
+    assert load_status(spec_store.inner).status.machines[victim.machine].lost
+    done = forget(victim.machine)
+    assert done.exit_code == 0, done.output
+    assert "forget " + victim.machine in done.output
+    report = ctl.cycle()
+    assert report.forgotten == (victim.machine,)
+    assert isinstance(spec_store.inner.get(desired_key(victim.machine)), Missing)
+    assert isinstance(spec_store.inner.get(report_key(victim.machine)), Missing)
+    got = spec_store.inner.get(MEMORY)
+    assert isinstance(got, StoredObject)
+    assert victim.machine not in Memory.from_json(got.body).machines
+    assert victim.machine not in load_status(spec_store.inner).status.machines
+    spec_store.reset()
+    again = ctl.cycle()  # nothing left to forget or write
+    assert again.forgotten == () and not [k for k in spec_store.puts() if k.startswith("desired/")]
+    victim.report(now=wall.t)  # it was not dead after all: a machine again
+    ctl.cycle()
+    assert victim.machine in load_status(spec_store.inner).status.machines

@@ -212,7 +212,9 @@ def check_expect(p: Plan, expect: dict[str, Any]) -> list[str]:
 
 
 def invariants(spec: ClusterSpec, observed: Observed, p: Plan, now: float) -> list[str]:
-    """Rules every plan obeys whatever the input."""
+    """Rules every plan obeys whatever the input. While the planner holds a service static
+    (it is blind: docs/security.md#fail-static) its silent machines keep their last report,
+    so a silent peer is allowed there, as long as its last report was healthy."""
     problems = []
     for name, svc in spec.services.items():
         active = [
@@ -229,7 +231,10 @@ def invariants(spec: ClusterSpec, observed: Observed, p: Plan, now: float) -> li
             obs = observed.machines.get(MachineId(b.machine))
             if modes.get(b.machine) not in ((target, "active"), (target, "canary")):
                 problems.append(f"{w.machine}: peer {b.machine} is not an active {target} machine")
-            if obs is None or now - obs.accepted_at > spec.settings.heartbeat_timeout:
+            held = (target or "") in p.status.holds  # fail static: silent peers are kept
+            if obs is None or (
+                now - obs.accepted_at > spec.settings.heartbeat_timeout and not held
+            ):
                 problems.append(f"{w.machine}: peer {b.machine} is lost")
             elif (
                 obs.snapshot.services.get(target or "") is None

@@ -1,0 +1,69 @@
+"""`bosun machines forget NAME`: remove a machine that is gone for good."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from controller.cli.reads import machines_cmd
+from controller.operations import views
+from controller.spec import revisions
+from wire.errors import SpecError
+from wire.store import open_store
+
+
+@machines_cmd.command("forget")
+@click.argument("names", nargs=-1, required=True, metavar="NAME...")
+@click.option(
+    "--store",
+    envvar="BOSUN_STORE",
+    metavar="URL",
+    help="s3://bucket[/prefix][?endpoint=URL&region=R] or file:///abs/path (BOSUN_STORE).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def forget_cmd(
+    group_store: str | None, names: tuple[str, ...], store: str | None, yes: bool
+) -> None:
+    """Forget machines that are gone for good (decommissioned, replaced, never coming back).
+
+    Recorded as a new spec revision (`forget:`); the next controller cycle drops each
+    machine from its memory and from status/cluster.json and deletes its desired document
+    and its report. Only a machine the controller counts lost is forgotten: one that
+    reports is left alone, and one that reports again later is simply a machine again.
+    """
+    url = store or group_store
+    if url is None:
+        raise click.UsageError("Missing option '--store' (or BOSUN_STORE).")
+    st = open_store(url)
+    current = revisions.read_current(st)
+    if current is None:
+        raise SpecError("machines forget: no spec applied yet; nothing to forget")
+    doc = views.load_status(st)
+    machines = doc.status.machines
+    unknown = [n for n in names if n not in machines]
+    if unknown:
+        raise SpecError(
+            f"machines forget: no machine {', '.join(unknown)} in status/cluster.json "
+            f"(known: {', '.join(sorted(machines)[:10]) or 'none'})"
+        )
+    alive = [n for n in names if not machines[n].lost]
+    if alive:
+        raise SpecError(
+            f"machines forget: {', '.join(alive)} reported within its liveness window; only a "
+            "machine the controller counts lost can be forgotten (stop its agent first)"
+        )
+    if not yes:
+        click.confirm(
+            f"forget {', '.join(names)}: delete its desired document and report, and drop it "
+            "from the controller's memory?",
+            abort=True,
+        )
+    spec = current.spec
+    new = revisions.with_forget(spec, names)
+    applied = revisions.apply(st, new, now=time.time())
+    click.echo(
+        f"applied revision {applied.revision}: forget {', '.join(names)} "
+        "(the next controller cycle removes them)"
+    )
