@@ -72,9 +72,10 @@ class Assignment:
         return hit
 
     def can_activate(self, m: str, name: str) -> bool:
-        """Live, running, not in quarantine and not reporting `name` broken."""
+        """Live, running, not in quarantine and not reporting `name` broken; never a silent
+        machine fail static keeps as it was."""
         obs = self.live.get(m)
-        if obs is None or name not in self.services:
+        if obs is None or name not in self.services or m in self.frozen:
             return False
         mm = self.memory.get(m, _EMPTY)
         failed_at = self.failed.get(m, mm.failed_at)
