@@ -22,13 +22,12 @@ deactivated (the document names no service) it is still reported, `stopped`, `un
 version None. The first snapshot after a (re)start says `unhealthy`: the agent probes right
 after starting the process, before the app listens.
 
-The harness reports standby that way only with `stopped_standby=True`, which only this
-test sets: with it, planner case rollout_watch_revert fails on a planner behaviour. At the
-100% step the actives are new-version machines and the old ones are standby; the revert
-(cycle 5, now=1050) makes a1, a2 active and a3, a4 standby in one cycle, and the balancer's
-backends are the healthy actives (controller/planner/render.py `serving`), so l1 is
-written `peers: []` (the case expects [a1, a2]): no backend at all until a1 and a2 report
-healthy a cycle later.
+The planner cases use the same report (the harness's default `stopped_standby=True`, set
+explicitly here); the case rollout_watch_revert is a strict xfail for the planner bug it
+exposes: at the 100% step the revert makes the kept-warm a1, a2 active and a3, a4 standby
+in one cycle, and the balancer's backends are the healthy actives
+(controller/planner/render.py `serving`), so l1 is written `peers: []` until a1 and a2
+report healthy.
 """
 
 from __future__ import annotations
