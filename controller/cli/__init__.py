@@ -78,8 +78,15 @@ assert forget_cmd.name == "forget"  # registered on `bosun machines` by its modu
 
 
 def main() -> None:
+    run(cli, "bosun")
+
+
+def run(command: click.Command, prog_name: str) -> None:
+    """Run a click command with the one mapping from errors to exit codes: a known
+    `BosunError` prints one line and exits 2, a usage error exits as click says, Ctrl-C
+    130; anything else is a bug and shows its traceback."""
     try:
-        cli.main(standalone_mode=False)
+        command.main(prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -90,5 +97,5 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except BosunError as exc:
         logging.getLogger("bosun").debug("error", exc_info=True)
-        click.echo(f"bosun: {exc}", err=True)
+        click.echo(f"{prog_name}: {exc}", err=True)
         sys.exit(2)

@@ -16,6 +16,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from controller.operations.views import ago
 from controller.planner.model import ROLLOUT_ACTIVE, Memory, RolloutMemory
 from controller.spec.model import ClusterSpec
 from controller.spec.revisions import read_current
@@ -101,13 +102,7 @@ def _num(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
+_ago = ago  # one way to say an age, shared with bosun status
 
 
 def bake_left(doc: dict[str, Any], spec: ClusterSpec | None, now: float) -> float:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
+from controller.cli import run
 from devkit.demo import DemoSettings, run_demo
-from wire.errors import BosunError
 
 
 @click.command("demo", context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,19 +65,7 @@ def demo_cmd(
 
 
 def main() -> None:
-    try:
-        demo_cmd.main(prog_name="scripts/demo", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except BosunError as exc:
-        click.echo(f"scripts/demo: {exc}", err=True)
-        sys.exit(2)
+    run(demo_cmd, "scripts/demo")  # the same error-to-exit-code mapping as bosun
 
 
 if __name__ == "__main__":
