@@ -103,6 +103,8 @@ class ServiceConfig:
     health: ProbeSpec | None = None
     metrics: ProbeSpec | None = None
     sessions: ProbeSpec | None = None
+    # a load balancer's report of the backends it fails to reach (docs/agent.md#backends)
+    backends: ProbeSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +298,7 @@ def _validate_service(name: str, svc: ServiceConfig, fail: Any) -> None:
                 _check_placeholders(arg, p, fail)
         elif cmd is not None and not cmd.strip():
             raise fail(f"{p}: empty command")
-    for kind in ("health", "metrics", "sessions"):
+    for kind in ("health", "metrics", "sessions", "backends"):
         probe: ProbeSpec | None = getattr(svc, kind)
         if probe is None:
             continue

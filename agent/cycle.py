@@ -25,7 +25,16 @@ from agent import __version__
 from agent.apply import Applier, target_for
 from agent.config import RUNNING_MODES, AgentConfig
 from agent.drivers import ApplyError
-from agent.probes import addresses, boot_id, health, load, metrics_from, read_json, sessions_from
+from agent.probes import (
+    addresses,
+    backends_from,
+    boot_id,
+    health,
+    load,
+    metrics_from,
+    read_json,
+    sessions_from,
+)
 from agent.state import APPLIED_FILE, CACHED_FILE, Mark, StateDir
 from agent.verify import Refused, check_expiry, verify_desired, verify_failures
 from wire.documents import Addresses, Applied, Desired, ServiceState, Snapshot, encode_body, seal
@@ -223,6 +232,13 @@ class Agent:
                 counts = sessions_from(raw_metrics, "sessions")
             for ch, n in counts.items():
                 sessions[ch] = sessions.get(ch, 0) + n
+            backends = {}
+            if svc.backends is not None and up and running is not None and running.service == name:
+                peers = running.peers
+                given = [p.machine for p in (*peers.backends, *peers.evicted)]
+                if given:  # a balancer with peers: what it observes of them (probes.py)
+                    observed = read_json(svc.backends, fields, env)
+                    backends = backends_from(observed, svc.backends.key, given)
             services[name] = ServiceState(
                 version=m.get("version") or t.version,
                 state=state,
@@ -231,6 +247,7 @@ class Agent:
                 requests=m.get("requests", 0),
                 errors=m.get("errors", 0),
                 latency_ms=m.get("latency_ms"),
+                backends=backends,
             )
         return services, sessions
 

@@ -6,6 +6,9 @@
 - sessions: an object channel -> active sustained sessions, read over HTTP, from a
   command's stdout or from a file, at `key` (default "sessions"; a top-level object of
   integers is also accepted).
+- backends (a load balancer): `{"backends": {machine: {"failing_since": float | null}}}`
+  (at `key`, default "backends"), what it observes of its peers; only the failing peers
+  of the running document are kept.
 
 Every probe has a timeout and reads at most 64 KiB; a failing probe yields "unhealthy" or
 no numbers, never an exception out of the cycle.
@@ -15,10 +18,11 @@ from __future__ import annotations
 
 import http.client
 import logging
+import math
 import os
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +31,7 @@ import orjson
 
 from agent.config import AddressConfig, ProbeSpec
 from agent.drivers.commands import argv_for, child_env
+from wire.documents import BackendState
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +127,25 @@ def sessions_from(value: Mapping[str, Any] | None, key: str | None) -> dict[str,
         for k, v in inner.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
     }
+
+
+def backends_from(
+    value: Mapping[str, Any] | None, key: str | None, peers: Collection[str]
+) -> dict[str, BackendState]:
+    """The peers a balancer reports failing: only machines in `peers` (what it was given,
+    so the report is never longer than its peers), with a finite `failing_since`."""
+    inner = value.get(key or "backends") if value is not None else None
+    if not isinstance(inner, dict):
+        return {}
+    out: dict[str, BackendState] = {}
+    for machine in sorted(set(inner) & set(peers)):
+        entry = inner[machine]
+        since = entry.get("failing_since") if isinstance(entry, dict) else None
+        if isinstance(since, bool) or not isinstance(since, (int, float)):
+            continue  # reachable (null), or not a time
+        if math.isfinite(since) and since >= 0:
+            out[machine] = BackendState(failing_since=float(since))
+    return out
 
 
 def metrics_from(value: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -5,6 +5,10 @@ refuses unknown and missing fields (fields with defaults may be omitted), and ra
 InvalidDocument with the field path and what was expected. Supported annotations: str,
 int (never bool), float (int accepted), bool, None unions, Literal, tuple[X, ...],
 dict[str, X], nested dataclasses and `JsonValue` (free-form, depth- and size-bounded).
+
+`encode` leaves out a field declared with `metadata=OMIT_EMPTY` while it is empty: a field
+added to a signed document that way does not reach peers that predate it until it is used
+(their strict decoding would refuse it), and decoding gives back the same default.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ JsonValue = Any
 MAX_DEPTH = 32
 MAX_ITEMS = 10_000
 MAX_STRING = 64 * 1024
+
+OMIT_EMPTY: dict[str, bool] = {"omit_empty": True}
 
 _TYPE_NAMES = {
     str: "string",
@@ -159,7 +165,7 @@ def _decode_dataclass(cls: type[T], value: object, path: str) -> T:
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELDS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # names, omitted empty
 
 
 def encode(value: Any) -> Any:
@@ -167,11 +173,20 @@ def encode(value: Any) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
-    names = _FIELD_NAMES.get(kind)
-    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
-    if names is not None:
-        return {name: encode(getattr(value, name)) for name in names}
+    known = _FIELDS.get(kind)
+    if known is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = dataclasses.fields(value)
+        known = _FIELDS[kind] = (
+            tuple(f.name for f in fields),
+            tuple(f.name for f in fields if f.metadata.get("omit_empty")),
+        )
+    if known is not None:
+        names, omitted = known
+        out = {name: encode(getattr(value, name)) for name in names}
+        for name in omitted:
+            if not out[name]:
+                del out[name]
+        return out
     if isinstance(value, (tuple, list)):
         return [encode(v) for v in value]
     if isinstance(value, dict):

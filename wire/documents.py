@@ -57,6 +57,14 @@ class Addresses:
 
 
 @dataclass(frozen=True, slots=True)
+class BackendState:
+    """What a load balancer observes of one backend in its peers (docs/security.md#fail-static
+    bounds what the controller does with it: nothing while a service is held)."""
+
+    failing_since: float | None = None  # the balancer's clock; None: reachable
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceState:
     """What the agent observes of one local service."""
 
@@ -68,6 +76,9 @@ class ServiceState:
     errors: int = 0  # cumulative
     latency_ms: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    # a load balancer: the backends of its peers it fails to reach (machine -> state); at
+    # most the peers it was given, left out of the body while empty (older controllers)
+    backends: dict[str, BackendState] = field(default_factory=dict, metadata=codec.OMIT_EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +140,15 @@ class Peer:
 
 @dataclass(frozen=True, slots=True)
 class Peers:
-    """For a load balancer: live backends (weighted) and shadow targets (mirrored only)."""
+    """For a load balancer: live backends (weighted), shadow targets (mirrored only) and
+    backends taken out of rotation because the balancers report them unreachable
+    (`evicted`: health-checked, never sent traffic; left out of the body while empty, so
+    agents that predate it still decode every document that does not use it)."""
 
     service: str | None = None
     backends: tuple[Peer, ...] = ()
     mirror: tuple[Peer, ...] = ()
+    evicted: tuple[Peer, ...] = field(default=(), metadata=codec.OMIT_EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +238,10 @@ def decode_snapshot_body(body: dict[str, Any], *, where: str = "snapshot") -> Sn
     _check_machine(snap.machine, f"{where}.body.machine")
     for i, name in enumerate(snap.eligible):
         _check_machine(name, f"{where}.body.eligible[{i}]")
-    for name in snap.services:
+    for name, state in snap.services.items():
         _check_machine(name, f"{where}.body.services.{name}")
+        for backend in state.backends:
+            _check_machine(backend, f"{where}.body.services.{name}.backends.{backend}")
     return snap
 
 
@@ -236,7 +253,7 @@ def decode_desired_body(body: dict[str, Any], *, where: str = "desired") -> Desi
     for path, name in (("service", doc.service), ("peers.service", doc.peers.service)):
         if name is not None:
             _check_machine(name, f"{where}.body.{path}")
-    for group in ("backends", "mirror"):
+    for group in ("backends", "mirror", "evicted"):
         for i, peer in enumerate(getattr(doc.peers, group)):
             _check_machine(peer.machine, f"{where}.body.peers.{group}[{i}].machine")
     return doc

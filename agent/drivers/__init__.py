@@ -69,13 +69,17 @@ def _peer(p: Peer) -> dict[str, Any]:
 
 
 def peers_value(doc: Desired | None) -> dict[str, Any]:
-    """`{"backends": [...], "mirror": [...]}` as the example load balancer reads it."""
+    """`{"backends": [...], "mirror": [...]}` as the example load balancer reads it, plus
+    `"evicted": [...]` while the balancers' reports keep some backends out of rotation."""
     if doc is None:
         return {"backends": [], "mirror": []}
-    return {
+    value: dict[str, Any] = {
         "backends": [_peer(p) for p in doc.peers.backends],
         "mirror": [_peer(p) for p in doc.peers.mirror],
     }
+    if doc.peers.evicted:  # out of rotation: health-check them, send them nothing
+        value["evicted"] = [_peer(p) for p in doc.peers.evicted]
+    return value
 
 
 def tail(text: bytes | str, limit: int = 2000) -> str:

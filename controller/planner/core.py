@@ -20,6 +20,7 @@ from controller.planner.assign import ACTIVE_MODES, Assignment, assign, fill
 from controller.planner.blindness import fail_static
 from controller.planner.blindness import silence_allowed as silence_allowed
 from controller.planner.drain import drain_pass
+from controller.planner.evict import NONE, evictions
 from controller.planner.model import (
     ClusterSpec,
     Event,
@@ -117,6 +118,9 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     drains, configs, kept = drained.drains, drained.configs, drained.kept
     serve = serving(spec, work)
     mirror = mirrors(spec, work)
+    # backends the balancers report unreachable leave their peers (evict.py)
+    evict = evictions(spec, work, serve, blind.holds, memory.evictions, now)
+    out_of, own = evict.everywhere, evict.own
     events: list[Event] = [
         Event("snapshot.rejected", r.reason, machine=r.machine, data={"detail": r.detail})
         for r in observed.rejections
@@ -128,11 +132,13 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     events.extend(blind.events)
     events.extend(scale_events)
     events.extend(work.events)
+    events.extend(evict.events)
 
     # one rendering per (service, mode, override variant); machines share it
-    variants: dict[
-        tuple[str | None, str, tuple[tuple[int, ...], str | None]], tuple[str, Template]
-    ] = {}
+    Key = tuple[str | None, str, tuple[tuple[int, ...], str | None]]
+    variants: dict[Key, tuple[str, Template]] = {}
+    # a balancer with evictions of its own (a minority report) has its own peers
+    own_variants: dict[tuple[Key, frozenset[str]], tuple[str, Template]] = {}
     writes: list[PutDesired] = []
     skips: list[Skip] = []
     machines: dict[str, MachineMemory] = {}
@@ -145,10 +151,21 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
     for m in known:
         svc, mode = service_of[m], mode_of[m]
         key = (svc, mode, rel.key(m) if extras and svc is not None else _PLAIN)
-        hit = variants.get(key)
-        if hit is None:
-            hit = _render(spec, svc, mode, rel.of(spec, svc, m) if svc else None, serve, mirror)
-            variants[key] = hit
+        extra = own.get(m) if own else None
+        if extra is None:
+            hit = variants.get(key)
+            if hit is None:
+                release = rel.of(spec, svc, m) if svc else None
+                out = out_of.get(svc, NONE) if out_of and svc is not None else NONE
+                hit = _render(spec, svc, mode, release, serve, mirror, out)
+                variants[key] = hit
+        else:
+            hit = own_variants.get((key, extra))
+            if hit is None:
+                release = rel.of(spec, svc, m) if svc else None
+                out = out_of.get(svc, NONE) | extra if svc is not None else extra
+                hit = _render(spec, svc, mode, release, serve, mirror, out)
+                own_variants[(key, extra)] = hit
         vdigest, template = hit
         mm = mem_machines.get(m)
         obs = live.get(m)
@@ -240,10 +257,11 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
         scale=scaled,
         provisions=flight,
         holds=blind.memory,
+        evictions=evict.records,
     )
     status = build_status(spec, work, rel, new_memory, observed, now)
-    if blind.holds:
-        status = replace(status, holds=blind.holds)
+    if blind.holds or evict.records:
+        status = replace(status, holds=blind.holds, evicted=evict.records)
     return Plan(
         tuple(writes),
         tuple(skips),
@@ -274,15 +292,17 @@ def _render(
     release: Release | None,
     serve: Mapping[str, tuple[Peer, ...]],
     mirror: Mapping[str, tuple[Peer, ...]],
+    out: frozenset[str] = NONE,
 ) -> tuple[str, Template]:
-    """The shared part of a document (machine-independent) and its digest."""
+    """The shared part of a document (machine-independent) and its digest; `out`: the
+    backends a balancer's peers leave out (evict.py)."""
     if svc is None:
         template = Template(mode="deactivated")
     else:
         s = spec.services[svc]
         version = release.version if release is not None else s.version
         config = release.config if release is not None else s.config
-        peers = lb_peers(spec, svc, serve, mirror) if mode in ACTIVE_MODES else _NO_PEERS
+        peers = lb_peers(spec, svc, serve, mirror, out) if mode in ACTIVE_MODES else _NO_PEERS
         filled = fill_references(config, serve)
         template = Template(
             mode=cast(Mode, mode),

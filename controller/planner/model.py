@@ -193,6 +193,8 @@ class Memory:
     scale: dict[str, ScaleMemory] = field(default_factory=dict)  # service -> autoscaler
     provisions: dict[str, ProvisionMemory] = field(default_factory=dict)  # service -> in flight
     holds: dict[str, HoldMemory] = field(default_factory=dict)  # service -> held static
+    # "<balancer service>/<machine>" -> backend out of rotation (left out while empty)
+    evictions: dict[str, Eviction] = field(default_factory=dict, metadata=codec.OMIT_EMPTY)
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))
@@ -351,6 +353,20 @@ class HoldMemory:
 
 
 @dataclass(frozen=True, slots=True)
+class Eviction:
+    """A backend its balancers report unreachable, out of rotation until they reach it
+    again or its own heartbeat runs out (controller/planner/evict.py). Keyed
+    `<balancer service>/<machine>` in memory and status."""
+
+    service: str  # the balanced service
+    balancer: str  # the load-balancer service whose machines report it
+    observers: tuple[str, ...]  # the balancer machines reporting it failing
+    voters: int  # the live balancer machines routing to it
+    everywhere: bool  # a majority: out of every balancer's peers; else only the observers'
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
 class Hold:
     """Fail static: the planner is blind for a service and changes nothing destructive.
 
@@ -433,6 +449,7 @@ class Status:
     rejections: tuple[Rejection, ...] = ()
     rollouts: dict[str, RolloutStatus] = field(default_factory=dict)
     holds: dict[str, Hold] = field(default_factory=dict)  # service -> why it is held static
+    evicted: dict[str, Eviction] = field(default_factory=dict, metadata=codec.OMIT_EMPTY)
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))

@@ -5,7 +5,8 @@
   dependent's config follows its dependency's machines).
 - A `loadbalancer` service's active machines get `peers.backends`: the healthy active
   machines of the service it balances (address from the snapshot's `addresses.internal`,
-  port from the reported port or the spec's, weight from the balanced service's spec).
+  port from the reported port or the spec's, weight from the balanced service's spec),
+  less the backends the balancers report unreachable (evict.py), listed in `evicted`.
 """
 
 from __future__ import annotations
@@ -75,11 +76,22 @@ def lb_peers(
     name: str,
     serving: Mapping[str, tuple[Peer, ...]],
     mirror: Mapping[str, tuple[Peer, ...]],
+    out: frozenset[str] = frozenset(),
 ) -> Peers:
+    """A balancer's peers; `out`: backends its balancers cannot reach (evict.py), moved
+    from `backends` to `evicted` (health-checked, sent nothing)."""
     target = spec.services[name].balances
     if target is None:
         return Peers()
-    return Peers(service=target, backends=serving.get(target, ()), mirror=mirror.get(target, ()))
+    backends = serving.get(target, ())
+    if not out:
+        return Peers(service=target, backends=backends, mirror=mirror.get(target, ()))
+    return Peers(
+        service=target,
+        backends=tuple(p for p in backends if p.machine not in out),
+        mirror=mirror.get(target, ()),
+        evicted=tuple(p for p in backends if p.machine in out),
+    )
 
 
 def fill_references(value: JsonValue, serving: Mapping[str, tuple[Peer, ...]]) -> JsonValue:
