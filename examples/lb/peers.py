@@ -3,7 +3,11 @@
 The Bosun agent's `files` driver writes this file from the desired document's `peers`:
 
     {"backends": [{"machine": "web-1", "address": "127.0.0.1", "port": 8081, "weight": 100}],
-     "mirror":   [{"machine": "web-3", "address": "127.0.0.1", "port": 8083}]}
+     "mirror":   [{"machine": "web-3", "address": "127.0.0.1", "port": 8083}],
+     "evicted":  [{"machine": "web-4", "address": "127.0.0.1", "port": 8084}]}
+
+`evicted` (optional) lists backends out of rotation because the balancers cannot reach
+them: health-checked (checks.py), never sent traffic.
 
 Unknown keys (such as `mode` or `service`) are ignored; `weight` defaults to 100; a null
 `port` takes the load balancer's `--default-port`.
@@ -42,6 +46,7 @@ class Target:
 class Peers:
     backends: tuple[Target, ...] = ()
     mirror: tuple[Target, ...] = ()
+    evicted: tuple[Target, ...] = ()
 
 
 def parse_peers(
@@ -60,6 +65,7 @@ def parse_peers(
     return Peers(
         backends=_targets(doc.get("backends"), f"{source}: backends", default_port),
         mirror=_targets(doc.get("mirror"), f"{source}: mirror", default_port),
+        evicted=_targets(doc.get("evicted"), f"{source}: evicted", default_port),
     )
 
 

@@ -26,7 +26,8 @@ document's `peers`:
 - With no usable backend, clients get 503 with a body that says why.
 
 Own endpoints: `GET /_lb/status` (backends, counts, mirrors, last error), `GET /health`,
-`GET /metrics` (same keys as the example app: requests and errors as clients saw them).
+`GET /metrics` (same keys as the example app: requests and errors as clients saw them),
+`GET /_lb/backends` (what the health checks observe per peer: checks.py).
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ import aiohttp
 from aiohttp import web
 
 try:
+    from examples.lb.checks import Checks
     from examples.lb.peers import Peers, SmoothWeighted, Target, parse_peers
 except ModuleNotFoundError:  # run as a file (python examples/lb/server.py): peers.py is beside it
+    from checks import Checks  # type: ignore[import-not-found,no-redef]
     from peers import Peers, SmoothWeighted, Target, parse_peers  # type: ignore[import-not-found,no-redef]
 
 log = logging.getLogger("examples.lb")
@@ -98,8 +101,10 @@ class Balancer:
         timeout: float,
         eject: float,
         default_port: int | None = None,
+        checks: Checks | None = None,
     ) -> None:
         self.peers_file = peers_file
+        self.checks = checks or Checks()
         self.default_port = default_port
         self.version = version
         self.eject_seconds = eject
@@ -137,6 +142,7 @@ class Balancer:
             self._problem(str(exc))
             return
         self.peers, self.rr = peers, SmoothWeighted(peers.backends)
+        self.checks.track(t.machine for t in (*peers.backends, *peers.evicted))
         self.ejected.clear()
         self.loaded_at, self.last_error = time.time(), None
         self.reloads += 1
@@ -157,6 +163,13 @@ class Balancer:
         while True:
             self.reload()
             await asyncio.sleep(POLL_SECONDS)
+
+    async def check(self, interval: float) -> None:
+        """Active health checks of every backend and evicted peer (checks.py)."""
+        while True:
+            targets = (*self.peers.backends, *self.peers.evicted)
+            await self.checks.check((t.machine, t.address, t.port) for t in targets)
+            await asyncio.sleep(interval)
 
     # -- proxying --
 
@@ -215,6 +228,7 @@ class Balancer:
                 broken = isinstance(exc, aiohttp.ClientConnectionError) and not timeout
                 if broken:  # refused, reset or closed: skip this backend for a while
                     self.ejected[target.machine] = time.monotonic() + self.eject_seconds
+                    self.checks.observe(target.machine, False)
                 # Retry when nothing reached the backend, or when repeating is harmless.
                 if _was_sent(exc) and not (broken and method in SAFE_METHODS):
                     return _lb_error(504 if timeout else 502, f"backend failed: {problems[-1]}")
@@ -338,7 +352,12 @@ def build_app(balancer: Balancer) -> web.Application:
         return web.json_response(balancer.metrics())
 
     app = web.Application(client_max_size=8 * 1024 * 1024)
+
+    async def backends(_: web.Request) -> web.Response:
+        return web.json_response(balancer.checks.report())
+
     app.router.add_get("/_lb/status", status)
+    app.router.add_get("/_lb/backends", backends)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_route("*", "/{tail:.*}", balancer.handle)
@@ -353,12 +372,20 @@ async def serve(args: argparse.Namespace) -> None:
         timeout=args.backend_timeout,
         eject=args.eject_seconds,
         default_port=args.default_port,
+        checks=Checks(
+            fall=args.fall,
+            timeout=min(2.0, args.backend_timeout),
+            report_file=Path(args.report_file) if args.report_file else None,
+        ),
     )
     balancer.reload()
     runner = web.AppRunner(build_app(balancer), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
     watcher = asyncio.create_task(balancer.watch())
+    checker = (
+        asyncio.create_task(balancer.check(args.check_seconds)) if args.check_seconds else None
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -367,9 +394,11 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("lb.listening url=http://%s:%d peers_file=%s", args.host, args.port, args.peers_file)
     await stop.wait()
     log.info("lb.stopping requests=%d errors=%d", balancer.stats.requests, balancer.stats.errors)
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    for task in (watcher, checker):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     await runner.cleanup()
     await balancer.close()
 
@@ -393,6 +422,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=2.0,
         help="how long a backend that refused a connection is skipped (default 2)",
     )
+    p.add_argument(
+        "--check-seconds",
+        type=float,
+        default=1.0,
+        help="seconds between TCP health checks of every peer (default 1; 0: none)",
+    )
+    p.add_argument("--fall", type=int, default=2, help="failures before a peer is failing")
+    p.add_argument("--report-file", help="also write the /_lb/backends report to this file")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
