@@ -81,3 +81,23 @@ def test_hostile_or_broken_answers_report_nothing() -> None:
     assert backends_from({"b": {"w2": {"failing_since": 3}}}, "b", given) == {
         "w2": BackendState(3.0)
     }
+
+
+def test_the_docs_snippet_configures_a_backends_probe() -> None:
+    """docs/agent.md#backends: the example parses and sets a file probe."""
+    import yaml
+
+    from agent.config import parse_config
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "agent.md").read_text()
+    section = doc.split("\n## Backends\n", 1)[1]
+    snippet = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    raw = {
+        "machine": "lb-1",
+        "store": "file:///srv/bucket",
+        "key_file": "/k",
+        **yaml.safe_load(snippet),
+    }
+    cfg = parse_config(raw)
+    probe = cfg.services["lb"].backends
+    assert probe is not None and probe.file == "/var/lib/bosun/lb/backends.json"
