@@ -119,6 +119,8 @@ def fail_static(
     cycle (`clearing`), and only then is a machine that is still silent lost. The hold is
     lifted when none of its machines is still kept.
     """
+    if not held and len(live) == len(observed):  # nobody silent, no hold: nothing to decide
+        return Blindness({}, {}, {}, ())
     elig = Eligibility(spec)
     timeout, interval = spec.settings.heartbeat_timeout, spec.settings.controller_interval
     per: dict[str, _Tally] = {}
