@@ -80,10 +80,17 @@ class FaultProxy:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # a connection accepted while closing starts its handler a moment later: cancel
+            # and await rounds until none is left, so no handler is destroyed pending (its
+            # `finally` would then ignore GeneratorExit at garbage collection, in a later test)
+            for _ in range(20):
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                if not tasks:
+                    break
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                await asyncio.sleep(0)
             if self._server is not None:
                 await self._server.wait_closed()
             await asyncio.sleep(0.05)  # let the transports' close callbacks run: no leaked socket
