@@ -134,8 +134,8 @@ def controller_group() -> None:
 SKIP_PROBE = click.option(
     "--skip-probe",
     is_flag=True,
-    help="Do not probe the store's conditional requests (see bosun doctor); `once` probes "
-    "at most daily, remembering a pass in --state-dir.",
+    help="Do not probe the store's conditional requests (see bosun doctor). `run` probes at "
+    "start; `once` at most daily, remembering a pass in --state-dir.",
 )
 
 

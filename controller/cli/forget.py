@@ -48,6 +48,15 @@ def forget_cmd(
             f"machines forget: no machine {', '.join(unknown)} in status/cluster.json "
             f"(known: {', '.join(sorted(machines)[:10]) or 'none'})"
         )
+    holds = doc.status.holds
+    held = [n for n in names if not machines[n].lost and machines[n].service in holds]
+    if held:
+        svc = machines[held[0]].service
+        raise SpecError(
+            f"machines forget: {', '.join(held)} is silent but held by fail static "
+            f"({svc}: {holds[svc or ''].reason}); if it is gone for good, set "
+            f"services.{svc}.health.blind_threshold: off, apply, and forget it once it is lost"
+        )
     alive = [n for n in names if not machines[n].lost]
     if alive:
         raise SpecError(

@@ -61,9 +61,11 @@ def run_forever(
     def follow(wanted: float) -> None:
         if longest is not None and wanted >= longest:
             log.warning(
-                "controller.interval_held spec asks %gs, the lease allows below %gs",
+                "controller.interval_held spec asks %gs, the lease allows below %gs: cycling "
+                "every %gs",
                 wanted,
                 longest,
+                longest / 2,
             )
             wanted = longest / 2
         if wanted != current[0]:

@@ -80,7 +80,7 @@ def threshold_field(
         except ValueError:
             value = raw
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        p.add(path, f"expected a share of machines in (0, 1] (0.55, 55%) or off, got {got(raw)}")
+        p.add(path, f"expected a share of machines in (0, 1] (0.55, 55%) or off, got {raw!r}")
         return default
     return float(value)
 

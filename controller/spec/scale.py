@@ -147,6 +147,9 @@ def parse_budget(p: Problems, path: str, raw: object) -> str | None:
     if m is None or (m.group(2) and not 0 < int(m.group(1)) <= 100):
         p.add(path, f"expected a count (e.g. 1) or a percent 1-100 (e.g. '25%'), got {raw!r}")
         return None
+    if int(m.group(1)) == 0:
+        p.add(path, "0 would hold every version or config change forever; use 1 or more")
+        return None
     return str(text)
 
 
