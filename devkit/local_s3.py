@@ -127,10 +127,42 @@ def start_moto(*, timeout: float = 30.0) -> S3Server:
 
 
 def start_seaweedfs(*, workdir: Path | None = None, timeout: float = 60.0) -> S3Server:
-    """`weed server -s3` with every port (and its +10000 gRPC twin) free on 127.0.0.1."""
+    """`weed server -s3` with every port (and its +10000 gRPC twin) free on 127.0.0.1.
+
+    A port found free can be taken by another process before `weed` binds it (tests start
+    servers, agents and balancers side by side): a start that dies of "address already in
+    use" is tried again on new ports, up to three times."""
     owns = workdir is None
     workdir = workdir or Path(tempfile.mkdtemp(prefix="bosun-weed-"))
     (workdir / "data").mkdir(parents=True, exist_ok=True)
+    for attempt in range(3):
+        server, log = _spawn_seaweedfs(workdir, owns)
+        try:
+            endpoint = server.endpoint
+            _wait_http(endpoint + "/", time.monotonic() + timeout, server.proc, log)
+            _wait_bucket_ready(server, time.monotonic() + timeout, log)
+        except RuntimeError:
+            lost_port = "address already in use" in log.read_text(errors="replace")
+            if lost_port and attempt < 2:
+                _kill(server.proc)
+                continue
+            server.stop()
+            raise
+        except BaseException:
+            server.stop()
+            raise
+        return server
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _spawn_seaweedfs(workdir: Path, owns: bool) -> tuple[S3Server, Path]:
     names = ("master", "volume", "filer", "s3")
     ports = {name: free_port(also_plus=10000) for name in names}
     grpc = {name: free_port() for name in names}  # explicit: the defaults are derived offsets
@@ -159,14 +191,7 @@ def start_seaweedfs(*, workdir: Path | None = None, timeout: float = 60.0) -> S3
             args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir
         )
     endpoint = f"http://127.0.0.1:{ports['s3']}"
-    server = S3Server("seaweedfs", endpoint, proc, workdir, owns_workdir=owns)
-    try:
-        _wait_http(endpoint + "/", time.monotonic() + timeout, proc, log)
-        _wait_bucket_ready(server, time.monotonic() + timeout, log)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return S3Server("seaweedfs", endpoint, proc, workdir, owns_workdir=owns), log
 
 
 def _wait_bucket_ready(server: S3Server, deadline: float, log: Path) -> None:
