@@ -18,13 +18,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def store_option(fn: F) -> F:
+    return _store(required=True)(fn)
+
+
+def optional_store_option(fn: F) -> F:
+    """--store that a group may leave to its subcommand (the command checks it is given)."""
+    return _store(required=False)(fn)
+
+
+def _store(*, required: bool) -> Callable[[F], F]:
     return click.option(
         "--store",
         envvar="BOSUN_STORE",
-        required=True,
+        required=required,
         metavar="URL",
         help="s3://bucket[/prefix][?endpoint=URL&region=R] or file:///abs/path (BOSUN_STORE).",
-    )(fn)
+    )
 
 
 def master_key_option(fn: F) -> F:

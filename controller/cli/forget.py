@@ -6,6 +6,7 @@ import time
 
 import click
 
+from controller.cli.common import optional_store_option
 from controller.cli.reads import machines_cmd
 from controller.operations import views
 from controller.spec import revisions
@@ -15,12 +16,7 @@ from wire.store import open_store
 
 @machines_cmd.command("forget")
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
-@click.option(
-    "--store",
-    envvar="BOSUN_STORE",
-    metavar="URL",
-    help="s3://bucket[/prefix][?endpoint=URL&region=R] or file:///abs/path (BOSUN_STORE).",
-)
+@optional_store_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def forget_cmd(

@@ -13,7 +13,7 @@ import orjson
 from rich.markup import escape
 from rich.table import Table
 
-from controller.cli.common import Duration, make_console, store_option
+from controller.cli.common import Duration, make_console, optional_store_option, store_option
 from controller.operations import views
 from controller.planner.model import ScaleStatus
 from controller.shell.control_objects import SpecCache, load_spec_or_last_good
@@ -226,12 +226,7 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 @click.group("machines", invoke_without_command=True)
-@click.option(
-    "--store",
-    envvar="BOSUN_STORE",
-    metavar="URL",
-    help="s3://bucket[/prefix][?endpoint=URL&region=R] or file:///abs/path (BOSUN_STORE).",
-)
+@optional_store_option
 @click.option("--service", help="Only machines assigned to this service.")
 @click.option(
     "--status",

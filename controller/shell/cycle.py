@@ -3,6 +3,7 @@
     lease.ensure()                        acquire / renew / follow (control/lease.json)
     keys, intake state, memory, spec      read (memory lost -> rebuilt from desired/)
     intake.collect()                      LIST reports/, GET what changed, verify, accept
+    find_drift()                          LIST desired/, read what is not as last written
     plan(spec, observed, memory, now, fence=token)
     publish()                             sign + conditional PUT of changed desired docs
     run_provisions()                      the plan's ProvisionNeeded, each result an event
@@ -35,7 +36,7 @@ from controller.planner.model import (
 )
 from controller.provision import ProvisionRequest, build_provisioner
 from controller.shell import control_objects, records
-from controller.shell.drift import check_desired
+from controller.shell.drift import find_drift
 from controller.shell.intake import Intake, SnapshotCache, refuse_wrong_key
 from controller.shell.intake_state import IntakeState
 from controller.shell.key_epochs import KeyRing, parse_epochs
@@ -234,7 +235,7 @@ class Controller:
         report.listed, report.fetched = got.listed, got.fetched
         report.accepted, report.rejected = len(got.accepted), len(got.observed.rejections)
         # the bucket heals: documents that are not what we last wrote are planned again
-        check = check_desired(self.store, self.keys, memory, got.state.desired, fence)
+        check = find_drift(self.store, self.keys, memory, got.state.desired, fence)
         observed = replace(got.observed, drift=check.drift) if check.drift else got.observed
         known_etags = {**got.state.desired, **check.etags}
         report.repaired = tuple(sorted(check.drift))

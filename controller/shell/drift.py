@@ -44,7 +44,7 @@ class DriftCheck:
     listed: int = 0
 
 
-def check_desired(
+def find_drift(
     store: Store, keys: KeyRing, memory: Memory, recorded: Mapping[str, str], fence: int
 ) -> DriftCheck:
     """Compare `desired/` with what this controller recorded writing; read what differs."""
