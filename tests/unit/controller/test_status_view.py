@@ -8,6 +8,7 @@ exit codes are those users get.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -141,11 +142,12 @@ def test_a_machine_silent_past_its_window_is_stale(spec_store: Recording, bosun:
     stale = bosun("machines", "--status", "stale", "--store", spec_store.url, "-o", "json")
     assert [r["machine"] for r in orjson.loads(stale.out)] == ["web-1"]
     table = bosun("machines", "--status", "stale", "--store", spec_store.url).out
-    assert "web-1" in table and "40s" in table and "silent" not in table
+    # the clock is real: a loaded machine may take a second between the writes and the reads
+    assert "web-1" in table and re.search(r"\b4[012]s\b", table) and "silent" not in table
     status = bosun("status", "--store", spec_store.url).out
-    assert "controller ctl: last cycle " in status and ", 20s ago" in status
+    assert "controller ctl: last cycle " in status and re.search(r", 2[012]s ago", status)
     check = bosun("status", "--check", "--store", spec_store.url)
-    assert "degraded: web-1: stale: last report 40s ago" in check.out
+    assert re.search(r"degraded: web-1: stale: last report 4[012]s ago", check.out), check.out
     assert check.code == 1, check.out
 
 
@@ -189,7 +191,8 @@ def test_a_degraded_cluster_checks_1(spec_store: Recording, bosun: Bosun) -> Non
     assert check.code == 1, check.out
     lines = check.out.splitlines()
     assert "degraded: web: 1 healthy of 2 asked" in lines
-    assert "degraded: web-4: lost (last report 32s ago)" in lines
+    # the clock is real: a loaded machine may take a second or two before the read
+    assert any(re.fullmatch(r"degraded: web-4: lost \(last report 3[234]s ago\)", x) for x in lines)
     assert all(line.startswith("degraded: ") for line in lines)
 
 
