@@ -202,12 +202,13 @@ def main() -> int:
         rss_daemon = daemon_rss(machine, base_env)
         if not args.no_seaweedfs:
             from tests.support.servers import start_seaweedfs
-            from wire.store.lite import open_agent_store
+            from tests.support.servers import ACCESS_KEY, SECRET_KEY
+            from wire.store.s3 import S3Store
 
             server = start_seaweedfs()
-            creds = server.credentials_env()
-            admin = open_agent_store(server.store_url("bench-agent"), env=creds)
-            admin._request("PUT", "", object_path=False)  # type: ignore[attr-defined]
+            admin = S3Store("bench-agent", endpoint=server.endpoint, access_key=ACCESS_KEY,
+                            secret_key=SECRET_KEY)  # fmt: skip
+            admin.create_bucket()
             swmachine = agent_machine(tmp / "sw", admin, server.store_url("bench-agent"))
             rows.append(
                 bench_agent(
