@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 
 from tests.faults.kit import agents, controller, round_trip, start_spec
-from tests.support.fixtures import fresh_bucket
 from tests.support.boto_store import BotoS3Store
+from tests.support.fixtures import fresh_bucket
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
 from wire.layout import STATUS_CLUSTER, report_key
 from wire.store import StoredObject

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.fixtures import SHARED_BUCKET, fresh_bucket
+from tests.support.boto_store import BotoS3Store
+from tests.support.fixtures import fresh_bucket
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
 from wire.store import DirectoryStore, Store
-from tests.support.boto_store import BotoS3Store
 from wire.store.s3 import Timeouts
 
 BACKENDS = ["directory", "moto", "seaweedfs", "boto-moto", "boto-seaweedfs"]

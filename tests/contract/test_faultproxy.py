@@ -8,14 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.boto_store import BotoS3Store
 from tests.support.faultproxy import FaultProxy
 from tests.support.fixtures import fresh_bucket
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
-from wire.errors import StoreUnavailable
+from wire.errors import StoreError, StoreUnavailable
 from wire.retry import RetryPolicy
 from wire.store import Store, StoredObject
-from tests.support.boto_store import BotoS3Store
-from wire.errors import StoreError
 from wire.store.s3 import S3Store, Timeouts
 
 

@@ -30,8 +30,7 @@ from tests.unit.agent.kit import report as agent_report
 from tests.unit.controller.sim import SimAgent
 from wire.errors import BosunError
 from wire.layout import STATUS_CLUSTER
-from wire.store import StoredObject
-from wire.store import open_agent_store
+from wire.store import StoredObject, open_agent_store
 from wire.store.s3 import S3Store
 
 

@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
-from wire.store import Missing, NotModified, StoredObject, open_store
-from wire.store import open_agent_store
+from wire.store import Missing, NotModified, StoredObject, open_agent_store, open_store
 from wire.store.s3 import S3Store
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"

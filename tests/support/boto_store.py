@@ -31,8 +31,8 @@ from wire.errors import (
     WriteConflict,
 )
 from wire.retry import RetryPolicy
-from wire.store.s3 import Timeouts
 from wire.store.base import GetResult, Missing, NotModified, ObjectInfo, StoredObject, short_etag
+from wire.store.s3 import Timeouts
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -232,8 +232,15 @@ class FaultProxy:
             self._faults.counts[f"{method} {section}"] += 1
             self._faults.counts[method] += 1
             self._faults.heads.append(
-                (method, target, {ln.split(":", 1)[0].strip().lower(): ln.split(":", 1)[1].strip()
-                                  for ln in lines[1:] if ":" in ln})  # fmt: skip
+                (
+                    method,
+                    target,
+                    {
+                        ln.split(":", 1)[0].strip().lower(): ln.split(":", 1)[1].strip()
+                        for ln in lines[1:]
+                        if ":" in ln
+                    },
+                )
             )
         if latency:
             await asyncio.sleep(latency)

@@ -236,7 +236,9 @@ class S3Store:
         if code == "NoSuchBucket":
             return StoreConfigError(f"bucket {self.bucket!r} does not exist at {self._where()}")
         if isinstance(exc, oe.AlreadyExistsError | oe.PreconditionError) or status == 412:
-            return WriteConflict(f"{target} changed since it was read; {action} refused", status=412)
+            return WriteConflict(
+                f"{target} changed since it was read; {action} refused", status=412
+            )
         if action == "PUT" and (isinstance(exc, FileNotFoundError) or status == 404):
             return WriteConflict(
                 f"{target} does not exist; {action} with If-Match refused", status=404
@@ -377,9 +379,7 @@ class S3Store:
                 if got > max_bytes:
                     raise DocumentTooLarge(f"{self.describe(key)}: over the {max_bytes}-byte cap")
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            return StoredObject(
-                key, body, meta["e_tag"] or "", meta["last_modified"].timestamp()
-            )
+            return StoredObject(key, body, meta["e_tag"] or "", meta["last_modified"].timestamp())
 
         return self._call("GET", key, fetch)
 
@@ -396,9 +396,7 @@ class S3Store:
 
         if if_none_match not in (None, "*"):
             raise ValueError("put supports only if_none_match='*' (create-only)")
-        mode: Any = (
-            "create" if if_none_match else {"e_tag": if_match} if if_match else "overwrite"
-        )
+        mode: Any = "create" if if_none_match else {"e_tag": if_match} if if_match else "overwrite"
         full = self.prefix + key
 
         def send() -> str:
@@ -475,6 +473,7 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         import obstore
+
         def remove() -> None:
             try:
                 obstore.delete(self._client(), self.prefix + key)

@@ -15,8 +15,8 @@ from tests.integration.agent.conftest import lite_store
 from tests.integration.agent.proxy import CountingProxy
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
 from wire.errors import DocumentTooLarge, StoreConfigError, StoreUnavailable, WriteConflict
-from wire.store.base import Missing, NotModified, StoredObject
 from wire.store import open_agent_store
+from wire.store.base import Missing, NotModified, StoredObject
 from wire.store.credentials import BotocoreProvider, Credentials, find_credentials
 from wire.store.s3 import RequestTimedOut, S3Store, Timeouts
 
@@ -60,7 +60,9 @@ def test_unreachable_endpoint_is_unavailable_in_bounded_time() -> None:
     """A closed port is StoreUnavailable, quickly."""
     from tests.support.servers import free_port
 
-    store = S3Store("b", credentials=Credentials("a", "s"), endpoint=f"http://127.0.0.1:{free_port()}")
+    store = S3Store(
+        "b", credentials=Credentials("a", "s"), endpoint=f"http://127.0.0.1:{free_port()}"
+    )
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="cannot reach"):
         store.get("k")
@@ -89,7 +91,7 @@ def test_endless_body_reads_at_most_cap_plus_one(seaweedfs: S3Server, proxy: Cou
     store = lite_store(seaweedfs, proxy.endpoint)
     proxy.mode = "huge"
     started = time.monotonic()
-    with pytest.raises(DocumentTooLarge, match="undeclared length.*over the 1000-byte cap"):
+    with pytest.raises(DocumentTooLarge, match=r"undeclared length.*over the 1000-byte cap"):
         store.get("k", max_bytes=1000)
     assert time.monotonic() - started < 5
     # the proxy's writes stop when the client hangs up: a client that read the whole body
