@@ -210,7 +210,7 @@ class OnRequest:
         store.on_request = self._hook
 
     def _hook(self, operation: str, key: str) -> None:
-        if operation != self.operation or self.key_part not in key:
+        if operation != self.operation or self.key_part not in "/" + key:  # as a URL path
             return
         with self._lock:
             self.count += 1
