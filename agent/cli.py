@@ -100,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
 def _agent(cfg: AgentConfig, deadline: float) -> Agent:
     from agent.cycle import Agent
     from wire.signing import read_key_file
-    from wire.store.lite import Timeouts, open_agent_store
+    from wire.store import open_agent_store
+    from wire.store.s3 import Timeouts
 
     key = read_key_file(Path(cfg.key_file))
     timeouts = Timeouts(connect=min(3.0, deadline), read=min(10.0, deadline), total=deadline)

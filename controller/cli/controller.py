@@ -108,7 +108,7 @@ def _common(fn: Any) -> Any:
 def _controller(cfg: ControllerSettings, *, keep_view: bool) -> Iterator[Controller]:
     with exclusive(cfg.state_dir):
         ctl = Controller(
-            open_store(cfg.store, fast=True),  # object GET/PUT without botocore's CPU cost
+            open_store(cfg.store),
             load_master_key(cfg.master_key),
             holder=cfg.holder,
             lease=cfg.lease,
@@ -174,7 +174,7 @@ def _probe_once_a_day(cfg: ControllerSettings) -> None:
     now = time.time()
     if not probe_due(cfg.state_dir, cfg.store, now):
         return
-    refuse_if_missing(probe(open_store(cfg.store, fast=True)))
+    refuse_if_missing(probe(open_store(cfg.store)))
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     save_probe_passed(cfg.state_dir, cfg.store, now)
 
@@ -211,7 +211,7 @@ def run(
             param_hint="--every",
         )
     if not skip_probe:
-        refuse_if_missing(probe(open_store(cfg.store, fast=True)))  # the client the cycle uses
+        refuse_if_missing(probe(open_store(cfg.store)))  # the client the cycle uses
     with _controller(cfg, keep_view=False) as ctl:
         run_forever(
             ctl,

@@ -19,6 +19,7 @@ import argparse
 import cProfile
 import pstats
 import random
+import resource
 import sys
 import tempfile
 import threading
@@ -43,7 +44,6 @@ from wire.retry import RetryPolicy  # noqa: E402
 from wire.signing import derive_machine_key, format_kid  # noqa: E402
 from wire.store import DirectoryStore, Store  # noqa: E402
 from wire.store.s3 import S3Store  # noqa: E402
-from wire.store.s3_fast import FastS3Store  # noqa: E402
 
 MASTER = bytes(range(32))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,15 +75,11 @@ class Counting:
         self.counts: Counter[str] = Counter()
         self.lock = threading.Lock()
         if isinstance(store, S3Store):
-            store.client.meta.events.register("before-call.s3", self.hook)
-        if isinstance(store, FastS3Store):
-            store.lite.on_answer = self.answer
+            store.on_request = self.answer
 
-    def hook(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        self.count(str(model.name), str(params.get("url_path", "")).split("?")[0])
-
-    def answer(self, operation: str, key: str, _status: int) -> None:
-        name = {"GET": "GetObject", "PUT": "PutObject", "LIST": "ListObjectsV2"}
+    def answer(self, operation: str, key: str) -> None:
+        # LIST: one per listing (ListObjectsV2 pages: one per 1,000 keys listed)
+        name = {"GET": "GetObject", "PUT": "PutObject", "LIST": "List"}
         self.count(name.get(operation, operation), key)
 
     def count(self, name: str, key: str) -> None:
@@ -122,7 +118,7 @@ def open_stores(backend: str, server: Any, tmp: Path, n: int) -> tuple[Store, St
     prefix = f"bench-{n}-{int(time.time())}"
 
     def make() -> S3Store:
-        return FastS3Store(  # as `bosun controller run` opens it
+        return S3Store(  # as `bosun controller run` opens it
             "bosun-bench",
             prefix=prefix,
             endpoint=server.endpoint,
@@ -156,12 +152,14 @@ def run_size(
     ctl = Controller(ctl_store, MASTER, holder="bench", lease=LeaseSettings(300, 200))
 
     def cycle(label: str) -> CycleReport:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         report = ctl.cycle()
-        took = time.perf_counter() - t0
+        took, cpu = time.perf_counter() - t0, time.process_time() - c0
         requests = counter.take()
         total = sum(requests.values())
-        print(f"{label:<28} {took:7.2f}s  {total:6d} requests  {requests}")
+        desired = sum(k.startswith("desired/") for k in report.written)
+        rate = f"  {desired / took:6.0f} desired PUT/s" if desired else ""
+        print(f"{label:<28} {took:7.2f}s  cpu {cpu:6.2f}s  {total:6d} requests{rate}  {requests}")
         print(f"{'':<28} phases {report.timings}")
         return report
 
@@ -198,6 +196,10 @@ def run_size(
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     print(f"{'':<28} desired written {sum(k.startswith('desired/') for k in report.written)}")
+    for i in range(3):  # the rollout hands the change out over the next cycles
+        report = cycle(f"spec change, cycle +{i + 1}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{'':<28} peak RSS of this process (controller and the posting agents) {peak:.0f} MB")
     del now
 
 

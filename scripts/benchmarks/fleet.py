@@ -41,6 +41,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,12 @@ from wire.errors import BosunError  # noqa: E402
 from wire.layout import desired_key, report_key  # noqa: E402
 from wire.retry import RetryPolicy  # noqa: E402
 from wire.signing import derive_machine_key, format_kid  # noqa: E402
-from wire.store import StoredObject  # noqa: E402
-from wire.store.lite import Credentials, LiteS3Store  # noqa: E402
-from wire.store.s3_fast import FastS3Store  # noqa: E402
+from wire.store import (  # noqa: E402
+    NotModified,
+    ObjectInfo,
+    StoredObject,
+)
+from wire.store.s3 import S3Store  # noqa: E402
 
 MASTER = bytes(range(32))
 ELIGIBLE = tuple(f"{kind}{i}" for i in range(20) for kind in ("web", "lb"))
@@ -97,49 +101,69 @@ services:{services}
 """
 
 
-def store_for(endpoint: str, prefix: str) -> FastS3Store:
-    """The controller's store: boto3, with object GET/PUT over the stdlib client (as
-    `bosun controller run` opens it)."""
-    return FastS3Store(
+def store_for(endpoint: str, prefix: str) -> Counts:
+    """The controller's store, as `bosun controller run` opens it (`wire.store.s3`), counted."""
+    return Counts(S3Store(
         "bosun-fleet", prefix=prefix, endpoint=endpoint, access_key=ACCESS_KEY,
         secret_key=SECRET_KEY, retry=RetryPolicy(attempts=3, total_seconds=20, wait_initial=0.05),
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
-def agent_store(endpoint: str, prefix: str) -> LiteS3Store:
-    """The simulated agents' store: the stdlib client real agents use."""
-    return LiteS3Store("bosun-fleet", prefix=prefix, endpoint=endpoint,
-                       credentials=Credentials(ACCESS_KEY, SECRET_KEY), attempts=2)  # fmt: skip
+def agent_store(endpoint: str, prefix: str) -> Counts:
+    """The simulated agents' store: the client real agents use (`wire.store.s3`), counted."""
+    return Counts(S3Store("bosun-fleet", prefix=prefix, endpoint=endpoint, access_key=ACCESS_KEY,
+                          secret_key=SECRET_KEY,
+                          retry=RetryPolicy(attempts=2, wait_initial=0.05, wait_max=0.05)))  # fmt: skip
 
 
 class Counts:
-    """Requests by kind (GET 200/304/404, PUT, LIST), from the stdlib client's answer hook
-    and, for what goes through boto3, botocore's after-call hooks."""
+    """A `Store` that counts requests by kind and answer (GET 200/304/404, PUT 200, LIST
+    pages of 1,000 keys) on the way through to the real one."""
 
-    def __init__(self, store: LiteS3Store | FastS3Store) -> None:
+    def __init__(self, store: S3Store) -> None:
+        self.store = store
         self.c: Counter[str] = Counter()
         self.lock = threading.Lock()
-        lite = store.lite if isinstance(store, FastS3Store) else store
-        lite.on_answer = self.answer
-        if isinstance(store, FastS3Store):
-            store.client.meta.events.register("after-call.s3", self.after)
-            store.client.meta.events.register("after-call-error.s3", self.error)
 
-    def answer(self, operation: str, _key: str, status: int) -> None:
-        with self.lock:
-            self.c[f"{operation} {status}"] += 1
+    @property
+    def url(self) -> str:
+        return self.store.url
 
-    def after(self, http_response: Any, parsed: Any, model: Any, **_: Any) -> None:
-        code = getattr(http_response, "status_code", 0)
-        name = {"GetObject": "GET", "PutObject": "PUT", "ListObjectsV2": "LIST"}.get(
-            model.name, model.name
-        )
-        with self.lock:
-            self.c[f"{name} {code}"] += 1
+    def describe(self, key: str) -> str:
+        return self.store.describe(key)
 
-    def error(self, model: Any, exception: Any, **_: Any) -> None:
+    def _add(self, kind: str, n: int = 1) -> None:
         with self.lock:
-            self.c[f"{model.name} error"] += 1
+            self.c[kind] += n
+
+    def get(self, key: str, **kw: Any) -> Any:
+        try:
+            got = self.store.get(key, **kw)
+        except BosunError:
+            self._add("GET error")
+            raise
+        self._add(f"GET {200 if isinstance(got, StoredObject) else 304 if isinstance(got, NotModified) else 404}")
+        return got
+
+    def put(self, key: str, body: bytes, **kw: Any) -> str:
+        try:
+            etag = self.store.put(key, body, **kw)
+        except BosunError:
+            self._add("PUT error")
+            raise
+        self._add("PUT 200")
+        return etag
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        n = 0
+        for info in self.store.list(prefix):
+            n += 1
+            yield info
+        self._add("LIST 200", max(1, math.ceil(n / 1000)))
+
+    def delete(self, key: str) -> None:
+        self._add("DELETE 204")
+        self.store.delete(key)
 
     def take(self) -> Counter[str]:
         with self.lock:
@@ -154,8 +178,7 @@ def controller_child(args: argparse.Namespace) -> None:
     from controller.shell.cycle import Controller
     from controller.shell.lease import LeaseSettings
 
-    store = store_for(args.endpoint, args.prefix)
-    counts = Counts(store)
+    store = counts = store_for(args.endpoint, args.prefix)
     interval = args.interval
     lease = args.lease or interval * 6
     ctl = Controller(store, MASTER, holder="bench", lease=LeaseSettings(lease, lease * 2 / 3))
@@ -183,9 +206,9 @@ def controller_child(args: argparse.Namespace) -> None:
 
 
 class Fleet:
-    def __init__(self, store: LiteS3Store, n: int, poll: float, hb: float, workers: int) -> None:
+    def __init__(self, store: Counts, n: int, poll: float, hb: float, workers: int) -> None:
         self.store, self.poll, self.hb = store, poll, hb
-        self.counts = Counts(store)
+        self.counts = store
         self.machines = [f"m-{i:06d}" for i in range(n)]
         self.keys = {m: derive_machine_key(MASTER, m, 0) for m in self.machines}
         self.etag: dict[str, str | None] = dict.fromkeys(self.machines)
@@ -324,7 +347,7 @@ def main() -> None:
     try:
         prefix = f"fleet-{n}-{int(time.time())}"
         store = store_for(server.endpoint, prefix)
-        store.create_bucket()
+        store.store.create_bucket()
         apply(store, load_yaml(spec_yaml(n, "1.0", hb, ivl)), now=time.time())
         fleet = Fleet(agent_store(server.endpoint, prefix), n, poll, hb, args.workers)
         t0 = time.time()

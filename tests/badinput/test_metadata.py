@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 
 from tests.faults.kit import agents, controller, round_trip, start_spec
+from tests.support.boto_store import BotoS3Store
 from tests.support.fixtures import fresh_bucket
-from tests.support.servers import S3Server
+from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
 from wire.layout import STATUS_CLUSTER, report_key
 from wire.store import StoredObject
 
@@ -21,18 +22,20 @@ def test_metadata_never_decides_and_is_never_written(seaweedfs: S3Server) -> Non
     store = fresh_bucket(seaweedfs)
     start_spec(store)
     fleet = agents(store)
-    ctl = controller(store)
     sent: list[dict[str, Any]] = []
 
     def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
         if model.name == "PutObject":
             sent.append({k: v for k, v in params.get("headers", {}).items()})
 
-    store.client.meta.events.register("before-call.s3", hook)
+    boto = BotoS3Store(store.bucket, prefix=store.prefix, endpoint=seaweedfs.endpoint,
+                       access_key=ACCESS_KEY, secret_key=SECRET_KEY)  # fmt: skip
+    boto.client.meta.events.register("before-call.s3", hook)
+    ctl = controller(boto)
     round_trip(ctl, fleet, rounds=2)
     liar = {"machine": "m-1", "seq": "99999999999999", "health": "healthy", "kid": "m-1@0"}
     raw = fleet[0].sealed(fleet[0].snapshot())
-    client = store.client
+    client = boto.client
     client.put_object(Bucket=store.bucket, Key=store.prefix + report_key("m-0"), Body=raw,
                       Metadata=liar)  # fmt: skip
     client.put_object(Bucket=store.bucket, Key=store.prefix + report_key("m-2"), Body=b"garbage",
@@ -50,25 +53,18 @@ def test_metadata_never_decides_and_is_never_written(seaweedfs: S3Server) -> Non
 
 
 def test_the_controllers_own_client_writes_no_metadata(seaweedfs: S3Server) -> None:
-    """`bosun controller` writes objects through FastS3Store (the stdlib client): none of its
-    PUTs in a cycle that plans every machine carries an x-amz-meta-* header."""
+    """`bosun controller` writes objects through `wire.store.s3` (obstore): none of its
+    PUTs in a cycle that plans every machine carries an x-amz-meta-* header, as seen on the
+    wire by a proxy."""
     from tests.faults.kit import via
-    from wire.store.s3_fast import FastS3Store
+    from tests.support.faultproxy import FaultProxy
 
     store = fresh_bucket(seaweedfs)
     start_spec(store)
     fleet = agents(store)
-    fast = via(store, seaweedfs.endpoint, fast=True)
-    assert isinstance(fast, FastS3Store)
-    headers: list[dict[str, str]] = []
-    send = fast.lite._once
-
-    def spy(method: str, path: str, query: Any, body: bytes, extra: dict[str, str], *a: Any) -> Any:
-        if method == "PUT":
-            headers.append(dict(extra))
-        return send(method, path, query, body, extra, *a)
-
-    fast.lite._once = spy  # type: ignore[method-assign]
-    round_trip(controller(fast), fleet, rounds=2)
+    with FaultProxy(seaweedfs.endpoint) as proxy:
+        ctl_store = via(store, proxy.endpoint)
+        round_trip(controller(ctl_store), fleet, rounds=2)
+        headers = [h for method, _, h in proxy.heads() if method == "PUT"]
     assert len(headers) >= len(fleet), headers  # every desired document, status, memory...
-    assert not [h for h in headers if any(k.lower().startswith("x-amz-meta-") for k in h)]
+    assert not [h for h in headers if any(k.startswith("x-amz-meta-") for k in h)]

@@ -1,9 +1,9 @@
 """The store contract runs unchanged against every backend.
 
-`store` is parametrized over the directory backend, a real moto server process, a real
-SeaweedFS process (each server started once per session) and the agent's stdlib client
-(`wire.store.lite`) against that SeaweedFS, and the controller's `FastS3Store` (object
-requests over that stdlib client, the rest on boto3) against moto. `make_store(retry=, timeouts=)`
+`store` is parametrized over the directory backend, Bosun's S3 client (`wire.store.s3`, on
+obstore) against a real moto server process and a real SeaweedFS process (each server started
+once per session), and boto3 (`tests.support.boto_store`, an independent reference client)
+against both. `make_store(retry=, timeouts=)`
 builds another store on the same backend with other settings.
 """
 
@@ -16,14 +16,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.fixtures import SHARED_BUCKET, fresh_bucket
+from tests.support.boto_store import BotoS3Store
+from tests.support.fixtures import fresh_bucket
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
 from wire.store import DirectoryStore, Store
-from wire.store.lite import lite_store
 from wire.store.s3 import Timeouts
-from wire.store.s3_fast import FastS3Store
 
-BACKENDS = ["directory", "moto", "seaweedfs", "lite-seaweedfs", "fast-moto"]
+BACKENDS = ["directory", "moto", "seaweedfs", "boto-moto", "boto-seaweedfs"]
 
 StoreFactory = Callable[..., Store]
 
@@ -45,28 +44,12 @@ def make_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
         "moto_server" if backend.endswith("moto") else "seaweedfs"
     )
     prefix = f"contract-{uuid.uuid4().hex[:12]}"
-    if backend == "lite-seaweedfs":  # the agent's stdlib client (wire.store.lite)
-        fresh_bucket(server, prefix=prefix)  # makes sure the shared bucket exists
+    if backend.startswith("boto-"):  # the reference client
 
-        def make_lite(**kwargs: Any) -> Store:
-            kwargs.setdefault("timeouts", Timeouts(connect=3, read=30))
-            return lite_store(
-                SHARED_BUCKET,
-                endpoint=server.endpoint,
-                access_key=ACCESS_KEY,
-                secret_key=SECRET_KEY,
-                prefix=prefix,
-                **kwargs,
-            )
-
-        return make_lite
-
-    if backend == "fast-moto":
-
-        def make_fast(**kwargs: Any) -> Store:
+        def make_boto(**kwargs: Any) -> Store:
             kwargs.setdefault("timeouts", Timeouts(connect=3, read=30))
             plain = fresh_bucket(server, prefix=prefix, **kwargs)
-            return FastS3Store(
+            return BotoS3Store(
                 plain.bucket,
                 prefix=prefix,
                 endpoint=server.endpoint,
@@ -75,7 +58,7 @@ def make_store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> 
                 **kwargs,
             )
 
-        return make_fast
+        return make_boto
 
     def make_s3(**kwargs: Any) -> Store:  # every store of one test shares bucket and prefix
         # Generous read timeout: 20 racing conditional PUTs take seconds on a loaded SeaweedFS,

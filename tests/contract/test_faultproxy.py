@@ -1,6 +1,5 @@
-"""The fault proxy itself, and the S3 stores' behaviour through each fault it injects: the
-boto3 `S3Store`, the controller's `FastS3Store` (object requests over the stdlib client) and
-the agent's stdlib client itself."""
+"""The fault proxy itself, and the S3 stores' behaviour through each fault it injects:
+Bosun's client (`wire.store.s3`, on obstore) and the boto3 reference client."""
 
 from __future__ import annotations
 
@@ -9,15 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.boto_store import BotoS3Store
 from tests.support.faultproxy import FaultProxy
 from tests.support.fixtures import fresh_bucket
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
-from wire.errors import StoreUnavailable
+from wire.errors import StoreError, StoreUnavailable
 from wire.retry import RetryPolicy
 from wire.store import Store, StoredObject
-from wire.store.lite import lite_store
 from wire.store.s3 import S3Store, Timeouts
-from wire.store.s3_fast import FastS3Store
 
 
 @pytest.fixture
@@ -26,16 +24,12 @@ def proxy(moto_server: S3Server) -> Iterator[FaultProxy]:
         yield p
 
 
-@pytest.fixture(params=["boto3", "fast", "lite"])
+@pytest.fixture(params=["obstore", "boto3"])
 def store(proxy: FaultProxy, moto_server: S3Server, request: pytest.FixtureRequest) -> Store:
     direct = fresh_bucket(moto_server)
     retry = RetryPolicy(attempts=4, total_seconds=6, wait_initial=0.01, wait_max=0.05)
     timeouts = Timeouts(connect=1, read=1)
-    if request.param == "lite":  # the agent's client
-        return lite_store(direct.bucket, prefix=direct.prefix, endpoint=proxy.endpoint,
-                          access_key=ACCESS_KEY, secret_key=SECRET_KEY, retry=retry,
-                          timeouts=timeouts)  # fmt: skip
-    cls = FastS3Store if request.param == "fast" else S3Store
+    cls = BotoS3Store if request.param == "boto3" else S3Store
     return cls(
         direct.bucket,
         prefix=direct.prefix,
@@ -114,21 +108,19 @@ def test_blackhole_outage_ends_at_the_read_timeout(store: Store, proxy: FaultPro
     proxy.heal()
 
 
-def test_fast_store_falls_back_to_boto3_on_an_answer_it_cannot_place(
-    proxy: FaultProxy, moto_server: S3Server, caplog: pytest.LogCaptureFixture
+def test_a_redirect_from_an_endpoint_is_a_clear_final_error(
+    proxy: FaultProxy, moto_server: S3Server
 ) -> None:
-    """A 301 (the bucket lives in another region) is no error the stdlib client can place:
-    the request is made again through boto3, and boto3 serves every request from then on."""
+    """A 301 from an explicit endpoint (the bucket is elsewhere) is neither retried nor
+    followed: the error says to fix region= or endpoint=. On AWS (no endpoint) the store
+    moves to the region the answer names instead."""
     direct = fresh_bucket(moto_server)
-    store = FastS3Store(direct.bucket, prefix=direct.prefix, endpoint=proxy.endpoint,
-                        access_key=ACCESS_KEY, secret_key=SECRET_KEY)  # fmt: skip
+    store = S3Store(direct.bucket, prefix=direct.prefix, endpoint=proxy.endpoint,
+                    access_key=ACCESS_KEY, secret_key=SECRET_KEY)  # fmt: skip
     store.put("k", b"v1")
-    assert store.lite.requests == 1
     proxy.fail_next(1, status=301)
-    with caplog.at_level("WARNING"):
+    with pytest.raises(StoreError, match="region= or endpoint="):
         store.put("k", b"v2")
-    assert "using boto3 for every request" in caplog.text
+    assert proxy.counts()["PUT"] == 2
     got = store.get("k")
-    assert isinstance(got, StoredObject) and got.body == b"v2"
-    assert store.lite.requests == 2  # the 301, then nothing more over the stdlib client
-    assert proxy.counts()["PUT"] == 3
+    assert isinstance(got, StoredObject) and got.body == b"v1"

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from tests.support.boto_store import BotoS3Store
+from tests.support.faultproxy import FaultProxy
 from tests.support.fixtures import fresh_bucket
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server, free_port
 from wire.errors import StoreUnavailable
@@ -53,11 +55,17 @@ def server(request: pytest.FixtureRequest) -> S3Server:
     return request.getfixturevalue("moto_server" if request.param == "moto" else "seaweedfs")
 
 
+def _boto(server: S3Server, retry: RetryPolicy) -> BotoS3Store:
+    plain = fresh_bucket(server, retry=retry)
+    return BotoS3Store(plain.bucket, prefix=plain.prefix, endpoint=server.endpoint,
+                       access_key=ACCESS_KEY, secret_key=SECRET_KEY, retry=retry)  # fmt: skip
+
+
 def test_a_few_slowdowns_are_retried_then_succeed(server: S3Server) -> None:
-    """Three 503 SlowDown answers, then success: the put and get both go through."""
-    store = fresh_bucket(
-        server, retry=RetryPolicy(attempts=5, total_seconds=10, wait_initial=0, wait_max=0)
-    )
+    """Three 503 SlowDown answers, then success: the put and get both go through (the
+    boto3 reference client; `wire.store.s3` meets the same faults through the fault proxy
+    below)."""
+    store = _boto(server, RetryPolicy(attempts=5, total_seconds=10, wait_initial=0, wait_max=0))
     hook = SlowDownInjector(times=3)
     store.client.meta.events.register("before-send.s3.PutObject", hook)
     store.put("k", b"v")
@@ -67,16 +75,19 @@ def test_a_few_slowdowns_are_retried_then_succeed(server: S3Server) -> None:
 
 
 def test_persistent_slowdown_fails_in_bounded_time_and_attempts(server: S3Server) -> None:
-    """A 503 that never ends fails with StoreUnavailable after exactly `attempts` requests."""
+    """A 503 that never ends fails with StoreUnavailable after exactly `attempts` requests:
+    the one retry layer, obstore's own retries off."""
     policy = RetryPolicy(attempts=4, total_seconds=5, wait_initial=0.01, wait_max=0.05)
-    store = fresh_bucket(server, retry=policy)
-    hook = SlowDownInjector(times=10**6)
-    store.client.meta.events.register("before-send.s3.GetObject", hook)
-    started = time.monotonic()
-    with pytest.raises(StoreUnavailable, match="503 SlowDown"):
-        store.get("k")
-    assert time.monotonic() - started < 5
-    assert hook.sent == 4
+    direct = fresh_bucket(server, retry=policy)
+    with FaultProxy(server.endpoint) as proxy:
+        store = S3Store(direct.bucket, prefix=direct.prefix, endpoint=proxy.endpoint,
+                        access_key=ACCESS_KEY, secret_key=SECRET_KEY, retry=policy)  # fmt: skip
+        proxy.fail_next(10**6)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="503"):
+            store.get("k")
+        assert time.monotonic() - started < 5
+        assert proxy.counts()["GET"] == 4
 
 
 def test_retry_policy_is_bounded_by_total_time() -> None:

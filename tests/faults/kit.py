@@ -27,7 +27,6 @@ from wire.retry import RetryPolicy
 from wire.signing import derive_machine_key, digest, format_kid
 from wire.store import Store, StoredObject
 from wire.store.s3 import S3Store, Timeouts
-from wire.store.s3_fast import FastS3Store
 
 MASTER = bytes(range(32))  # the agent test kit signs with the same master
 MACHINES = [f"m-{i}" for i in range(4)]
@@ -60,9 +59,9 @@ def via(
     store: S3Store, endpoint: str, *, attempts: int = 2, read: float = 2.0, fast: bool = False
 ) -> S3Store:
     """The same bucket and prefix as `store`, reached through `endpoint` (the proxy).
-    `fast`: the controller's `FastS3Store` (object requests skip botocore, so `OnRequest`
-    hooks see only LISTs)."""
-    return (FastS3Store if fast else S3Store)(
+    `fast` is accepted for the scenarios written when the controller had a client of its
+    own: there is one S3 client now."""
+    return S3Store(
         store.bucket,
         prefix=store.prefix,
         endpoint=endpoint,
@@ -194,23 +193,30 @@ class Watcher:
         self.scan()
 
 
+_OPERATIONS = {"PutObject": "PUT", "GetObject": "GET", "ListObjectsV2": "LIST",
+               "DeleteObject": "DELETE"}  # fmt: skip
+
+
 class OnRequest:
-    """A botocore hook on an S3Store's client: calls `action` (once) just before the first
-    request whose operation and key match, in the calling thread, so a fault can be
-    injected at an exact point of a cycle."""
+    """A hook on an S3Store (`on_request`): calls `action` (once) just before the first
+    request whose operation (S3's name, e.g. PutObject) and key match, in the calling
+    thread, so a fault can be injected at an exact point of a cycle."""
 
     def __init__(self, store: S3Store, operation: str, key_part: str, action: Callable[[], None]):
-        self.operation, self.key_part, self.action = operation, key_part, action
+        self.operation, self.key_part, self.action = _OPERATIONS[operation], key_part, action
         self.fired = threading.Event()
         self.count = 0
-        store.client.meta.events.register("before-call.s3", self._hook)
+        self._lock = threading.Lock()
+        store.on_request = self._hook
 
-    def _hook(self, model: Any, params: dict[str, Any], **_: Any) -> None:
-        if model.name != self.operation or self.key_part not in str(params.get("url_path", "")):
+    def _hook(self, operation: str, key: str) -> None:
+        if operation != self.operation or self.key_part not in "/" + key:  # as a URL path
             return
-        self.count += 1
-        if not self.fired.is_set():
+        with self._lock:
+            self.count += 1
+            first = not self.fired.is_set()
             self.fired.set()
+        if first:
             self.action()
 
 

@@ -30,8 +30,7 @@ from tests.unit.agent.kit import report as agent_report
 from tests.unit.controller.sim import SimAgent
 from wire.errors import BosunError
 from wire.layout import STATUS_CLUSTER
-from wire.store import StoredObject
-from wire.store.lite import open_agent_store
+from wire.store import StoredObject, open_agent_store
 from wire.store.s3 import S3Store
 
 
@@ -201,7 +200,7 @@ def test_repeated_503_bursts_and_drops_still_converge(direct: S3Store, proxy: Fa
     assert not watcher.violations, watcher.violations
 
 
-@pytest.mark.parametrize("fast", [False, True], ids=["boto3", "fast"])
+@pytest.mark.parametrize("fast", [False, True], ids=["plain", "controller"])
 def test_truncated_put_answer_is_a_store_error(
     direct: S3Store, proxy: FaultProxy, fast: bool
 ) -> None:

@@ -27,8 +27,7 @@ from tests.support.servers import ACCESS_KEY, SECRET_KEY
 from tests.unit.agent.kit import Machine, make_agent
 from wire.errors import BosunError
 from wire.layout import STATUS_CLUSTER, desired_key, report_key
-from wire.store import StoredObject
-from wire.store.lite import open_agent_store
+from wire.store import StoredObject, open_agent_store
 from wire.store.s3 import S3Store
 
 

@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
-from wire.store import Missing, NotModified, StoredObject, open_store
-from wire.store.lite import open_agent_store
+from wire.store import Missing, NotModified, StoredObject, open_agent_store, open_store
 from wire.store.s3 import S3Store
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deploy.md"
@@ -40,7 +39,7 @@ def test_documented_seaweedfs_urls(
         monkeypatch.setenv(name, value)
     controller_side = open_store(url)
     agent_side = open_agent_store(url, env=creds)
-    assert type(agent_side).__name__ == "LiteS3Store"  # static keys: the stdlib client
+    assert type(agent_side).__name__ == "S3Store"  # the one S3 client
 
     etag = controller_side.put("desired/web-1.json", b'{"doc": 1}', if_none_match="*")
     got = agent_side.get("desired/web-1.json")

@@ -43,6 +43,7 @@ class _Faults:
     blackhole: bool = False
     ignore_conditions: bool = False
     counts: Counter[str] = field(default_factory=Counter)
+    heads: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
 
 
 class FaultProxy:
@@ -148,6 +149,11 @@ class FaultProxy:
         with self._lock:
             return Counter(self._faults.counts)
 
+    def heads(self) -> list[tuple[str, str, dict[str, str]]]:
+        """(method, target, lower-cased request headers) of every request passed on."""
+        with self._lock:
+            return list(self._faults.heads)
+
     def reset_counts(self) -> None:
         with self._lock:
             self._faults.counts.clear()
@@ -225,6 +231,17 @@ class FaultProxy:
         with self._lock:
             self._faults.counts[f"{method} {section}"] += 1
             self._faults.counts[method] += 1
+            self._faults.heads.append(
+                (
+                    method,
+                    target,
+                    {
+                        ln.split(":", 1)[0].strip().lower(): ln.split(":", 1)[1].strip()
+                        for ln in lines[1:]
+                        if ":" in ln
+                    },
+                )
+            )
         if latency:
             await asyncio.sleep(latency)
         if kind == "status":

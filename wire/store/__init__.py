@@ -3,12 +3,14 @@
     s3://bucket[/prefix][?endpoint=http://127.0.0.1:8333&region=us-east-1&path_style=true]
     file:///abs/path
 
-`open_store(url)` returns a `Store`; the S3 backend (and boto3) is imported only when an
-s3:// URL is opened.
+`open_store(url)` returns a `Store`; the S3 backend (`wire.store.s3`, on obstore) is imported
+only when an s3:// URL is opened. Agent, controller and operator commands use the same client;
+`open_agent_store` is `open_store` with the agent's settings (a bucket it never creates).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,7 +28,7 @@ from wire.store.base import (
 from wire.store.directory import DirectoryStore
 
 if TYPE_CHECKING:
-    from wire.store.s3 import Timeouts
+    from wire.store.s3 import S3Store, Timeouts
 
 __all__ = [
     "DirectoryStore",
@@ -36,6 +38,7 @@ __all__ = [
     "ObjectInfo",
     "Store",
     "StoredObject",
+    "open_agent_store",
     "open_store",
     "parse_store_url",
     "require",
@@ -89,27 +92,50 @@ def open_store(
     *,
     retry: RetryPolicy | None = None,
     timeouts: Timeouts | None = None,
-    fast: bool = False,
 ) -> Store:
-    """`fast`: object GETs and PUTs through the stdlib client (`wire.store.s3_fast`), for
-    the controller cycle, which may write thousands of documents at once."""
+    """The store a URL names: the directory backend or the one S3 client."""
     scheme, parts = parse_store_url(url)
     if scheme == "file":
         return DirectoryStore(parts["path"])
+    return _s3(parts, retry=retry, timeouts=timeouts)
+
+
+def open_agent_store(
+    url: str,
+    *,
+    timeouts: Timeouts | None = None,
+    attempts: int = 2,
+    env: Mapping[str, str] | None = None,
+) -> Store:
+    """The agent's store: a directory it never creates, or the S3 client with `attempts`
+    tries per request (a short pause between them: the cycle deadline bounds the rest).
+    `env`: where credentials and region are looked up (default os.environ)."""
+    scheme, parts = parse_store_url(url)
+    if scheme == "file":
+        return DirectoryStore(parts["path"], create=False)
+    total = timeouts.request if timeouts is not None else 20.0
+    retry = RetryPolicy(attempts=attempts, total_seconds=total, wait_initial=0.05, wait_max=0.05)
+    return _s3(parts, retry=retry, timeouts=timeouts, env=env)
+
+
+def _s3(
+    parts: dict[str, str],
+    *,
+    retry: RetryPolicy | None,
+    timeouts: Timeouts | None,
+    env: Mapping[str, str] | None = None,
+) -> S3Store:
+    from wire.store.credentials import env_region, find_credentials
     from wire.store.s3 import S3Store
 
-    cls = S3Store
-    if fast:
-        from wire.store.s3_fast import FastS3Store
-
-        cls = FastS3Store
     path_style = parts.get("path_style")
-    return cls(
+    return S3Store(
         parts["bucket"],
         prefix=parts["prefix"],
         endpoint=parts.get("endpoint"),
-        region=parts.get("region"),
+        region=parts.get("region") or env_region(env),
         path_style=None if path_style is None else path_style == "true",
         retry=retry,
         timeouts=timeouts,
+        credentials=find_credentials(env),
     )

@@ -10,7 +10,8 @@ import pytest
 from tests.integration.agent.proxy import CountingProxy
 from tests.support.fixtures import moto_server, seaweedfs  # noqa: F401
 from tests.support.servers import S3Server, free_port
-from wire.store.lite import LiteS3Store, Timeouts, open_agent_store
+from wire.store import open_agent_store
+from wire.store.s3 import S3Store, Timeouts
 
 
 @pytest.fixture(params=["moto", "seaweedfs"])
@@ -28,16 +29,16 @@ def lite_store(
     timeouts: Timeouts | None = None,
     prefix: str = "",
     bucket: str | None = None,
-) -> LiteS3Store:
-    """A LiteS3Store on a fresh bucket of `server` (optionally reached through `endpoint`)."""
+) -> S3Store:
+    """The agent's S3 store on a fresh bucket of `server` (optionally reached through
+    `endpoint`)."""
     bucket = bucket or f"agent-{uuid.uuid4().hex[:12]}"
     admin = open_agent_store(server.store_url(bucket), env=server.credentials_env())
-    assert isinstance(admin, LiteS3Store)
-    resp = admin._request("PUT", "", object_path=False)
-    assert resp.status in (200, 409), resp
+    assert isinstance(admin, S3Store)
+    admin.create_bucket()
     url = f"s3://{bucket}{'/' + prefix if prefix else ''}?endpoint={endpoint or server.endpoint}&region=us-east-1"
     store = open_agent_store(url, env=server.credentials_env(), timeouts=timeouts)
-    assert isinstance(store, LiteS3Store)
+    assert isinstance(store, S3Store)
     return store
 
 

@@ -25,7 +25,7 @@ from tests.unit.agent.kit import Machine, desired, publish, report, sealed
 from wire.documents import seal
 from wire.layout import desired_key
 from wire.store.base import StoredObject
-from wire.store.lite import LiteS3Store
+from wire.store.s3 import S3Store
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = "import sys, time; time.sleep(120)"
@@ -54,7 +54,7 @@ class Env:
     def __init__(self, server: S3Server, proxy: CountingProxy, tmp: Path) -> None:
         self.server = server
         self.proxy = proxy
-        self.store: LiteS3Store = lite_store(server)  # direct: the controller's view
+        self.store: S3Store = lite_store(server)  # direct: the controller's view
         self.out = tmp / "out"
         url = f"s3://{self.store.bucket}?endpoint={proxy.endpoint}&region=us-east-1"
         services = {

@@ -164,7 +164,7 @@ def make_agent(machine: Machine, store: Store | None = None) -> Any:
     from agent.config import load_config
     from agent.cycle import Agent
     from wire.signing import read_key_file
-    from wire.store.lite import open_agent_store
+    from wire.store import open_agent_store
 
     cfg = load_config(machine.config_path, env={})
     return Agent(cfg, read_key_file(machine.key_path), store or open_agent_store(cfg.store))

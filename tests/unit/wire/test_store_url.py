@@ -28,7 +28,7 @@ def test_s3_url_with_prefix_endpoint_and_region() -> None:
         "http://127.0.0.1:8333",
     )
     assert store.describe("desired/a.json") == "s3://fleet/prod/eu/desired/a.json"
-    assert store.client.meta.region_name == "eu-west-1"
+    assert store.region == "eu-west-1" and store.path_style
 
 
 @pytest.mark.parametrize(

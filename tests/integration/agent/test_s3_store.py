@@ -1,4 +1,4 @@
-"""`wire.store.lite`: the stdlib S3 client against real moto and SeaweedFS servers."""
+"""`wire.store.s3` (obstore) as the agent opens it, against real moto and SeaweedFS servers."""
 
 from __future__ import annotations
 
@@ -15,15 +15,10 @@ from tests.integration.agent.conftest import lite_store
 from tests.integration.agent.proxy import CountingProxy
 from tests.support.servers import ACCESS_KEY, SECRET_KEY, S3Server
 from wire.errors import DocumentTooLarge, StoreConfigError, StoreUnavailable, WriteConflict
+from wire.store import open_agent_store
 from wire.store.base import Missing, NotModified, StoredObject
-from wire.store.lite import (
-    Credentials,
-    LiteS3Store,
-    RequestTimedOut,
-    Timeouts,
-    find_credentials,
-    open_agent_store,
-)
+from wire.store.credentials import BotocoreProvider, Credentials, find_credentials
+from wire.store.s3 import RequestTimedOut, S3Store, Timeouts
 
 
 def test_get_put_conditional_list_delete(s3_server: S3Server) -> None:
@@ -65,7 +60,7 @@ def test_unreachable_endpoint_is_unavailable_in_bounded_time() -> None:
     """A closed port is StoreUnavailable, quickly."""
     from tests.support.servers import free_port
 
-    store = LiteS3Store(
+    store = S3Store(
         "b", credentials=Credentials("a", "s"), endpoint=f"http://127.0.0.1:{free_port()}"
     )
     started = time.monotonic()
@@ -90,11 +85,13 @@ def test_dripping_server_hits_the_request_deadline(
 
 
 def test_endless_body_reads_at_most_cap_plus_one(seaweedfs: S3Server, proxy: CountingProxy) -> None:
-    """docs/security.md#endless-data: an endless body without a length is refused after cap + 1 bytes; a big Content-Length before reading."""
+    """docs/security.md#endless-data: an endless body without a length is refused (obstore
+    reads none of a body without a Content-Length; a chunked one stops at cap + 1 bytes);
+    a big Content-Length before reading."""
     store = lite_store(seaweedfs, proxy.endpoint)
     proxy.mode = "huge"
     started = time.monotonic()
-    with pytest.raises(DocumentTooLarge, match="over the 1000-byte cap"):
+    with pytest.raises(DocumentTooLarge, match=r"undeclared length.*over the 1000-byte cap"):
         store.get("k", max_bytes=1000)
     assert time.monotonic() - started < 5
     # the proxy's writes stop when the client hangs up: a client that read the whole body
@@ -110,8 +107,8 @@ def test_endless_body_reads_at_most_cap_plus_one(seaweedfs: S3Server, proxy: Cou
 
 
 def test_credentials_from_env_then_shared_file_else_the_provider_chain(tmp_path: Path) -> None:
-    """Static credentials come from env or the shared file; without them the agent store is
-    still the stdlib client, with botocore's provider chain for credentials."""
+    """Static credentials come from env or the shared file; without them the agent store takes
+    botocore's provider chain as obstore's credential provider."""
     creds = tmp_path / "credentials"
     creds.write_text(
         "[default]\naws_access_key_id = AKIAFILE\naws_secret_access_key = s3cret\n"
@@ -133,7 +130,7 @@ def test_credentials_from_env_then_shared_file_else_the_provider_chain(tmp_path:
     nothing = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
     assert find_credentials(nothing) is None
     store = open_agent_store("s3://fleet?endpoint=http://127.0.0.1:1", env=nothing)
-    assert isinstance(store, LiteS3Store) and callable(store._creds)
+    assert isinstance(store, S3Store) and isinstance(store._provider, BotocoreProvider)
 
 
 class ContainerCredentials(http.server.ThreadingHTTPServer):
@@ -168,7 +165,7 @@ class ContainerCredentials(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/creds"
 
 
-def test_role_credentials_go_through_the_stdlib_client_and_its_deadlines(
+def test_role_credentials_go_through_the_one_client_and_its_deadlines(
     seaweedfs: S3Server, proxy: CountingProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """docs/security.md#slow-retrieval on instance/container roles: credentials from the provider chain (a real
@@ -180,7 +177,7 @@ def test_role_credentials_go_through_the_stdlib_client_and_its_deadlines(
     try:
         url = f"s3://{bucket}?endpoint={proxy.endpoint}&region=us-east-1"
         store = open_agent_store(url, timeouts=Timeouts(connect=1, read=1, total=1.0))
-        assert isinstance(store, LiteS3Store)
+        assert isinstance(store, S3Store)
         etag = store.put("k", b"v")
         got = store.get("k")
         assert isinstance(got, StoredObject) and got.etag == etag
