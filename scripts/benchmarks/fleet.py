@@ -142,7 +142,9 @@ class Counts:
         except BosunError:
             self._add("GET error")
             raise
-        self._add(f"GET {200 if isinstance(got, StoredObject) else 304 if isinstance(got, NotModified) else 404}")
+        self._add(
+            f"GET {200 if isinstance(got, StoredObject) else 304 if isinstance(got, NotModified) else 404}"
+        )
         return got
 
     def put(self, key: str, body: bytes, **kw: Any) -> str:

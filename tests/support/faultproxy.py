@@ -267,6 +267,8 @@ class FaultProxy:
                 if ":" in ln
             }
             code = int(resp_lines[0].split(" ")[1])
+            with self._lock:  # what upstream answered: "PUT desired 200", "PUT desired 412"
+                self._faults.counts[f"{method} {section} {code}"] += 1
             kept_resp = [
                 ln
                 for ln in resp_lines

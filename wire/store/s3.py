@@ -70,7 +70,9 @@ TRANSIENT_CODES = frozenset(
     }
 )
 _STATUS = re.compile(r"status code: (\d{3})")
-_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
+# the error code as S3's XML body gives it, or as obstore words a bulk-delete failure
+# ("DeleteObjects request failed for key ...: Access Denied (code: AccessDenied)")
+_CODE = re.compile(r"<Code>([^<]{1,100})</Code>|\(code: ([A-Za-z]{1,100})\)")
 _REGION = re.compile(r"<Region>([a-z]{2}(?:-[a-z]+)+-\d{1,2})</Region>")
 _REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 _TIMED_OUT = ("timed out", "Timeout", "TimedOut", "deadline has elapsed")
@@ -230,7 +232,7 @@ class S3Store:
         match = _STATUS.search(text)
         status = int(match.group(1)) if match else 0
         code_match = _CODE.search(text)
-        code = code_match.group(1) if code_match else ""
+        code = (code_match.group(1) or code_match.group(2)) if code_match else ""
         if NO_CREDENTIALS in text:
             return StoreConfigError(f"{action} {target}: {NO_CREDENTIALS}")
         if code == "NoSuchBucket":
@@ -245,7 +247,11 @@ class S3Store:
             )
         if status == 409 or code == "ConditionalRequestConflict":
             return WriteConflict(f"{target}: concurrent conditional write ({code})", status=409)
-        if isinstance(exc, oe.PermissionDeniedError | oe.UnauthenticatedError) or status == 403:
+        if (
+            isinstance(exc, oe.PermissionDeniedError | oe.UnauthenticatedError)
+            or status == 403
+            or code == "AccessDenied"
+        ):
             return StoreAccessDenied(
                 f"{action} {target}: access denied ({code or status}); check the credentials, "
                 "their policy, and that the bucket exists"
@@ -326,7 +332,7 @@ class S3Store:
         text = str(exc)
         match, code = _STATUS.search(text), _CODE.search(text)
         if not _redirected(
-            text, int(match.group(1)) if match else 0, code.group(1) if code else ""
+            text, int(match.group(1)) if match else 0, (code.group(1) or "") if code else ""
         ):
             return False
         found = _REGION.search(text)
