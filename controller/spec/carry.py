@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from controller.spec.load import Problems, check_semantics
 from controller.spec.model import ClusterSpec, Override, ServiceSpec
 
 
@@ -87,4 +88,12 @@ def carry_over(current: ClusterSpec, new: ClusterSpec, *, drop_overrides: bool) 
             undo=undo,
             approval=svc.approval or old.approval,
         )
-    return Carried(replace(new, services=services), tuple(kept), tuple(dropped), tuple(warnings))
+    out = replace(new, services=services)
+    if kept:  # the file validated without them: check the spec they are kept in
+        p = Problems(
+            f"with the overrides kept from revision {current.revision} "
+            "(--drop-overrides drops them)"
+        )
+        check_semantics(p, out, {})
+        p.raise_if_any()
+    return Carried(out, tuple(kept), tuple(dropped), tuple(warnings))
