@@ -1,9 +1,10 @@
-"""`bosun rollout status|pause|resume|promote|abort|history SERVICE`: operating a rollout.
+"""`bosun rollout status|pause|resume|promote|abort|undo|approve|history SERVICE`.
 
-Commands are recorded as spec revisions (`services.<name>.control`), so they pass through
-the same conditional apply as every other change and the planner honours each exactly
-once (by its revision id). `status` reads `status/rollouts/<service>.json`; `history`
-reads the `rollout.*` events, or the planner memory when the events are gone.
+Commands are recorded as spec revisions (`services.<name>.control`; undo and approve in
+`services.<name>.undo|approval`, see rollout_records.py), so they pass through the same
+conditional apply as every other change and the planner honours each exactly once (by its
+revision id). `status` reads `status/rollouts/<service>.json` (`--watch`: rollout_watch.py);
+`history` reads the `rollout.*` events, or the planner memory when the events are gone.
 """
 
 from __future__ import annotations
@@ -14,19 +15,17 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console
-from rich.live import Live
 from rich.table import Table
 
 from controller.cli import rollout_view as view
+from controller.cli import rollout_watch
 from controller.cli.common import Duration, make_console, store_option
+from controller.cli.rollout_records import approve_cmd, undo_cmd
 from controller.operations import views
-from controller.planner.model import ROLLOUT_ACTIVE
-from controller.spec.model import ClusterSpec
 from controller.spec.revisions import apply
 from controller.spec.rollout import add_control
 from wire.errors import SpecError
-from wire.store import Store, open_store
+from wire.store import open_store
 
 WHAT_IT_DOES = {
     "pause": "nothing moves forward; a failing gate still halts or reverts",
@@ -50,71 +49,67 @@ def rollout_group() -> None:
 @rollout_group.command("status")
 @click.argument("service")
 @store_option
-@click.option("--watch", is_flag=True, help="Refresh until the rollout ends (Ctrl-C stops).")
+@click.option(
+    "--watch", is_flag=True,
+    help="Follow the rollout to its end: redrawn on a terminal, one line per change otherwise "
+    "(a JSON document per line with -o json). Exits 0 complete, 3 reverted, 4 halted, "
+    "5 progress deadline passed, 6 --timeout passed.",
+)  # fmt: skip
 @click.option(
     "--interval", type=Duration(), default="1s", show_default=True, help="Refresh period."
 )
 @click.option(
+    "--timeout", type=Duration(), default=None,
+    help="With --watch: stop after this long (exit 6) if the rollout has not ended.",
+)  # fmt: skip
+@click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-def status_cmd(service: str, store: str, watch: bool, interval: float, output: str) -> None:
-    """Step, cohort sizes, gate numbers against thresholds and time left in bake."""
+def status_cmd(
+    service: str, store: str, watch: bool, interval: float, timeout: float | None, output: str
+) -> None:
+    """Step, cohort sizes, gate numbers against thresholds and time left in bake.
+
+    With --watch it follows the rollout to the spec's version until it ends, with an exit
+    code a pipeline can gate on (docs/spec.md#watching-a-rollout).
+    """
     opened = open_store(store)
     spec = view.load_spec(opened, service, "status")
-    doc = view.load_status(opened, service)
-    if output == "json":
-        _json(doc)
+    if not watch:
+        doc = view.load_status(opened, service)
+        if output == "json":
+            _json(doc)
+            return
+        make_console().print(view.render_status(doc, spec))
         return
     console = make_console()
-    if not watch:
-        console.print(view.render_status(doc, spec))
-        return
-    watch_status(opened, service, console, interval)
-
-
-def watch_status(
-    store: Store, service: str, console: Console, interval: float, *, limit: float = 0.0
-) -> dict[str, Any]:
-    """Refresh the view every `interval` until the rollout is no longer active (or Ctrl-C,
-    or `limit` seconds when > 0); returns the last status document shown."""
-    spec = view.load_spec(store, service, "status")
-    doc = view.load_status(store, service)
-    started = time.monotonic()
-    try:
-        with Live(view.render_status(doc, spec), console=console, auto_refresh=False) as live:
-            while doc.get("state") in ROLLOUT_ACTIVE or starting(spec, doc):
-                if limit and time.monotonic() - started >= limit:
-                    break
-                time.sleep(interval)
-                spec = view.load_spec(store, service, "status")
-                doc = view.load_status(store, service)
-                live.update(view.render_status(doc, spec), refresh=True)
-    except KeyboardInterrupt:
-        pass
-    return doc
-
-
-def starting(spec: ClusterSpec, doc: dict[str, Any]) -> bool:
-    """The document shows a finished rollout but the spec asks for another version under a
-    rollout strategy: the next one starts on the controller's next cycle."""
-    service = str(doc.get("service"))
-    version = spec.services[service].version
-    return spec.rollout_of(service) is not None and version not in (
-        doc.get("to_version"),
-        doc.get("from_version"),
-    )
+    if output == "table" and console.is_terminal:
+        watched = rollout_watch.on_terminal(
+            opened, service, console, interval, timeout=timeout or 0.0
+        )
+    else:
+        watched = rollout_watch.streamed(
+            opened, service, interval, as_json=output == "json", timeout=timeout or 0.0
+        )
+    line = rollout_watch.final_line(service, watched)
+    click.echo(line, err=watched.code != 0 or output == "json")
+    sys.exit(watched.code)
 
 
 def _control(action: str, service: str, store: str) -> None:
     opened = open_store(store)
     spec = view.load_spec(opened, service, action)
-    ok, why = view.in_progress(spec, service, view.load_memory(opened))
+    memory = view.load_memory(opened)
+    ok, why = view.in_progress(spec, service, memory)
     if not ok:
-        raise SpecError(
-            f"rollout {action}: no rollout of {service} in progress: {why}; "
-            "`bosun rollout history " + service + "` shows what happened"
-        )
-    applied = apply(opened, add_control(spec, service, action), now=time.time())
+        last = memory.rollouts.get(service) if memory is not None else None
+        hint = f"`bosun rollout history {service}` shows what happened"
+        if action == "abort" and last is not None and last.state == "complete":
+            hint = f"to go back to {last.from_version}, run `bosun rollout undo {service}` ({hint})"
+        raise SpecError(f"rollout {action}: no rollout of {service} in progress: {why}; {hint}")
+    applied = apply(
+        opened, add_control(spec, service, action), now=time.time(), expect_revision=spec.revision
+    )
     ctl = applied.services[service].control
     assert ctl is not None  # add_control set it
     click.echo(
@@ -136,6 +131,8 @@ def _make_control(action: str) -> click.Command:
 
 for _action in WHAT_IT_DOES:
     rollout_group.add_command(_make_control(_action))
+rollout_group.add_command(undo_cmd)
+rollout_group.add_command(approve_cmd)
 
 
 @rollout_group.command("history")

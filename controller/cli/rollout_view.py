@@ -163,7 +163,104 @@ def gate_table(gate: dict[str, Any]) -> Table:
         f"<= {_num(max_l)}x" if max_l is not None else "-",
         ok(lratio, max_l),
     )
+    base, min_base = gate.get("old_requests"), gate.get("min_baseline_requests")
+    if base is not None or min_base is not None:
+        table.add_row(
+            "baseline requests", "-", _num(base),
+            f">= {_num(min_base)}" if min_base is not None else "-",
+            "waits" if ok(base, min_base, at_least=True) == "NO" else ok(base, min_base, at_least=True),
+        )  # fmt: skip
+    conf, p_value = gate.get("confidence"), gate.get("p_value")
+    if conf is not None or p_value is not None:
+        table.add_row(
+            "difference (p-value)", _num(p_value), "-",
+            f"confidence {_num(conf)}" if conf is not None else "-", "-",
+        )  # fmt: skip
     return table
+
+
+# ---- approval and undo (fields the planner writes in the status document) -------------------
+#   "approval": {"waiting": true, "since": T}                  an approve step waits
+#   "approval": {"waiting": false, "by": W, "reason": R, "revision": N}   it was approved
+#   "undo": {"revision": N, "to_revision": M, "warm": true|false}  this rollout is an undo
+
+
+def waiting_for_approval(doc: dict[str, Any]) -> bool:
+    approval = doc.get("approval")
+    return (
+        isinstance(approval, dict)
+        and bool(approval.get("waiting"))
+        and (doc.get("state") in ROLLOUT_ACTIVE)
+    )
+
+
+def record_lines(doc: dict[str, Any], now: float) -> list[str]:
+    """Lines about an approval step and an undo, when the status document has them."""
+    out: list[str] = []
+    approval = doc.get("approval")
+    if isinstance(approval, dict):
+        if waiting_for_approval(doc):
+            since = approval.get("since")
+            ago_text = f" for {_ago(now - float(since))}" if isinstance(since, int | float) else ""
+            out.append(
+                f"waiting for approval{ago_text}: `bosun rollout approve {doc.get('service')} "
+                "--reason ...`"
+            )
+        elif approval.get("by"):
+            out.append(
+                f"approved by {approval.get('by')}: {approval.get('reason', '')}"
+                + (f" (spec revision {approval['revision']})" if approval.get("revision") else "")
+            )
+    undo = doc.get("undo")
+    if isinstance(undo, dict):
+        how = {True: "warm machines, in one cycle", False: "through the rollout's stages"}
+        out.append(
+            f"undo (spec revision {undo.get('revision', '?')}) back to the release of revision "
+            f"{undo.get('to_revision', '?')}" + (f": {how[undo['warm']]}" if "warm" in undo else "")
+        )
+    return out
+
+
+def status_line(service: str, doc: dict[str, Any] | None, spec: ClusterSpec) -> str:
+    """One line that changes only when the rollout does (no clock in it): state, step,
+    machines, gate verdict, approval and undo; the reason once it has ended."""
+    if doc is None or (
+        doc.get("to_version") != spec.services[service].version
+        and doc.get("state") not in ROLLOUT_ACTIVE
+        and doc.get("from_version") != spec.services[service].version
+    ):
+        return f"{service}: waiting for the rollout to {spec.services[service].version} to start"
+    state = str(doc.get("state"))
+    parts = [f"{service} {doc.get('from_version')} -> {doc.get('to_version')}: {state}"]
+    if doc.get("paused"):
+        parts[0] += " (paused)"
+    if waiting_for_approval(doc):
+        parts[0] += " (waiting for approval)"
+    parts.append(f"step {doc.get('step')}/{doc.get('steps')} {doc.get('step_kind') or '-'}")
+    parts.append(
+        f"new {doc.get('cohort', 0)} shadow {doc.get('shadow', 0)} old {doc.get('old', 0)} "
+        f"warm {doc.get('previous', 0)}"
+    )
+    verdict = (doc.get("gate") or {}).get("verdict")
+    if verdict:
+        parts.append(f"gate {verdict}")
+    approval = doc.get("approval")
+    if isinstance(approval, dict) and approval.get("by") and not approval.get("waiting"):
+        parts.append(f"approved by {approval['by']}")
+    if isinstance(doc.get("undo"), dict):
+        parts.append(f"undo to revision {doc['undo'].get('to_revision', '?')}")
+    if state not in ROLLOUT_ACTIVE and doc.get("reason"):
+        parts.append(str(doc["reason"]))
+    return "; ".join(parts)
+
+
+def render_watch(
+    service: str, doc: dict[str, Any] | None, spec: ClusterSpec, now: float | None = None
+) -> RenderableType:
+    """The live view: the status, or what the watch waits for."""
+    if doc is None:
+        return Text(status_line(service, None, spec))
+    return render_status(doc, spec, now)
 
 
 def render_status(
@@ -178,6 +275,8 @@ def render_status(
     head.append(state, style=style.get(state, "bold yellow"))
     if doc.get("paused"):
         head.append("  PAUSED by the operator", style="bold magenta")
+    if waiting_for_approval(doc):
+        head.append("  WAITING FOR APPROVAL", style="bold magenta")
     kind = doc.get("step_kind") or "-"
     lines = [head]
     if state in ROLLOUT_ACTIVE:
@@ -198,6 +297,7 @@ def render_status(
         f"old version {doc.get('old', 0)} (serving), kept warm {doc.get('previous', 0)}"
     )
     lines.append(cohort)
+    lines += [Text(line) for line in record_lines(doc, now)]
     gate = doc.get("gate") or {}
     parts: list[RenderableType] = [*lines]
     if gate:

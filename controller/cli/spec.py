@@ -18,6 +18,7 @@ import yaml
 
 from controller.cli.common import store_option
 from controller.spec import document, revisions
+from controller.spec.carry import Carried, carry_over
 from controller.spec.checks import Problems, json_ok, version_ok
 from controller.spec.load import check_semantics, load_yaml
 from controller.spec.model import ClusterSpec, Override
@@ -54,9 +55,24 @@ def validate_cmd(file: Path) -> None:
 
 @spec_group.command("apply")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--expect-revision", type=click.IntRange(min=0), metavar="N",
+    help="Refuse (exit 2, nothing written) unless revision N is the applied one (0: none "
+    "applied yet), as read when you reviewed it: a spec changed underneath is not overwritten.",
+)  # fmt: skip
+@click.option(
+    "--drop-overrides", is_flag=True,
+    help="Drop the overrides made with `bosun update` that FILE does not list (by default a "
+    "service whose entry lists no overrides keeps them, and each kept one is reported).",
+)  # fmt: skip
 @store_option
-def apply_cmd(file: Path, store: str) -> None:
-    """Validate FILE and write it as the next spec revision."""
+def apply_cmd(file: Path, expect_revision: int | None, drop_overrides: bool, store: str) -> None:
+    """Validate FILE and write it as the next spec revision.
+
+    Overrides made with `bosun update` and the rollout commands' records (control, undo,
+    approval) are kept when FILE does not give them; every override kept or dropped is
+    reported (docs/spec.md#overrides).
+    """
     spec = _read_file(file)
     st = open_store(store)
     try:
@@ -64,12 +80,37 @@ def apply_cmd(file: Path, store: str) -> None:
     except revisions.UNREADABLE as exc:
         click.echo(f"warning: the applied spec is unreadable, replacing it: {exc}", err=True)
         current = None
-    if current is not None and document.same_content(current.spec, spec):
-        click.echo(f"unchanged: revision {current.spec.revision} already has this content; "
-                   "nothing written")  # fmt: skip
-        return
-    applied = revisions.apply(st, spec, now=time.time())
+    base = current.spec.revision if current is not None else 0
+    if expect_revision is not None and expect_revision != base:
+        raise revisions.SpecChanged(
+            f"{st.describe('spec/current.json')} is at revision {base}, not {expect_revision} "
+            f"as --expect-revision says: the spec changed underneath; nothing written. See what "
+            f"changed with `bosun spec diff {file}` and apply again"
+        )
+    if current is not None:
+        carried = carry_over(current.spec, spec, drop_overrides=drop_overrides)
+        spec = carried.spec
+        _report(carried)
+        if document.same_content(current.spec, spec):
+            click.echo(f"unchanged: revision {base} already has this content; nothing written")
+            return
+    # based on `base`: an apply in between makes this one fail instead of undoing it
+    expect = base if current is not None else expect_revision
+    applied = revisions.apply(st, spec, now=time.time(), expect_revision=expect)
     click.echo(f"applied revision {applied.revision}: {_describe(applied)}")
+
+
+def _report(carried: Carried) -> None:
+    for line in carried.kept:
+        click.echo(
+            f"kept override made with `bosun update`: {line} (the file lists no overrides for "
+            "this service; --drop-overrides drops it)",
+            err=True,
+        )
+    for line in carried.dropped:
+        click.echo(f"dropped override: {line}", err=True)
+    for line in carried.warnings:
+        click.echo(f"warning: {line}", err=True)
 
 
 @spec_group.command("show")
@@ -92,11 +133,15 @@ def show_cmd(revision: int | None, output: str, store: str) -> None:
 @spec_group.command("diff")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences.")
+@click.option("--drop-overrides", is_flag=True, help="As `spec apply --drop-overrides`.")
 @store_option
-def diff_cmd(file: Path, exit_code: bool, store: str) -> None:
-    """Show what applying FILE would change against the current spec."""
+def diff_cmd(file: Path, exit_code: bool, drop_overrides: bool, store: str) -> None:
+    """Show what applying FILE would change against the current spec (with what apply
+    keeps: overrides made with `bosun update`, the rollout commands' records)."""
     new = _read_file(file)
     current = revisions.read_current(open_store(store))
+    if current is not None:
+        new = carry_over(current.spec, new, drop_overrides=drop_overrides).spec
     old_text = document.to_yaml(current.spec) if current else ""
     old_name = f"revision {current.spec.revision}" if current else "(no spec applied)"
     lines = list(

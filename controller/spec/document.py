@@ -48,10 +48,61 @@ def from_json(raw: bytes, *, where: str = "spec/current.json") -> tuple[ClusterS
 
 
 def to_yaml(spec: ClusterSpec) -> str:
-    """Human YAML of a spec (durations in seconds, defaults spelled out): for show and diff."""
-    value = to_value(spec)
+    """Human YAML of a spec in the form `bosun spec apply` reads (durations in seconds,
+    defaults spelled out, unset fields left out): for show and diff. `load_yaml` of it
+    gives back the same spec, so `spec show | spec apply` changes nothing."""
+    return yaml.safe_dump(operator_value(spec), sort_keys=True, default_flow_style=False, width=100)
+
+
+def operator_value(spec: ClusterSpec) -> dict[str, Any]:
+    """The spec as an operator writes it: steps as `{canary: 1, bake: ...}`, an autoscaled
+    service's `count` as the scaler's start (the stored count is its max), no revision."""
+    value = _plain(to_value(spec))
     value.pop("revision", None)
-    return yaml.safe_dump(_plain(value), sort_keys=True, default_flow_style=False, width=100)
+    if value.get("rollout") is not None:
+        value["rollout"] = _rollout(value["rollout"])
+    for name, svc in value.get("services", {}).items():
+        if svc.get("rollout") is not None:
+            svc["rollout"] = _rollout(svc["rollout"])
+        scale = svc.get("scale")
+        if scale is not None:
+            svc["count"] = scale.pop("start", spec.services[name].count)
+        for key in ("health", "sessions", "control", "scale", "undo", "approval"):
+            if isinstance(svc.get(key), dict):
+                svc[key] = _set_only(svc[key])
+        value["services"][name] = _set_only(svc)
+    value["settings"] = _set_only(value.get("settings", {}))
+    return _set_only(value)
+
+
+def _rollout(value: dict[str, Any]) -> dict[str, Any]:
+    value["steps"] = [_step(step) for step in value.get("steps", [])]
+    value["gates"] = _set_only(value.get("gates", {}))
+    return _set_only(value)
+
+
+def _step(step: dict[str, Any]) -> dict[str, Any]:
+    kind = step["kind"]
+    if kind == "approve":
+        return {"approve": {}}
+    number = step.get("number", 0.0)
+    out: dict[str, Any] = {}
+    if kind == "select":
+        out["select"] = step["select"]
+    elif kind == "percent":
+        out["percent"] = int(number) if float(number).is_integer() else number
+    else:
+        out[kind] = int(number)
+    if step.get("weight") is not None:
+        out["weight"] = step["weight"]
+    out["bake"] = step.get("bake", 0.0)
+    return out
+
+
+def _set_only(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` without its unset (null) fields: the loader gives them the same default.
+    Only for fields of the spec's own types, never inside config (null is a value there)."""
+    return {k: v for k, v in value.items() if v is not None}
 
 
 def _plain(value: Any) -> Any:
@@ -67,4 +118,6 @@ def same_content(a: ClusterSpec, b: ClusterSpec) -> bool:
     return to_value(a) | {"revision": 0} == to_value(b) | {"revision": 0}
 
 
-__all__ = ["SpecError", "from_json", "same_content", "to_json", "to_value", "to_yaml"]
+__all__ = [
+    "SpecError", "from_json", "operator_value", "same_content", "to_json", "to_value", "to_yaml",
+]  # fmt: skip

@@ -26,6 +26,7 @@ from controller.spec.checks import (
     unknown_keys,
     version_ok,
 )
+from controller.spec.commands import parse_approval, parse_undo
 from controller.spec.graph import find_cycle
 from controller.spec.model import (
     ClusterSpec,
@@ -49,7 +50,7 @@ TOP_KEYS = ("settings", "services", "rollout", "provisioner", "forget")
 SETTINGS_KEYS = ("heartbeat_timeout", "desired_lifetime", "skew_window", "controller_interval")
 SERVICE_KEYS = (
     "version", "count", "kind", "balances", "config", "depends_on", "port", "weight",
-    "pools", "health", "sessions", "overrides", "rollout", "control",
+    "pools", "health", "sessions", "overrides", "rollout", "control", "undo", "approval",
     "scale", "max_unavailable", "provisioner",
 )  # fmt: skip
 HEALTH_KEYS = ("grace", "quarantine", "blind_threshold")
@@ -265,6 +266,8 @@ def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
     overrides = _overrides(p, f"{path}.overrides", raw.get("overrides", []))
     rollout = parse_rollout(p, f"{path}.rollout", raw.get("rollout"))
     control = parse_control(p, f"{path}.control", raw.get("control"))
+    undo = parse_undo(p, f"{path}.undo", raw.get("undo"))
+    approval = parse_approval(p, f"{path}.approval", raw.get("approval"))
     scale = parse_scale(p, f"{path}.scale", raw.get("scale"), count if ok else None)
     budget = parse_budget(p, f"{path}.max_unavailable", raw.get("max_unavailable"))
     provisioner = parse_provisioner(p, f"{path}.provisioner", raw.get("provisioner"))
@@ -277,7 +280,7 @@ def _service(p: Problems, path: str, raw: object) -> ServiceSpec | None:
         kind=kind, balances=balances, config=config, depends_on=depends_on, port=port,
         weight=weight, pools=pools, health=health, sessions=sessions, overrides=overrides,
         rollout=rollout,
-        control=control, scale=scale, max_unavailable=budget, provisioner=provisioner,
+        control=control, undo=undo, approval=approval, scale=scale, max_unavailable=budget, provisioner=provisioner,
     )  # fmt: skip
 
 

@@ -10,8 +10,12 @@
         ├── health: HealthSpec    grace, quarantine
         ├── sessions: SessionsSpec drain_timeout
         ├── overrides             sub-group updates recorded by `bosun update`
-        └── rollout: RolloutSpec  steps, gates, on_failure, keep_previous, watch, deadline
-                                  (a top-level `rollout` is the default for every service)
+        ├── rollout: RolloutSpec  steps, gates, on_failure, keep_previous, keep_warm, watch,
+        │                         deadline (a top-level `rollout` is the default for every
+        │                         service)
+        ├── control               the last `bosun rollout pause|resume|promote|abort`
+        ├── undo: Undo            the last `bosun rollout undo` (its version is the spec's)
+        └── approval: Approval    the last `bosun rollout approve` (who, why)
 
 These dataclasses are also the JSON form stored in `spec/current.json` (via wire.codec);
 the YAML reader in `controller.spec.load` turns human input into them.
@@ -22,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from wire.codec import JsonValue
+from wire.codec import OMIT_EMPTY, JsonValue
 
 Kind = Literal["service", "loadbalancer"]
 
@@ -99,7 +103,7 @@ class Override:
     config: dict[str, JsonValue] = field(default_factory=dict)  # merged over the service's
 
 
-StepKind = Literal["shadow", "canary", "percent", "select"]
+StepKind = Literal["shadow", "canary", "percent", "select", "approve"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,9 @@ class RolloutStep:
     shadow: N extra machines on the new version get mirrored traffic only;
     canary: N active machines on the new version at a reduced load-balancer weight;
     percent: that share of the service's active machines (rounded up, at least one);
-    select: a sized selector such as max(count=2,percent=10).
+    select: a sized selector such as max(count=2,percent=10);
+    approve: the rollout waits, as the previous step left it, until `bosun rollout approve`
+    (an `Approval` for its version); no machine changes and no bake.
     """
 
     kind: StepKind
@@ -127,6 +133,22 @@ class Gates:
     max_error_ratio: float | None = None  # new / old error rate
     max_latency_ratio: float | None = None  # new / old mean latency
     min_requests: int = 100  # fewer new-version requests in the window: the gate waits
+    # the old-version requests the comparison needs in the same window (None: min_requests)
+    min_baseline_requests: int | None = field(default=None, metadata=OMIT_EMPTY)
+    # confidence of the two-proportion test that the new error rate differs from the old
+    # (None: DEFAULT_CONFIDENCE); below it the gate waits for more requests
+    confidence: float | None = field(default=None, metadata=OMIT_EMPTY)
+
+    def baseline_minimum(self) -> int:
+        return (
+            self.min_requests if self.min_baseline_requests is None else self.min_baseline_requests
+        )
+
+    def confidence_level(self) -> float:
+        return DEFAULT_CONFIDENCE if self.confidence is None else self.confidence
+
+
+DEFAULT_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +157,9 @@ class RolloutSpec:
     gates: Gates = field(default_factory=Gates)
     on_failure: Literal["revert", "halt"] = "revert"
     keep_previous: float = 3600.0  # old-version machines stay warm standby this long after
+    # of keep_previous, how long their process keeps running (out of the balancer), so an
+    # undo is a mode change; 0: stopped at once (<= keep_previous)
+    keep_warm: float = field(default=0.0, metadata=OMIT_EMPTY)
     watch: float = 0.0  # after 100%: still revert if the new version degrades vs the baseline
     progress_deadline: float = 7200.0  # the whole rollout must finish within this
 
@@ -156,6 +181,31 @@ class RolloutControl:
 
 
 @dataclass(frozen=True, slots=True)
+class Undo:
+    """`bosun rollout undo`: the service's version (and config) were set back to those of
+    spec revision `to_revision`. The revision that recorded it is `id`; the planner acts on
+    each id once: a rollout from `from_version` to `version` that skips its stages when the
+    previous machines are still warm (`keep_warm`), through the stages otherwise.
+    """
+
+    id: int  # the spec revision that recorded the undo (its version is `version`)
+    to_revision: int  # the revision whose release it returns to
+    version: str  # the version it returns to
+    from_version: str  # the version it takes back
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """`bosun rollout approve`: lets the rollout towards `version` pass the approval step it
+    waits at (or the next one it reaches). The planner acts on each id once."""
+
+    id: int  # the spec revision that recorded it
+    version: str  # the rollout's target version
+    by: str  # who approved (--by, default the operator's login)
+    reason: str  # why (--reason, required)
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceSpec:
     version: str
     count: int
@@ -171,6 +221,8 @@ class ServiceSpec:
     overrides: tuple[Override, ...] = ()
     rollout: RolloutSpec | None = None  # None: the cluster default, else switch at once
     control: RolloutControl | None = None  # the last operator command to its rollout
+    undo: Undo | None = field(default=None, metadata=OMIT_EMPTY)  # the last rollout undo
+    approval: Approval | None = field(default=None, metadata=OMIT_EMPTY)  # the last approval
     scale: ScaleSpec | None = None  # autoscaling
     max_unavailable: str | None = None  # "2" or "25%": draining/changing/lost at once
     provisioner: dict[str, JsonValue] | None = None  # overrides the cluster's provisioner

@@ -27,6 +27,10 @@ MAX_STORED_SPEC = 16 * 1024 * 1024  # as the controller reads it (a 4 MiB YAML g
 UNREADABLE = (SpecError, InvalidDocument, DocumentTooLarge)
 
 
+class SpecChanged(SpecError):
+    """The applied revision is not the one the caller based its change on."""
+
+
 @dataclass(frozen=True, slots=True)
 class Current:
     spec: ClusterSpec
@@ -74,16 +78,25 @@ def _damaged_current(store: Store, problem: Exception) -> tuple[int, str]:
     return newest + 1, etag
 
 
-def apply(store: Store, spec: ClusterSpec, *, now: float) -> ClusterSpec:
+def apply(
+    store: Store, spec: ClusterSpec, *, now: float, expect_revision: int | None = None
+) -> ClusterSpec:
     """Write `spec` as the next revision; WriteConflict if another apply won the race.
     A damaged spec/current.json (malformed, hostile, too large) is replaced: the new
-    revision follows the newest in spec/history/."""
+    revision follows the newest in spec/history/. With `expect_revision`, SpecChanged
+    unless that is the applied revision (0: none applied)."""
     try:
         current = read_current(store)
         revision = (current.spec.revision if current else 0) + 1
         expected = current.etag if current else ""
     except UNREADABLE as exc:
         revision, expected = _damaged_current(store, exc)
+    if expect_revision is not None and revision - 1 != expect_revision:
+        raise SpecChanged(
+            f"{store.describe(SPEC_CURRENT)} is at revision {revision - 1}, not "
+            f"{expect_revision} as expected: the spec changed underneath; nothing written. "
+            "See what changed with `bosun spec diff FILE` and apply again"
+        )
     for _ in range(MAX_ORPHANS):
         new = replace(spec, revision=revision)
         body = to_json(new, applied_at=now)

@@ -6,10 +6,13 @@
         - {canary: 1, weight: 5, bake: 30m}
         - {percent: 25, bake: 10m}
         - {select: "max(count=2,percent=50)", bake: 10m}
+        - approve: {}               # waits for `bosun rollout approve`
         - {percent: 100}
-      gates: {max_error_rate: 0.02, max_error_ratio: 1.5, max_latency_ratio: 1.3, min_requests: 200}
+      gates: {max_error_rate: 0.02, max_error_ratio: 1.5, max_latency_ratio: 1.3, min_requests: 200,
+              min_baseline_requests: 200, confidence: 0.95}
       on_failure: revert            # or halt
       keep_previous: 1h
+      keep_warm: 10m                # of keep_previous, old machines' process keeps running
       watch: 30m
       progress_deadline: 2h
 
@@ -33,10 +36,21 @@ from controller.spec.model import (
 from controller.spec.selector import parse_selector
 from wire.errors import SpecError
 
-ROLLOUT_KEYS = ("steps", "gates", "on_failure", "keep_previous", "watch", "progress_deadline")
-STEP_KINDS: tuple[StepKind, ...] = ("shadow", "canary", "percent", "select")
+ROLLOUT_KEYS = (
+    "steps", "gates", "on_failure", "keep_previous", "keep_warm", "watch", "progress_deadline",
+)  # fmt: skip
+STEP_KINDS: tuple[StepKind, ...] = ("shadow", "canary", "percent", "select", "approve")
 STEP_KEYS = (*STEP_KINDS, "weight", "bake")
-GATE_KEYS = ("max_error_rate", "max_error_ratio", "max_latency_ratio", "min_requests")
+GATE_KEYS = (
+    "max_error_rate", "max_error_ratio", "max_latency_ratio", "min_requests",
+    "min_baseline_requests", "confidence",
+)  # fmt: skip
+CONFIDENCE_RANGE = (0.5, 0.9999)
+
+# Whether the planner acts on `approve` steps. While it does not, a spec with one is refused
+# (a rollout would run through an approval the operator counts on); the planner work that
+# makes rollouts wait at them turns this on.
+APPROVAL_STEPS_ACTED_ON = False
 
 
 def parse_rollout(p: Problems, path: str, raw: object) -> RolloutSpec | None:
@@ -58,17 +72,34 @@ def parse_rollout(p: Problems, path: str, raw: object) -> RolloutSpec | None:
                 steps.append(step)
     if not steps or not (steps[-1].kind == "percent" and steps[-1].number == 100):
         steps.append(RolloutStep(kind="percent", number=100.0))
+    approvals = [i for i, s in enumerate(steps) if s.kind == "approve"]
+    if approvals and not APPROVAL_STEPS_ACTED_ON:
+        p.add(
+            f"{path}.steps[{approvals[0]}].approve",
+            "this controller does not wait at approval steps yet (docs/spec.md#approval); "
+            "remove the step, or hold the rollout with `bosun rollout pause` and go on with "
+            "`bosun rollout resume`",
+        )
     on_failure = raw.get("on_failure", "revert")
     if on_failure not in ("revert", "halt"):
         p.add(f"{path}.on_failure", f"expected 'revert' or 'halt', got {on_failure!r}")
         on_failure = "revert"
+    keep_previous = duration_field(
+        p, f"{path}.keep_previous", raw.get("keep_previous"), d.keep_previous
+    )
+    keep_warm = duration_field(p, f"{path}.keep_warm", raw.get("keep_warm"), d.keep_warm)
+    if keep_warm > keep_previous:
+        p.add(
+            f"{path}.keep_warm",
+            f"{keep_warm:g}s is longer than keep_previous ({keep_previous:g}s): machines are "
+            "kept warm only while they are kept; raise keep_previous or lower keep_warm",
+        )
     return RolloutSpec(
         steps=tuple(steps),
         gates=_gates(p, f"{path}.gates", raw.get("gates")),
         on_failure=on_failure,
-        keep_previous=duration_field(
-            p, f"{path}.keep_previous", raw.get("keep_previous"), d.keep_previous
-        ),
+        keep_previous=keep_previous,
+        keep_warm=keep_warm,
         watch=duration_field(p, f"{path}.watch", raw.get("watch"), d.watch),
         progress_deadline=duration_field(
             p, f"{path}.progress_deadline", raw.get("progress_deadline"), d.progress_deadline
@@ -83,10 +114,15 @@ def _step(p: Problems, path: str, raw: object) -> RolloutStep | None:
     unknown_keys(p, path, raw, STEP_KEYS)
     kinds = [k for k in STEP_KINDS if k in raw]
     if len(kinds) != 1:
-        p.add(path, "give exactly one of shadow: N, canary: N, percent: P, select: EXPR")
+        p.add(
+            path,
+            "give exactly one of shadow: N, canary: N, percent: P, select: EXPR, approve: {}",
+        )
         return None
     kind = kinds[0]
     value: Any = raw[kind]
+    if kind == "approve":
+        return _approve_step(p, path, raw)
     bake = duration_field(p, f"{path}.bake", raw.get("bake"), 0.0)
     weight = raw.get("weight")
     if weight is not None:
@@ -120,6 +156,19 @@ def _step(p: Problems, path: str, raw: object) -> RolloutStep | None:
     return RolloutStep(kind="select", select=str(sel), bake=bake)
 
 
+def _approve_step(p: Problems, path: str, raw: dict[Any, Any]) -> RolloutStep | None:
+    """`- approve: {}`: nothing else in the step (it has no machines and no bake)."""
+    value = raw["approve"]
+    if value is not None and value != {}:
+        p.add(f"{path}.approve", f"expected {{}} (an approval step has no settings), got {value!r}")
+        return None
+    extra = [k for k in ("weight", "bake") if k in raw]
+    if extra:
+        p.add(f"{path}.{extra[0]}", "an approval step waits for the operator: no weight or bake")
+        return None
+    return RolloutStep(kind="approve")
+
+
 def _gates(p: Problems, path: str, raw: object) -> Gates:
     if raw is None:
         return Gates()
@@ -136,11 +185,24 @@ def _gates(p: Problems, path: str, raw: object) -> Gates:
             p.add(f"{path}.{key}", f"expected a number >= 0, got {v!r}")
             continue
         out[key] = float(v)
-    mr = raw.get("min_requests", Gates().min_requests)
-    if isinstance(mr, bool) or not isinstance(mr, int) or mr < 1:
-        p.add(f"{path}.min_requests", f"expected a whole number >= 1, got {mr!r}")
-    else:
-        out["min_requests"] = mr
+    for key, default in (("min_requests", Gates().min_requests), ("min_baseline_requests", None)):
+        mr = raw.get(key, default)
+        if mr is None:
+            continue
+        if isinstance(mr, bool) or not isinstance(mr, int) or mr < 1:
+            p.add(f"{path}.{key}", f"expected a whole number >= 1, got {mr!r}")
+        else:
+            out[key] = mr
+    conf = raw.get("confidence")
+    if conf is not None:
+        lo, hi = CONFIDENCE_RANGE
+        if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not lo <= conf <= hi:
+            p.add(
+                f"{path}.confidence",
+                f"expected a confidence level from {lo:g} to {hi:g} (e.g. 0.95), got {conf!r}",
+            )
+        else:
+            out["confidence"] = float(conf)
     return Gates(**out)
 
 

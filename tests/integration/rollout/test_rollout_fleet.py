@@ -6,12 +6,16 @@ The tests share one fleet and run in file order (each starts from where the last
 2. a good release goes through shadow, canary and steps, and no client request is
    answered by the new version while it is only a shadow;
 3. a bad release right after a good one (the old machines still kept warm): what the
-   planner does when every standby is a kept-warm previous machine (see the report).
+   planner does when every standby is a kept-warm previous machine (see the report);
+4. a release still baking when its progress_deadline passes is reverted.
+`bosun rollout status --watch` follows 1, 2 and 4 off a terminal (a line per change) and
+exits 3 (reverted), 0 (complete) and 5 (deadline).
 """
 
 from __future__ import annotations
 
 import fcntl
+import itertools
 import math
 import os
 import pty
@@ -69,6 +73,39 @@ class PtyRun:
 
 
 FIGURES: dict[str, Any] = {}
+
+
+class Watcher:
+    """`bosun rollout status web --watch` with its output to pipes (not a terminal)."""
+
+    def __init__(self, f: Fleet) -> None:
+        argv = [*BOSUN, "rollout", "status", "web", "--watch", "--interval", "0.2s",
+                "--timeout", "90s", "--store", f.url]  # fmt: skip
+        self.proc = subprocess.Popen(
+            argv, env=f.book.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def finish(self, timeout: float = 20) -> tuple[int, list[str], str]:
+        """(exit code, the lines it streamed, what it wrote to stderr)."""
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        return self.proc.returncode, out.splitlines(), err
+
+
+def _check_stream(lines: list[str], version: str, end: str) -> None:
+    """One line per change (none repeated), ending with the rollout's end state (a success's
+    closing line is on stdout too, a failure's on stderr)."""
+    if end == "complete":
+        assert lines[-1].startswith("rollout of web ") and lines[-1].endswith("(exit 0)"), lines
+        lines = lines[:-1]
+    bodies = [line.split(" ", 1)[1] for line in lines]
+    assert bodies, "the watch printed nothing"
+    assert all(a != b for a, b in itertools.pairwise(bodies)), lines
+    assert f"-> {version}: {end}" in bodies[-1], lines
 
 
 def _strategy(*, shadow: bool) -> dict[str, Any]:
@@ -144,9 +181,14 @@ def test_bad_release_halted_at_canary_and_reverted(rollout_fleet: Fleet) -> None
     f = rollout_fleet
     t0 = time.time()
     f.apply(BAD, _strategy(shadow=False))
+    piped = Watcher(f)
     seen = _follow(f, BAD, ("reverted", "halted", "complete"), 45)
     final = seen[-1]
     assert final["state"] == "reverted", final
+    code, lines, err = piped.finish()
+    assert code == 3, (lines, err)
+    _check_stream(lines, BAD, "reverted")
+    assert "reverted" in err and "(exit 3)" in err
     assert final["step_kind"] == "canary" and final["step"] == 1, final
     assert "error rate" in final["reason"], final["reason"]
     reverted = f.events(t0, "rollout.reverted")
@@ -183,6 +225,7 @@ def test_good_release_through_shadow_canary_and_steps(rollout_fleet: Fleet) -> N
     assert f.client is not None
     t0 = time.time()
     f.apply(GOOD, _strategy(shadow=True))
+    piped = Watcher(f)
     watcher: list[PtyRun] = []
     captures: dict[str, str] = {}
 
@@ -197,6 +240,10 @@ def test_good_release_through_shadow_canary_and_steps(rollout_fleet: Fleet) -> N
     states = _states(seen, GOOD)
     code, drawn = watcher[0].finish(timeout=15)
     assert code == 0, drawn[-2000:]
+    piped_code, lines, err = piped.finish()
+    assert piped_code == 0, (lines, err)
+    _check_stream(lines, GOOD, "complete")
+    assert any(": shadow;" in line for line in lines) and any(": canary;" in line for line in lines)
     for text in ("web: 1.0 -> 2.0", "step 2 of 4: canary", "step 3 of 4: percent",
                  "new version 1 (serving)", "error rate", ">= 20", "complete"):  # fmt: skip
         assert text in drawn, (text, drawn[-3000:])
@@ -268,3 +315,25 @@ def test_bad_release_while_previous_machines_are_kept_warm(rollout_fleet: Fleet)
     assert not skipped, skipped  # the shadow step ran: no "no standby to mirror to"
     assert "shadow" in FIGURES["bad_after_good"]["states"], FIGURES["bad_after_good"]
     assert final["state"] == "reverted", final
+
+
+def test_a_release_past_its_progress_deadline_is_reverted(rollout_fleet: Fleet) -> None:
+    """2.1 passes its gates but its canary bakes for an hour: when the 4 s progress_deadline
+    passes the controller reverts it, and `status --watch` exits 5 (not 3: no gate failed)."""
+    f = rollout_fleet
+    t0 = time.time()
+    strategy = {**_strategy(shadow=False), "steps": [{"canary": 1, "bake": "1h"}],
+                "watch": "0s", "progress_deadline": "4s"}  # fmt: skip
+    f.apply("2.1", strategy)
+    piped = Watcher(f)
+    seen = _follow(f, "2.1", ("reverted", "halted", "complete"), 30)
+    final = seen[-1]
+    assert final["state"] == "reverted" and "progress_deadline" in final["reason"], final
+    code, lines, err = piped.finish()
+    assert code == 5, (lines, err)
+    _check_stream(lines, "2.1", "reverted")
+    assert "passed its progress_deadline" in err
+    _all_from(f, GOOD, quiet=2.0, start=t0)
+    FIGURES["deadline"] = {"seconds": round(float(final["finished_at"]) - t0, 1),
+                           "lines": len(lines), "client_errors": _errors(f, t0)}  # fmt: skip
+    print(f"\ndeadline: {FIGURES['deadline']}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from controller.cli.rollout import watch_status
+from controller.cli.rollout_watch import on_terminal
 from controller.spec.revisions import read_current
 from tests.unit.rollout_cli.conftest import Cluster, spec_value
 
@@ -152,10 +152,11 @@ def test_watch_refreshes_until_the_rollout_ends(rolling: Cluster) -> None:
 
     worker = threading.Thread(target=cycles, daemon=True)
     worker.start()
-    last = watch_status(rolling.store, "web", console, 0.05, limit=20)
+    watched = on_terminal(rolling.store, "web", console, 0.05, timeout=20)
     worker.join(timeout=10)
     assert done.is_set()
-    assert last["state"] == "complete"
+    assert watched.end == "complete" and watched.code == 0
+    assert watched.doc is not None and watched.doc["state"] == "complete"
     text = console.export_text()
     assert "step 2 of 4: canary" in text  # the first frame
     assert "step 3 of 4: percent" in text  # a later one
@@ -203,8 +204,10 @@ def test_watch_started_right_after_a_version_change_follows_the_new_rollout(
 
     worker = threading.Thread(target=later, daemon=True)
     worker.start()
-    last = watch_status(rolling.store, "web", console, 0.05, limit=20)
+    watched = on_terminal(rolling.store, "web", console, 0.05, timeout=20)
     worker.join(timeout=10)
-    assert (last["to_version"], last["state"]) == ("3", "reverted")
+    assert watched.doc is not None
+    assert (watched.doc["to_version"], watched.doc["state"]) == ("3", "reverted")
+    assert watched.code == 3
     text = console.export_text()
     assert "web: 1 -> 2  reverted" in text and "web: 1 -> 3  shadow" in text

@@ -1,0 +1,136 @@
+"""`bosun rollout undo SERVICE [--to-revision N]` and `bosun rollout approve SERVICE`.
+
+Both write one spec revision, as the other rollout commands do, conditional on the revision
+they read (an apply in between makes them fail, not undo it):
+- undo sets SERVICE's version and config back to those of an earlier revision (by default
+  the newest one with another release of SERVICE) and records `services.<name>.undo`;
+- approve records `services.<name>.approval` (who and why) for the rollout to the spec's
+  version, which the planner reads at an `approve` step.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+
+import click
+
+from controller.cli import rollout_view as view
+from controller.cli.common import store_option
+from controller.spec.commands import with_approval, with_undo
+from controller.spec.model import ClusterSpec
+from controller.spec.revisions import UNREADABLE, apply, read_revision
+from wire.errors import ObjectMissing, SpecError
+from wire.store import Store, open_store
+
+MAX_LOOKBACK = 1000  # spec revisions searched for the previous release
+
+
+def previous_release(store: Store, spec: ClusterSpec, service: str) -> tuple[int, ClusterSpec]:
+    """(revision, spec) of the newest revision before `spec` in which SERVICE had another
+    release (version or config); SpecError when none of the last MAX_LOOKBACK has one."""
+    svc = spec.services[service]
+    oldest = max(1, spec.revision - MAX_LOOKBACK)
+    for revision in range(spec.revision - 1, oldest - 1, -1):
+        try:
+            past = read_revision(store, revision)
+        except (ObjectMissing, *UNREADABLE):
+            continue  # deleted or damaged history: look further back
+        old = past.services.get(service)
+        if old is not None and (old.version, old.config) != (svc.version, svc.config):
+            return revision, past
+    raise SpecError(
+        f"rollout undo: none of spec revisions {oldest}..{spec.revision - 1} has another "
+        f"release of {service} than version {svc.version}; name one with --to-revision N "
+        "(`bosun spec show --revision N` shows it)"
+    )
+
+
+@click.command("undo")
+@click.argument("service")
+@click.option(
+    "--to-revision", type=click.IntRange(min=1), metavar="N",
+    help="Return to SERVICE's release (version and config) of spec revision N (default: the "
+    "newest revision with another release of SERVICE).",
+)  # fmt: skip
+@store_option
+def undo_cmd(service: str, to_revision: int | None, store: str) -> None:
+    """Return SERVICE to its previous release, recorded as a new spec revision.
+
+    The version and config of SERVICE are set back to those of the chosen revision; other
+    services and the rest of SERVICE's spec stay as they are. A rollout to the current
+    version still in progress is cancelled at once (its new-version machines go back);
+    after a completed rollout the controller rolls the old release out again.
+    """
+    opened = open_store(store)
+    spec = view.load_spec(opened, service, "undo")
+    if to_revision is None:
+        to_revision, target = previous_release(opened, spec, service)
+    elif to_revision >= spec.revision:
+        raise SpecError(
+            f"rollout undo: --to-revision {to_revision} is not before the applied revision "
+            f"{spec.revision}; `bosun spec show --revision N` shows a past one"
+        )
+    else:
+        target = read_revision(opened, to_revision)
+    new = with_undo(spec, service, to_revision=to_revision, target=target)
+    memory = view.load_memory(opened)
+    rollout = memory.rollouts.get(service) if memory is not None else None
+    applied = apply(opened, new, now=time.time(), expect_revision=spec.revision)
+    undo = applied.services[service].undo
+    assert undo is not None  # with_undo set it
+    if spec.rollout_of(service) is None:
+        how = "the change applies at once (no rollout strategy)"
+    elif rollout is not None and rollout.active and rollout.from_version == undo.version:
+        how = (
+            f"the rollout {rollout.from_version} -> {rollout.to_version} in progress is "
+            "cancelled: its new-version machines go back at once"
+        )
+    else:
+        how = (
+            f"the controller rolls {undo.version} out through the rollout's stages (this "
+            "controller does not yet skip them for machines kept warm)"
+        )
+    click.echo(
+        f"recorded: undo of {service} {undo.from_version} -> back to {undo.version} (the "
+        f"release of revision {to_revision}) as spec revision {applied.revision}; on the "
+        f"controller's next cycle {how}. `bosun rollout status {service} --watch` follows it"
+    )
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in the environment or passwd
+        return ""
+
+
+@click.command("approve")
+@click.argument("service")
+@click.option("--reason", required=True, help="Why it may go on (recorded with the approval).")
+@click.option("--by", default=None, help="Who approves (default: your login name).")
+@store_option
+def approve_cmd(service: str, reason: str, by: str | None, store: str) -> None:
+    """Let SERVICE's rollout go on past its approval step (`- approve: {}`), recording who
+    and why as a new spec revision."""
+    opened = open_store(store)
+    spec = view.load_spec(opened, service, "approve")
+    strategy = spec.rollout_of(service)
+    if strategy is None or not any(step.kind == "approve" for step in strategy.steps):
+        raise SpecError(
+            f"rollout approve: {service}'s rollout has no approval step (`- approve: {{}}` in "
+            "its steps): nothing waits for an approval; `bosun rollout promote` skips a bake"
+        )
+    ok, why = view.in_progress(spec, service, view.load_memory(opened))
+    if not ok:
+        raise SpecError(f"rollout approve: no rollout of {service} in progress: {why}")
+    who = by if by is not None else _login()
+    if not who:
+        raise SpecError("rollout approve: no login name to record; give --by NAME")
+    new = with_approval(spec, service, by=who, reason=reason)
+    applied = apply(opened, new, now=time.time(), expect_revision=spec.revision)
+    click.echo(
+        f"recorded: approval of {service}'s rollout to {spec.services[service].version} by "
+        f"{who} ({reason}) as spec revision {applied.revision}; the controller lets the "
+        "approval step it waits at (or the next one it reaches) go on, on its next cycle"
+    )
