@@ -15,8 +15,9 @@ import logging
 from dataclasses import dataclass, field
 
 from controller.status_document import ControlRefusal
+from wire import codec
 from wire.control import Sealed, open_control, seal_control
-from wire.errors import ControlRefused
+from wire.errors import ControlRefused, InvalidDocument
 from wire.signing import derive_control_key
 
 log = logging.getLogger(__name__)
@@ -114,3 +115,23 @@ class ControlGuard:
         for k, v in marks.items():
             if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool):
                 self.marks[k] = max(self.needed(k), v)
+
+    def export_refusals(self) -> dict[str, object]:
+        return {
+            "refused": codec.encode(self.refused),
+            "counted": {k: v for k, v in self._counted.items()},
+        }
+
+    def restore_refusals(self, saved: dict[str, object]) -> None:
+        """Refusal counts and the versions already counted, as `export_refusals` kept them
+        (a damaged copy is ignored: counting again is the only cost)."""
+        refused, counted = saved.get("refused"), saved.get("counted")
+        try:
+            if isinstance(refused, dict):
+                self.refused.update(codec.decode(dict[str, ControlRefusal], refused, "refused"))
+            if isinstance(counted, dict):
+                self._counted.update(
+                    {str(k): v for k, v in counted.items() if v is None or isinstance(v, str)}
+                )
+        except InvalidDocument:
+            return

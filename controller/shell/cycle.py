@@ -207,7 +207,6 @@ class Controller:
             else:
                 fence = self.lease.token
                 report.lease = replace(status, token=fence)
-        memory = resign_after_revoke(memory, intake_state, self.keys)
         spec, refused = control_objects.load_spec_or_last_good(
             self.store, self.spec_cache, memory.spec_revision
         )
@@ -218,6 +217,8 @@ class Controller:
         got = self.intake.collect(intake_state, now, settings.skew_window)
         mark("intake")
         refuse_wrong_key(got)  # raises: nothing is planned, written or saved
+        # after intake: the epoch each machine reports with decides its signing key
+        memory = resign_after_revoke(memory, intake_state, self.keys)
         unread = [m for m in got.unread if not memory.machines.get(m, _LOST).lost]
         if unread:  # docs/security.md#cold-start: a failed read is not silence
             more = f" and {len(unread) - 5} more" if len(unread) > 5 else ""

@@ -95,13 +95,14 @@ class Trust:
     def export(self) -> dict[str, object]:
         """The marks and the keys in use, for the next short-lived process."""
         raw = self.keys_raw.decode() if self.keys_raw else None
-        return {"marks": self.guard.export(), "keys": raw}
+        return {"marks": self.guard.export(), "keys": raw, **self.guard.export_refusals()}
 
     def restore(self, saved: dict[str, object]) -> None:
         """Resume from `export()`; a saved copy that does not verify is ignored."""
         marks, raw = saved.get("marks"), saved.get("keys")
         if isinstance(marks, dict):
             self.guard.restore(marks)
+        self.guard.restore_refusals(saved)
         if isinstance(raw, str):
             try:
                 sealed = open_control(raw.encode(), KEYS, self.guard.key)
