@@ -8,7 +8,8 @@
      "foreign_reports": [report keys that name no machine],
      "seen":            {machine: {"seq", "sent_at", "accepted_at", "heartbeat_interval",
                                    "addresses", "agent_version"}},
-     "spec_refused":    {"detail", "etag", "planning_with"} or null}
+     "spec_refused":    {"detail", "etag", "planning_with"} or null,
+     "control_refused": {object key: {"count", "reason", "detail", "at", "active"}}}
 
 The planner's fields stay at the top level (what `aws s3 cp .../status/cluster.json -`
 readers have always seen); `encode` and `decode` flatten and split them. Decoding is
@@ -85,6 +86,19 @@ class SpecRefused:
 
 
 @dataclass(frozen=True, slots=True)
+class ControlRefusal:
+    """A control object the controller refused (docs/security.md#signed-control-objects):
+    how often (once per distinct object version), why the last time, and whether it is
+    still refused (`active`; the controller keeps its last good copy meanwhile)."""
+
+    count: int
+    reason: str
+    detail: str
+    at: float
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterStatus:
     status: Status
     controller: ControllerInfo
@@ -93,6 +107,7 @@ class ClusterStatus:
     foreign_reports: tuple[str, ...] = ()
     seen: dict[str, Seen] = field(default_factory=dict)
     spec_refused: SpecRefused | None = None
+    control_refused: dict[str, ControlRefusal] = field(default_factory=dict)
 
     def encode(self) -> dict[str, Any]:
         """The JSON value: the planner's fields at the top level, then the sections."""
@@ -152,6 +167,7 @@ __all__ = [
     "MAX_STATUS_BYTES",
     "AgentRefusals",
     "ClusterStatus",
+    "ControlRefusal",
     "ControllerInfo",
     "Rejected",
     "Seen",

@@ -10,6 +10,7 @@
     ├── InvalidDocument            malformed, wrongly typed or unknown-format document
     │   └── DocumentTooLarge       over the size cap, refused before parsing
     ├── BadSignature               HMAC, kid or binding check failed
+    │   └── ControlRefused         a control object unsigned, forged, rolled back or deleted
     ├── Unverified                 a signed document refused, with the agent's reason; mixed
     │                              into UnverifiedTooLarge (a DocumentTooLarge),
     │                              UnverifiedMalformed (an InvalidDocument) and
@@ -104,6 +105,17 @@ class UnverifiedMalformed(Unverified, InvalidDocument):
 class UnverifiedSignature(Unverified, BadSignature):
     """Format, kid, HMAC or binding (reasons wrong_format, unknown_kid, bad_signature,
     wrong_machine)."""
+
+
+class ControlRefused(BadSignature):
+    """A control object (spec, keys, memory, intake, lease) that does not verify, is older
+    than a version already seen, or is missing although a version of it was seen
+    (docs/security.md#signed-control-objects). `reason`: unsigned, bad_signature,
+    malformed, rolled_back, deleted, unknown_operator."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class InvalidMachineId(BosunError, ValueError):

@@ -143,3 +143,9 @@ def read_key_file(path: Path, *, check_mode: bool = True) -> bytes:
             f"(mode {stat.S_IMODE(st.st_mode):o}); fix with: chmod 600 {path}"
         )
     return decode_key(path.read_text(), source=str(path))
+
+
+def derive_control_key(master: bytes) -> bytes:
+    """The key the controller signs its own control objects with (wire.control):
+    HMAC-SHA256(master, 'bosun/control'); no machine label can collide with it."""
+    return hmac.new(master, b"bosun/control", hashlib.sha256).digest()

@@ -21,7 +21,7 @@ from controller.cli.doctor import doctor_cmd
 from controller.cli.enroll import enroll_command
 from controller.cli.forget import forget_cmd
 from controller.cli.iam import iam_policy
-from controller.cli.keys import keygen_cmd, revoke_cmd
+from controller.cli.keys import keygen_cmd, revoke_cmd, rotate_cmd
 from controller.cli.reads import events_cmd, history_cmd, machines_cmd, status_cmd
 from controller.cli.rollout import rollout_group
 from controller.cli.spec import spec_group, update_command
@@ -65,6 +65,7 @@ for _command in (
     enroll_command,
     keygen_cmd,
     revoke_cmd,
+    rotate_cmd,
     controller_group,
     status_cmd,
     machines_cmd,

@@ -23,10 +23,12 @@ from controller.shell.local_dir import (
     exclusive,
     load_lease_view,
     load_snapshots,
+    load_trust,
     probe_due,
     save_lease_view,
     save_probe_passed,
     save_snapshots,
+    save_trust,
 )
 from wire import codec
 from wire.store import open_store
@@ -117,9 +119,11 @@ def _controller(cfg: ControllerSettings, *, keep_view: bool) -> Iterator[Control
             ctl.lease.restore(load_lease_view(cfg.state_dir))
             ctl.cache.keep_raw = True
             ctl.cache.raw = load_snapshots(cfg.state_dir)
+        ctl.trust.restore(load_trust(cfg.state_dir))
         try:
             yield ctl
         finally:
+            save_trust(cfg.state_dir, ctl.trust.export())
             if keep_view:
                 save_lease_view(cfg.state_dir, ctl.lease.export())
                 if ctl.cache.dirty:

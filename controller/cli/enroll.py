@@ -108,6 +108,7 @@ def enroll_command(
 
     The output contains the machine key: keep it out of logs, tickets and shell history.
     """
+    master = load_master_key(master_key)
     if epoch is None:
         if store is None:
             epoch = 0
@@ -116,13 +117,12 @@ def enroll_command(
             )
         else:
             try:
-                epoch = load_epochs(open_store(store)).get(machine, 0)
+                epoch = load_epochs(open_store(store), master).get(machine, 0)
             except StoreError as exc:
                 raise StoreError(
                     f"{exc}; enroll reads the machine's current epoch from control/keys.json: "
                     "use credentials that may read it, or pass --epoch N"
                 ) from exc
-    master = load_master_key(master_key)
     try:
         enrollment = enroll(master, machine, eligible=eligible.split(","), epoch=epoch, store=store)
     except ValueError as exc:

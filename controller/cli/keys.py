@@ -1,4 +1,4 @@
-"""`bosun keygen` and `bosun revoke`: the master key file and machine key epochs."""
+"""`bosun keygen`, `bosun revoke` and `bosun rotate`: key files and machine key epochs."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from controller.cli.common import open_store_option, store_option
-from controller.shell.key_epochs import bump_epoch, keygen
+from controller.cli.common import Duration, master_key_option, open_store_option, store_option
+from controller.shell.key_epochs import DEFAULT_GRACE, bump_epoch, keygen, load_master_key
 
 
 @click.command("keygen")
@@ -34,16 +34,45 @@ def keygen_cmd(path: Path, force: bool) -> None:
 @click.command("revoke")
 @click.argument("machine")
 @store_option
-def revoke_cmd(machine: str, store: str) -> None:
-    """Revoke MACHINE's key: bump its epoch in control/keys.json.
+@master_key_option
+def revoke_cmd(machine: str, store: str, master_key: Path) -> None:
+    """Revoke MACHINE's key at once: bump its epoch in control/keys.json (signed).
 
-    The controller refuses the old key from its next cycle on; re-enroll the machine with
-    the printed command to give it a key at the new epoch.
+    The controller refuses the old key from its next cycle on, even if control/keys.json
+    is later deleted or an older copy is put back; re-enroll the machine with the printed
+    command to give it a key at the new epoch. To change a key without a gap, use rotate.
     """
-    epoch = bump_epoch(open_store_option(store), machine)
+    epoch = bump_epoch(open_store_option(store), load_master_key(master_key), machine)
     click.echo(f"{machine}: key epoch is now {epoch}; snapshots signed with older keys are refused")
     click.echo(
         f"re-enroll it with: bosun enroll {machine} --epoch {epoch} --store {store!s} "
         "--master-key FILE --eligible SERVICES -o yaml|env|cloud-init (as it was enrolled: "
         "the eligible services and the form your provisioning uses)"
+    )
+
+
+@click.command("rotate")
+@click.argument("machine")
+@store_option
+@master_key_option
+@click.option(
+    "--grace",
+    type=Duration(),
+    default=f"{int(DEFAULT_GRACE)}s",
+    show_default=True,
+    help="How long the old key stays valid (at most 7 days), so the agent switches without a gap.",
+)
+def rotate_cmd(machine: str, store: str, master_key: Path, grace: float) -> None:
+    """Rotate MACHINE's key: a new epoch, the old key still valid for --grace.
+
+    Until the machine reports with its new key, its desired document stays signed with the
+    old one; re-enroll it (the printed command) within the grace. Revoke is immediate.
+    """
+    if grace > 7 * 24 * 3600:
+        raise click.BadParameter("at most 7d", param_hint="--grace")
+    epoch = bump_epoch(open_store_option(store), load_master_key(master_key), machine, grace=grace)
+    click.echo(f"{machine}: key epoch is now {epoch}; epoch {epoch - 1} stays valid for {grace:g}s")
+    click.echo(
+        f"install the new key with: bosun enroll {machine} --epoch {epoch} --store {store!s} "
+        "--master-key FILE --eligible SERVICES -o yaml|env|cloud-init, then restart the agent"
     )

@@ -276,6 +276,11 @@ def problems(doc: ClusterStatus, fresh: Freshness, rows: list[dict[str, Any]]) -
         out.append(
             Problem(DEGRADED, "degraded", f"{SPEC_CURRENT} refused: {doc.spec_refused.detail}")
         )
+    for key, refusal in sorted(doc.control_refused.items()):
+        if refusal.active:
+            out.append(
+                Problem(DEGRADED, "degraded", f"{key} refused ({refusal.reason}): {refusal.detail}")
+            )
     for name, s in sorted(doc.status.services.items()):
         if s.healthy < s.count:
             out.append(

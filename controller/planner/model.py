@@ -29,6 +29,7 @@ from typing import Literal
 from controller.spec.model import ClusterSpec
 from wire import codec
 from wire.codec import JsonValue
+from wire.control import unwrap_unverified
 from wire.documents import Desired, Drain, Mode, Snapshot, dumps_pretty, loads_object
 from wire.errors import InvalidDocument
 from wire.layout import MachineId
@@ -201,7 +202,12 @@ class Memory:
 
     @classmethod
     def from_json(cls, raw: bytes, *, where: str = "control/memory.json") -> Memory:
-        value = loads_object(raw, where=where)
+        """Decode the stored object, unwrapping its signed envelope WITHOUT verifying it
+        (readers and tests; the controller verifies with wire.control, then `from_value`)."""
+        return cls.from_value(unwrap_unverified(loads_object(raw, where=where)), where=where)
+
+    @classmethod
+    def from_value(cls, value: object, *, where: str = "control/memory.json") -> Memory:
         mem: Memory = codec.decode(cls, value, where)
         if mem.format != MEMORY_FORMAT:
             raise InvalidDocument(f"{where}.format: expected {MEMORY_FORMAT!r}, got {mem.format!r}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from controller.planner.model import Memory
+from controller.shell.control_guard import ControlGuard
 from controller.shell.intake_state import IntakeState
 from controller.shell.key_epochs import KeyRing
 from controller.spec.document import from_json as spec_from_json
@@ -133,8 +134,6 @@ def _get_cached(store: Store, key: str, cache: Cache | None) -> tuple[StoredObje
     if isinstance(got, NotModified) and hit is not None:
         return StoredObject(key, b"", hit[0]), hit[1]
     if isinstance(got, Missing):
-        if cache is not None:
-            cache.pop(key, None)
         return None, None
     if not isinstance(got, StoredObject):
         raise InvalidDocument(f"{store.describe(key)}: unexpected not-modified answer")
@@ -146,37 +145,69 @@ def remember(cache: Cache | None, key: str, etag: str | None, value: Any) -> Non
         cache[key] = (etag, value)
 
 
-def load_intake(store: Store, cache: Cache | None = None) -> Loaded[IntakeState]:
+def _last_good(cache: Cache | None, key: str) -> Any:
+    hit = cache.get(key) if cache is not None else None
+    return hit[1] if hit is not None else None
+
+
+def load_intake(
+    store: Store, guard: ControlGuard, now: float, cache: Cache | None = None
+) -> Loaded[IntakeState]:
+    """The shell's intake state. One that does not verify, or older than a version seen
+    (docs/security.md#signed-control-objects), is refused: the last good copy this process
+    holds is used, else a fresh state (every report is accepted anew and starts a full
+    liveness window); the next save replaces the refused object."""
     got, value = _get_cached(store, INTAKE, cache)
     if got is None:
-        return Loaded(IntakeState(), None)
+        guard.open(INTAKE, None, None, now)
+        return Loaded(_last_good(cache, INTAKE) or IntakeState(), None)
     if value is None:
-        value = IntakeState.from_json(got.body, where=store.describe(INTAKE))
+        sealed = guard.open(INTAKE, got.body, got.etag, now)
+        if sealed is None:
+            return Loaded(_last_good(cache, INTAKE) or IntakeState(), got.etag, recovered=True)
+        value = IntakeState.from_value(sealed.value, where=store.describe(INTAKE))
         remember(cache, INTAKE, got.etag, value)
     return Loaded(value, got.etag)
 
 
 def load_memory(
-    store: Store, keys: KeyRing, intake: IntakeState, cache: Cache | None = None
+    store: Store,
+    keys: KeyRing,
+    intake: IntakeState,
+    guard: ControlGuard,
+    now: float,
+    cache: Cache | None = None,
 ) -> tuple[Loaded[Memory], IntakeState]:
-    """The planner memory; when it is missing, rebuilt from the signed documents in desired/.
+    """The planner memory; when it is missing or refused (unsigned, forged, rolled back:
+    docs/security.md#signed-control-objects), the last good copy this process holds, else
+    rebuilt from the signed documents in desired/.
 
     Recovery also records every desired document's ETag in the intake state, so the next
     writes are conditioned on what is really there and no generation is reused.
     """
     got, value = _get_cached(store, MEMORY, cache)
-    if got is not None:
-        if value is None:
-            value = Memory.from_json(got.body, where=store.describe(MEMORY))
+    if got is not None and value is None:
+        sealed = guard.open(MEMORY, got.body, got.etag, now)
+        if sealed is not None:
+            value = Memory.from_value(sealed.value, where=store.describe(MEMORY))
             remember(cache, MEMORY, got.etag, value)
-        return Loaded(value, got.etag), intake
+    elif got is None:
+        guard.open(MEMORY, None, None, now)
+    etag = got.etag if got is not None else None
+    if value is not None and got is not None and not isinstance(value, Memory):
+        value = None  # pragma: no cover - the cache holds only Memory values
+    if value is not None:
+        return Loaded(value, etag), intake
+    kept = _last_good(cache, MEMORY)
+    if kept is not None:
+        return Loaded(kept, etag, recovered=True), intake
     docs, etags = read_all_desired(store, keys)
     if not docs and not etags:
-        return Loaded(Memory(), None), intake
+        return Loaded(Memory(), etag), intake
     memory = Memory.rebuild(docs)
     log.warning("memory.recovered", extra={"ctx": {"documents": len(docs)}})
     return (
-        Loaded(memory, None, recovered=True),
+        Loaded(memory, etag, recovered=True),
         replace(intake, fence=max(intake.fence, memory.fence), desired=etags),
     )
 

@@ -39,7 +39,7 @@ from controller.shell import control_objects, records
 from controller.shell.drift import find_drift
 from controller.shell.intake import Intake, SnapshotCache, refuse_wrong_key
 from controller.shell.intake_state import IntakeState
-from controller.shell.key_epochs import KeyRing, parse_epochs
+from controller.shell.key_epochs import KeyRing
 from controller.shell.lease import LeaseDoc, LeaseKeeper, LeaseSettings, LeaseStatus, Observation
 from controller.shell.publish import (
     PUBLISH_THREADS,
@@ -48,12 +48,13 @@ from controller.shell.publish import (
     publish_rollouts,
     settle_memory,
 )
+from controller.shell.trust import Trust
 from controller.spec.model import ClusterSpec, Settings
 from wire import codec
+from wire.control import open_control
 from wire.errors import StoreUnavailable
 from wire.layout import (
     INTAKE,
-    KEYS,
     LEASE,
     MEMORY,
     SPEC_CURRENT,
@@ -61,7 +62,7 @@ from wire.layout import (
     desired_key,
     report_key,
 )
-from wire.store import NotModified, Store, StoredObject
+from wire.store import Store, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,9 @@ class Controller:
         self.store = store
         self.wall = wall
         self.planner = planner
-        self.keys = KeyRing(master_key, {})
-        self._keys_etag: str | None = None
+        self.keys = KeyRing(master_key, {}, wall=wall)
+        self.trust = Trust(self.keys)
+        self.guard = self.trust.guard
         self.cache = SnapshotCache()
         self.spec_cache = control_objects.SpecCache()
         self._spec_problem: str | None = None  # the refused spec last logged
@@ -132,6 +134,8 @@ class Controller:
             store,
             holder,
             lease or LeaseSettings(),
+            key=self.guard.key,
+            on_refused=self.trust.lease_refused,
             clock=clock,
             wall=wall,
             token_floor=self._token_floor,
@@ -144,28 +148,22 @@ class Controller:
         """Highest fence recorded in the bucket (used when the lease object must be created)."""
         floor = 0
         try:
-            floor = control_objects.load_intake(self.store).value.fence
+            got = self.store.get(INTAKE, max_bytes=control_objects.BIG)
+            if isinstance(got, StoredObject):
+                sealed = open_control(got.body, INTAKE, self.guard.key)
+                floor = IntakeState.from_value(sealed.value).fence
             got = self.store.get(MEMORY, max_bytes=control_objects.BIG)
             if isinstance(got, StoredObject):
-                floor = max(floor, Memory.from_json(got.body).fence)
+                sealed = open_control(got.body, MEMORY, self.guard.key)
+                floor = max(floor, Memory.from_value(sealed.value).fence)
         except Exception as exc:  # a floor is best effort; the fences in desired/ still hold
             log.warning("lease.floor_unreadable: %s", exc)
         return floor
 
-    def _refresh_keys(self) -> None:
-        got = self.store.get(KEYS, if_none_match=self._keys_etag)
-        if isinstance(got, NotModified):
-            return
-        if isinstance(got, StoredObject):
-            self.keys.epochs = parse_epochs(got.body, where=self.store.describe(KEYS))
-            self._keys_etag = got.etag
-        else:
-            self.keys.epochs, self._keys_etag = {}, None
-
     def _peek_lease(self) -> LeaseStatus:
         got = self.store.get(LEASE)
         if isinstance(got, StoredObject):
-            doc = LeaseDoc.decode(got.body, self.store.describe(LEASE))
+            doc = LeaseDoc.decode(got.body, self.store.describe(LEASE), key=self.guard.key)
             return LeaseStatus(
                 "follower", False, doc.token, doc.holder, "dry run: lease not touched"
             )
@@ -188,13 +186,15 @@ class Controller:
 
         mark("lease")
         if not dry_run and not status.acting:
+            self.trust.refuse_wrong_key(self.store)
             return report
         fence = status.token if not dry_run else status.token + (status.holder != self.lease.holder)
-        self._refresh_keys()
-        intake_loaded = control_objects.load_intake(self.store, self.control_cache)
+        self.trust.refresh_keys(self.store, now)
+        intake_loaded = control_objects.load_intake(self.store, self.guard, now, self.control_cache)
         mem_loaded, intake_state = control_objects.load_memory(
-            self.store, self.keys, intake_loaded.value, self.control_cache
+            self.store, self.keys, intake_loaded.value, self.guard, now, self.control_cache
         )
+        self.trust.check_keys()
         memory = mem_loaded.value
         report.recovered_memory = mem_loaded.recovered
         known_fence = max(memory.fence, intake_state.fence)
@@ -207,7 +207,6 @@ class Controller:
             else:
                 fence = self.lease.token
                 report.lease = replace(status, token=fence)
-        memory = resign_after_revoke(memory, intake_state, self.keys)
         spec, refused = control_objects.load_spec_or_last_good(
             self.store, self.spec_cache, memory.spec_revision
         )
@@ -218,6 +217,8 @@ class Controller:
         got = self.intake.collect(intake_state, now, settings.skew_window)
         mark("intake")
         refuse_wrong_key(got)  # raises: nothing is planned, written or saved
+        # after intake: the epoch each machine reports with decides its signing key
+        memory = resign_after_revoke(memory, intake_state, self.keys)
         unread = [m for m in got.unread if not memory.machines.get(m, _LOST).lost]
         if unread:  # docs/security.md#cold-start: a failed read is not silence
             more = f" and {len(unread) - 5} more" if len(unread) > 5 else ""
@@ -241,6 +242,10 @@ class Controller:
         report.repaired = tuple(sorted(check.drift))
         mark("drift")
         new_plan = self._plan(spec, observed, memory, now, fence)
+        if new_plan is not None and self.keys.revoked:
+            new_plan = replace(
+                new_plan, events=tuple(self.trust.say_revoked(e) for e in new_plan.events)
+            )
         report.plan = new_plan
         mark("plan")
         if dry_run:
@@ -350,6 +355,7 @@ class Controller:
             status, state, observed, holder=self.lease.holder, token=fence, cycle=cycle
         )
         doc["spec_refused"] = codec.encode(refused) if refused is not None else None
+        doc["control_refused"] = codec.encode(self.guard.refused)
         if new_plan is not None:
             report.written += publish_rollouts(
                 self.store, new_plan.status.rollouts, self.rollout_digests, self.lease.keep
@@ -375,10 +381,13 @@ class Controller:
         if new_plan is not None:
             settled = replace(settle_memory(new_plan.memory, memory, pub), fence=fence)
             unchanged = replace(settled, cycle=memory.cycle, fence=memory.fence) == memory
-            if (not unchanged or mem_loaded.etag is None) and self.lease.keep():
-                etag, problem = control_objects.try_save(
-                    self.store, MEMORY, settled.to_json(), mem_loaded.etag
-                )
+            if (
+                not unchanged or mem_loaded.etag is None or mem_loaded.recovered
+            ) and self.lease.keep():
+                body, version = self.guard.seal(MEMORY, codec.encode(settled))
+                etag, problem = control_objects.try_save(self.store, MEMORY, body, mem_loaded.etag)
+                if not problem:
+                    self.guard.saved(MEMORY, version)
                 control_objects.remember(self.control_cache, MEMORY, etag, settled)
                 if problem:
                     self.control_cache.clear()
@@ -386,13 +395,18 @@ class Controller:
                     report.failed["control/memory.json"] = problem
                     return  # do not save the intake state over a newer controller's
                 report.written.append(MEMORY)
-        if intake_loaded.etag is not None and state.same_content(intake_loaded.value):
+        if (
+            intake_loaded.etag is not None
+            and not intake_loaded.recovered
+            and state.same_content(intake_loaded.value)
+        ):
             return
         if not self.lease.keep():
             return
-        etag, problem = control_objects.try_save(
-            self.store, INTAKE, state.to_json(), intake_loaded.etag
-        )
+        body, version = self.guard.seal(INTAKE, codec.encode(state))
+        etag, problem = control_objects.try_save(self.store, INTAKE, body, intake_loaded.etag)
+        if not problem:
+            self.guard.saved(INTAKE, version)
         control_objects.remember(self.control_cache, INTAKE, etag, state)
         if problem:
             self.control_cache.clear()
@@ -458,7 +472,7 @@ def resign_after_revoke(memory: Memory, state: IntakeState, keys: KeyRing) -> Me
     their memory entry is marked as issued long ago, so the planner refreshes it."""
     for machine, epoch in state.signed.items():
         mm = memory.machines.get(machine)
-        if mm is not None and keys.epoch(machine) != epoch and mm.issued_at != 0.0:
+        if mm is not None and keys.signing_epoch(machine) != epoch and mm.issued_at != 0.0:
             log.info("cycle.resign", extra={"ctx": {"machine": machine, "epoch": epoch}})
             memory = memory.with_machine(machine, replace(mm, issued_at=0.0))
     return memory

@@ -154,7 +154,8 @@ class Intake:
         local = self.cache.raw.get(machine)
         if local is not None and local[0] == info.etag:  # saved by an earlier process
             try:
-                _env, out.snapshot = open_snapshot(local[1], info.key, self.keys.lookup)
+                env, out.snapshot = open_snapshot(local[1], info.key, self.keys.lookup)
+                self.keys.reported[machine] = parse_kid(env.kid)[1]
                 out.raw = local[1]
                 return out
             except BosunError:  # a damaged local copy is not the machine's fault: GET it
@@ -173,7 +174,8 @@ class Intake:
         out.raw = got.body
         out.info = replace(info, etag=got.etag)
         try:
-            _env, out.snapshot = open_snapshot(got.body, info.key, self.keys.lookup)
+            env, out.snapshot = open_snapshot(got.body, info.key, self.keys.lookup)
+            self.keys.reported[machine] = parse_kid(env.kid)[1]
         except BosunError as exc:
             out.reason = classify(exc, got.body, info.key, machine, self.keys)
             out.detail = str(exc)

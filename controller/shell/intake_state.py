@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from wire import codec
+from wire.control import unwrap_unverified
 from wire.documents import dumps_pretty, loads_object
 from wire.errors import InvalidDocument
 from wire.layout import INTAKE
@@ -71,7 +72,12 @@ class IntakeState:
 
     @classmethod
     def from_json(cls, raw: bytes, *, where: str = INTAKE) -> IntakeState:
-        value = loads_object(raw, where=where)
+        """Decode the stored object, unwrapping its signed envelope WITHOUT verifying it
+        (readers and tests; the controller verifies with wire.control, then `from_value`)."""
+        return cls.from_value(unwrap_unverified(loads_object(raw, where=where)), where=where)
+
+    @classmethod
+    def from_value(cls, value: object, *, where: str = INTAKE) -> IntakeState:
         state: IntakeState = codec.decode(cls, value, where)
         if state.format != INTAKE_FORMAT:
             raise InvalidDocument(f"{where}.format: expected {INTAKE_FORMAT!r}")

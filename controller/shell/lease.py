@@ -3,6 +3,11 @@
     {"format": "bosun.lease/1", "holder": "ctl-a", "token": 7, "duration": 30.0,
      "renewed_at": 1764000000.0, "nonce": "...", "released": false}
 
+inside a control envelope signed with the control key, at version = token (wire.control).
+A lease that does not verify, or whose token is below one already seen (an old copy put
+back), is refused: followers treat it as a lease nobody renews, and take it over after
+their own lease duration (docs/security.md#signed-control-objects).
+
 * Create with `If-None-Match: *`; renew and take over with `If-Match` on the ETag read.
   Every takeover (and every creation) uses a token above any seen before, so a desired
   document's `fence` tells agents which controller is newer.
@@ -26,8 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from wire.documents import dumps_pretty, loads_object
+from wire.control import open_control, seal_control
 from wire.errors import (
+    BosunError,
+    ControlRefused,
     InvalidDocument,
     StoreAccessDenied,
     StoreConfigError,
@@ -69,22 +76,25 @@ class LeaseDoc:
     nonce: str
     released: bool = False
 
-    def encode(self) -> bytes:
-        return dumps_pretty(
-            {
-                "format": LEASE_FORMAT,
-                "holder": self.holder,
-                "token": self.token,
-                "duration": self.duration,
-                "renewed_at": self.renewed_at,
-                "nonce": self.nonce,
-                "released": self.released,
-            }
-        )
+    def encode(self, key: bytes) -> bytes:
+        value = {
+            "format": LEASE_FORMAT,
+            "holder": self.holder,
+            "token": self.token,
+            "duration": self.duration,
+            "renewed_at": self.renewed_at,
+            "nonce": self.nonce,
+            "released": self.released,
+        }
+        return seal_control(key, LEASE, value, version=max(self.token, 1), marks={})
 
     @classmethod
-    def decode(cls, raw: bytes, where: str = LEASE) -> LeaseDoc:
-        v = loads_object(raw, where=where, max_bytes=64 * 1024)
+    def decode(cls, raw: bytes, where: str = LEASE, *, key: bytes | None = None) -> LeaseDoc:
+        """Verified with the control key `key` (None: parsed only, for reading tools);
+        ControlRefused when it does not verify."""
+        if len(raw) > 64 * 1024:
+            raise InvalidDocument(f"{where}: {len(raw)} bytes is over the 65536-byte cap")
+        v = open_control(raw, LEASE, key).value
         try:
             if v.get("format") != LEASE_FORMAT:
                 raise TypeError("format")
@@ -135,6 +145,10 @@ class LeaseKeeper:
     clock: Clock = time.monotonic
     wall: Clock = time.time
     token_floor: Callable[[], int] = lambda: 0  # highest fence known elsewhere (memory)
+    key: bytes = field(default=b"", repr=False)  # the control key signing the lease
+    # called with (reason, detail, ETag) when the lease read is refused, and with
+    # ("", "", None) when a verified lease is read or written again
+    on_refused: Callable[[str, str, str | None], None] = lambda _r, _d, _e: None
     observation: Observation = field(default_factory=Observation)
     adopt_own: bool = True  # a lease held under our own name is ours to take at once
     _etag: str | None = None  # ETag of the lease we hold
@@ -243,7 +257,7 @@ class LeaseKeeper:
         )
         etag, self._etag, self._valid_until = self._etag, None, float("-inf")
         try:
-            self.store.put(LEASE, doc.encode(), if_match=etag)
+            self.store.put(LEASE, doc.encode(self.key), if_match=etag)
             log.info("lease.released", extra={"ctx": {"token": self._token}})
         except StoreError as exc:
             log.warning("lease.release_failed: %s", exc)
@@ -251,18 +265,39 @@ class LeaseKeeper:
     # ---- leader ---------------------------------------------------------------------------
 
     def _write(self, token: int, *, if_match: str | None) -> tuple[str, float]:
+        if not self.key:
+            raise BosunError("a lease keeper needs the control key to sign control/lease.json")
         nonce = secrets.token_hex(8)
         doc = LeaseDoc(self.holder, token, self.settings.duration, self.wall(), nonce)
         started = self.clock()
         self._pending_nonce, self._pending_started = nonce, started
         if if_match is None:
-            etag = self.store.put(LEASE, doc.encode(), if_none_match="*")
+            etag = self.store.put(LEASE, doc.encode(self.key), if_none_match="*")
         else:
-            etag = self.store.put(LEASE, doc.encode(), if_match=if_match)
+            etag = self.store.put(LEASE, doc.encode(self.key), if_match=if_match)
         return etag, started
+
+    def _decode(self, got: StoredObject) -> LeaseDoc | None:
+        """The verified lease, or None (refused: unsigned, forged, or an old copy put back)."""
+        try:
+            doc = LeaseDoc.decode(got.body, self.store.describe(LEASE), key=self.key)
+        except ControlRefused as exc:
+            self.on_refused(exc.reason, str(exc), got.etag)
+            return None
+        if doc.token < self.observation.max_token:
+            self.on_refused(
+                "rolled_back",
+                f"{LEASE} has token {doc.token}, below token {self.observation.max_token} "
+                "already seen (an older copy put back)",
+                got.etag,
+            )
+            return None
+        self.on_refused("", "", None)
+        return doc
 
     def _hold(self, etag: str, token: int, started: float, detail: str) -> LeaseStatus:
         took = token != self._token or self._etag is None
+        self.on_refused("", "", None)  # what we wrote is signed
         self._etag, self._token = etag, token
         self._valid_until = started + self.settings.renew_deadline
         self.observation = Observation(etag, started, max(token, self.observation.max_token))
@@ -310,8 +345,13 @@ class LeaseKeeper:
                 f"renew failed and re-read failed ({exc})",
             )
         if isinstance(got, StoredObject):
-            doc = LeaseDoc.decode(got.body, self.store.describe(LEASE))
-            if doc.holder == self.holder and doc.token == token and not doc.released:
+            doc = self._decode(got)
+            if (
+                doc is not None
+                and doc.holder == self.holder
+                and doc.token == token
+                and not doc.released
+            ):
                 if doc.nonce == nonce:  # our write landed; its answer was lost
                     return self._hold(
                         got.etag, token, self._pending_started, "renewed (answer lost)"
@@ -337,7 +377,9 @@ class LeaseKeeper:
             return self._try_take(token, None, "created the lease")
         if not isinstance(got, StoredObject):  # pragma: no cover - unconditional GET
             raise InvalidDocument(f"{self.store.describe(LEASE)}: unexpected not-modified")
-        doc = LeaseDoc.decode(got.body, self.store.describe(LEASE))
+        doc = self._decode(got)
+        if doc is None:
+            return self._follow_refused(got.etag, now)
         if doc.nonce == self._pending_nonce and doc.holder == self.holder and not doc.released:
             return self._hold(got.etag, doc.token, self._pending_started, "acquired (answer lost)")
         obs = self.observation
@@ -359,6 +401,24 @@ class LeaseKeeper:
             doc.token,
             doc.holder,
             f"lease held by {doc.holder}; expires in {wait_for - waited:.1f}s unless renewed",
+        )
+
+    def _follow_refused(self, etag: str, now: float) -> LeaseStatus:
+        """A refused lease is one nobody renews: take it over once the same object has
+        stayed for our lease duration (a real leader would have renewed it)."""
+        obs = self.observation
+        if etag != obs.etag:
+            self.observation = obs = Observation(etag, now, obs.max_token)
+        waited = now - obs.since
+        if waited >= self.settings.duration:
+            token = max(obs.max_token, self.token_floor(), self._token) + 1
+            return self._try_take(token, etag, "took over (the lease object was refused)")
+        return LeaseStatus(
+            "follower",
+            False,
+            obs.max_token,
+            "?",
+            f"{LEASE} refused; taking it over in {self.settings.duration - waited:.1f}s",
         )
 
     def _try_take(self, token: int, if_match: str | None, detail: str) -> LeaseStatus:

@@ -4,6 +4,9 @@
   controllers on one host never share a lease view (an overlapping cron run just skips);
 * `snapshots.json`: the accepted snapshots (signed bytes and ETags) a `once` process saw,
   so the next one re-verifies them locally instead of GETting every report again;
+* `trust.json`: the highest version of each control object seen and the last verified
+  `control/keys.json`, so a deleted or rolled-back control object is refused by the next
+  `once` process too (docs/security.md#signed-control-objects);
 * `lease.json`: a `once` process's lease view for its successor: the lease ETag it last saw
   and since when (monotonic, valid within one boot), and the lease it held.
 """
@@ -103,3 +106,17 @@ def load_snapshots(state_dir: Path) -> dict[str, tuple[str, bytes]]:
 def save_snapshots(state_dir: Path, raw: dict[str, tuple[str, bytes]]) -> None:
     body = orjson.dumps({m: [e, b.decode()] for m, (e, b) in raw.items()})
     write_atomic(state_dir / "snapshots.json", body)
+
+
+def load_trust(state_dir: Path) -> dict[str, object]:
+    """What `save_trust` kept (empty when missing or damaged: the bucket's cross-references
+    still hold)."""
+    try:
+        value = orjson.loads((state_dir / "trust.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def save_trust(state_dir: Path, trust: dict[str, object]) -> None:
+    write_atomic(state_dir / "trust.json", orjson.dumps(trust), 0o600)

@@ -174,7 +174,7 @@ def _publish_one(
         return
     out.written.append(m)
     out.etags[m] = new
-    out.epochs[m] = keys.epoch(m)
+    out.epochs[m] = keys.signing_epoch(m)
     out.events.append(
         {
             "kind": "desired.written",

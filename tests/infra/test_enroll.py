@@ -91,8 +91,8 @@ def test_epoch_comes_from_the_store(master: tuple[Path, bytes], tmp_path: Path) 
     path, key = master
     bucket = tmp_path / "bucket"
     store = DirectoryStore(str(bucket))
-    bump_epoch(store, "web-1")
-    bump_epoch(store, "web-1")
+    bump_epoch(store, key, "web-1")
+    bump_epoch(store, key, "web-1")
     out = _run("web-1", "--master-key", str(path), "--store", f"file://{bucket}")
     enrollment, config = yaml.safe_load_all(out)
     assert config["key_epoch"] == 2

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from controller.shell.lease import LeaseKeeper, LeaseSettings
 from wire.errors import StoreError, WriteConflict
+from wire.signing import derive_control_key
 from wire.store import Store, StoredObject
 
 TARGET = "desired/x.json"
@@ -43,7 +44,7 @@ def lease_race(
     def controller(name: str, seed: int) -> None:
         rng = random.Random(seed)
         store = make_store()
-        lease = LeaseKeeper(store, name, settings)
+        lease = LeaseKeeper(store, name, settings, key=derive_control_key(bytes(32)))
         while time.monotonic() < stop_at:
             try:
                 st = lease.ensure()

@@ -37,11 +37,16 @@ def test_keygen_command(tmp_path: Path) -> None:
     run("keygen", "-o", str(key), "--force")
 
 
-def test_revoke_prints_the_reenroll_command(store: Recording) -> None:
-    """bosun revoke bumps the epoch and prints how to re-enroll at it."""
-    out = run("revoke", "web-3", "--store", store.url)
+def test_revoke_prints_the_reenroll_command(store: Recording, key_file: Path) -> None:
+    """bosun revoke bumps the epoch and prints how to re-enroll at it; rotate too, keeping
+    the old epoch for its grace."""
+    out = run("revoke", "web-3", "--store", store.url, "--master-key", str(key_file))
     assert "bosun enroll web-3 --epoch 1" in out
-    assert load_epochs(store) == {"web-3": 1}
+    assert load_epochs(store, MASTER) == {"web-3": 1}
+    out = run("rotate", "web-3", "--grace", "1h", "--store", store.url,
+              "--master-key", str(key_file))  # fmt: skip
+    assert "epoch 1 stays valid for 3600s" in out and "--epoch 2" in out
+    assert load_epochs(store, MASTER) == {"web-3": 2}
 
 
 @pytest.fixture

@@ -318,7 +318,7 @@ def test_after_revoke_the_document_is_resigned_at_the_new_epoch(spec_store: Reco
     ctl = controller(spec_store)
     round_trip(spec_store, ctl, fleet)
     before = open_doc(spec_store, "web-2")
-    assert bump_epoch(spec_store.inner, "web-2") == 1
+    assert bump_epoch(spec_store.inner, MASTER, "web-2") == 1
     spec_store.reset()
     ctl.cycle()
     assert spec_store.puts().count(desired_key("web-2")) == 1

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from controller.shell.key_epochs import KeyRing, bump_epoch, keygen, load_epochs, load_master_key
+from tests.unit.controller.conftest import MASTER
 from tests.unit.controller.stores import Recording
-from wire.errors import BosunError, InvalidDocument
+from wire.control import seal_control
+from wire.errors import BosunError, ControlRefused, InvalidDocument
 from wire.layout import KEYS
-from wire.signing import derive_machine_key
+from wire.signing import derive_control_key, derive_machine_key
 
 
 def test_keygen_writes_an_owner_only_key_and_refuses_to_overwrite(tmp_path: Path) -> None:
@@ -39,11 +41,11 @@ def test_a_group_readable_master_key_is_refused(tmp_path: Path) -> None:
 
 def test_epochs_start_at_zero_and_bumps_are_conditional(store: Recording) -> None:
     """revoke bumps one machine's epoch, creating keys.json create-only, then If-Match."""
-    assert load_epochs(store) == {}
-    assert bump_epoch(store, "web-1") == 1
-    assert bump_epoch(store, "web-1") == 2
-    assert bump_epoch(store, "db-1") == 1
-    assert load_epochs(store) == {"web-1": 2, "db-1": 1}
+    assert load_epochs(store, MASTER) == {}
+    assert bump_epoch(store, MASTER, "web-1") == 1
+    assert bump_epoch(store, MASTER, "web-1") == 2
+    assert bump_epoch(store, MASTER, "db-1") == 1
+    assert load_epochs(store, MASTER) == {"web-1": 2, "db-1": 1}
     body = store.inner.get(KEYS).body  # type: ignore[union-attr]
     assert b"key" not in body.replace(b"bosun.keys", b"")  # epochs only, no secrets
 
@@ -51,20 +53,34 @@ def test_epochs_start_at_zero_and_bumps_are_conditional(store: Recording) -> Non
 def test_concurrent_revokes_lose_no_bump(store: Recording) -> None:
     """Eight revokes at once: every bump lands exactly once (re-read on conflict)."""
     threads = [
-        threading.Thread(target=bump_epoch, args=(store.inner, f"m-{i % 2}")) for i in range(8)
+        threading.Thread(target=bump_epoch, args=(store.inner, MASTER, f"m-{i % 2}"))
+        for i in range(8)
     ]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=20)
-    assert load_epochs(store) == {"m-0": 4, "m-1": 4}
+    assert load_epochs(store, MASTER) == {"m-0": 4, "m-1": 4}
 
 
 def test_malformed_keys_document_is_refused(store: Recording) -> None:
-    """A keys.json with a bad epoch is an error, never guessed (no fallback to epoch 0)."""
-    store.inner.put(KEYS, b'{"format": "bosun.keys/1", "epochs": {"web-1": "2"}}')
+    """A keys.json with a bad epoch is an error, never guessed (no fallback to epoch 0); an
+    unsigned one or one signed with another key is refused."""
+    value = {"format": "bosun.keys/2", "epochs": {"web-1": "2"}}
+    store.inner.put(
+        KEYS, seal_control(derive_control_key(MASTER), KEYS, value, version=1, marks={})
+    )
     with pytest.raises(InvalidDocument, match=r"epochs\.web-1"):
-        load_epochs(store)
+        load_epochs(store, MASTER)
+    store.inner.put(KEYS, b'{"format": "bosun.keys/1", "epochs": {"web-1": 2}}')
+    with pytest.raises(ControlRefused, match="not a signed"):
+        load_epochs(store, MASTER)
+    good = {"format": "bosun.keys/2", "epochs": {"web-1": 2}}
+    store.inner.put(
+        KEYS, seal_control(derive_control_key(b"x" * 32), KEYS, good, version=1, marks={})
+    )
+    with pytest.raises(ControlRefused, match="does not verify"):
+        load_epochs(store, MASTER)
 
 
 def test_key_ring_serves_only_the_current_epoch() -> None:

@@ -10,8 +10,9 @@ import pytest
 from controller.shell.lease import LeaseDoc, LeaseKeeper, LeaseSettings
 from tests.support.leaserace import lease_race
 from tests.unit.controller.stores import Recording
-from wire.errors import InvalidDocument, StoreUnavailable, WriteConflict
+from wire.errors import ControlRefused, StoreUnavailable, WriteConflict
 from wire.layout import LEASE
+from wire.signing import derive_control_key
 from wire.store import DirectoryStore, StoredObject
 
 S = LeaseSettings(duration=30.0, renew_deadline=20.0)
@@ -25,14 +26,17 @@ class Clock:
         return self.t
 
 
+CONTROL = derive_control_key(bytes(range(32)))
+
+
 def keeper(store: Any, name: str, clock: Clock, **kw: Any) -> LeaseKeeper:
-    return LeaseKeeper(store, name, S, clock=clock, wall=lambda: 1.7e9, **kw)
+    return LeaseKeeper(store, name, S, clock=clock, wall=lambda: 1.7e9, key=CONTROL, **kw)
 
 
 def lease_doc(store: Recording) -> LeaseDoc:
     got = store.inner.get(LEASE)
     assert isinstance(got, StoredObject)
-    return LeaseDoc.decode(got.body)
+    return LeaseDoc.decode(got.body, key=CONTROL)
 
 
 def once(exc: Exception, op: str = "PUT", key: str = LEASE) -> Any:
@@ -225,11 +229,32 @@ def test_lost_lease_object_never_restarts_tokens_below_known_fences(store: Recor
     assert a.ensure().token == 42
 
 
-def test_corrupt_lease_is_an_error_naming_the_fix(store: Recording) -> None:
-    """A lease object that is not a lease is reported, not guessed at."""
+def test_unsigned_forged_or_rolled_back_lease_is_refused_and_taken_over(store: Recording) -> None:
+    """A lease object that does not verify (hand-written, or signed with another key) or an
+    older signed copy put back is refused (docs/security.md#signed-control-objects): never
+    followed, taken over after our own lease duration, at a token above any seen."""
+    refused: list[str] = []
+    clock = Clock()
+    a = keeper(store, "a", clock, on_refused=lambda r, _d, _e: refused.append(r))
     store.inner.put(LEASE, b'{"format": "x"}')
-    with pytest.raises(InvalidDocument, match="delete it"):
-        keeper(store, "a", Clock()).ensure()
+    assert not a.ensure().acting and refused == ["unsigned"]
+    other = LeaseDoc("evil", 99, 30.0, 1.7e9, "n").encode(derive_control_key(b"x" * 32))
+    store.inner.put(LEASE, other)
+    assert not a.ensure().acting and refused[-1] == "bad_signature"
+    clock.t += S.duration
+    took = a.ensure()
+    assert took.acting and took.token == 1 and refused[-1] == ""
+    b = keeper(store, "b", clock, on_refused=lambda r, _d, _e: refused.append(r))
+    b.ensure()
+    old = store.inner.get(LEASE)
+    assert isinstance(old, StoredObject)
+    clock.t += S.duration
+    assert b.ensure().token == 2
+    assert not a.ensure().acting  # a lost it and follows b: token 2 seen
+    store.inner.put(LEASE, old.body)  # token 1, validly signed: an older copy put back
+    assert not a.ensure().acting and refused[-1] == "rolled_back"
+    with pytest.raises(ControlRefused, match="malformed"):
+        LeaseDoc.decode(b'{"format": "bosun.control/1"}', key=CONTROL)
 
 
 def test_three_controllers_with_random_pauses_never_share_a_token(tmp_path: Path) -> None:

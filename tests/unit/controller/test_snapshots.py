@@ -137,7 +137,7 @@ def test_snapshot_outside_the_skew_window_is_refused(spec_store: Recording) -> N
 def test_revoked_key_is_refused_without_trying_others(spec_store: Recording) -> None:
     """After `bosun revoke` the old epoch's kid is unknown; the new epoch verifies."""
     ctl, fleet = settled(spec_store)
-    assert bump_epoch(spec_store.inner, "web-3") == 1
+    assert bump_epoch(spec_store.inner, MASTER, "web-3") == 1
     fleet[3].report()
     assert ctl.cycle().rejected == 1
     assert status(spec_store)["rejected"]["web-3"]["counts"] == {"unknown_kid": 1}
