@@ -2,7 +2,7 @@
 
 The top-level keys are shared with `bosun enroll` (which prints the skeleton) and fixed:
 machine, store, key_file, key_epoch, state_dir, eligible, poll_interval,
-heartbeat_interval, jitter, addresses, capacity, services. `services.<name>` says how this
+heartbeat_interval, jitter, addresses, capacity, services, metrics_textfile. `services.<name>` says how this
 machine applies a desired document for that service (files, commands, process, probes).
 Everything is decoded strictly with `wire.codec`: an unknown or mistyped key is an error
 that names its path. Durations are seconds (int/float) or strings like "30s", "5m", "1h".
@@ -121,6 +121,8 @@ class AgentConfig:
     addresses: AddressConfig = field(default_factory=AddressConfig)
     capacity: dict[str, float] = field(default_factory=dict)
     services: dict[str, ServiceConfig] = field(default_factory=dict)
+    # a node_exporter textfile (docs/metrics.md#agent) rewritten after every cycle
+    metrics_textfile: str | None = None
 
     @property
     def kid(self) -> str:
@@ -252,6 +254,14 @@ def _validate(cfg: AgentConfig, where: str) -> None:
         raise fail("heartbeat_interval: must be at least poll_interval")
     if not cfg.key_file:
         raise fail("key_file: required (the machine key written by bosun enroll)")
+    textfile = cfg.metrics_textfile
+    if textfile is not None and (
+        not Path(textfile).is_absolute() or not textfile.endswith(".prom")
+    ):
+        raise fail(
+            f"metrics_textfile: expected an absolute path ending in .prom in node_exporter's "
+            f"--collector.textfile.directory, got {textfile!r}"
+        )
     from wire.store import parse_store_url
 
     try:

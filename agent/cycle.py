@@ -70,6 +70,7 @@ class Agent:
         self.report_key = report_key(cfg.machine)
         self.state, corrupt = self.dir.load()
         self.startup_errors = [corrupt] if corrupt else []
+        self._pulled = False  # this cycle's desired GET was answered
 
     def __repr__(self) -> str:  # never show the key
         return f"Agent(machine={self.cfg.machine!r}, store={self.store.url!r})"
@@ -87,6 +88,7 @@ class Agent:
             inm = st.etag
         try:
             result = self.store.get(self.desired_key, if_none_match=inm)
+            self._pulled = True
         except DocumentTooLarge as exc:
             self._refuse("too_large", str(exc), now, None, errors)
             return True
@@ -306,6 +308,7 @@ class Agent:
         errors: list[str] = list(self.startup_errors)
         self.startup_errors = []
         self._start_deadline()
+        self._pulled = False
         store_ok = self._fetch(now, errors)
         running, stale = self._apply(now, errors)
         if running is not None:
@@ -318,10 +321,18 @@ class Agent:
         self.state = replace(
             self.state,
             last_cycle_at=now,
+            last_pull_at=now if self._pulled else self.state.last_pull_at,
             last_error="; ".join(errors)[:4000] if errors else self.state.last_error,
         )
         self.dir.save(self.state)
-        return CycleResult(not errors, put, tuple(errors), store_down=not store_ok)
+        result = CycleResult(not errors, put, tuple(errors), store_down=not store_ok)
+        if self.cfg.metrics_textfile:
+            from agent.textfile import write_textfile
+
+            write_textfile(
+                Path(self.cfg.metrics_textfile), self.cfg.machine, self.state, result, stale
+            )
+        return result
 
     def _reload(self) -> None:
         """The disk is the source of truth: another agent process may have run a cycle."""

@@ -58,6 +58,7 @@ class LocalState:
     last_put_at: float = 0.0
     last_fingerprint: str = ""
     last_cycle_at: float = 0.0
+    last_pull_at: float = 0.0  # the last time the bucket answered the desired GET
 
     def refuse(self, reason: str, detail: str, at: float) -> LocalState:
         counts = dict(self.refusals)

@@ -25,6 +25,7 @@ from controller.cli.keys import keygen_cmd, revoke_cmd, rotate_cmd
 from controller.cli.reads import events_cmd, history_cmd, machines_cmd, status_cmd
 from controller.cli.rollout import rollout_group
 from controller.cli.spec import spec_group, update_command
+from controller.cli.ui import ui_cmd
 from wire.errors import BosunError
 
 
@@ -73,6 +74,7 @@ for _command in (
     events_cmd,
     doctor_cmd,
     rollout_group,
+    ui_cmd,
 ):
     cli.add_command(_command)
 assert forget_cmd.name == "forget"  # registered on `bosun machines` by its module

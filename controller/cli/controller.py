@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +31,7 @@ from controller.shell.local_dir import (
     save_trust,
 )
 from wire import codec
-from wire.store import open_store
+from wire.store import Store, open_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +107,13 @@ def _common(fn: Any) -> Any:
 
 
 @contextmanager
-def _controller(cfg: ControllerSettings, *, keep_view: bool) -> Iterator[Controller]:
+def _controller(
+    cfg: ControllerSettings, *, keep_view: bool, wrap: Callable[[Store], Store] | None = None
+) -> Iterator[Controller]:
+    store = open_store(cfg.store)
     with exclusive(cfg.state_dir):
         ctl = Controller(
-            open_store(cfg.store),
+            wrap(store) if wrap is not None else store,
             load_master_key(cfg.master_key),
             holder=cfg.holder,
             lease=cfg.lease,
@@ -193,6 +196,19 @@ def _probe_once_a_day(cfg: ControllerSettings) -> None:
     "until a spec is applied), followed when the spec changes it.",
 )
 @SKIP_PROBE
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics (docs/metrics.md); 0 picks a "
+    "free port and logs it. Off by default.",
+)
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the metrics endpoint listens on (it has no authentication).",
+)
 def run(
     store: str,
     master_key: Path,
@@ -202,6 +218,8 @@ def run(
     state_dir: Path | None,
     every: float | None,
     skip_probe: bool,
+    metrics_port: int | None,
+    metrics_host: str,
 ) -> None:
     """Cycle every controller_interval (or --every) until SIGTERM/SIGINT, then release the lease."""
     from controller.operations.store_probe import probe, refuse_if_missing
@@ -216,12 +234,33 @@ def run(
         )
     if not skip_probe:
         refuse_if_missing(probe(open_store(cfg.store)))  # the client the cycle uses
-    with _controller(cfg, keep_view=False) as ctl:
+    if metrics_port is None:
+        with _controller(cfg, keep_view=False) as ctl:
+            run_forever(
+                ctl,
+                every,
+                on_report=lambda r: click.echo(r.summary(), err=True),
+                longest=cfg.lease.renew_deadline,
+            )
+        return
+    from controller.shell.metrics import ControllerMetrics, serve_metrics
+
+    metrics = ControllerMetrics()
+    bound = serve_metrics(metrics, metrics_host, metrics_port)
+    shown = f"[{metrics_host}]" if ":" in metrics_host else metrics_host
+    click.echo(f"bosun controller: metrics at http://{shown}:{bound}/metrics", err=True)
+    with _controller(cfg, keep_view=False, wrap=metrics.store) as ctl:
+
+        def report(r: CycleReport) -> None:
+            metrics.observe(ctl, r)
+            click.echo(r.summary(), err=True)
+
         run_forever(
             ctl,
             every,
-            on_report=lambda r: click.echo(r.summary(), err=True),
+            on_report=report,
             longest=cfg.lease.renew_deadline,
+            on_failure=metrics.failed,
         )
 
 

@@ -30,11 +30,13 @@ def run_forever(
     on_report: Callable[[CycleReport], None] | None = None,
     *,
     longest: float | None = None,
+    on_failure: Callable[[str], None] | None = None,
 ) -> None:
     """Cycle until SIGTERM/SIGINT. `every`: a fixed interval; None: the applied spec's
     `settings.controller_interval`, followed as it changes (10 s until a spec is read).
     `longest`: an interval the lease allows (below its renew deadline); a spec asking for
-    more is held to it, with a warning."""
+    more is held to it, with a warning. `on_failure` hears of a cycle that raised:
+    "failed" (a known error) or "crashed" (a bug)."""
     fixed = every is not None
     current = [every if every is not None else DEFAULT_INTERVAL]
     scheduler = BlockingScheduler(timezone=UTC)
@@ -49,9 +51,13 @@ def run_forever(
                 report = controller.cycle()
             except BosunError as exc:  # a bad cycle never stops the daemon
                 log.error("cycle.failed: %s", exc)
+                if on_failure is not None:
+                    on_failure("failed")
                 return
             except Exception:
                 log.exception("cycle.crashed")
+                if on_failure is not None:
+                    on_failure("crashed")
                 return
             if on_report is not None:
                 on_report(report)
