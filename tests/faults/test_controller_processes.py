@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import orjson
 import pytest
 
 from tests.faults.kit import (
@@ -32,6 +31,7 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.fixtures import fresh_bucket
 from tests.support.servers import S3Server
 from tests.unit.controller.sim import SimAgent
+from wire.control import open_control
 from wire.layout import LEASE
 from wire.signing import write_key_file
 from wire.store import StoredObject
@@ -92,7 +92,7 @@ def spawn(
 def lease_holder(store: S3Store) -> tuple[str, int]:
     got = store.get(LEASE)
     assert isinstance(got, StoredObject)
-    doc = orjson.loads(got.body)
+    doc = open_control(got.body, LEASE, None).value  # the signed envelope, read unverified
     return str(doc["holder"]), int(doc["token"])
 
 
