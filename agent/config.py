@@ -1,6 +1,6 @@
 """Local agent config: `/etc/bosun/agent.yaml`, `--config`, `BOSUN_*` overrides.
 
-The top-level keys are shared with `bosun enroll` (which prints the skeleton) and fixed:
+The top-level keys are shared with `bosun enroll` (which writes the skeleton) and fixed:
 machine, store, key_file, key_epoch, state_dir, eligible, poll_interval,
 heartbeat_interval, jitter, addresses, capacity, services. `services.<name>` says how this
 machine applies a desired document for that service (files, commands, process, probes).
@@ -204,7 +204,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(
-            f"config file {path} does not exist; create it (bosun enroll prints one, "
+            f"config file {path} does not exist; create it (bosun enroll writes one, "
             "see docs/agent.md) or pass --config"
         ) from None
     except OSError as exc:

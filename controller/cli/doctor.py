@@ -20,7 +20,7 @@ def doctor_cmd(store: str) -> None:
     writer must win. Exits 2 naming every missing behaviour: Bosun refuses such a backend
     for controllers.
     """
-    opened = open_store(store, fast=True)  # the client a controller cycle writes with
+    opened = open_store(store, fast=True, create=False)  # the client a controller cycle writes with
     results = probe(opened)
     table = Table(title=f"bosun doctor {opened.url}")
     table.add_column("behaviour")

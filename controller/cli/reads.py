@@ -43,7 +43,7 @@ def _read(url: str) -> tuple[ClusterStatus, views.Freshness]:
     """status/cluster.json, and how fresh it is: the lease's last renewal (decoded by the
     lease's own decoder, read only) and the settings of the spec the controller plans with
     (read as the controller reads it; the defaults when no spec can be read)."""
-    store = open_store(url)
+    store = open_store(url, create=False)
     doc = views.load_status(store)
     got = store.get(LEASE, max_bytes=64 * 1024)
     lease = (
@@ -310,7 +310,7 @@ def history_cmd(
     machine: str, store: str, diff: tuple[int, int] | None, limit: int, output: str
 ) -> None:
     """Archived snapshots of MACHINE (those that changed more than liveness fields)."""
-    opened = open_store(store)
+    opened = open_store(store, create=False)
     if diff:
         click.echo(
             views.history_diff(opened, machine, diff[0], diff[1]) or "no difference", nl=False
@@ -353,7 +353,7 @@ def history_cmd(
 def events_cmd(store: str, since: float, output: str) -> None:
     """Decisions and rejections of recent cycles (events/<yyyy>/<mm>/<dd>/...)."""
     now = time.time()
-    events = views.read_events(open_store(store), now - since, now)
+    events = views.read_events(open_store(store, create=False), now - since, now)
     if output == "json":
         _json(events)
         return

@@ -80,7 +80,7 @@ def apply_cmd(file: Path, store: str) -> None:
 @store_option
 def show_cmd(revision: int | None, output: str, store: str) -> None:
     """Print the applied spec (or a past revision)."""
-    st = open_store(store)
+    st = open_store(store, create=False)
     spec = _load(st, revision)
     if output == "json":
         sys.stdout.write(document.to_json(spec, applied_at=0.0).decode())
@@ -96,7 +96,7 @@ def show_cmd(revision: int | None, output: str, store: str) -> None:
 def diff_cmd(file: Path, exit_code: bool, store: str) -> None:
     """Show what applying FILE would change against the current spec."""
     new = _read_file(file)
-    current = revisions.read_current(open_store(store))
+    current = revisions.read_current(open_store(store, create=False))
     old_text = document.to_yaml(current.spec) if current else ""
     old_name = f"revision {current.spec.revision}" if current else "(no spec applied)"
     lines = list(

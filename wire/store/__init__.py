@@ -90,12 +90,15 @@ def open_store(
     retry: RetryPolicy | None = None,
     timeouts: Timeouts | None = None,
     fast: bool = False,
+    create: bool = True,
 ) -> Store:
     """`fast`: object GETs and PUTs through the stdlib client (`wire.store.s3_fast`), for
-    the controller cycle, which may write thousands of documents at once."""
+    the controller cycle, which may write thousands of documents at once. `create=False`
+    (every reader): a file:// directory that does not exist is an error, as for the agent,
+    never created by a typo."""
     scheme, parts = parse_store_url(url)
     if scheme == "file":
-        return DirectoryStore(parts["path"])
+        return DirectoryStore(parts["path"], create=create)
     from wire.store.s3 import S3Store
 
     cls = S3Store
