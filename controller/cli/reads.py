@@ -20,9 +20,10 @@ from controller.shell.control_objects import SpecCache, load_spec_or_last_good
 from controller.shell.lease import LeaseDoc
 from controller.spec.model import Settings
 from controller.status_document import ClusterStatus
-from wire.documents import Refusal
+from wire.documents import MODES, Refusal
+from wire.errors import ObjectMissing
 from wire.layout import LEASE
-from wire.store import StoredObject, open_store
+from wire.store import Store, StoredObject, open_store
 
 
 def _fmt(value: Any) -> str:
@@ -261,6 +262,7 @@ def machines_cmd(
     if store is None:
         raise click.UsageError("Missing option '--store' (or BOSUN_STORE).")
     doc, fresh = _read(store)
+    _known(doc, service=service, mode=mode)
     rows = views.filter_rows(
         views.machine_rows(doc, fresh), service=service, status=status_filter, mode=mode
     )
@@ -292,31 +294,50 @@ def machines_cmd(
         click.echo(f"bosun: {fresh.describe()}", err=True)
 
 
+def _known(doc: ClusterStatus, *, service: str | None, mode: str | None) -> None:
+    """A filter that names no service or mode there is could only print an empty table."""
+    services = doc.status.services
+    if service is not None and service not in services:
+        raise ObjectMissing(
+            f"no service {service!r} in status/cluster.json "
+            f"(services: {', '.join(sorted(services)) or 'none'})"
+        )
+    if mode is not None and mode not in MODES:
+        raise click.BadParameter(
+            f"{mode!r} is not a mode (one of {', '.join(MODES)})", param_hint="--mode"
+        )
+
+
 @click.command("history")
 @click.argument("machine")
 @store_option
 @click.option(
     "--diff",
     nargs=2,
-    type=int,
     metavar="A B",
-    help="Diff the archived snapshots with seq A and seq B (the seq column of the history).",
+    help="Diff two archived snapshots, each -1 (the latest), -2 (the one before)..., a seq "
+    "from the history, a UTC time (2024-05-01T10:00) or an age (10m, 2h: the latest "
+    "snapshot at or before it). E.g. --diff -2 -1.",
 )
 @click.option("--limit", type=int, default=20, show_default=True, help="Show the latest N.")
 @click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 def history_cmd(
-    machine: str, store: str, diff: tuple[int, int] | None, limit: int, output: str
+    machine: str, store: str, diff: tuple[str, str] | None, limit: int, output: str
 ) -> None:
     """Archived snapshots of MACHINE (those that changed more than liveness fields)."""
     opened = open_store(store, create=False)
-    if diff:
-        click.echo(
-            views.history_diff(opened, machine, diff[0], diff[1]) or "no difference", nl=False
-        )
+    every = views.history_seqs(opened, machine)
+    if not every:
+        _no_history(opened, machine)
         return
-    seqs = views.history_seqs(opened, machine)[-limit:]
+    if diff:
+        now = time.time()
+        left, right = (views.resolve_seq(every, ref, now, machine=machine) for ref in diff)
+        click.echo(views.history_diff(opened, machine, left, right) or "no difference\n", nl=False)
+        return
+    seqs = every[-limit:]
     entries = [views.history_entry(opened, machine, s) for s in seqs]
     if output == "json":
         _json([{"seq": e.seq, "snapshot": e.body} for e in entries])
@@ -340,6 +361,20 @@ def history_cmd(
             _counts(b.get("refusals", {})),
         )
     make_console().print(table)
+
+
+def _no_history(store: Store, machine: str) -> None:
+    """No archived snapshot: an unknown machine is an error, a known one has none yet."""
+    try:
+        known = views.load_status(store).status.machines
+    except ObjectMissing:
+        known = {}
+    if machine not in known:
+        raise ObjectMissing(
+            f"no machine {machine!r}: not in status/cluster.json and nothing under "
+            f"history/{machine}/ (machines: {', '.join(sorted(known)) or 'none'})"
+        )
+    click.echo(f"{machine}: no archived snapshots yet")
 
 
 @click.command("events")
