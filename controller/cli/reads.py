@@ -21,6 +21,7 @@ from controller.shell.lease import LeaseDoc
 from controller.spec.model import Settings
 from controller.status_document import ClusterStatus
 from wire.documents import MODES, Refusal
+from wire.durations import format_duration
 from wire.errors import ObjectMissing
 from wire.layout import LEASE
 from wire.store import Store, StoredObject, open_store
@@ -113,7 +114,7 @@ def status_cmd(store: str, output: str, check: bool) -> None:
             f"({hold.silent} of {hold.total} machines silent); nothing is demoted or "
             "replaced until reports return"
         )
-    services = Table(title="services")
+    services = _table(title="services")
     for col in (
         "service",
         "kind",
@@ -127,10 +128,11 @@ def status_cmd(store: str, output: str, check: bool) -> None:
         "held",
         "autoscaler",
     ):
-        services.add_column(col)
+        _column(services, col)
     for name, s in sorted(status.services.items()):
-        versions = ", ".join(f"{v}x{n}" for v, n in sorted(s.versions.items()))
-        target = s.target_version
+        versions = ", ".join(f"{n} on {v}" for v, n in sorted(s.versions.items()))
+        rollout = status.rollouts.get(name)
+        deploying = rollout.to_version if rollout and rollout.finished_at is None else None
         services.add_row(
             name,
             s.kind,
@@ -139,13 +141,13 @@ def status_cmd(store: str, output: str, check: bool) -> None:
             _fmt(s.healthy),
             _fmt(s.standby),
             _fmt(s.version),
-            "-" if target == s.version else _fmt(target),
+            _fmt(deploying),
             versions or "-",
             _fmt(s.held),
             _scaler(s.scale),
         )
     console.print(services)
-    machines = Table(title="machines" + (" (stale: the controller is silent)" if silent else ""))
+    machines = _table(title="machines" + (" (stale: the controller is silent)" if silent else ""))
     for col in (
         "machine",
         "service",
@@ -154,11 +156,11 @@ def status_cmd(store: str, output: str, check: bool) -> None:
         "health",
         "version",
         "running",
-        "gen",
-        "applied",
-        "last report",
+        "generation",
+        "applied_generation",
+        "age",
     ):
-        machines.add_column(col)
+        _column(machines, col)
     for r in views.machine_rows(doc, fresh):
         machines.add_row(
             r["machine"],
@@ -170,14 +172,14 @@ def status_cmd(store: str, output: str, check: bool) -> None:
             _fmt(r["running"]),
             _fmt(r["generation"]),
             _fmt(r["applied_generation"]),
-            _age(r["age"]),
+            _age(r["age"], fresh.now),
             style=STYLES.get(r["status"], ""),
         )
     console.print(machines)
     if doc.rejected or doc.agent_refusals:
-        table = Table(title="rejections and refusals")
+        table = _table(title="rejections and refusals")
         for col in ("machine", "side", "counts", "last"):
-            table.add_column(col, overflow="fold")
+            _column(table, col)
         for m, rej in sorted(doc.rejected.items()):
             table.add_row(
                 m, "controller rejected its snapshot", _counts(rej.counts), _last(rej.last)
@@ -188,6 +190,8 @@ def status_cmd(store: str, output: str, check: bool) -> None:
         console.print(table)
 
 
+WIDE_ENOUGH_FOR_ADDRESSES = 130
+ADDRESS_FIELDS = ("internal", "external")
 STYLES = {"lost": "red", "stale": "magenta", "unhealthy": "yellow"}
 
 
@@ -204,8 +208,29 @@ def _check(doc: ClusterStatus, fresh: views.Freshness) -> None:
     sys.exit(max((p.code for p in found), default=0))
 
 
-def _age(age: float | None) -> str:
-    return "-" if age is None else views.ago(age)
+def _age(age: float | None, now: float) -> str:
+    """`12s ago (18:43:47Z)`: relative to read, absolute to compare with logs (UTC)."""
+    if age is None:
+        return "-"
+    return f"{views.ago(age)} ago ({time.strftime('%H:%M:%SZ', time.gmtime(now - age))})"
+
+
+def _table(**options: Any) -> Table:
+    """Columns apart by one space, a rule under the headers: 12 columns fit 100."""
+    from rich import box
+
+    return Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, **options)
+
+
+def _column(table: Table, header: str, **options: Any) -> None:
+    """A column whose header is never cut to `servi…` (narrow tables wrap cells instead);
+    a long two-word header takes two lines (`applied` over `generation`)."""
+    words = header.replace("_", " ").split(" ")
+    label = "\n".join(words) if len(header) > 10 and len(words) > 1 else header
+    if "\n" in label and "_" in header:
+        label = label.replace("\n", "_\n", 1)
+    options.setdefault("overflow", "fold")  # a narrow cell wraps; nothing becomes `…`
+    table.add_column(label, min_width=max(len(w) for w in label.split("\n")), **options)
 
 
 def _last(last: Refusal | None) -> str:
@@ -281,12 +306,15 @@ def machines_cmd(
         console.print(
             escape(fresh.describe()), style="bold red" if fresh.controller_silent else None
         )
-        table = Table()
-        for col in views.MACHINE_FIELDS:
-            table.add_column(col)
+        table = _table()
+        # addresses only where they fit (-o json|csv|xml always have them)
+        narrow = console.width < WIDE_ENOUGH_FOR_ADDRESSES
+        fields = [c for c in views.MACHINE_FIELDS if not (narrow and c in ADDRESS_FIELDS)]
+        for col in fields:
+            _column(table, col)
         for r in rows:
             table.add_row(
-                *(_age(r[c]) if c == "age" else _fmt(r[c]) for c in views.MACHINE_FIELDS),
+                *(_age(r[c], fresh.now) if c == "age" else _fmt(r[c]) for c in fields),
                 style=STYLES.get(r["status"], ""),
             )
         console.print(table)
@@ -342,9 +370,9 @@ def history_cmd(
     if output == "json":
         _json([{"seq": e.seq, "snapshot": e.body} for e in entries])
         return
-    table = Table(title=f"history of {machine} ({len(seqs)} shown)")
+    table = _table(title=f"history of {machine} ({len(seqs)} shown)")
     for col in ("seq", "sent_at (UTC)", "status", "services", "applied gen", "refusals"):
-        table.add_column(col)
+        _column(table, col)
     for e in entries:
         b = e.body
         services = ", ".join(
@@ -392,12 +420,12 @@ def events_cmd(store: str, since: float, output: str) -> None:
     if output == "json":
         _json(events)
         return
-    table = Table(title=f"events since {since:g}s ago")
+    table = _table(title=f"events since {format_duration(since)} ago ({views.iso(now - since)})")
     for col in ("time (UTC)", "cycle", "kind", "machine/service", "reason"):
-        table.add_column(col, overflow="fold")
+        _column(table, col)
     for ev in events:
         table.add_row(
-            time.strftime("%H:%M:%S", time.gmtime(float(ev.get("t", 0)))),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(ev.get("t", 0)))),
             _fmt(ev.get("cycle")),
             str(ev.get("kind")),
             str(ev.get("machine") or ev.get("service") or "-"),
