@@ -4,7 +4,7 @@ Real `bosun` and `bosun-agent` processes, one SeaweedFS: keygen, spec validate a
 doctor, enroll (the machine's directory), the agent's first cycles, controller cycles, and a
 converged fleet read back with status, machines, history and events. Around each step, the
 mistakes a new operator makes, each asserted on its message and exit code. With
-BOSUN_WALKTHROUGH_TRANSCRIPT=FILE the commands and their output are written there.
+WALKTHROUGH_TRANSCRIPT=FILE the commands and their output are written there.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Walk:
         return out
 
     def save(self) -> None:
-        target = os.environ.get("BOSUN_WALKTHROUGH_TRANSCRIPT")
+        target = os.environ.get("WALKTHROUGH_TRANSCRIPT")
         if target:
             Path(target).write_text("\n".join(self.lines) + "\n")
 
