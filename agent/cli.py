@@ -50,47 +50,75 @@ def _setup_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bosun-agent", description="Bosun machine agent")
+def duration(text: str) -> float:
+    """An argparse type: 20, 2.5, "500ms", "30s", "5m" (`wire.durations`, as in the config)."""
+    from wire.durations import parse_duration
+
+    seconds = parse_duration(text)
+    if seconds is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: use seconds (20, 2.5) or 500ms, 30s, 5m, 1h"
+        )
+    return seconds
+
+
+def _common(p: argparse.ArgumentParser, *, sub: bool) -> None:
+    """The global options, accepted before and after the subcommand (`run --once --config X`).
+    On a subcommand they default to SUPPRESS so as not to undo a value given before it."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if sub else value
+
     p.add_argument(
-        "--config", type=Path, help="agent config (default /etc/bosun/agent.yaml, or $BOSUN_CONFIG)"
+        "--config",
+        type=Path,
+        default=default(None),
+        help="agent config (default /etc/bosun/agent.yaml, or $BOSUN_CONFIG)",
     )
     p.add_argument(
         "--log-level",
-        default="warning",
+        default=default("warning"),
         choices=["debug", "info", "warning", "error"],
-        help="log to stderr from this level (default warning)",
+        help="log to stderr from this level (default warning); info: one line per --once cycle",
     )
     p.add_argument(
         "--log-format",
-        default="text",
+        default=default("text"),
         choices=["text", "json"],
         help="text lines, or one JSON object per line for journald/log shippers (default text)",
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bosun-agent", description="Bosun machine agent")
+    _common(p, sub=False)
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run cycles: --once for cron, else a daemon")
+    _common(run, sub=True)
     run.add_argument("--once", action="store_true", help="one cycle, then exit (cron mode)")
     run.add_argument(
         "--deadline",
-        type=float,
+        type=duration,
         default=DEFAULT_DEADLINE,
-        help="seconds a bucket request may take in total, and the bound of each cycle's "
-        "requests together (default 20): a slow bucket ends the cycle with fetch_timeout",
+        help="how long bucket requests may take in total, and the bound of each cycle's "
+        "requests together (default 20s): a slow bucket ends the cycle with fetch_timeout",
     )
     run.add_argument(
         "--splay",
-        type=float,
+        type=duration,
         default=0.0,
-        help="--once: sleep a random 0..SPLAY seconds first (spreads a cron fleet)",
+        help="--once: sleep a random 0..SPLAY first (20, 20s, 1m; spreads a cron fleet)",
     )
-    sub.add_parser(
+    check = sub.add_parser(
         "check",
         help="validate the config, the key and the bucket's behaviour",
         description="Validate the config and the key, then probe the bucket: a conditional "
         "GET with the current ETag must answer 304, and PUTs of this machine's report with a "
         "wrong If-Match or If-None-Match: * must be refused. Exit 0 when all pass.",
     )
+    _common(check, sub=True)
     status = sub.add_parser("status", help="print the local applied state and the last error")
+    _common(status, sub=True)
     status.add_argument(
         "-o", "--output", choices=["text", "json"], default="text", help="(default text)"
     )
@@ -99,11 +127,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def _agent(cfg: AgentConfig, deadline: float) -> Agent:
     from agent.cycle import Agent
+    from wire.errors import BosunError
     from wire.signing import read_key_file
     from wire.store import open_agent_store
     from wire.store.s3 import Timeouts
 
-    key = read_key_file(Path(cfg.key_file))
+    path = Path(cfg.key_file)
+    if not path.exists():
+        raise BosunError(
+            f"key file {path} does not exist (key_file in the config); write it with "
+            f"`bosun enroll {cfg.machine} --key-out {path} ...` on the host with the master "
+            "key (mode 0600, owned by the agent's user), or point key_file at where it is"
+        )
+    key = read_key_file(path)
     timeouts = Timeouts(connect=min(3.0, deadline), read=min(10.0, deadline), total=deadline)
     store = open_agent_store(cfg.store, timeouts=timeouts)
     return Agent(cfg, key, store, deadline=deadline)
@@ -122,6 +158,16 @@ def _run(cfg: AgentConfig, args: argparse.Namespace) -> int:
     result = run_once(agent)
     for err in result.errors:
         print(f"bosun-agent: {err}", file=sys.stderr)
+    a = agent.state.applied
+    log.info(
+        "once %s %s: applied generation %d (%s)%s; report %s",
+        cfg.machine,
+        "ok" if result.ok else "failed",
+        a.generation,
+        a.result,
+        f": {a.error}" if a.error else "",
+        "sent" if result.put else "unchanged, not sent",
+    )
     return 0 if result.ok else 1
 
 

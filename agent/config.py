@@ -1,9 +1,9 @@
 """Local agent config: `/etc/bosun/agent.yaml`, `--config`, `BOSUN_*` overrides.
 
-The top-level keys are shared with `bosun enroll` (which prints the skeleton) and fixed:
+The top-level keys are shared with `bosun enroll` (which writes the skeleton) and fixed:
 machine, store, key_file, key_epoch, state_dir, eligible, poll_interval,
-heartbeat_interval, jitter, addresses, capacity, services, metrics_textfile. `services.<name>` says how this
-machine applies a desired document for that service (files, commands, process, probes).
+heartbeat_interval, jitter, addresses, capacity, services, metrics_textfile. `services.<name>`
+says how this machine applies a desired document for that service (files, commands, process, probes).
 Everything is decoded strictly with `wire.codec`: an unknown or mistyped key is an error
 that names its path. Durations are seconds (int/float) or strings like "30s", "5m", "1h".
 """
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from wire import codec, durations
+from wire import codec, durations, yaml_text
 from wire.errors import BosunError, InvalidDocument
 from wire.layout import SERVICE_NAME_PATTERN, machine_id
 from wire.signing import format_kid
@@ -162,17 +160,26 @@ def parse_duration(value: object, path: str) -> float:
     return seconds
 
 
-def _normalise_durations(value: Any, path: str) -> Any:
+def _normalise_durations(value: Any, path: str, problems: list[str]) -> Any:
+    """Durations to seconds; a bad one is a problem and is dropped (its default stands in,
+    so the decoder does not report it a second time)."""
     if isinstance(value, dict):
         out = {}
         for k, v in value.items():
             sub = f"{path}.{k}" if path else str(k)
             if not isinstance(k, str):
-                raise ConfigError(f"{sub}: keys must be strings")
-            out[k] = parse_duration(v, sub) if k in _DURATION_KEYS else _normalise_durations(v, sub)
+                problems.append(f"{sub}: keys must be strings")
+                continue
+            if k in _DURATION_KEYS:
+                try:
+                    out[k] = parse_duration(v, sub)
+                except ConfigError as exc:
+                    problems.append(str(exc))
+            else:
+                out[k] = _normalise_durations(v, sub, problems)
         return out
     if isinstance(value, list):
-        return [_normalise_durations(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_normalise_durations(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
     return value
 
 
@@ -206,15 +213,15 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(
-            f"config file {path} does not exist; create it (bosun enroll prints one, "
+            f"config file {path} does not exist; create it (bosun enroll writes one, "
             "see docs/agent.md) or pass --config"
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+        raw = yaml_text.load(text, source=str(path))
+    except yaml_text.YamlError as exc:
+        raise ConfigError(str(exc)) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -225,40 +232,65 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
 def parse_config(
     raw: dict[str, Any], *, env: Mapping[str, str] | None = None, where: str = "agent.yaml"
 ) -> AgentConfig:
+    """Decode strictly and validate; ConfigError lists every problem, one per line, each
+    with its path."""
     raw = dict(raw)
-    _apply_env(raw, env or {})
+    problems: list[str] = []
     try:
-        value = _normalise_durations(raw, "")
-        cfg: AgentConfig = codec.decode(AgentConfig, value, "config")
-    except (ConfigError, InvalidDocument) as exc:
-        raise ConfigError(f"{where}: {str(exc).removeprefix('config.')}") from None
-    _validate(cfg, where)
+        _apply_env(raw, env or {})
+    except ConfigError as exc:
+        problems.append(str(exc))
+    value = _normalise_durations(raw, "", problems)
+    services_raw = value.pop("services", {})
+    cfg: AgentConfig | None = None
+    try:
+        cfg = codec.decode(AgentConfig, value, "config")
+    except InvalidDocument as exc:
+        problems.append(str(exc).removeprefix("config."))
+    services: dict[str, ServiceConfig] = {}
+    if not isinstance(services_raw, dict):
+        problems.append(
+            f"services: expected a mapping of service name to how to apply it, got {type(services_raw).__name__}"
+        )
+        services_raw = {}
+    for name, svc_raw in services_raw.items():
+        try:
+            services[str(name)] = codec.decode(ServiceConfig, svc_raw, f"services.{name}")
+        except InvalidDocument as exc:
+            problems.append(str(exc))
+    if cfg is not None:
+        cfg = replace(cfg, services=services)
+        _validate(cfg, problems.append)
+    if problems or cfg is None:
+        many = len(problems) > 1
+        raise ConfigError(
+            f"{where}: "
+            + (f"{len(problems)} problems:\n  " if many else "")
+            + "\n  ".join(problems)
+        )
     return cfg
 
 
-def _validate(cfg: AgentConfig, where: str) -> None:
-    def fail(msg: str) -> ConfigError:
-        return ConfigError(f"{where}: {msg}")
-
+def _validate(cfg: AgentConfig, fail: Callable[[str], None]) -> None:
     try:
         machine_id(cfg.machine)
     except BosunError as exc:
-        raise fail(f"machine: {exc}") from None
+        fail(f"machine: {exc}")
     if cfg.key_epoch < 0:
-        raise fail("key_epoch: must be >= 0")
+        fail("key_epoch: must be >= 0")
     if not 0 <= cfg.jitter <= 1:
-        raise fail(f"jitter: must be a fraction between 0 and 1, got {cfg.jitter}")
+        fail(f"jitter: must be a fraction between 0 and 1, got {cfg.jitter}")
     if cfg.poll_interval < 1:
-        raise fail("poll_interval: must be at least 1 second")
+        fail("poll_interval: must be at least 1 second")
     if cfg.heartbeat_interval < cfg.poll_interval:
-        raise fail("heartbeat_interval: must be at least poll_interval")
+        fail("heartbeat_interval: must be at least poll_interval")
     if not cfg.key_file:
-        raise fail("key_file: required (the machine key written by bosun enroll)")
+        fail("key_file: required (the machine key written by bosun enroll)")
     textfile = cfg.metrics_textfile
     if textfile is not None and (
         not Path(textfile).is_absolute() or not textfile.endswith(".prom")
     ):
-        raise fail(
+        fail(
             f"metrics_textfile: expected an absolute path ending in .prom in node_exporter's "
             f"--collector.textfile.directory, got {textfile!r}"
         )
@@ -267,33 +299,33 @@ def _validate(cfg: AgentConfig, where: str) -> None:
     try:
         parse_store_url(cfg.store)
     except BosunError as exc:
-        raise fail(f"store: {exc}") from None
+        fail(f"store: {exc}")
     for name in (*cfg.eligible, *cfg.services):
         if not SERVICE_NAME_PATTERN.fullmatch(name):
-            raise fail(f"service name {name!r}: use a-z, 0-9, '.', '_', '-'")
+            fail(f"service name {name!r}: use a-z, 0-9, '.', '_', '-'")
     for name in cfg.eligible:
         if name not in cfg.services:
-            raise fail(f"eligible: {name!r} has no entry under services (say how to apply it)")
+            fail(f"eligible: {name!r} has no entry under services (say how to apply it)")
     for name, svc in cfg.services.items():
         _validate_service(name, svc, fail)
 
 
-def _validate_service(name: str, svc: ServiceConfig, fail: Any) -> None:
+def _validate_service(name: str, svc: ServiceConfig, fail: Callable[[str], None]) -> None:
     base = f"services.{name}"
     if svc.port is not None and not 0 < svc.port < 65536:
-        raise fail(f"{base}.port: must be 1-65535")
+        fail(f"{base}.port: must be 1-65535")
     for i, f in enumerate(svc.files):
         p = f"{base}.files[{i}]"
         if not Path(f.path).is_absolute():
-            raise fail(f"{p}.path: must be an absolute path, got {f.path!r}")
+            fail(f"{p}.path: must be an absolute path, got {f.path!r}")
         if f.format == "template" and (f.template is None) == (f.template_file is None):
-            raise fail(f"{p}: format template needs exactly one of template, template_file")
+            fail(f"{p}: format template needs exactly one of template, template_file")
         if f.format != "template" and (f.template or f.template_file):
-            raise fail(f"{p}: template/template_file need format: template")
+            fail(f"{p}: template/template_file need format: template")
         if f.key is not None and f.source != "config":
-            raise fail(f"{p}.key: only valid with source: config")
+            fail(f"{p}.key: only valid with source: config")
         if not re.fullmatch(r"0?[0-7]{3}", f.mode):
-            raise fail(f"{p}.mode: expected an octal mode like '0644', got {f.mode!r}")
+            fail(f"{p}.mode: expected an octal mode like '0644', got {f.mode!r}")
     commands = [
         (f"{base}.commands.{h}", getattr(svc.commands, h))
         for h in ("install", "reload", "restart", "stop")
@@ -303,22 +335,23 @@ def _validate_service(name: str, svc: ServiceConfig, fail: Any) -> None:
     for p, cmd in commands:
         if isinstance(cmd, tuple):
             if not cmd:
-                raise fail(f"{p}: an argv list cannot be empty")
+                fail(f"{p}: an argv list cannot be empty")
             for arg in cmd:
                 _check_placeholders(arg, p, fail)
         elif cmd is not None and not cmd.strip():
-            raise fail(f"{p}: empty command")
+            fail(f"{p}: empty command")
     for kind in ("health", "metrics", "sessions", "backends"):
         probe: ProbeSpec | None = getattr(svc, kind)
         if probe is None:
             continue
         set_ = [k for k in ("http", "tcp", "command", "file") if getattr(probe, k) is not None]
         if len(set_) != 1:
-            raise fail(f"{base}.{kind}: set exactly one of http, tcp, command, file")
+            fail(f"{base}.{kind}: set exactly one of http, tcp, command, file")
+            continue
         if kind == "health" and set_[0] == "file":
-            raise fail(f"{base}.health: use http, tcp or command")
+            fail(f"{base}.health: use http, tcp or command")
         if kind != "health" and set_[0] == "tcp":
-            raise fail(f"{base}.{kind}: tcp only answers health; use http, command or file")
+            fail(f"{base}.{kind}: tcp only answers health; use http, command or file")
         for k in ("http", "tcp", "file"):
             v = getattr(probe, k)
             if v is not None:
@@ -328,12 +361,12 @@ def _validate_service(name: str, svc: ServiceConfig, fail: Any) -> None:
                 _check_placeholders(arg, f"{base}.{kind}.command", fail)
 
 
-def _check_placeholders(text: str, path: str, fail: Any) -> None:
+def _check_placeholders(text: str, path: str, fail: Callable[[str], None]) -> None:
     try:
         text.format_map(dict.fromkeys(TEMPLATE_FIELDS, "x"))
     except (KeyError, IndexError, ValueError) as exc:
-        raise fail(
+        fail(
             f"{path}: unknown placeholder {exc} in {text!r} (allowed: "
             + ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
             + "; write {{ and }} for literal braces)"
-        ) from None
+        )

@@ -32,7 +32,7 @@ def forget_cmd(
     url = store or group_store
     if url is None:
         raise click.UsageError("Missing option '--store' (or BOSUN_STORE).")
-    st = open_store(url)
+    st = open_store(url, create=False)
     current = revisions.read_current(st)
     if current is None:
         raise SpecError("machines forget: no spec applied yet; nothing to forget")

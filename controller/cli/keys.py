@@ -46,7 +46,7 @@ def revoke_cmd(machine: str, store: str, master_key: Path) -> None:
     click.echo(f"{machine}: key epoch is now {epoch}; snapshots signed with older keys are refused")
     click.echo(
         f"re-enroll it with: bosun enroll {machine} --epoch {epoch} --store {store!s} "
-        "--master-key FILE --eligible SERVICES -o yaml|env|cloud-init (as it was enrolled: "
+        "--master-key FILE --eligible SERVICES -o dir|env|cloud-init (as it was enrolled: "
         "the eligible services and the form your provisioning uses)"
     )
 

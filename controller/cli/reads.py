@@ -20,9 +20,11 @@ from controller.shell.control_objects import SpecCache, load_spec_or_last_good
 from controller.shell.lease import LeaseDoc
 from controller.spec.model import Settings
 from controller.status_document import ClusterStatus
-from wire.documents import Refusal
+from wire.documents import MODES, Refusal
+from wire.durations import format_duration
+from wire.errors import ObjectMissing
 from wire.layout import LEASE
-from wire.store import StoredObject, open_store
+from wire.store import Store, StoredObject, open_store
 
 
 def _fmt(value: Any) -> str:
@@ -43,7 +45,7 @@ def _read(url: str) -> tuple[ClusterStatus, views.Freshness]:
     """status/cluster.json, and how fresh it is: the lease's last renewal (decoded by the
     lease's own decoder, read only) and the settings of the spec the controller plans with
     (read as the controller reads it; the defaults when no spec can be read)."""
-    store = open_store(url)
+    store = open_store(url, create=False)
     doc = views.load_status(store)
     got = store.get(LEASE, max_bytes=64 * 1024)
     lease = (
@@ -112,7 +114,7 @@ def status_cmd(store: str, output: str, check: bool) -> None:
             f"({hold.silent} of {hold.total} machines silent); nothing is demoted or "
             "replaced until reports return"
         )
-    services = Table(title="services")
+    services = _table(title="services")
     for col in (
         "service",
         "kind",
@@ -126,10 +128,11 @@ def status_cmd(store: str, output: str, check: bool) -> None:
         "held",
         "autoscaler",
     ):
-        services.add_column(col)
+        _column(services, col)
     for name, s in sorted(status.services.items()):
-        versions = ", ".join(f"{v}x{n}" for v, n in sorted(s.versions.items()))
-        target = s.target_version
+        versions = ", ".join(f"{n} on {v}" for v, n in sorted(s.versions.items()))
+        rollout = status.rollouts.get(name)
+        deploying = rollout.to_version if rollout and rollout.finished_at is None else None
         services.add_row(
             name,
             s.kind,
@@ -138,13 +141,13 @@ def status_cmd(store: str, output: str, check: bool) -> None:
             _fmt(s.healthy),
             _fmt(s.standby),
             _fmt(s.version),
-            "-" if target == s.version else _fmt(target),
+            _fmt(deploying),
             versions or "-",
             _fmt(s.held),
             _scaler(s.scale),
         )
     console.print(services)
-    machines = Table(title="machines" + (" (stale: the controller is silent)" if silent else ""))
+    machines = _table(title="machines" + (" (stale: the controller is silent)" if silent else ""))
     for col in (
         "machine",
         "service",
@@ -153,11 +156,11 @@ def status_cmd(store: str, output: str, check: bool) -> None:
         "health",
         "version",
         "running",
-        "gen",
-        "applied",
-        "last report",
+        "generation",
+        "applied_generation",
+        "age",
     ):
-        machines.add_column(col)
+        _column(machines, col)
     for r in views.machine_rows(doc, fresh):
         machines.add_row(
             r["machine"],
@@ -169,14 +172,14 @@ def status_cmd(store: str, output: str, check: bool) -> None:
             _fmt(r["running"]),
             _fmt(r["generation"]),
             _fmt(r["applied_generation"]),
-            _age(r["age"]),
+            _age(r["age"], fresh.now),
             style=STYLES.get(r["status"], ""),
         )
     console.print(machines)
     if doc.rejected or doc.agent_refusals:
-        table = Table(title="rejections and refusals")
+        table = _table(title="rejections and refusals")
         for col in ("machine", "side", "counts", "last"):
-            table.add_column(col, overflow="fold")
+            _column(table, col)
         for m, rej in sorted(doc.rejected.items()):
             table.add_row(
                 m, "controller rejected its snapshot", _counts(rej.counts), _last(rej.last)
@@ -187,6 +190,8 @@ def status_cmd(store: str, output: str, check: bool) -> None:
         console.print(table)
 
 
+WIDE_ENOUGH_FOR_ADDRESSES = 130
+ADDRESS_FIELDS = ("internal", "external")
 STYLES = {"lost": "red", "stale": "magenta", "unhealthy": "yellow"}
 
 
@@ -203,8 +208,29 @@ def _check(doc: ClusterStatus, fresh: views.Freshness) -> None:
     sys.exit(max((p.code for p in found), default=0))
 
 
-def _age(age: float | None) -> str:
-    return "-" if age is None else views.ago(age)
+def _age(age: float | None, now: float) -> str:
+    """`12s ago (18:43:47Z)`: relative to read, absolute to compare with logs (UTC)."""
+    if age is None:
+        return "-"
+    return f"{views.ago(age)} ago ({time.strftime('%H:%M:%SZ', time.gmtime(now - age))})"
+
+
+def _table(**options: Any) -> Table:
+    """Columns apart by one space, a rule under the headers: 12 columns fit 100."""
+    from rich import box
+
+    return Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, **options)
+
+
+def _column(table: Table, header: str, **options: Any) -> None:
+    """A column whose header is never cut to `servi…` (narrow tables wrap cells instead);
+    a long two-word header takes two lines (`applied` over `generation`)."""
+    words = header.replace("_", " ").split(" ")
+    label = "\n".join(words) if len(header) > 10 and len(words) > 1 else header
+    if "\n" in label and "_" in header:
+        label = label.replace("\n", "_\n", 1)
+    options.setdefault("overflow", "fold")  # a narrow cell wraps; nothing becomes `…`
+    table.add_column(label, min_width=max(len(w) for w in label.split("\n")), **options)
 
 
 def _last(last: Refusal | None) -> str:
@@ -261,6 +287,7 @@ def machines_cmd(
     if store is None:
         raise click.UsageError("Missing option '--store' (or BOSUN_STORE).")
     doc, fresh = _read(store)
+    _known(doc, service=service, mode=mode)
     rows = views.filter_rows(
         views.machine_rows(doc, fresh), service=service, status=status_filter, mode=mode
     )
@@ -279,17 +306,34 @@ def machines_cmd(
         console.print(
             escape(fresh.describe()), style="bold red" if fresh.controller_silent else None
         )
-        table = Table()
-        for col in views.MACHINE_FIELDS:
-            table.add_column(col)
+        table = _table()
+        # addresses only where they fit (-o json|csv|xml always have them)
+        narrow = console.width < WIDE_ENOUGH_FOR_ADDRESSES
+        fields = [c for c in views.MACHINE_FIELDS if not (narrow and c in ADDRESS_FIELDS)]
+        for col in fields:
+            _column(table, col)
         for r in rows:
             table.add_row(
-                *(_age(r[c]) if c == "age" else _fmt(r[c]) for c in views.MACHINE_FIELDS),
+                *(_age(r[c], fresh.now) if c == "age" else _fmt(r[c]) for c in fields),
                 style=STYLES.get(r["status"], ""),
             )
         console.print(table)
     if output != "table" and fresh.controller_silent:
         click.echo(f"bosun: {fresh.describe()}", err=True)
+
+
+def _known(doc: ClusterStatus, *, service: str | None, mode: str | None) -> None:
+    """A filter that names no service or mode there is could only print an empty table."""
+    services = doc.status.services
+    if service is not None and service not in services:
+        raise ObjectMissing(
+            f"no service {service!r} in status/cluster.json "
+            f"(services: {', '.join(sorted(services)) or 'none'})"
+        )
+    if mode is not None and mode not in MODES:
+        raise click.BadParameter(
+            f"{mode!r} is not a mode (one of {', '.join(MODES)})", param_hint="--mode"
+        )
 
 
 @click.command("history")
@@ -298,32 +342,37 @@ def machines_cmd(
 @click.option(
     "--diff",
     nargs=2,
-    type=int,
     metavar="A B",
-    help="Diff the archived snapshots with seq A and seq B (the seq column of the history).",
+    help="Diff two archived snapshots, each -1 (the latest), -2 (the one before)..., a seq "
+    "from the history, a UTC time (2024-05-01T10:00) or an age (10m, 2h: the latest "
+    "snapshot at or before it). E.g. --diff -2 -1.",
 )
 @click.option("--limit", type=int, default=20, show_default=True, help="Show the latest N.")
 @click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 def history_cmd(
-    machine: str, store: str, diff: tuple[int, int] | None, limit: int, output: str
+    machine: str, store: str, diff: tuple[str, str] | None, limit: int, output: str
 ) -> None:
     """Archived snapshots of MACHINE (those that changed more than liveness fields)."""
-    opened = open_store(store)
-    if diff:
-        click.echo(
-            views.history_diff(opened, machine, diff[0], diff[1]) or "no difference", nl=False
-        )
+    opened = open_store(store, create=False)
+    every = views.history_seqs(opened, machine)
+    if not every:
+        _no_history(opened, machine)
         return
-    seqs = views.history_seqs(opened, machine)[-limit:]
+    if diff:
+        now = time.time()
+        left, right = (views.resolve_seq(every, ref, now, machine=machine) for ref in diff)
+        click.echo(views.history_diff(opened, machine, left, right) or "no difference\n", nl=False)
+        return
+    seqs = every[-limit:]
     entries = [views.history_entry(opened, machine, s) for s in seqs]
     if output == "json":
         _json([{"seq": e.seq, "snapshot": e.body} for e in entries])
         return
-    table = Table(title=f"history of {machine} ({len(seqs)} shown)")
+    table = _table(title=f"history of {machine} ({len(seqs)} shown)")
     for col in ("seq", "sent_at (UTC)", "status", "services", "applied gen", "refusals"):
-        table.add_column(col)
+        _column(table, col)
     for e in entries:
         b = e.body
         services = ", ".join(
@@ -342,6 +391,20 @@ def history_cmd(
     make_console().print(table)
 
 
+def _no_history(store: Store, machine: str) -> None:
+    """No archived snapshot: an unknown machine is an error, a known one has none yet."""
+    try:
+        known = views.load_status(store).status.machines
+    except ObjectMissing:
+        known = {}
+    if machine not in known:
+        raise ObjectMissing(
+            f"no machine {machine!r}: not in status/cluster.json and nothing under "
+            f"history/{machine}/ (machines: {', '.join(sorted(known)) or 'none'})"
+        )
+    click.echo(f"{machine}: no archived snapshots yet")
+
+
 @click.command("events")
 @store_option
 @click.option(
@@ -353,16 +416,16 @@ def history_cmd(
 def events_cmd(store: str, since: float, output: str) -> None:
     """Decisions and rejections of recent cycles (events/<yyyy>/<mm>/<dd>/...)."""
     now = time.time()
-    events = views.read_events(open_store(store), now - since, now)
+    events = views.read_events(open_store(store, create=False), now - since, now)
     if output == "json":
         _json(events)
         return
-    table = Table(title=f"events since {since:g}s ago")
+    table = _table(title=f"events since {format_duration(since)} ago ({views.iso(now - since)})")
     for col in ("time (UTC)", "cycle", "kind", "machine/service", "reason"):
-        table.add_column(col, overflow="fold")
+        _column(table, col)
     for ev in events:
         table.add_row(
-            time.strftime("%H:%M:%S", time.gmtime(float(ev.get("t", 0)))),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(ev.get("t", 0)))),
             _fmt(ev.get("cycle")),
             str(ev.get("kind")),
             str(ev.get("machine") or ev.get("service") or "-"),

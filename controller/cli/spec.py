@@ -121,7 +121,7 @@ def _report(carried: Carried) -> None:
 @store_option
 def show_cmd(revision: int | None, output: str, store: str) -> None:
     """Print the applied spec (or a past revision)."""
-    st = open_store(store)
+    st = open_store(store, create=False)
     spec = _load(st, revision)
     if output == "json":
         sys.stdout.write(document.to_json(spec, applied_at=0.0).decode())
@@ -139,7 +139,7 @@ def diff_cmd(file: Path, exit_code: bool, drop_overrides: bool, store: str) -> N
     """Show what applying FILE would change against the current spec (with what apply
     keeps: overrides made with `bosun update`, the rollout commands' records)."""
     new = _read_file(file)
-    current = revisions.read_current(open_store(store))
+    current = revisions.read_current(open_store(store, create=False))
     if current is not None:
         new = carry_over(current.spec, new, drop_overrides=drop_overrides).spec
     old_text = document.to_yaml(current.spec) if current else ""

@@ -4,8 +4,8 @@
 (`wire.signing.derive_machine_key`) and renders it with an agent configuration skeleton in
 one of three forms:
 
-- `yaml`: two YAML documents, the enrollment (machine, epoch, key) and the agent config to
-  save as /etc/bosun/agent.yaml (the key is never put into the config itself);
+- `dir`: the machine's directory, agent.yaml naming its key file and the key (0600),
+  written by `controller.operations.machine_dir` (the key is never put into the config);
 - `env`: shell variables for a provisioning script (`BOSUN_MACHINE_KEY` is for the step that
   writes the key file; the agent reads its key only from `key_file`);
 - `cloud-init`: a ready `#cloud-config` user-data that creates the `bosun` user, writes the
@@ -38,7 +38,7 @@ AGENT_ENV_FILE = "/etc/bosun/agent.env"
 CREDENTIAL_VARIABLES = frozenset(
     {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"}
 )
-FORMATS = ("yaml", "env", "cloud-init")
+FORMATS = ("dir", "env", "cloud-init")
 SCHEDULES = ("daemon", "timer")
 
 
@@ -138,24 +138,6 @@ def render_agent_yaml(config: Mapping[str, Any]) -> str:
         else:
             lines.append(f"{key}: {_scalar(value)}")
     return "\n".join(lines) + "\n"
-
-
-def render_yaml(
-    e: Enrollment, settings: AgentSettings = AgentSettings(), *, key_written_to: str | None = None
-) -> str:
-    head = [
-        f"# Enrollment of {e.machine} at key epoch {e.epoch}.",
-        f"# 1. Write `key` to {settings.key_file} (mode 0600, owner bosun).",
-        f"# 2. Save the second document as {DEFAULT_CONFIG_FILE}.",
-        f"machine: {_scalar(e.machine)}",
-        f"key_epoch: {e.epoch}",
-        f"key_file: {_scalar(settings.key_file)}",
-    ]
-    if key_written_to is None:
-        head.append(f"key: {_scalar(encode_key(e.key))}")
-    else:
-        head.append(f"key_written_to: {_scalar(key_written_to)}")
-    return "\n".join(head) + "\n---\n" + render_agent_yaml(agent_config(e, settings))
 
 
 def render_env(e: Enrollment, settings: AgentSettings = AgentSettings()) -> str:

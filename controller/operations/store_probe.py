@@ -12,7 +12,7 @@ import contextlib
 import secrets
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wire.errors import BosunError, StoreError, WriteConflict
 from wire.store import NotModified, Store, StoredObject
@@ -26,6 +26,8 @@ class Probe:
     behaviour: str
     ok: bool
     detail: str
+    # what was raised, when the probe could not run (store_verdict.classify tells why)
+    error: BosunError | None = field(default=None, compare=False)
 
 
 class _Probes:
@@ -47,7 +49,7 @@ class _Probes:
                 Probe(behaviour, not detail.startswith("MISSING"), detail.removeprefix("MISSING: "))
             )
         except (StoreError, BosunError) as exc:
-            self.results.append(Probe(behaviour, False, f"{type(exc).__name__}: {exc}"))
+            self.results.append(Probe(behaviour, False, f"{type(exc).__name__}: {exc}", exc))
 
 
 def _conflict(fn: Callable[[], object]) -> bool:

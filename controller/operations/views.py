@@ -14,6 +14,7 @@ import difflib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -24,6 +25,7 @@ from controller.planner.model import MachineObservation, MachineStatus
 from controller.spec.model import Settings
 from controller.status_document import MAX_STATUS_BYTES, ClusterStatus, Seen
 from wire.documents import Addresses, Snapshot, dumps_pretty, parse_envelope
+from wire.durations import parse_duration
 from wire.errors import InvalidDocument, ObjectMissing
 from wire.layout import EVENTS, LEASE, SPEC_CURRENT, STATUS_CLUSTER, history_key, history_prefix
 from wire.store import Store, StoredObject
@@ -344,6 +346,47 @@ def history_entry(store: Store, machine: str, seq: int) -> HistoryEntry:
         )
     env = parse_envelope(got.body, where=store.describe(key))
     return HistoryEntry(seq, key, env.body)
+
+
+def resolve_seq(seqs: list[int], ref: str, now: float, *, machine: str) -> int:
+    """A snapshot of `seqs` (ascending) named as an operator would: -1 the latest, -2 the
+    one before; a seq as listed; a time (2024-05-01T10:00[Z], UTC) or an age (10m, 2h):
+    the latest snapshot sent at or before it (seqs are unix milliseconds or just above)."""
+    text = ref.strip()
+    if not seqs:
+        raise ObjectMissing(f"no archived snapshots of {machine}")
+    if text.startswith("-") and text[1:].isdigit():
+        back = int(text[1:])
+        if not 1 <= back <= len(seqs):
+            raise ObjectMissing(
+                f"{ref}: {machine} has {len(seqs)} archived snapshots (use -1 to -{len(seqs)})"
+            )
+        return seqs[-back]
+    if text.isdigit() and int(text) in seqs:
+        return int(text)
+    at = _parse_when(text, now)
+    if at is None:
+        raise ObjectMissing(
+            f"{ref!r} names no snapshot of {machine}: use -1 (latest), -2, a seq from "
+            "`bosun history`, a UTC time (2024-05-01T10:00) or an age (10m, 2h)"
+        )
+    before = [s for s in seqs if s <= at * 1000]
+    if not before:
+        raise ObjectMissing(f"{machine} has no archived snapshot at or before {iso(at)}")
+    return before[-1]
+
+
+def _parse_when(text: str, now: float) -> float | None:
+    if text[:1].isdigit() and ("T" in text or "-" in text):
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    if text.isdigit():  # a bare number that is no listed seq
+        return None
+    age = parse_duration(text)
+    return None if age is None else now - float(age)
 
 
 def history_diff(store: Store, machine: str, a: int, b: int) -> str:

@@ -192,7 +192,8 @@ def plan(spec: ClusterSpec, observed: Observed, memory: Memory, now: float, *, f
             events.append(
                 Event(
                     "machine.assigned",
-                    f"{mm.mode}/{mm.service}@{mm.version} -> {mode}/{svc}@{template.version}",
+                    f"{_placed(mm.mode, mm.service, mm.version)} -> "
+                    f"{_placed(mode, svc, template.version)}",
                     m,
                     svc,
                     data={"version": template.version, "from_version": mm.version},
@@ -319,3 +320,10 @@ def _render(
         peers=codec.encode(template.peers),
     )
     return vd, template
+
+
+def _placed(mode: str, service: str | None, version: str | None) -> str:
+    """`active/web@1.0`; a machine with no service yet is just its mode (`standby`)."""
+    if service is None:
+        return mode
+    return f"{mode}/{service}" + (f"@{version}" if version is not None else "")

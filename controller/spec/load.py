@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from controller.spec.budget import check_cost_budget
 from controller.spec.checks import (
     Problems,
@@ -40,6 +38,7 @@ from controller.spec.refs import references
 from controller.spec.rollout import parse_control, parse_rollout
 from controller.spec.scale import parse_budget, parse_provisioner, parse_scale
 from controller.spec.selector import parse_selector
+from wire import yaml_text
 from wire.durations import parse_duration
 from wire.errors import SpecError
 from wire.layout import MACHINE_ID_PATTERN, SERVICE_NAME_PATTERN
@@ -64,13 +63,9 @@ def load_yaml(text: str, *, source: str = "spec") -> ClusterSpec:
     if len(text) > MAX_SPEC_BYTES:
         raise SpecError(f"{source}: {len(text)} bytes is over the {MAX_SPEC_BYTES}-byte limit")
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise SpecError(
-            f"{source}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
-        ) from None
+        value = yaml_text.load(text, source=source)
+    except yaml_text.YamlError as exc:
+        raise SpecError(str(exc)) from None
     if value is None:
         value = {}
     _check_expanded(value, source)

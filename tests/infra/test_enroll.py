@@ -56,10 +56,19 @@ def _run(*args: str) -> str:
     return done.stdout
 
 
-def test_yaml_form_has_key_and_fixed_config(master: tuple[Path, bytes]) -> None:
-    """-o yaml: first document carries the derived key, second is the agent config with the fixed keys."""
+def _enroll_dir(tmp_path: Path, *args: str) -> tuple[dict[str, Any], Path, str]:
+    """Run `bosun enroll` (-o dir) into tmp_path/machine; the config and the key's path."""
+    target = tmp_path / "machine"
+    out = _run(*args, "--dir", str(target))
+    config = yaml.safe_load((target / "agent.yaml").read_text())
+    return config, Path(config["key_file"]), out
+
+
+def test_dir_form_writes_key_and_fixed_config(master: tuple[Path, bytes], tmp_path: Path) -> None:
+    """-o dir (the default): agent.yaml with the fixed keys names the 0600 key file beside it."""
     path, key = master
-    out = _run(
+    config, key_file, out = _enroll_dir(
+        tmp_path,
         "web-1",
         "--eligible",
         "web,router",
@@ -70,20 +79,22 @@ def test_yaml_form_has_key_and_fixed_config(master: tuple[Path, bytes]) -> None:
         "--store",
         "s3://fleet/prod?region=eu-west-1",
     )
-    enrollment, config = yaml.safe_load_all(out)
-    assert enrollment["key"] == encode_key(derive_machine_key(key, "web-1", 4))
-    assert enrollment["key_epoch"] == 4
+    assert key_file == tmp_path / "machine" / "machine.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert read_key_file(key_file) == derive_machine_key(key, "web-1", 4)
     assert list(config) == FIXED_KEYS
     assert config["machine"] == "web-1" and config["key_epoch"] == 4
     assert config["eligible"] == ["web", "router"]
     assert config["store"] == "s3://fleet/prod?region=eu-west-1"
-    assert config["key_file"] == "/etc/bosun/machine.key"
     assert config["state_dir"] == "/var/lib/bosun"
     assert config["addresses"] == {"internal": "auto", "external": "auto"}
     assert config["capacity"] == {}
     assert config["services"] == {"web": {}, "router": {}}
-    assert "# services:" in out  # the commented example
-    assert enrollment["key"] not in out.split("---", 1)[1]
+    text = (tmp_path / "machine" / "agent.yaml").read_text()
+    assert "# services:" in text  # the commented example
+    secret = encode_key(read_key_file(key_file))
+    assert secret not in text and secret not in out
+    assert "bosun-agent run --once --config" in out
 
 
 def test_epoch_comes_from_the_store(master: tuple[Path, bytes], tmp_path: Path) -> None:
@@ -93,28 +104,90 @@ def test_epoch_comes_from_the_store(master: tuple[Path, bytes], tmp_path: Path) 
     store = DirectoryStore(str(bucket))
     bump_epoch(store, key, "web-1")
     bump_epoch(store, key, "web-1")
-    out = _run("web-1", "--master-key", str(path), "--store", f"file://{bucket}")
-    enrollment, config = yaml.safe_load_all(out)
+    config, key_file, _ = _enroll_dir(
+        tmp_path, "web-1", "--master-key", str(path), "--store", f"file://{bucket}"
+    )
     assert config["key_epoch"] == 2
-    assert enrollment["key"] == encode_key(derive_machine_key(key, "web-1", 2))
-    other, _ = yaml.safe_load_all(
-        _run("web-2", "--master-key", str(path), "--store", f"file://{bucket}")
+    assert read_key_file(key_file) == derive_machine_key(key, "web-1", 2)
+    other, _, _ = _enroll_dir(
+        tmp_path, "web-2", "--master-key", str(path), "--store", f"file://{bucket}", "--force"
     )
     assert other["key_epoch"] == 0
-    pinned, _ = yaml.safe_load_all(
-        _run("web-1", "--master-key", str(path), "--epoch", "1", "--store", f"file://{bucket}")
+    pinned, _, _ = _enroll_dir(
+        tmp_path,
+        "web-1",
+        "--master-key",
+        str(path),
+        "--epoch",
+        "1",
+        "--store",
+        f"file://{bucket}",
+        "--force",
     )
     assert pinned["key_epoch"] == 1
 
 
-def test_key_out_writes_a_private_file(master: tuple[Path, bytes], tmp_path: Path) -> None:
-    """--key-out writes the key 0600 and leaves it out of the printed output."""
+def test_key_out_is_the_configs_key_file(master: tuple[Path, bytes], tmp_path: Path) -> None:
+    """--key-out writes the key 0600 there and the config's key_file names that path."""
     path, key = master
-    target = tmp_path / "web-1.key"
-    out = _run("web-1", "--master-key", str(path), "--key-out", str(target))
+    target = tmp_path / "keys" / "web-1.key"
+    config, key_file, out = _enroll_dir(
+        tmp_path, "web-1", "--master-key", str(path), "--key-out", str(target)
+    )
+    assert key_file == target and config["key_file"] == str(target)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert read_key_file(target) == derive_machine_key(key, "web-1", 0)
     assert encode_key(read_key_file(target)) not in out
+    assert not (tmp_path / "machine" / "machine.key").exists()
+
+
+def test_master_key_from_the_environment(master: tuple[Path, bytes], tmp_path: Path) -> None:
+    """BOSUN_MASTER_KEY names the master key file, as for the controller."""
+    path, key = master
+    done = CliRunner().invoke(
+        cli,
+        ["enroll", "web-1", "--epoch", "0", "--dir", str(tmp_path / "m")],
+        env={"BOSUN_MASTER_KEY": str(path)},
+    )
+    assert done.exit_code == 0, done.output
+    assert read_key_file(tmp_path / "m" / "machine.key") == derive_machine_key(key, "web-1", 0)
+
+
+def test_eligible_is_checked_against_the_applied_spec(
+    master: tuple[Path, bytes], tmp_path: Path
+) -> None:
+    """An --eligible name that is neither a service nor a pool of the applied spec is refused
+    (nothing written); pools are accepted; with no spec applied it is a warning."""
+    from controller.spec.load import load_yaml
+    from controller.spec.revisions import apply
+
+    path, _ = master
+    bucket = tmp_path / "bucket"
+    store = DirectoryStore(str(bucket))
+    url = f"file://{bucket}"
+    runner = CliRunner()
+    args = ["enroll", "web-1", "--master-key", str(path), "--store", url, "--dir"]
+    done = runner.invoke(cli, [*args, str(tmp_path / "a"), "--eligible", "web"])
+    assert done.exit_code == 0 and "no spec applied" in done.stderr, done.output
+    spec = "services:\n  web: {version: '1.0', count: 1, pools: [general]}\n"
+    apply(store, load_yaml(spec), now=1.0)
+    done = runner.invoke(cli, [*args, str(tmp_path / "b"), "--eligible", "web,lbb"])
+    assert done.exit_code != 0
+    assert "'lbb' is not a service or pool of the applied spec" in str(done.exception)
+    assert not (tmp_path / "b").exists()
+    done = runner.invoke(cli, [*args, str(tmp_path / "c"), "--eligible", "web,general"])
+    assert done.exit_code == 0, done.output
+
+
+def test_existing_config_is_kept(master: tuple[Path, bytes], tmp_path: Path) -> None:
+    """A second enroll into the same directory refuses to replace agent.yaml without --force."""
+    path, _ = master
+    _enroll_dir(tmp_path, "web-1", "--master-key", str(path), "--epoch", "0")
+    done = CliRunner().invoke(
+        cli, ["enroll", "web-1", "--master-key", str(path), "--dir", str(tmp_path / "machine")]
+    )
+    assert done.exit_code != 0 and "already exists" in str(done.exception)
+    assert "--force" in str(done.exception)
 
 
 def test_env_form(master: tuple[Path, bytes]) -> None:
@@ -140,10 +213,13 @@ def test_env_form(master: tuple[Path, bytes]) -> None:
     assert values["BOSUN_ELIGIBLE"] == "db" and values["BOSUN_KEY_EPOCH"] == "0"
 
 
-def test_bad_inputs_are_refused(master: tuple[Path, bytes], tmp_path: Path) -> None:
+def test_bad_inputs_are_refused(
+    master: tuple[Path, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Bad machine ids, service names, store URLs and readable master keys exit with a message."""
     path, _ = master
     runner = CliRunner()
+    monkeypatch.chdir(tmp_path)  # nothing may be written, but never into the repository
     for args in (
         ["../etc", "--master-key", str(path)],
         ["web-1", "--eligible", "Web Server", "--master-key", str(path)],
@@ -274,18 +350,11 @@ def test_services_example_is_a_valid_agent_config(
     """Uncommenting the services example in the skeleton gives a config the agent accepts."""
     load_config = _agent_loader()
     path, _ = master
-    out = _run(
-        "web-1",
-        "--eligible",
-        "web",
-        "--master-key",
-        str(path),
-        "--epoch",
-        "0",
-        "--store",
-        "s3://fleet",
-    )
-    config_text = out.split("---\n", 1)[1]
+    _enroll_dir(
+        tmp_path, "web-1", "--eligible", "web", "--master-key", str(path), "--epoch", "0",
+        "--store", "s3://fleet",
+    )  # fmt: skip
+    config_text = (tmp_path / "machine" / "agent.yaml").read_text()
     example = "\n".join(
         line[2:]
         for line in config_text.splitlines()

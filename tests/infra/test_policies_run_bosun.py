@@ -73,11 +73,13 @@ def test_controller_and_agent_converge_under_their_policies(
             url,
             "--key-out",
             str(tmp_path / "machine.key"),
+            "--dir",
+            str(tmp_path / "web-1"),
         ],
         ctl_env,
     )
-    config = tmp_path / "agent.yaml"
-    config.write_text(enrolled.stdout.split("---\n", 1)[1])
+    config = tmp_path / "web-1" / "agent.yaml"
+    assert str(config) in enrolled.stdout
     (tmp_path / "state").mkdir(mode=0o700)
     agent_env = _env(
         tmp_path,

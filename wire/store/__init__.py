@@ -92,11 +92,14 @@ def open_store(
     *,
     retry: RetryPolicy | None = None,
     timeouts: Timeouts | None = None,
+    create: bool = True,
 ) -> Store:
-    """The store a URL names: the directory backend or the one S3 client."""
+    """The store a URL names: the directory backend or the one S3 client. `create=False`
+    (every reader): a file:// directory that does not exist is an error, as for the agent,
+    never created by a typo."""
     scheme, parts = parse_store_url(url)
     if scheme == "file":
-        return DirectoryStore(parts["path"])
+        return DirectoryStore(parts["path"], create=create)
     return _s3(parts, retry=retry, timeouts=timeouts)
 
 

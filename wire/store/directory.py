@@ -36,7 +36,10 @@ class DirectoryStore:
         if create:
             self.root.mkdir(parents=True, exist_ok=True)
         if not self.root.is_dir():
-            raise StoreConfigError(f"file://{self.root}: not a directory; create it first")
+            raise StoreConfigError(
+                f"file://{self.root}: not a directory; check the path "
+                "(`bosun spec apply` creates a new one)"
+            )
         (self.root / INTERNAL).mkdir(exist_ok=True)
         self._etags: dict[tuple[int, int, int], str] = {}
         self._thread_locks = [threading.Lock() for _ in range(_STRIPES)]

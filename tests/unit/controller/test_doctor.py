@@ -48,6 +48,7 @@ def test_a_store_ignoring_conditions_is_refused_naming_each_behaviour(tmp_path: 
 
 def test_doctor_command_reports_a_fit_store(tmp_path: Path) -> None:
     """bosun doctor --store file://... prints the table and says the store is fit."""
+    (tmp_path / "b").mkdir()  # doctor, a reader, never creates the directory
     result = CliRunner().invoke(cli, ["doctor", "--store", f"file://{tmp_path}/b"])
     assert result.exit_code == 0, result.output
     assert "store is fit for controllers" in result.output

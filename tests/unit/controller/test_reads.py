@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from pathlib import Path
 
@@ -137,6 +138,25 @@ def test_events_since_reads_recent_cycles(cluster: Recording) -> None:
     assert "desired.written" in bosun(cluster, "events", "--since", "1d")
 
 
+def test_headers_are_never_cut_and_names_agree(
+    cluster: Recording, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 100 columns no header is cut to `servi…`; status and machines name their
+    columns alike; ages are relative and absolute; versions read `2 on 1.0`."""
+    monkeypatch.setenv("COLUMNS", "100")
+    status = bosun(cluster, "status")
+    machines = bosun(cluster, "machines")
+    for out in (status, machines):
+        assert "…" not in out and max(len(line) for line in out.splitlines()) <= 100, out
+        assert "machine" in out and "applied_" in out and "generation" in out and "age" in out
+    monkeypatch.setenv("COLUMNS", "200")
+    wide = bosun(cluster, "machines")
+    assert re.search(r"\d+s ago \(\d\d:\d\d:\d\dZ\)", wide), wide
+    assert "internal" in wide and "internal" not in machines  # addresses only where they fit
+    assert re.search(r"\d+ on \d", status.replace("\n", " ")), status
+    assert "None" not in status + machines
+
+
 def test_piped_tables_are_not_cut_at_80_columns(
     cluster: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,8 +164,8 @@ def test_piped_tables_are_not_cut_at_80_columns(
     is there, not ellipsised at rich's default 80 columns; COLUMNS still wins."""
     monkeypatch.delenv("COLUMNS", raising=False)
     out = bosun(cluster, "status")
-    header = next(line for line in out.splitlines() if "machine" in line and "applied" in line)
-    assert "last report" in header and "…" not in out, out
+    header = next(line for line in out.splitlines() if "machine" in line and "generation" in line)
+    assert "age" in header and "…" not in out, out
     assert max(len(line) for line in out.splitlines()) > 80
     monkeypatch.setenv("COLUMNS", "60")
     narrow = bosun(cluster, "status")
