@@ -40,6 +40,10 @@ def _no_real_aws(
     for name in list(os.environ):
         if name.startswith("AWS_") or name.startswith("BOSUN_"):
             monkeypatch.delenv(name, raising=False)
+    # pytest-xdist's workers run with COLUMNS=80 and LINES=24 set: the CLI's tables would then
+    # wrap at 80 columns in the commands tests run, unlike a serial run with output piped
+    for name in ("COLUMNS", "LINES"):
+        monkeypatch.delenv(name, raising=False)
     empty = tmp_path_factory.getbasetemp() / "no-aws-config"
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
