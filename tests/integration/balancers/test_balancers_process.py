@@ -15,9 +15,10 @@ import pytest
 
 from tests.integration.balancers.conftest import Balancer, Traffic, start_apps, wait_for
 
-# Caddy's reload closes the old server's listener (SO_REUSEPORT): a connection accepted just
-# then may be closed unanswered. Measured about 1 in 3,000 requests at 1,300 requests/s.
-ALLOWED_FAILURES = {"haproxy": 0, "nginx": 0, "caddy": 3}
+# Caddy's reload closes the old server's listener (SO_REUSEPORT): a connection queued on it
+# just then is closed unanswered (docs/balancers.md). Measured 0 to 6 per run of 4 to 10
+# reloads (at most about 1 in 2,000 requests): allowed up to 1 in 1,000, never for the others.
+FAILURES_PER_1000 = {"haproxy": 0, "nginx": 0, "caddy": 1}
 # a value the template renders into a timeout that the balancer's check refuses
 REFUSED = {"server_timeout_s": "soon"}
 CHECKER_SAYS = {  # what each balancer's check prints about it
@@ -54,7 +55,7 @@ def test_the_agent_drives_a_real_balancer_with_zero_failed_requests(
         f"{b.generation} documents ({b.generation - 3} applied with a reload)"
     )
     assert traffic.requests > 200
-    assert len(failures) <= ALLOWED_FAILURES[b.kind], failures[:5]
+    assert len(failures) * 1000 <= FAILURES_PER_1000[b.kind] * traffic.requests, failures[:5]
 
 
 def _answers(b: Balancer) -> bool:
