@@ -8,6 +8,11 @@ and the sandbox refuses attribute tricks (`__class__`, mutating methods) even in
 template. A name the data does not have is an error (StrictUndefined), never an empty
 string: a config with a silently missing `server` line is worse than none.
 
+Peers are checked before a template sees them: a machine id, an IP address or host name, a
+port number and a non-negative weight. A backend reports its own address in its snapshot,
+so a hostile one could otherwise write lines of its choosing into its balancer's config
+(docs/security.md#hostile-input).
+
 Errors name the rendered file, the template and line, and the variable, for example
 `/etc/haproxy/haproxy.cfg: template haproxy.cfg.j2 line 12 ({{ config.timeout }}):
 'dict object' has no attribute 'timeout'`.
@@ -18,12 +23,14 @@ so it never pays for the import.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from agent.drivers import ApplyError, Target, peers_value
+from wire.layout import MACHINE_ID_PATTERN
 
 if TYPE_CHECKING:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -31,12 +38,44 @@ if TYPE_CHECKING:
     from agent.config import FileSpec
 
 _ENV: ImmutableSandboxedEnvironment | None = None
+_HOST = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+
+
+def _check_peer(where: str, peer: dict[str, Any]) -> None:
+    machine, address, port, weight = (peer.get(k) for k in ("machine", "address", "port", "weight"))
+    problem = None
+    if not isinstance(machine, str) or not MACHINE_ID_PATTERN.fullmatch(machine):
+        problem = f"machine {machine!r} is not a machine id"
+    elif not isinstance(address, str) or not _is_host(address):
+        problem = f"address {address!r} is not an IP address or host name"
+    elif port is not None and (type(port) is not int or not 0 < port < 65536):
+        problem = f"port {port!r} is not a port number"
+    elif type(weight) is not int or weight < 0:
+        problem = f"weight {weight!r} is not a non-negative integer"
+    if problem:
+        raise ApplyError(
+            f"{where} ({machine!r}): {problem}; not rendered into a config "
+            "(docs/security.md#hostile-input)"
+        )
+
+
+def _is_host(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return bool(_HOST.fullmatch(address))
+    return True
 
 
 def context(target: Target) -> dict[str, Any]:
     """What a template sees: the desired values for this service on this machine."""
     peers = peers_value(target.doc)
     peers.setdefault("evicted", [])
+    for kind in ("backends", "mirror", "evicted"):
+        for i, peer in enumerate(peers[kind]):
+            _check_peer(f"peers.{kind}[{i}]", peer)
     return {
         "machine": target.machine,
         "service": target.service,
@@ -98,6 +137,10 @@ def _where(text: str, name: str, line: int | None) -> str:
 
 def render_jinja(spec: FileSpec, target: Target) -> bytes:
     """Render `spec`'s Jinja2 template with `target`'s desired values, or raise ApplyError."""
+    try:
+        values = context(target)
+    except ApplyError as exc:
+        raise ApplyError(f"{spec.path}: {exc}") from None
     text, name = _source(spec)
     env = _environment()
     from jinja2 import TemplateSyntaxError, UndefinedError
@@ -111,7 +154,7 @@ def render_jinja(spec: FileSpec, target: Target) -> bytes:
             f"{spec.path}: {_where(text, name, exc.lineno)}: syntax error: {exc.message}"
         ) from None
     try:
-        return template.render(context(target)).encode()
+        return template.render(values).encode()
     except UndefinedError as exc:
         where = _where(text, name, _line_of(exc.__traceback__, name))
         raise ApplyError(f"{spec.path}: {where}: {_undefined(exc)}") from None

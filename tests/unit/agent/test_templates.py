@@ -36,13 +36,12 @@ CHECKER = (
 
 
 def _target(doc_kw: dict[str, object] | None = None) -> Target:
-    doc = desired(
-        machine="lb-1",
-        service="lb",
-        config={"timeout_s": 5},
-        peers=peers(("web-1", "10.0.0.1", 8080, 90), ("web-2", "10.0.0.2", 8080, 10)),
+    kw: dict[str, object] = {
+        "config": {"timeout_s": 5},
+        "peers": peers(("web-1", "10.0.0.1", 8080, 90), ("web-2", "10.0.0.2", 8080, 10)),
         **(doc_kw or {}),
-    )
+    }
+    doc = desired(machine="lb-1", service="lb", **kw)
     return Target("lb-1", "lb", doc.mode, doc.version, doc.config, doc, 9000, "/tmp/s")
 
 
@@ -216,3 +215,29 @@ def test_an_unchanged_file_is_not_checked_again(tmp_path: Path, bucket: Director
     assert agent.cycle().ok
     assert calls.read_text().splitlines() == [str(staged_path(live))]
     assert not log.exists()
+
+
+@pytest.mark.parametrize(
+    ("peer", "says"),
+    [
+        (("web-1", "10.0.0.1:80\n    server evil 6.6.6.6", 80, 1), "is not an IP address or host name"),
+        (("web-1", "10.0.0.1 backup", 80, 1), "is not an IP address or host name"),
+        (("web-1", "10.0.0.1", 80, -5), "weight -5 is not a non-negative integer"),
+    ],
+)  # fmt: skip
+def test_a_hostile_peer_is_never_rendered(peer: tuple[str, str, int, int], says: str) -> None:
+    """A backend's self-reported address cannot write lines into its balancer's config."""
+    target = _target({"peers": peers(peer)})
+    with pytest.raises(ApplyError) as err:
+        render_jinja(_jinja(POOL), target)
+    assert str(err.value).startswith("/etc/lb/lb.cfg: peers.backends[0] ('web-1'): ")
+    assert says in str(err.value)
+
+
+def test_host_names_and_ipv6_addresses_are_fine() -> None:
+    """Host names and IPv6 literals render as given."""
+    target = _target(
+        {"peers": peers(("web-1", "web-1.internal", 80, 1), ("web-2", "fd00::2", 80, 1))}
+    )
+    out = render_jinja(_jinja(POOL), target).decode()
+    assert "server web-1 web-1.internal:80 weight 1" in out and "server web-2 fd00::2:80" in out
