@@ -1,6 +1,8 @@
 """Apply a verified desired document as one all-or-nothing transaction (docs/security.md#crash-safe-apply).
 
-For the service the document names: render files (only changed ones are written), run
+For the service the document names: render files and run each changed file's `check` on a
+staged copy before anything changes (`agent.staging`: a template error or a refused config
+raises here, and nothing that runs is touched), then switch the changed files in, run
 `install` when the version changes, then `restart` (version change) or `reload` (files
 changed), or `stop` when the mode stops the service, then make the supervised process
 match. Every other configured service is stopped (a machine runs one service at a time).
@@ -11,13 +13,15 @@ the last-known-good document, and raise ApplyError with what failed.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from agent.config import RUNNING_MODES, AgentConfig, ServiceConfig
 from agent.drivers import ApplyError, Target
 from agent.drivers.commands import run_hook
-from agent.drivers.files import FileChange, FilesDriver, render
+from agent.drivers.files import FileChange, FilesDriver
 from agent.drivers.process import ProcessDriver
+from agent.staging import Staged, discard, stage
 from wire.documents import Desired
 
 log = logging.getLogger(__name__)
@@ -46,16 +50,29 @@ class Applier:
                 f"desired service {new.service!r} has no entry under services in the agent "
                 "config; add one saying how to apply it"
             )
+        staged: list[Staged] = []
+        if new.service is not None:
+            try:
+                staged = stage(
+                    self.cfg.services[new.service], target_for(self.cfg, new.service, new)
+                )
+            except ApplyError as exc:  # nothing has changed: no rollback to run
+                log.error("apply.refused generation=%d error=%s", new.generation, exc)
+                raise
         changes: list[FileChange] = []
         try:
-            self._converge(new, old, changes)
+            self._converge(new, old, changes, staged)
         except ApplyError as exc:
             problems = self._rollback(changes, old, new)
             msg = str(exc) + (f"; rollback problems: {'; '.join(problems)}" if problems else "")
             log.error("apply.failed generation=%d error=%s", new.generation, msg)
             raise ApplyError(msg) from None
+        finally:
+            discard(staged)  # those not switched in
 
-    def _converge(self, new: Desired, old: Desired | None, changes: list[FileChange]) -> None:
+    def _converge(
+        self, new: Desired, old: Desired | None, changes: list[FileChange], staged: list[Staged]
+    ) -> None:
         for name in self.cfg.services:
             if name != new.service:
                 self._service(
@@ -63,9 +80,18 @@ class Applier:
                 )
         if new.service is not None:
             s = new.service
-            self._service(s, target_for(self.cfg, s, new), target_for(self.cfg, s, old), changes)
+            self._service(
+                s, target_for(self.cfg, s, new), target_for(self.cfg, s, old), changes, staged
+            )
 
-    def _service(self, name: str, new: Target, old: Target, changes: list[FileChange]) -> None:
+    def _service(
+        self,
+        name: str,
+        new: Target,
+        old: Target,
+        changes: list[FileChange],
+        staged: Sequence[Staged] = (),
+    ) -> None:
         svc = self.cfg.services[name]
         running_now = old.mode in RUNNING_MODES
         running_next = new.mode in RUNNING_MODES
@@ -75,8 +101,8 @@ class Applier:
             return
         files_changed = False
         if new.doc is not None:
-            for spec in svc.files:
-                change = self.files.write(spec, render(spec, new))
+            for item in staged:
+                change = self.files.write(item.spec, item.content, item.path)
                 if change is not None:
                     changes.append(change)
                     files_changed = True

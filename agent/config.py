@@ -26,6 +26,8 @@ DEFAULT_PATH = Path("/etc/bosun/agent.yaml")
 DEFAULT_STATE_DIR = "/var/lib/bosun"
 RUNNING_MODES = ("active", "canary", "shadow", "draining")
 TEMPLATE_FIELDS = ("machine", "service", "version", "mode", "port", "generation", "state_dir")
+CHECK_FIELDS = (*TEMPLATE_FIELDS, "file")  # a file's `check` also gets the staged file
+TEMPLATED_FORMATS = ("template", "jinja")
 
 Command = str | tuple[str, ...]
 """A hook or process command: a string runs through /bin/sh (desired values reach it only
@@ -44,15 +46,18 @@ class AddressConfig:
 
 @dataclass(frozen=True, slots=True)
 class FileSpec:
-    """Render part of the desired document to a file, atomically."""
+    """Render part of the desired document to a file, check it staged, switch it atomically."""
 
     path: str
-    format: Literal["json", "yaml", "env", "template"] = "json"
+    format: Literal["json", "yaml", "env", "template", "jinja"] = "json"
     source: Literal["config", "peers", "desired"] = "config"
     key: str | None = None  # with source=config: only config[key]
-    template: str | None = None  # format=template: inline text with ${version}, ${config.x}
+    # format=template: ${version}, ${config.x}; format=jinja: a sandboxed Jinja2 template
+    template: str | None = None
     template_file: str | None = None
     mode: str = "0644"
+    # run against the staged file ({file}, BOSUN_FILE) before it replaces the live one
+    check: Command | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,10 +323,17 @@ def _validate_service(name: str, svc: ServiceConfig, fail: Callable[[str], None]
         p = f"{base}.files[{i}]"
         if not Path(f.path).is_absolute():
             fail(f"{p}.path: must be an absolute path, got {f.path!r}")
-        if f.format == "template" and (f.template is None) == (f.template_file is None):
-            fail(f"{p}: format template needs exactly one of template, template_file")
-        if f.format != "template" and (f.template or f.template_file):
-            fail(f"{p}: template/template_file need format: template")
+        if f.format in TEMPLATED_FORMATS and (f.template is None) == (f.template_file is None):
+            fail(f"{p}: format {f.format} needs exactly one of template, template_file")
+        if f.format not in TEMPLATED_FORMATS and (f.template or f.template_file):
+            fail(f"{p}: template/template_file need format: jinja or template")
+        if isinstance(f.check, tuple):
+            if not f.check:
+                fail(f"{p}.check: an argv list cannot be empty")
+            for arg in f.check:
+                _check_placeholders(arg, f"{p}.check", fail, CHECK_FIELDS)
+        elif f.check is not None and not f.check.strip():
+            fail(f"{p}.check: empty command")
         if f.key is not None and f.source != "config":
             fail(f"{p}.key: only valid with source: config")
         if not re.fullmatch(r"0?[0-7]{3}", f.mode):
@@ -361,12 +373,17 @@ def _validate_service(name: str, svc: ServiceConfig, fail: Callable[[str], None]
                 _check_placeholders(arg, f"{base}.{kind}.command", fail)
 
 
-def _check_placeholders(text: str, path: str, fail: Callable[[str], None]) -> None:
+def _check_placeholders(
+    text: str,
+    path: str,
+    fail: Callable[[str], None],
+    allowed: tuple[str, ...] = TEMPLATE_FIELDS,
+) -> None:
     try:
-        text.format_map(dict.fromkeys(TEMPLATE_FIELDS, "x"))
+        text.format_map(dict.fromkeys(allowed, "x"))
     except (KeyError, IndexError, ValueError) as exc:
         fail(
             f"{path}: unknown placeholder {exc} in {text!r} (allowed: "
-            + ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+            + ", ".join("{" + f + "}" for f in allowed)
             + "; write {{ and }} for literal braces)"
         )

@@ -48,9 +48,12 @@ def run_hook(
     env: Mapping[str, str],
     timeout: float,
     cwd: str | None = None,
+    what: str | None = None,
 ) -> str:
-    """Run one hook; its output, or ApplyError with the exit status and output tail."""
+    """Run one hook; its output, or ApplyError with the exit status and output tail.
+    `what` names it in errors (default: "<name> hook")."""
     argv = argv_for(command, fields)
+    what = what or f"{name} hook"
     log.info("hook.run hook=%s service=%s", name, fields.get("service", ""))
     try:
         proc = subprocess.Popen(
@@ -63,7 +66,7 @@ def run_hook(
             start_new_session=True,
         )
     except OSError as exc:
-        raise ApplyError(f"{name} hook {argv[0]!r} could not start: {exc.strerror}") from None
+        raise ApplyError(f"{what} {argv[0]!r} could not start: {exc.strerror}") from None
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -71,8 +74,8 @@ def run_hook(
             os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         raise ApplyError(
-            f"{name} hook timed out after {timeout:g}s and was killed; output: {tail(out)}"
+            f"{what} timed out after {timeout:g}s and was killed; output: {tail(out)}"
         ) from None
     if proc.returncode != 0:
-        raise ApplyError(f"{name} hook exited with {proc.returncode}; output: {tail(out)}")
+        raise ApplyError(f"{what} exited with {proc.returncode}; output: {tail(out)}")
     return out.decode("utf-8", "replace")

@@ -1,11 +1,13 @@
 """`files` driver: render desired data to files atomically, keeping the previous content.
 
-Formats: json (pretty, sorted), yaml, env (KEY="value" lines) and template (`${version}`,
-`${mode}`, `${port}`, `${config.some.key}`, `${config_json}`, `${peers_json}`). Sources:
+Formats: json (pretty, sorted), yaml, env (KEY="value" lines), template (`${version}`,
+`${mode}`, `${port}`, `${config.some.key}`, `${config_json}`, `${peers_json}`) and jinja
+(a sandboxed Jinja2 template with loops over the peers: `agent.templates`). Sources:
 `config` (optionally one `key` of it), `peers` (`{"backends": [...], "mirror": [...]}`) or
 `desired` (service, mode, version, generation, config, peers). Each write is temp + fsync +
-rename; the previous bytes are kept (in memory for the transaction and as
-`<state_dir>/files/<name>.prev`) so a failed apply restores them exactly.
+rename (or the rename of a staged file its `check` accepted: `agent.staging`); the previous
+bytes are kept (in memory for the transaction and as `<state_dir>/files/<name>.prev`) so a
+failed apply restores them exactly.
 """
 
 from __future__ import annotations
@@ -91,6 +93,10 @@ def _lookup(target: Target, name: str) -> str:
 
 
 def render(spec: FileSpec, target: Target) -> bytes:
+    if spec.format == "jinja":
+        from agent.templates import render_jinja  # Jinja2 only when a template renders
+
+        return render_jinja(spec, target)
     if spec.format == "template":
         text = spec.template
         if text is None:
@@ -135,17 +141,14 @@ class FilesDriver:
     def __init__(self, state_dir: Path) -> None:
         self.backup_dir = state_dir / "files"
 
-    def write(self, spec: FileSpec, content: bytes) -> FileChange | None:
-        """Write `content` if it differs; the change to undo, or None when unchanged."""
+    def write(
+        self, spec: FileSpec, content: bytes, staged: Path | None = None
+    ) -> FileChange | None:
+        """Write `content` if it differs (by renaming `staged`, which holds exactly those
+        bytes, when given); the change to undo, or None when unchanged."""
         path = Path(spec.path)
         mode = int(spec.mode, 8)
-        try:
-            previous: bytes | None = path.read_bytes()
-            previous_mode: int | None = path.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            previous, previous_mode = None, None
-        except OSError as exc:
-            raise ApplyError(f"{path}: cannot read: {exc.strerror}") from None
+        previous, previous_mode = current(path)
         if previous == content and previous_mode == mode:
             return None
         try:
@@ -153,7 +156,11 @@ class FilesDriver:
             if previous is not None:
                 self.backup_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
                 write_atomic(self.backup_dir / (_flat(path) + ".prev"), previous)
-            write_atomic(path, content, mode)
+            if staged is not None:
+                os.replace(staged, path)
+                _fsync_dir(path.parent)
+            else:
+                write_atomic(path, content, mode)
             os.chmod(path, mode)
         except OSError as exc:
             raise ApplyError(f"{path}: cannot write: {exc.strerror}") from None
@@ -166,6 +173,24 @@ class FilesDriver:
         else:
             write_atomic(change.path, change.previous, change.previous_mode or 0o644)
             os.chmod(change.path, change.previous_mode or 0o644)
+
+
+def current(path: Path) -> tuple[bytes | None, int | None]:
+    """The live bytes and mode of `path`; (None, None) when it does not exist."""
+    try:
+        return path.read_bytes(), path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        raise ApplyError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _flat(path: Path) -> str:

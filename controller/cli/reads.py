@@ -147,6 +147,8 @@ def status_cmd(store: str, output: str, check: bool) -> None:
             _scaler(s.scale),
         )
     console.print(services)
+    for name, why in views.never_healthy(doc).items():
+        console.print(f"[bold yellow]{escape(name)}[/]: {escape(why)}")
     machines = _table(title="machines" + (" (stale: the controller is silent)" if silent else ""))
     for col in (
         "machine",

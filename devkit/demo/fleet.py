@@ -22,6 +22,7 @@ import yaml
 
 from controller.operations.enrollment import AgentSettings, agent_config, enroll
 from controller.shell.key_epochs import keygen, load_master_key
+from devkit.demo.balancers import lb_service
 from devkit.demo.procs import start_ticks
 from devkit.local_s3 import free_port
 from wire.signing import write_key_file
@@ -166,7 +167,14 @@ def make_machines(run_dir: Path) -> list[Machine]:
 
 
 def enroll_machine(
-    m: Machine, *, master: bytes, store: str, timing: Timing, root: Path, run_dir: Path
+    m: Machine,
+    *,
+    master: bytes,
+    store: str,
+    timing: Timing,
+    root: Path,
+    run_dir: Path,
+    lb: str = "example",
 ) -> None:
     """Derive the machine's key (0600 file) and write its agent.yaml, like `bosun enroll`."""
     m.home.mkdir(parents=True, exist_ok=True)
@@ -184,6 +192,8 @@ def enroll_machine(
     )
     cfg["addresses"] = {"internal": "127.0.0.1", "external": ""}
     cfg["services"] = {svc: _service(m, svc, root, run_dir) for svc in m.eligible}
+    if lb != "example" and "lb" in m.eligible:  # a real balancer from examples/balancers/
+        cfg["services"]["lb"] = lb_service(lb, m.state_dir, m.ports["lb"], m.peers_file, root)
     m.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
@@ -249,6 +259,7 @@ def spec_value(
     version: str = "1.0",
     rollout: bool = False,
     drain_timeout: float = 60.0,
+    shadow: bool = True,
 ) -> dict[str, Any]:
     """The example cluster spec: `web` (the example app) behind `lb` (the example LB)."""
     web: dict[str, Any] = {
@@ -262,7 +273,7 @@ def spec_value(
         "sessions": {"drain_timeout": f"{drain_timeout:g}s"},
     }
     if rollout:
-        web["rollout"] = rollout_value(timing)
+        web["rollout"] = rollout_value(timing, shadow=shadow)
     return {
         "settings": {
             "heartbeat_timeout": f"{timing.heartbeat_timeout:g}s",
@@ -277,12 +288,13 @@ def spec_value(
     }
 
 
-def rollout_value(timing: Timing) -> dict[str, Any]:
-    """A short release strategy (docs/spec.md's `rollout:` section)."""
+def rollout_value(timing: Timing, *, shadow: bool = True) -> dict[str, Any]:
+    """A short release strategy (docs/spec.md's `rollout:` section); without its shadow step
+    for a balancer that cannot mirror (`--lb haproxy|caddy`)."""
     bake = f"{timing.bake:g}s"
     return {
         "steps": [
-            {"shadow": 1, "bake": bake},
+            *([{"shadow": 1, "bake": bake}] if shadow else []),
             {"canary": 1, "weight": 50, "bake": bake},
             {"percent": 50, "bake": bake},
             {"percent": 100},

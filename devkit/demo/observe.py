@@ -1,4 +1,5 @@
-"""Watching the cluster the way an operator would: `status/cluster.json` and `/_lb/status`.
+"""Watching the cluster the way an operator would: `status/cluster.json` and `/_lb/status`
+(with a real balancer, `--lb`: the peers its agent rendered beside its config).
 
 A background thread re-reads both a few times a second (the status with If-None-Match, so
 an unchanged object costs a 304 or a stat) and reports what changed as short lines:
@@ -30,7 +31,7 @@ class View:
     status: dict[str, Any] = field(default_factory=dict)
     lb_machine: str | None = None
     lb_port: int | None = None
-    lb: dict[str, Any] | None = None  # /_lb/status of the active balancer
+    lb: dict[str, Any] | None = None  # /_lb/status of the active balancer (or its peers file)
     at: float = 0.0
 
     def machines(self) -> dict[str, Any]:
@@ -94,9 +95,11 @@ class Watcher(threading.Thread):
         machines: Mapping[str, Machine],
         on_change: Callable[[str], None],
         every: float = 0.3,
+        lb_kind: str = "example",
     ) -> None:
         super().__init__(name="demo-watcher", daemon=True)
         self.store = store
+        self.lb_kind = lb_kind
         self.machines = machines
         self.on_change = on_change
         self.every = every
@@ -140,7 +143,11 @@ class Watcher(threading.Thread):
         if lb_machine is not None and lb_machine in self.machines:
             lb_port = self.machines[lb_machine].ports.get("lb")
         lb = None
-        if lb_port is not None:
+        if lb_port is not None and self.lb_kind != "example":
+            assert lb_machine is not None
+            with contextlib.suppress(OSError, ValueError):
+                lb = orjson.loads(self.machines[lb_machine].peers_file.read_bytes())
+        elif lb_port is not None:
             with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
                 lb = http_json(lb_port, "GET", "/_lb/status", timeout=1.0)
         new = View(status, lb_machine, lb_port, lb, time.monotonic())

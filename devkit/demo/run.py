@@ -44,6 +44,10 @@ class DemoSettings:
     fast: bool = False
     keep_running: bool = False
     summary_json: Path | None = None
+    lb: str = "example"  # or haproxy, nginx, caddy: a real balancer (devkit.demo.balancers)
+
+
+MIRRORING = ("example", "nginx")  # balancers that copy traffic to a release's shadow
 
 
 class Interrupted(BaseException):
@@ -63,7 +67,8 @@ class Demo:
         self.root = fleet.repo_root()
         self.server: S3Server | None = None
         self.bucket_dir: Path | None = None
-        self.spec_args: dict[str, Any] = {}
+        # only the example balancer and nginx mirror: elsewhere the release has no shadow step
+        self.spec_args: dict[str, Any] = {"shadow": settings.lb in MIRRORING}
         self.machines: dict[str, Machine] = {}
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BOSUN_"))}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -112,6 +117,7 @@ class Demo:
                 timing=self.timing,
                 root=self.root,
                 run_dir=self.run_dir,
+                lb=self.settings.lb,
             )
             self.machines[m.name] = m
             self.book.mark("--config", m.config_path)
@@ -187,7 +193,7 @@ class Demo:
             f"{len(self.machines)} agents: bosun-agent run (poll {self.timing.poll:g}s, "
             f"heartbeat {self.timing.heartbeat:g}s)"
         )
-        self.watcher = Watcher(self.store, self.machines, self._on_change)
+        self.watcher = Watcher(self.store, self.machines, self._on_change, lb_kind=self.settings.lb)
         state_dirs = {n: m.state_dir for n, m in self.machines.items()}
         self.watcher.extra = lambda: self.book.poll_records(state_dirs)
         self.watcher.start()
@@ -298,7 +304,11 @@ class Demo:
                 "`aws --endpoint-url ... s3 ls/cp` commands",
             ]
         lb = self.watcher.view.lb_port if hasattr(self, "watcher") else None
-        if lb is not None:
+        if lb is not None and self.settings.lb != "example":
+            config = {"haproxy": "haproxy.cfg", "nginx": "nginx.conf", "caddy": "Caddyfile"}
+            lb_dir = self.machines["lb-1"].state_dir / "lb"
+            out += [f"curl -s 127.0.0.1:{lb}/", f"cat {lb_dir / config[self.settings.lb]}"]
+        elif lb is not None:
             out += [f"curl -s 127.0.0.1:{lb}/", f"curl -s 127.0.0.1:{lb}/_lb/status"]
         return out
 

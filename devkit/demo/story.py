@@ -196,7 +196,10 @@ def release(demo: Demo) -> dict[str, Any]:
 
     wait_until(demo, f"the rollout of {GOOD} to complete", done, demo.timing.phase_timeout * 3)
     dwell(demo)
-    missing = [s for s in ("shadow", "canary", "steps") if s not in seen]
+    stages = (
+        ("shadow", "canary", "steps") if demo.spec_args.get("shadow", True) else ("canary", "steps")
+    )
+    missing = [s for s in stages if s not in seen]
     if missing:
         raise PhaseFailed(f"the rollout completed without the steps {missing}: {seen}")
     return {

@@ -92,15 +92,29 @@ class Client(threading.Thread):
                 self._conn.close()
         self._conn = None
 
-    def _one(self, port: int) -> None:
-        if self._conn is None or self._port != port:
+    def _get(self, port: int) -> http.client.HTTPResponse:
+        """GET / on the kept-alive connection. A reused connection the server closed while it
+        was idle (a real balancer's old worker finishing after a reload) fails before any
+        answer: that GET is sent again once on a new connection, as HTTP clients do."""
+        reused = self._conn is not None and self._port == port
+        if not reused:
             self._close()
             self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             self._port = port
-        status, version, backend, problem = 0, "", "", ""
+        assert self._conn is not None
         try:
             self._conn.request("GET", "/")
-            resp = self._conn.getresponse()
+            return self._conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            if not reused:
+                raise
+            self._close()
+            return self._get(port)
+
+    def _one(self, port: int) -> None:
+        status, version, backend, problem = 0, "", "", ""
+        try:
+            resp = self._get(port)
             body = resp.read()
             status = resp.status
             backend = resp.getheader("X-Bosun-Backend") or ""

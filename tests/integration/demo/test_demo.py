@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -159,3 +161,46 @@ def test_refuses_a_directory_it_did_not_make(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "was not made by `scripts/demo`" in result.stderr
     assert (mine / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.heavy
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("lb", ["nginx", "haproxy", "caddy"])
+def test_the_demo_story_runs_on_a_real_balancer(tmp_path: Path, lb: str) -> None:
+    """`scripts/demo --fast --lb KIND`: every phase ends ok behind a real HAProxy, nginx or
+    Caddy driven by its recipe; clients see errors only in the bad release's canary window;
+    the release has a shadow stage where the balancer mirrors (nginx)."""
+    from devkit.demo.balancers import HOW, find_binary
+
+    if find_binary(lb) is None:
+        pytest.skip(f"{lb} is not installed ({HOW[lb]})")
+    out = tmp_path / "summary.json"
+    run_dir = Path(tempfile.mkdtemp(prefix="bd-"))  # unix socket paths must stay short
+    argv = [*DEMO, "--fast", "--lb", lb, "--dir", str(run_dir / "demo"),
+            "--summary-json", str(out)]  # fmt: skip
+    result = _run_bounded(argv, 200)
+    assert out.exists(), result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads(out.read_text())
+    phases = {p["name"]: p for p in summary["phases"]}
+    report = "\n".join(f"{p['name']}: {p['status']} {p['details']}" for p in summary["phases"])
+    assert list(phases) == PHASES, report
+    assert all(p["status"] == "ok" for p in phases.values()), report
+    assert summary["totals"]["client_errors_outside_canary_window"] == 0, report
+    stages = {"canary", "steps"} | ({"shadow"} if lb == "nginx" else set())
+    assert stages <= set(phases["release"]["details"]["states"]), report
+    config = {"haproxy": "haproxy.cfg", "nginx": "nginx.conf", "caddy": "Caddyfile"}[lb]
+    assert (run_dir / "demo" / "machines" / "lb-1" / "state" / "lb" / config).exists()
+    assert result.returncode == 0, report
+    _assert_all_stopped(summary)
+    shutil.rmtree(run_dir)
+
+
+def test_a_real_balancer_with_too_long_a_socket_path_is_a_clear_error(tmp_path: Path) -> None:
+    """--lb haproxy in a run directory too deep for a unix socket fails at once, saying why."""
+    deep = tmp_path / ("d" * 90)
+    result = subprocess.run(
+        [*DEMO, "--fast", "--lb", "haproxy", "--dir", str(deep)],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "is longer than a unix socket allows (107 bytes); use a shorter --dir" in result.stderr

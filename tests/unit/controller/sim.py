@@ -65,6 +65,7 @@ class SimAgent:
     seq: int = 0
     desired: Desired | None = None
     healthy: bool = True
+    probe: bool = True  # False: no health probe configured, running services report unknown
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -88,7 +89,9 @@ class SimAgent:
                 services[d.service] = ServiceState(
                     version=d.version,
                     state="running",
-                    health="healthy" if self.healthy else "unhealthy",
+                    health=("healthy" if self.healthy else "unhealthy")
+                    if self.probe
+                    else "unknown",
                     port=8080,
                 )
             elif d.service and d.mode == "standby":

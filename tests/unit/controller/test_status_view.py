@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import orjson
 import pytest
@@ -24,7 +25,7 @@ from controller.shell.cycle import Controller
 from controller.shell.lease import LeaseSettings
 from controller.status_document import ClusterStatus, SpecRefused
 from tests.unit.controller.conftest import MASTER, agents
-from tests.unit.controller.sim import SimAgent
+from tests.unit.controller.sim import SPEC_YAML, SimAgent
 from tests.unit.controller.stores import Recording
 from tests.unit.rollout_cli.conftest import Run
 from wire import codec
@@ -272,3 +273,48 @@ def test_a_refused_spec_still_reads_and_checks_degraded(
     check = bosun("status", "--check", "--store", spec_store.url)
     assert check.code == 1, check.out
     assert check.out.startswith("degraded: spec/current.json refused: ")
+
+
+@pytest.mark.parametrize(
+    ("agents_say", "why"),
+    [
+        ("unknown", "no active machine reports health: their agent config has no health probe (services.web.health)"),
+        ("unhealthy", "every active machine's health probe fails"),
+    ],
+)  # fmt: skip
+def test_a_service_that_can_never_be_healthy_is_named(
+    spec_store: Recording, bosun: Bosun, tmp_path: Path, agents_say: str, why: str
+) -> None:
+    """No probe (health unknown) or a probe that always fails: status, --check and spec
+    validate/apply name the service and why its balancer gets no peer."""
+    fleet = Fleet(spec_store, 4, time.time() - 10)
+    for a in fleet.agents:
+        a.probe = agents_say != "unknown"
+        a.healthy = agents_say == "healthy"
+    fleet.converge()
+    fleet.step(10)
+    assert fleet.doc().status.services["web"].active == 2
+    status = bosun("status", "--store", spec_store.url)
+    assert f"web: {why}" in " ".join(status.out.split()), status.out
+    check = bosun("status", "--check", "--store", spec_store.url)
+    assert check.code == 1, check.out
+    assert any(line.startswith(f"degraded: web: {why}") for line in check.out.splitlines())
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC_YAML)
+    validated = bosun("spec", "validate", str(spec), "--store", spec_store.url)
+    assert validated.code == 0, validated.err
+    assert validated.err.startswith(f"warning: services.web is balanced by lb; {why}")
+    assert bosun("spec", "validate", str(spec)).err == ""  # without a store: nothing observed
+
+
+def test_healthy_services_get_no_never_healthy_warning(
+    spec_store: Recording, bosun: Bosun, tmp_path: Path
+) -> None:
+    """A service with healthy machines is not named; spec validate --store says nothing more."""
+    fleet = Fleet(spec_store, 4, time.time() - 10)
+    fleet.converge()
+    fleet.step(10)
+    assert "can become healthy" not in bosun("status", "--store", spec_store.url).out
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC_YAML)
+    assert bosun("spec", "validate", str(spec), "--store", spec_store.url).err == ""
