@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=["text", "json"],
         help="text lines, or one JSON object per line for journald/log shippers (default text)",
     )
-    sub = p.add_subparsers(dest="command", required=True)
+    # prog given: argparse would otherwise build a help formatter (and import shutil) here
+    sub = p.add_subparsers(dest="command", required=True, prog="bosun-agent")
     run = sub.add_parser("run", help="run cycles: --once for cron, else a daemon")
     run.add_argument("--once", action="store_true", help="one cycle, then exit (cron mode)")
     run.add_argument(
@@ -101,10 +102,13 @@ def _agent(cfg: AgentConfig, deadline: float) -> Agent:
     from agent.cycle import Agent
     from wire.signing import read_key_file
     from wire.store import open_agent_store
-    from wire.store.s3 import Timeouts
 
     key = read_key_file(Path(cfg.key_file))
-    timeouts = Timeouts(connect=min(3.0, deadline), read=min(10.0, deadline), total=deadline)
+    timeouts = None
+    if not cfg.store.startswith("file:"):  # the S3 client only for an s3:// bucket
+        from wire.store.s3 import Timeouts
+
+        timeouts = Timeouts(connect=min(3.0, deadline), read=min(10.0, deadline), total=deadline)
     store = open_agent_store(cfg.store, timeouts=timeouts)
     return Agent(cfg, key, store, deadline=deadline)
 

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from wire import codec, durations
 from wire.errors import BosunError, InvalidDocument
 from wire.layout import SERVICE_NAME_PATTERN, machine_id
@@ -211,15 +209,23 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    from agent.config_cache import settings
+
+    raw = settings(path, text, env, DEFAULT_STATE_DIR, lambda: _parse_yaml(path, text))
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     return parse_config(raw, env=env, where=str(path))
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    import yaml  # only when the text changed since the last cycle (agent.config_cache)
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
 
 
 def parse_config(

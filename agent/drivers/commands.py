@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 from collections.abc import Mapping
 
 from agent.config import Command
@@ -50,6 +49,8 @@ def run_hook(
     cwd: str | None = None,
 ) -> str:
     """Run one hook; its output, or ApplyError with the exit status and output tail."""
+    import subprocess  # here, not at the top: a steady cycle runs no hook
+
     argv = argv_for(command, fields)
     log.info("hook.run hook=%s service=%s", name, fields.get("service", ""))
     try:
