@@ -92,7 +92,8 @@ def _common(p: argparse.ArgumentParser, *, sub: bool) -> None:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bosun-agent", description="Bosun machine agent")
     _common(p, sub=False)
-    sub = p.add_subparsers(dest="command", required=True)
+    # prog given: argparse would otherwise build a help formatter (and import shutil) here
+    sub = p.add_subparsers(dest="command", required=True, prog="bosun-agent")
     run = sub.add_parser("run", help="run cycles: --once for cron, else a daemon")
     _common(run, sub=True)
     run.add_argument("--once", action="store_true", help="one cycle, then exit (cron mode)")
@@ -130,7 +131,6 @@ def _agent(cfg: AgentConfig, deadline: float) -> Agent:
     from wire.errors import BosunError
     from wire.signing import read_key_file
     from wire.store import open_agent_store
-    from wire.store.s3 import Timeouts
 
     path = Path(cfg.key_file)
     if not path.exists():
@@ -140,7 +140,11 @@ def _agent(cfg: AgentConfig, deadline: float) -> Agent:
             "key (mode 0600, owned by the agent's user), or point key_file at where it is"
         )
     key = read_key_file(path)
-    timeouts = Timeouts(connect=min(3.0, deadline), read=min(10.0, deadline), total=deadline)
+    timeouts = None
+    if not cfg.store.startswith("file:"):  # the S3 client only for an s3:// bucket
+        from wire.store.s3 import Timeouts
+
+        timeouts = Timeouts(connect=min(3.0, deadline), read=min(10.0, deadline), total=deadline)
     store = open_agent_store(cfg.store, timeouts=timeouts)
     return Agent(cfg, key, store, deadline=deadline)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from wire import codec, durations, yaml_text
+from wire import codec, durations
 from wire.errors import BosunError, InvalidDocument
 from wire.layout import SERVICE_NAME_PATTERN, machine_id
 from wire.signing import format_kid
@@ -223,15 +223,25 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    try:
-        raw = yaml_text.load(text, source=str(path))
-    except yaml_text.YamlError as exc:
-        raise ConfigError(str(exc)) from None
+    from agent.config_cache import settings
+
+    raw = settings(path, text, env, DEFAULT_STATE_DIR, lambda: _parse_yaml(path, text))
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     return parse_config(raw, env=env, where=str(path))
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    # only when the text changed since the last cycle (agent.config_cache): wire.yaml_text
+    # imports PyYAML when it parses
+    from wire import yaml_text
+
+    try:
+        return yaml_text.load(text, source=str(path))
+    except yaml_text.YamlError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_config(

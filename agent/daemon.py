@@ -13,15 +13,17 @@ import contextlib
 import fcntl
 import logging
 import os
-import random
-import signal
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.cycle import Agent, CycleResult
 from wire.errors import BosunError
+
+if TYPE_CHECKING:
+    import random
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,9 @@ def run_once(agent: Agent) -> CycleResult:
 
 
 def run_daemon(agent: Agent) -> int:
+    import random
+    import signal  # the daemon's: a cron cycle (run_once) never imports them
+
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

@@ -16,16 +16,12 @@ no numbers, never an exception out of the cycle.
 
 from __future__ import annotations
 
-import http.client
 import logging
 import math
 import os
-import socket
-import subprocess
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -33,6 +29,11 @@ from agent.config import AddressConfig, ProbeSpec
 from agent.drivers.commands import argv_for, child_env
 from wire.documents import BackendState
 
+if TYPE_CHECKING:
+    import http.client
+
+# http.client (with ssl and email), socket and subprocess are imported where a probe needs
+# them: a machine without probes never pays for them in its cron cycle
 log = logging.getLogger(__name__)
 
 PROBE_CAP = 64 * 1024
@@ -43,10 +44,15 @@ class ProbeFailed(Exception):
 
 
 def _http(url: str, timeout: float) -> tuple[int, bytes]:
+    import http.client
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ProbeFailed(f"not an http(s) URL: {url}")
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    cls: type[http.client.HTTPConnection] = (
+        http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    )
     conn = cls(parts.netloc, timeout=timeout)
     try:
         conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
@@ -61,6 +67,8 @@ def _http(url: str, timeout: float) -> tuple[int, bytes]:
 def _command(
     spec: ProbeSpec, fields: Mapping[str, str], env: Mapping[str, str]
 ) -> tuple[int, bytes]:
+    import subprocess
+
     assert spec.command is not None
     try:
         done = subprocess.run(
@@ -81,6 +89,8 @@ def health(spec: ProbeSpec, fields: Mapping[str, str], env: Mapping[str, str]) -
             status, _ = _http(spec.http.format_map(fields), spec.timeout)
             return "healthy" if 200 <= status < 300 else "unhealthy"
         if spec.tcp is not None:
+            import socket
+
             host, _, port = spec.tcp.format_map(fields).rpartition(":")
             with socket.create_connection((host or "127.0.0.1", int(port)), timeout=spec.timeout):
                 return "healthy"
@@ -169,6 +179,8 @@ def metrics_from(value: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _route_address(target: str) -> str:
     """The local address of the route to `target` (UDP connect sends no packet)."""
+    import socket
+
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.connect((target, 9))

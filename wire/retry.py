@@ -10,7 +10,6 @@ A plain loop (no tenacity): tenacity imports asyncio, ~40 ms of CPU on every age
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +43,8 @@ class RetryPolicy:
             try:
                 return fn()
             except StoreUnavailable:
+                import random  # only when a request failed: not in a quiet cycle
+
                 wait = random.uniform(0, bound)
                 if time.monotonic() - started + wait >= self.total_seconds:
                     raise

@@ -15,7 +15,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import secrets
 import stat
 from pathlib import Path
 from typing import Any
@@ -60,6 +59,8 @@ def unb64(text: str) -> bytes:
 
 
 def generate_master_key() -> bytes:
+    import secrets
+
     return secrets.token_bytes(KEY_BYTES)
 
 

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 from collections.abc import Mapping
 
 from agent.config import Command
@@ -52,6 +51,8 @@ def run_hook(
 ) -> str:
     """Run one hook; its output, or ApplyError with the exit status and output tail.
     `what` names it in errors (default: "<name> hook")."""
+    import subprocess  # here, not at the top: a steady cycle runs no hook
+
     argv = argv_for(command, fields)
     what = what or f"{name} hook"
     log.info("hook.run hook=%s service=%s", name, fields.get("service", ""))

@@ -19,10 +19,10 @@ import hashlib
 import logging
 import os
 import signal
-import subprocess
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -31,6 +31,9 @@ from agent.drivers import ApplyError, Target
 from agent.drivers.commands import argv_for, child_env
 from wire import codec
 from wire.atomic import write_atomic
+
+if TYPE_CHECKING:
+    import subprocess
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +159,8 @@ class ProcessDriver:
         fp: str,
         rec: ProcRecord,
     ) -> None:
+        import subprocess  # here, not at the top: a steady cycle starts nothing
+
         log_path = Path(spec.log_file) if spec.log_file else self.logs / f"{service}.log"
         try:
             log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
     lease.ensure()                        acquire / renew / follow (control/lease.json)
     keys, intake state, memory, spec      read (memory lost -> rebuilt from desired/)
     intake.collect()                      LIST reports/, GET what changed, verify, accept
-    find_drift()                          LIST desired/, read what is not as last written
+    find_drift()                          LIST desired/ (during intake), read what is not as written
     plan(spec, observed, memory, now, fence=token)
     publish()                             sign + conditional PUT of changed desired docs
     run_provisions()                      the plan's ProvisionNeeded, each result an event
@@ -36,7 +36,7 @@ from controller.planner.model import (
 )
 from controller.provision import ProvisionRequest, build_provisioner
 from controller.shell import control_objects, records
-from controller.shell.drift import find_drift
+from controller.shell.drift import find_drift, list_in_background
 from controller.shell.intake import Intake, SnapshotCache, refuse_wrong_key
 from controller.shell.intake_state import IntakeState
 from controller.shell.key_epochs import KeyRing
@@ -214,6 +214,7 @@ class Controller:
         settings = spec.settings if spec else Settings()
         self.interval = settings.controller_interval  # the daemon's cadence follows the spec
         mark("load")
+        listed = list_in_background(self.store)  # for drift (the bucket heals), during intake
         got = self.intake.collect(intake_state, now, settings.skew_window)
         mark("intake")
         refuse_wrong_key(got)  # raises: nothing is planned, written or saved
@@ -235,8 +236,7 @@ class Controller:
         report.cycle = cycle = intake_state.cycle + 1
         report.listed, report.fetched = got.listed, got.fetched
         report.accepted, report.rejected = len(got.accepted), len(got.observed.rejections)
-        # the bucket heals: documents that are not what we last wrote are planned again
-        check = find_drift(self.store, self.keys, memory, got.state.desired, fence)
+        check = find_drift(self.store, self.keys, memory, got.state.desired, fence, listed.result())
         observed = replace(got.observed, drift=check.drift) if check.drift else got.observed
         known_etags = {**got.state.desired, **check.etags}
         report.repaired = tuple(sorted(check.drift))

@@ -22,7 +22,9 @@ what is in `desired/`, not with what memory says was written.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +33,7 @@ from controller.shell.key_epochs import KeyRing
 from wire.documents import open_desired
 from wire.errors import BosunError, StoreUnavailable
 from wire.layout import DESIRED, desired_key, machine_from_key
-from wire.store import Store, StoredObject
+from wire.store import ObjectInfo, Store, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +46,34 @@ class DriftCheck:
     listed: int = 0
 
 
+def list_in_background(store: Store) -> Future[list[ObjectInfo]]:
+    """The LIST of `desired/`, made on its own thread while intake LISTs `reports/` (the
+    two listings are independent; each is a chain of pages, one request at a time)."""
+    done: Future[list[ObjectInfo]] = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(list(store.list(DESIRED)))
+        except BaseException as exc:  # handed to the caller of result()
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name="bosun-list-desired", daemon=True).start()
+    return done
+
+
 def find_drift(
-    store: Store, keys: KeyRing, memory: Memory, recorded: Mapping[str, str], fence: int
+    store: Store,
+    keys: KeyRing,
+    memory: Memory,
+    recorded: Mapping[str, str],
+    fence: int,
+    listing: Iterable[ObjectInfo] | None = None,
 ) -> DriftCheck:
-    """Compare `desired/` with what this controller recorded writing; read what differs."""
+    """Compare `desired/` with what this controller recorded writing; read what differs.
+    `listing`: the LIST of `desired/` if the caller already made it (during intake)."""
     out = DriftCheck()
     listed: dict[str, str] = {}
-    for info in store.list(DESIRED):
+    for info in store.list(DESIRED) if listing is None else listing:
         try:
             listed[machine_from_key(info.key, DESIRED)] = info.etag
         except ValueError:

@@ -78,9 +78,8 @@ def publish(
     if threads <= 1 or len(writes) <= 2:
         for w in writes:
             one(w)
-    else:  # one more writer per 64 documents, up to the S3 client's connection pool
-        workers = min(PUBLISH_THREADS_MAX, max(threads, len(writes) // 64))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+    else:
+        with ThreadPoolExecutor(max_workers=writers(threads, len(writes))) as pool:
             list(pool.map(one, writes))
     if unwritten:
         out.stopped = (
@@ -100,6 +99,12 @@ def publish(
     out.written.sort()
     out.events.sort(key=lambda e: (str(e.get("machine", "")), str(e.get("kind", ""))))
     return out
+
+
+def writers(threads: int, n: int) -> int:
+    """Concurrent PUTs for `n` documents: one more writer per 64, up to PUBLISH_THREADS_MAX
+    (SeaweedFS on 2 cores tops out from ~16 writers; S3 scales further per prefix)."""
+    return min(PUBLISH_THREADS_MAX, max(threads, n // 64))
 
 
 def _publish_one(

@@ -23,6 +23,7 @@ import orjson
 from controller.planner.model import Event, Observed, Status
 from controller.shell.intake import Accepted
 from controller.shell.intake_state import IntakeState, LastRejection
+from controller.shell.publish import writers
 from controller.status_document import (
     AgentRefusals,
     ClusterStatus,
@@ -172,7 +173,8 @@ def archive_all(store: Store, accepted: Iterable[Accepted], threads: int) -> lis
     if threads <= 1 or len(todo) <= 2:
         done = [one(a) for a in todo]
     else:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
+        # sized like publish: a cold start archives every machine's first snapshot
+        with ThreadPoolExecutor(max_workers=writers(threads, len(todo))) as pool:
             done = list(pool.map(one, todo))
     return [k for k in done if k is not None]
 

@@ -1,16 +1,24 @@
-"""scripts/bench agent: CPU and peak RSS of a no-op `bosun-agent run --once` vs `ansible-pull`.
+"""scripts/bench agent: CPU and peak RSS of a no-op `bosun-agent run --once` (cron) and CPU per
+daemon cycle, against `ansible-pull`, and against a baseline git revision in the same run.
 
 Steady state for bosun-agent: a signed desired document is already applied (one JSON file
 rendered), so a cycle is one conditional GET answered 304 and no PUT. Measured per run
 with os.wait4 in a minimal launcher (user + sys CPU of the run and everything it
-waited for, and its peak RSS), against a directory bucket and against a real SeaweedFS (stdlib S3 client, no
-boto3). ansible-pull does the same no-op from a local git repository: one `copy` task
-whose file is already in place (facts gathering off, which favours ansible). ansible-core
-is installed into a separate venv (default /tmp/bosun-bench-ansible, reused) and never
-into Bosun's; without network the comparison is skipped with a message. Also: peak RSS of
-the daemon after a few cycles.
+waited for, and its peak RSS), against a directory bucket and against a real SeaweedFS.
+Two ways of running the same code: **installed wheel** (what a machine runs: the wheel built
+and installed into a fresh venv, bytecode compiled, `bosun-agent` console script) and
+**dev checkout** (`python -m agent` from the source tree in the development venv, bytecode
+compiled first: its editable-install finder costs start-up time a machine never pays).
+`--baseline REV` measures the tree of git revision REV the same way, runs interleaved with
+this tree's, so load on a shared host hits both alike. ansible-pull does the same no-op
+from a local git repository: one `copy` task whose file is already in place (facts
+gathering off, which favours ansible). ansible-core is installed into a separate venv
+(default /tmp/bosun-bench-ansible, reused) and never into Bosun's; without network the
+comparison is skipped with a message. Daemon: CPU per 1 s cycle from /proc over 10 s, and
+its peak RSS.
 
-Usage: scripts/bench agent [--runs N] [--no-seaweedfs] [--no-ansible] [--ansible-venv DIR]
+Usage: scripts/bench agent [--runs N] [--baseline REV] [--no-seaweedfs] [--no-ansible]
+                           [--ansible-venv DIR]
 """
 
 from __future__ import annotations
@@ -24,16 +32,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+# (this script's directory is sys.path[0])
+from _installed import compile_tree, export_revision, installed  # noqa: E402
+
 from tests.unit.agent.kit import Machine, desired, publish  # noqa: E402
 from wire.store import DirectoryStore  # noqa: E402
 from wire.store.base import Store  # noqa: E402
 
-AGENT = [sys.executable, "-m", "agent"]
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running one tree's agent: its argv prefix and environment additions."""
+
+    label: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path = ROOT  # python -m puts the working directory first on sys.path
 
 
 # Linux keeps the parent's peak RSS across fork + exec in ru_maxrss, so a child spawned by
@@ -90,21 +110,35 @@ def agent_machine(tmp: Path, store: Store, url: str) -> Machine:
     return machine
 
 
-def bench_agent(
-    label: str, machine: Machine, env: dict[str, str], runs: int
-) -> tuple[str, float, float, int]:
-    argv = [*AGENT, "--config", str(machine.config_path), "run", "--once"]
-    for _ in range(2):  # apply, then the first report settles
-        measure(argv, env, ROOT)
-    med, best, rss = series(argv, env, ROOT, runs)
-    return label, med, best, rss
+def bench_cron(
+    where: str, machine: Machine, variants: list[Variant], env: dict[str, str], runs: int
+) -> list[tuple[str, float, float, int]]:
+    """The no-op cron cycle of every variant, runs interleaved (round robin)."""
+    cpus: dict[str, list[float]] = {v.label: [] for v in variants}
+    rss: dict[str, int] = dict.fromkeys(cpus, 0)
+    for v in variants:
+        argv = [*v.argv, "--config", str(machine.config_path), "run", "--once"]
+        for _ in range(2):  # apply, then the first report settles (and the config is cached)
+            measure(argv, {**env, **v.env}, v.cwd)
+    for _ in range(runs):
+        for v in variants:
+            argv = [*v.argv, "--config", str(machine.config_path), "run", "--once"]
+            cpu, peak, _ = measure(argv, {**env, **v.env}, v.cwd)
+            cpus[v.label].append(cpu)
+            rss[v.label] = max(rss[v.label], peak)
+    return [
+        (f"{v.label}, {where}", statistics.median(cpus[v.label]), min(cpus[v.label]), rss[v.label])
+        for v in variants
+    ]
 
 
-def daemon_rss(machine: Machine, env: dict[str, str], seconds: float = 4.0) -> int:
+def daemon_rss(
+    machine: Machine, variant: Variant, env: dict[str, str], seconds: float = 4.0
+) -> int:
     proc = subprocess.Popen(
-        [*AGENT, "--config", str(machine.config_path), "run"],
-        env=env,
-        cwd=ROOT,
+        [*variant.argv, "--config", str(machine.config_path), "run"],
+        env={**env, **variant.env},
+        cwd=variant.cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -119,22 +153,34 @@ def daemon_rss(machine: Machine, env: dict[str, str], seconds: float = 4.0) -> i
         proc.wait(timeout=30)
 
 
-def daemon_cpu(machine: Machine, env: dict[str, str], window: float = 10.0) -> tuple[float, int]:
+def daemon_cpu(
+    machine: Machine, variant: Variant, env: dict[str, str], window: float = 15.0
+) -> tuple[float, int]:
     """CPU seconds per daemon cycle (poll every 1 s, no jitter, steady state: one 304 GET
-    and the 1 s supervision ticks), from /proc/PID/stat over `window` seconds after warm-up;
-    and the cycles counted in the window (from the agent's own log lines)."""
+    and the 1 s supervision ticks) over `window` seconds after warm-up, and the cycles in
+    the window. CPU from /proc/PID/task/*/schedstat (nanoseconds, every live thread: the
+    daemon's threads live as long as it does); /proc/PID/stat's 10 ms ticks if absent."""
     machine.extra = {"poll_interval": 1, "jitter": 0, "heartbeat_interval": "1h"}
     machine.write()
     tick = os.sysconf("SC_CLK_TCK")
 
     def cpu(pid: int) -> float:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / tick
+        try:
+            return (
+                sum(
+                    int((task / "schedstat").read_text().split()[0])
+                    for task in Path(f"/proc/{pid}/task").iterdir()
+                )
+                / 1e9
+            )
+        except (OSError, ValueError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick
 
     proc = subprocess.Popen(
-        [*AGENT, "--config", str(machine.config_path), "run"],
-        env=env,
-        cwd=ROOT,
+        [*variant.argv, "--config", str(machine.config_path), "run"],
+        env={**env, **variant.env},
+        cwd=variant.cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -150,6 +196,20 @@ def daemon_cpu(machine: Machine, env: dict[str, str], window: float = 10.0) -> t
         proc.wait(timeout=30)
         machine.extra = {"poll_interval": 30, "heartbeat_interval": "1h"}
         machine.write()
+
+
+def variants_of(tree: Path, name: str, tmp: Path) -> list[Variant]:
+    """The installed wheel and the dev checkout of the source tree `tree`."""
+    print(f"building and installing the wheel of {name}...", flush=True)
+    bin_dir = installed(tree, tmp / f"install-{name.replace('/', '_')}")
+    compile_tree(tree)
+    wheel_env = {"PYTHONPATH": "", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return [
+        Variant(f"{name}, installed wheel", [str(bin_dir / "bosun-agent")], wheel_env),
+        Variant(
+            f"{name}, dev checkout", [sys.executable, "-m", "agent"], {"PYTHONPATH": str(tree)}
+        ),
+    ]
 
 
 def ansible_ready(venv: Path) -> Path | None:
@@ -215,6 +275,7 @@ def bench_ansible(pull: Path, tmp: Path, runs: int) -> tuple[str, float, float, 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--baseline", metavar="REV", help="also measure git revision REV (e.g. main)")
     ap.add_argument("--no-seaweedfs", action="store_true")
     ap.add_argument("--no-ansible", action="store_true")
     ap.add_argument(
@@ -223,18 +284,23 @@ def main() -> int:
     args = ap.parse_args()
     rows: list[tuple[str, float, float, int]] = []
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BOSUN_"))}
-    base_env["PYTHONPATH"] = str(ROOT)
     tmp = Path(tempfile.mkdtemp(prefix="bosun-bench-agent-"))
     server = None
+    daemon_rows: list[tuple[str, float, int]] = []
+    rss_daemon: list[tuple[str, int]] = []
     try:
+        variants = variants_of(ROOT, "this tree", tmp)
+        if args.baseline:
+            old = export_revision(ROOT, args.baseline, tmp / "baseline-src")
+            variants += variants_of(old, args.baseline, tmp)
+        wheels = [v for v in variants if v.label.endswith("installed wheel")]
         bucket = DirectoryStore(tmp / "bucket")
         machine = agent_machine(tmp / "dir", bucket, bucket.url)
-        rows.append(
-            bench_agent("bosun-agent --once (directory bucket)", machine, base_env, args.runs)
-        )
-        rss_daemon = daemon_rss(machine, base_env)
-        per_cycle, cycles = daemon_cpu(machine, base_env)
-        daemon_rows = [("directory bucket", per_cycle, cycles)]
+        rows += bench_cron("directory bucket", machine, variants, base_env, args.runs)
+        for v in wheels:
+            rss_daemon.append((v.label, daemon_rss(machine, v, base_env)))
+            per_cycle, cycles = daemon_cpu(machine, v, base_env)
+            daemon_rows.append((f"{v.label}, directory bucket", per_cycle, cycles))
         if not args.no_seaweedfs:
             from tests.support.servers import ACCESS_KEY, SECRET_KEY, start_seaweedfs
             from wire.store.s3 import S3Store
@@ -243,18 +309,12 @@ def main() -> int:
             admin = S3Store("bench-agent", endpoint=server.endpoint, access_key=ACCESS_KEY,
                             secret_key=SECRET_KEY)  # fmt: skip
             admin.create_bucket()
-            creds = server.credentials_env()
+            env = {**base_env, **server.credentials_env()}
             swmachine = agent_machine(tmp / "sw", admin, server.store_url("bench-agent"))
-            rows.append(
-                bench_agent(
-                    "bosun-agent --once (SeaweedFS, S3)",
-                    swmachine,
-                    {**base_env, **creds},
-                    args.runs,
-                )
-            )
-            per_cycle, cycles = daemon_cpu(swmachine, {**base_env, **creds})
-            daemon_rows.append(("SeaweedFS, S3", per_cycle, cycles))
+            rows += bench_cron("SeaweedFS S3", swmachine, variants, env, args.runs)
+            for v in wheels:
+                per_cycle, cycles = daemon_cpu(swmachine, v, env)
+                daemon_rows.append((f"{v.label}, SeaweedFS S3", per_cycle, cycles))
         if not args.no_ansible:
             pull = ansible_ready(args.ansible_venv)
             if pull is not None:
@@ -263,22 +323,21 @@ def main() -> int:
         if server is not None:
             server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\nno-op cycle, {args.runs} runs each (CPU = user+sys of the child and its children)")
-    print(f"{'':42} {'CPU median':>11} {'CPU best':>9} {'peak RSS':>9}")
+    print(f"\ncron: no-op `run --once`, {args.runs} runs each, interleaved (CPU = user+sys of the"
+          " process and its children; target <= 60 ms)")  # fmt: skip
+    print(f"{'':56} {'CPU median':>11} {'CPU best':>9} {'peak RSS':>9}")
     for label, med, best, rss in rows:
-        print(f"{label:42} {med * 1000:>8.0f} ms {best * 1000:>6.0f} ms {rss / 1024:>6.1f} MB")
-    print(
-        f"{'bosun-agent daemon (peak RSS after cycles)':42} {'':>11} {'':>9} {rss_daemon / 1024:>6.1f} MB"
-    )
-    for where, per_cycle, cycles in daemon_rows:
-        print(
-            f"{'bosun-agent daemon CPU per cycle (' + where + ')':42} {per_cycle * 1000:>8.1f} ms"
-            f"  ({cycles} cycles of 1 s; target <= 3 ms)"
-        )
+        print(f"{label:56} {med * 1000:>8.0f} ms {best * 1000:>6.0f} ms {rss / 1024:>6.1f} MB")
+    print("\ndaemon: CPU per cycle (poll 1 s, no jitter: one 304 GET and the supervision tick;"
+          " target <= 3 ms)")  # fmt: skip
+    for label, per_cycle, cycles in daemon_rows:
+        print(f"{label:56} {per_cycle * 1000:>8.1f} ms  ({cycles} cycles)")
+    for label, peak in rss_daemon:
+        print(f"{label + ', daemon peak RSS':56} {peak / 1024:>8.1f} MB")
     ansible = next((r for r in rows if r[0].startswith("ansible")), None)
     if ansible is not None:
         for label, med, _best, _rss in rows:
-            if label.startswith("bosun"):
+            if not label.startswith("ansible"):
                 print(
                     f"ratio ansible-pull / {label}: {ansible[1] / med:.1f}x less CPU (target >= 10x)"
                 )

@@ -42,7 +42,7 @@ from wire.documents import Addresses, Applied, ServiceState, Snapshot, seal  # n
 from wire.layout import report_key  # noqa: E402
 from wire.retry import RetryPolicy  # noqa: E402
 from wire.signing import derive_machine_key, format_kid  # noqa: E402
-from wire.store import DirectoryStore, Store  # noqa: E402
+from wire.store import DirectoryStore, Store, StoredObject  # noqa: E402
 from wire.store.s3 import S3Store  # noqa: E402
 
 MASTER = bytes(range(32))
@@ -195,12 +195,39 @@ def run_size(
     if profiler is not None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-    print(f"{'':<28} desired written {sum(k.startswith('desired/') for k in report.written)}")
+    written = [k for k in report.written if k.startswith("desired/")]
+    print(f"{'':<28} desired written {len(written)}")
+    if written:
+        ceiling(ctl_store, written, report)
     for i in range(3):  # the rollout hands the change out over the next cycles
         report = cycle(f"spec change, cycle +{i + 1}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{'':<28} peak RSS of this process (controller and the posting agents) {peak:.0f} MB")
     del now
+
+
+def ceiling(store: Store, written: list[str], report: CycleReport) -> None:
+    """The store's own PUT rate for the same documents: as many conditional PUTs of the same
+    bodies (If-None-Match: *, to fresh keys) with as many writers as publish used, and
+    nothing else (no planning, no signing). Publish's rate is printed against it."""
+    from controller.shell.publish import PUBLISH_THREADS, writers
+
+    bodies = {}
+    for k in written[:50]:
+        got = store.get(k)
+        assert isinstance(got, StoredObject)
+        bodies[k] = got.body
+    sample = list(bodies.values())
+    stamp = int(time.time() * 1000)
+    keys = [f"ceiling-{stamp}/{i:06d}.json" for i in range(len(written))]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(writers(PUBLISH_THREADS, len(keys))) as pool:
+        list(pool.map(lambda ik: store.put(ik[1], sample[ik[0] % len(sample)], if_none_match="*"),
+                      enumerate(keys)))  # fmt: skip
+    alone = len(keys) / (time.perf_counter() - started)
+    publish = len(written) / max(report.timings.get("publish", 0.0), 1e-9)
+    print(f"{'':<28} publish {publish:6.0f} desired PUT/s; the store alone {alone:6.0f} PUT/s "
+          f"(same bodies, count and writers): {publish / alone:.0%} of the store's rate")  # fmt: skip
 
 
 def main() -> None:

@@ -9,9 +9,9 @@ wire protocol: conditional GET of desired/<m>.json, HMAC verification with
 `wire.documents.seal` (on change, or when the heartbeat is due; seq = unix ms). The
 controller is a separate process running `controller.shell.cycle.Controller.cycle()` every
 interval (so its CPU time and peak RSS are its own), on the store `bosun controller run`
-opens (`FastS3Store`); the agents use the stdlib client real agents use (`LiteS3Store`).
-Requests are counted from each client's answers (the stdlib client's `on_answer` hook and
-botocore's `after-call` hooks).
+opens (`wire.store.s3`); the agents use the same client, as real agents do. Requests are
+counted by a counting `Store` wrapped around each client (answers by kind: GET 200/304/404,
+PUT, LIST pages).
 
 `--scale S` divides every interval by S (poll, heartbeat and
 controller interval), so S times the request rate is simulated in real time; rates are reported

@@ -55,12 +55,8 @@ services:
 """
 
 
-def via(
-    store: S3Store, endpoint: str, *, attempts: int = 2, read: float = 2.0, fast: bool = False
-) -> S3Store:
-    """The same bucket and prefix as `store`, reached through `endpoint` (the proxy).
-    `fast` is accepted for the scenarios written when the controller had a client of its
-    own: there is one S3 client now."""
+def via(store: S3Store, endpoint: str, *, attempts: int = 2, read: float = 2.0) -> S3Store:
+    """The same bucket and prefix as `store`, reached through `endpoint` (the proxy)."""
     return S3Store(
         store.bucket,
         prefix=store.prefix,

@@ -19,16 +19,17 @@ refresh window (it refreshes 10-15 minutes before expiry) decides when keys chan
 
 from __future__ import annotations
 
-import configparser
-import datetime
 import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wire.errors import StoreConfigError
+
+if TYPE_CHECKING:
+    import datetime
 
 REASK_SECONDS = 300.0
 NO_CREDENTIALS = (
@@ -55,6 +56,8 @@ def find_credentials(env: Mapping[str, str] | None = None) -> Credentials | None
         return Credentials(access, secret, env.get("AWS_SESSION_TOKEN") or None)
     path = Path(env.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials")
     profile = env.get("AWS_PROFILE") or "default"
+    import configparser  # only without credentials in the environment
+
     parser = configparser.RawConfigParser()
     try:
         parser.read(path)
@@ -111,6 +114,8 @@ class BotocoreProvider:
         return str(region) if region else None
 
     def __call__(self) -> dict[str, Any]:
+        import datetime
+
         creds = self._found()
         frozen = creds.get_frozen_credentials()
         expires: datetime.datetime | None = None

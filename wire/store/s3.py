@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import random
 import re
 import threading
 import time
@@ -445,6 +444,8 @@ class S3Store:
             except StoreUnavailable:
                 if not waits or time.monotonic() - started >= self.retry.total_seconds:
                     raise
+                import random
+
                 time.sleep(random.uniform(0, waits.pop(0)))
 
     def _list_pages(
