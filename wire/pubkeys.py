@@ -42,10 +42,20 @@ def _public_key(text: str, what: str) -> bytes:
     return raw
 
 
+PUBLIC_PREFIX = "ed25519:"  # how a public key is printed: base64url may start with "-"
+
+
+def printable(public: str) -> str:
+    """A public key as commands print and take it (`ed25519:<base64url>`)."""
+    return PUBLIC_PREFIX + public
+
+
 def check_public(text: str, what: str) -> str:
-    """`text` if it is a well-formed Ed25519 public key, else InvalidDocument naming `what`."""
+    """The base64url key of `text` (`ed25519:` prefix optional) if it is a well-formed
+    Ed25519 public key, else InvalidDocument naming `what`."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    text = text.removeprefix(PUBLIC_PREFIX)
     try:
         Ed25519PublicKey.from_public_bytes(_public_key(text, what))
     except (BadSignature, ValueError) as exc:

@@ -49,9 +49,9 @@ def keygen_cmd(path: Path, force: bool, operator: str | None) -> None:
         return
     if not OPERATOR_NAME.fullmatch(operator):
         raise click.BadParameter("use 1-64 of a-z, 0-9, '.', '_', '-'", param_hint="--operator")
-    from wire.pubkeys import write_operator_key
+    from wire.pubkeys import printable, write_operator_key
 
-    public = write_operator_key(path, force=force)
+    public = printable(write_operator_key(path, force=force))
     click.echo(f"wrote operator key {path} (mode 0600) for {operator}")
     click.echo(f"public key: {public}")
     click.echo(

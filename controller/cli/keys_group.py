@@ -36,11 +36,13 @@ def show_cmd(store: str, master_key: Path | None) -> None:
     st = open_store_option(store)
     master = load_master_key(master_key) if master_key is not None else None
     doc, sealed, _etag = read_keys(st, master)
+    from wire.pubkeys import printable
+
     if master is not None:
         from wire.pubkeys import controller_public
 
         pub = controller_public(master)
-        click.echo(f"BOSUN_CONTROLLER_KEY={pub.sign}")
+        click.echo(f"BOSUN_CONTROLLER_KEY={printable(pub.sign)}")
         click.echo(f"controller seal key: {pub.seal}")
         if doc.controller is None or doc.controller.sign != pub.sign:
             click.echo(
@@ -52,7 +54,7 @@ def show_cmd(store: str, master_key: Path | None) -> None:
     version = sealed.version if sealed is not None else 0
     click.echo(f"control/keys.json version {version}, {state}; cluster {doc.cluster or '-'}")
     for name, public in sorted(doc.operators.items()):
-        click.echo(f"operator {name}: {public}")
+        click.echo(f"operator {name}: {printable(public)}")
     if not doc.operators:
         click.echo("no operator keys: unsigned spec revisions are accepted (docs/security.md)")
     for machine, epoch in sorted(doc.epochs.items()):

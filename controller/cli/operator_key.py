@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import click
 
-from controller.cli.read_trust import Anchor, anchor
+from controller.cli.read_trust import Anchor, anchor, pinned_key
 from controller.spec.signature import Signer, SpecTrust, check_message
 from wire.errors import SpecError
 from wire.layout import KEYS
@@ -88,7 +88,7 @@ def signing_for(store: Store, key_file: Path | None, message: str) -> Signing:
     """The signer for a revision of `store`'s spec; SpecError (nothing written) when the
     cluster requires a signature and none can be made."""
     check_message(message)
-    a = anchor(store, os.environ.get("BOSUN_CONTROLLER_KEY") or None)
+    a = anchor(store, pinned_key(os.environ.get("BOSUN_CONTROLLER_KEY")))
     keys = a.keys
     operators = dict(keys.operators) if keys is not None else {}
     if a.pinned and keys is not None and not a.keys_attested:
@@ -108,15 +108,15 @@ def signing_for(store: Store, key_file: Path | None, message: str) -> Signing:
                 "BOSUN_OPERATOR_KEY); nothing written"
             )
         return Signing(None, None, a, _login(), message)
-    from wire.pubkeys import fingerprint, public_of, read_operator_key
+    from wire.pubkeys import printable, public_of, read_operator_key
 
     seed = read_operator_key(key_file)
     public = public_of(seed)
     names = [n for n, k in operators.items() if k == public]
     if not names or keys is None:
         raise SpecError(
-            f"{key_file}: its public key {public} ({fingerprint(public)}) is not listed in "
-            f"{store.describe(KEYS)}; list it with `bosun keys add-operator NAME {public} "
+            f"{key_file}: its public key {printable(public)} is not listed in "
+            f"{store.describe(KEYS)}; list it with `bosun keys add-operator NAME {printable(public)} "
             "--master-key FILE`; nothing written"
         )
     return Signing(Signer(names[0], seed, keys.cluster), trust, a, names[0], message)

@@ -50,6 +50,15 @@ class Anchor:
     keys_attested: bool = False
 
 
+def pinned_key(text: str | None) -> str | None:
+    """The pinned controller key as `--controller-key` / BOSUN_CONTROLLER_KEY give it."""
+    if not text:
+        return None
+    from wire.pubkeys import check_public
+
+    return check_public(text.strip(), "BOSUN_CONTROLLER_KEY")
+
+
 def anchor(store: Store, pinned: str | None) -> Anchor:
     """Read control/keys.json (without the master key) and choose the key to check with."""
     got = store.get(KEYS, max_bytes=16 * 1024 * 1024)

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from controller.cli.common import Duration, make_console, optional_store_option, store_option
 from controller.cli.operator_key import controller_key_option
-from controller.cli.read_trust import Verdict, anchor, check_status
+from controller.cli.read_trust import Verdict, anchor, check_status, pinned_key
 from controller.operations import views
 from controller.planner.model import ScaleStatus
 from controller.shell.control_objects import SpecCache, load_spec_or_last_good
@@ -55,7 +55,7 @@ def _read(
     doc = views.load_status(store)
     got_status = store.get(STATUS_CLUSTER, max_bytes=MAX_STATUS_BYTES)
     verdict = (
-        check_status(got_status.body, anchor(store, controller_key))
+        check_status(got_status.body, anchor(store, pinned_key(controller_key)))
         if isinstance(got_status, StoredObject)
         else Verdict(None, f"{STATUS_CLUSTER} vanished while reading it")
     )

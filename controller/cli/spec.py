@@ -25,7 +25,7 @@ from controller.cli.operator_key import (
     sealer,
     signing_for,
 )
-from controller.cli.read_trust import Anchor, anchor, list_trust
+from controller.cli.read_trust import Anchor, anchor, list_trust, pinned_key
 from controller.spec import document, revisions
 from controller.spec.carry import Carried, carry_over
 from controller.spec.checks import Problems, json_ok, version_ok
@@ -183,7 +183,7 @@ def history_cmd(limit: int, store: str) -> None:
     current = revisions.read_current(st)
     if current is None:
         raise SpecError(f"{st.describe('spec/current.json')}: no spec applied yet")
-    a = anchor(st, os.environ.get("BOSUN_CONTROLLER_KEY") or None)
+    a = anchor(st, pinned_key(os.environ.get("BOSUN_CONTROLLER_KEY")))
     trust = list_trust(a)
     for rev in range(current.spec.revision, max(0, current.spec.revision - limit), -1):
         try:
@@ -243,7 +243,7 @@ def _trust_note(a: Anchor) -> str:
 
 
 def _load(st: Store, revision: int | None) -> tuple[ClusterSpec, Provenance, str]:
-    a = anchor(st, os.environ.get("BOSUN_CONTROLLER_KEY") or None)
+    a = anchor(st, pinned_key(os.environ.get("BOSUN_CONTROLLER_KEY")))
     trust = list_trust(a)
     how = "" if a.keys_attested or trust is None else " (operator keys as listed, not pinned)"
     if revision is not None:

@@ -213,7 +213,7 @@ def set_operator(store: Store, master: bytes, name: str, public: str | None) -> 
     if public is not None:
         from wire.pubkeys import check_public
 
-        check_public(public, f"operator {name}")  # refused here, not by the controller later
+        public = check_public(public, f"operator {name}")  # refused here, not later
 
     def change(doc: KeysDoc) -> KeysDoc:
         operators = dict(doc.operators)
