@@ -21,7 +21,6 @@ from wire.errors import Unverified
 from wire.secret_box import has_secrets
 from wire.signing import digest
 
-
 SECRET_REFUSED = "secret_refused"  # verified, but a secret in it is not for this machine
 
 
