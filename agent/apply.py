@@ -23,6 +23,7 @@ from agent.drivers.files import FileChange, FilesDriver
 from agent.drivers.process import ProcessDriver
 from agent.staging import Staged, discard, stage
 from wire.documents import Desired
+from wire.secret_box import has_secrets
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,13 @@ def target_for(cfg: AgentConfig, service: str, doc: Desired | None) -> Target:
     svc = cfg.services.get(service, ServiceConfig())
     if doc is None or doc.service != service:
         return Target(cfg.machine, service, "deactivated", None, {}, None, svc.port, cfg.state_dir)
+    if has_secrets(doc.config):  # decrypted and handed over only as the config says
+        from agent.secret_files import materialize
+
+        config, env = materialize(cfg, service, doc)
+        return Target(
+            cfg.machine, service, doc.mode, doc.version, config, doc, svc.port, cfg.state_dir, env
+        )
     return Target(
         cfg.machine, service, doc.mode, doc.version, doc.config, doc, svc.port, cfg.state_dir
     )

@@ -98,6 +98,17 @@ class ProbeSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretsSpec:
+    """Where the service's secret config values go (docs/agent.md#secrets): each to a file
+    `dir/<config path>` (mode 0600; the config the files and hooks see holds that file's
+    path instead of the value), and the ones named in `env` to those environment variables
+    of the hooks and the process (`{VAR: config.path}`)."""
+
+    dir: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceConfig:
     port: int | None = None
     files: tuple[FileSpec, ...] = ()
@@ -108,6 +119,7 @@ class ServiceConfig:
     sessions: ProbeSpec | None = None
     # a load balancer's report of the backends it fails to reach (docs/agent.md#backends)
     backends: ProbeSpec | None = None
+    secrets: SecretsSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +341,12 @@ def _validate_service(name: str, svc: ServiceConfig, fail: Callable[[str], None]
     base = f"services.{name}"
     if svc.port is not None and not 0 < svc.port < 65536:
         fail(f"{base}.port: must be 1-65535")
+    if svc.secrets is not None:
+        if svc.secrets.dir is not None and not Path(svc.secrets.dir).is_absolute():
+            fail(f"{base}.secrets.dir: must be an absolute path, got {svc.secrets.dir!r}")
+        for var in svc.secrets.env:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var) or var.startswith("BOSUN_"):
+                fail(f"{base}.secrets.env: {var!r} is not a usable variable name")
     for i, f in enumerate(svc.files):
         p = f"{base}.files[{i}]"
         if not Path(f.path).is_absolute():

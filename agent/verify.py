@@ -18,7 +18,10 @@ from agent.state import Mark
 from wire.documents import Desired, OneKey, check_desired
 from wire.errors import VERIFY_REASONS as VERIFY_REASONS
 from wire.errors import Unverified
+from wire.secret_box import has_secrets
 from wire.signing import digest
+
+SECRET_REFUSED = "secret_refused"  # verified, but a secret in it is not for this machine
 
 
 class Refused(Exception):
@@ -44,7 +47,9 @@ class Verified:
 
 def verify_failures(refusals: Mapping[str, int]) -> int:
     """How many of the counted refusals were documents that could not be verified."""
-    return sum(n for reason, n in refusals.items() if reason in VERIFY_REASONS)
+    return sum(
+        n for reason, n in refusals.items() if reason in VERIFY_REASONS or reason == SECRET_REFUSED
+    )
 
 
 def verify_desired(
@@ -74,7 +79,22 @@ def verify_desired(
             f"generation {doc.generation} was already applied with another content "
             f"(digest {mark.digest[:12]} vs {body_digest[:12]})",
         )
+    if not same and has_secrets(doc.config):
+        check_secrets(doc, key=key, object_key=object_key)
     return Verified(doc, body_digest, same)
+
+
+def check_secrets(doc: Desired, *, key: bytes, object_key: str) -> None:
+    """Every secret value must decrypt for this machine, object key and generation
+    (docs/security.md#secrets): one copied from another machine's document is refused before
+    anything is applied. The values are dropped here; agent.secret_files hands them over."""
+    from wire.secret_box import SecretRefused, decrypt_for_machine, find_secrets
+
+    try:
+        for path, token in find_secrets(doc.config):
+            decrypt_for_machine(key, doc.machine, object_key, doc.generation, path, token)
+    except SecretRefused as exc:
+        raise Refused(SECRET_REFUSED, str(exc)) from None
 
 
 def check_expiry(doc: Desired, now: float) -> str | None:

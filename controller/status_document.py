@@ -8,8 +8,12 @@
      "foreign_reports": [report keys that name no machine],
      "seen":            {machine: {"seq", "sent_at", "accepted_at", "heartbeat_interval",
                                    "addresses", "agent_version"}},
-     "spec_refused":    {"detail", "etag", "planning_with"} or null,
-     "control_refused": {object key: {"count", "reason", "detail", "at", "active"}}}
+     "spec_refused":    {"detail", "etag", "planning_with", "reason", "count"} or null,
+     "control_refused": {object key: {"count", "reason", "detail", "at", "active"}},
+     "spec_signature":  {"revision", "applied_by", "message", "verified_by", "enforced"},
+     "signature":       {"key", "sig"}}   the controller's Ed25519 signature of the rest
+
+`signature` is added and checked outside this type (controller.operations.status_signature).
 
 The planner's fields stay at the top level (what `aws s3 cp .../status/cluster.json -`
 readers have always seen); `encode` and `decode` flatten and split them. Decoding is
@@ -83,6 +87,21 @@ class SpecRefused:
     detail: str
     etag: str | None
     planning_with: int | None
+    reason: str = "invalid"  # unsigned, unknown_operator, bad_signature, replayed, invalid
+    count: int = 1  # refusals counted, once per refused object version
+
+
+@dataclass(frozen=True, slots=True)
+class SpecSignature:
+    """Who applied the revision the controller plans with, and what its signature says
+    (docs/security.md#operator-signed-specs). `enforced` false: no operator key is listed
+    in control/keys.json yet, and unsigned specs are accepted."""
+
+    revision: int
+    applied_by: str = ""
+    message: str = ""
+    verified_by: str | None = None
+    enforced: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +127,7 @@ class ClusterStatus:
     seen: dict[str, Seen] = field(default_factory=dict)
     spec_refused: SpecRefused | None = None
     control_refused: dict[str, ControlRefusal] = field(default_factory=dict)
+    spec_signature: SpecSignature | None = None
 
     def encode(self) -> dict[str, Any]:
         """The JSON value: the planner's fields at the top level, then the sections."""
@@ -125,7 +145,7 @@ class ClusterStatus:
         if not isinstance(value, dict):
             raise InvalidDocument(f"{where}: expected a JSON object, got {type(value).__name__}")
         planner, sections = _status_fields(), _sections()
-        unknown = sorted(set(value) - set(planner) - set(sections))
+        unknown = sorted(set(value) - set(planner) - set(sections) - {"signature"})
         if unknown:
             raise InvalidDocument(f"{where}: unknown field {unknown[0]!r}")
         status: Status = codec.decode(
@@ -172,4 +192,5 @@ __all__ = [
     "Rejected",
     "Seen",
     "SpecRefused",
+    "SpecSignature",
 ]

@@ -8,7 +8,7 @@ one all-or-nothing transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -34,6 +34,7 @@ class Target:
     doc: Desired | None
     port: int | None
     state_dir: str
+    secret_env: dict[str, str] = field(default_factory=dict, repr=False)  # agent.secret_files
 
     @property
     def fields(self) -> dict[str, str]:
@@ -61,6 +62,7 @@ class Target:
             "BOSUN_CONFIG": orjson.dumps(self.config, option=orjson.OPT_SORT_KEYS).decode(),
             "BOSUN_PEERS": orjson.dumps(peers_value(doc)).decode(),
             "BOSUN_DRAIN": orjson.dumps(codec.encode(doc.drain) if doc else None).decode(),
+            **self.secret_env,
         }
 
 

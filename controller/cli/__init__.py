@@ -22,6 +22,7 @@ from controller.cli.enroll import enroll_command
 from controller.cli.forget import forget_cmd
 from controller.cli.iam import iam_policy
 from controller.cli.keys import keygen_cmd, revoke_cmd, rotate_cmd
+from controller.cli.keys_group import keys_group
 from controller.cli.reads import events_cmd, history_cmd, machines_cmd, status_cmd
 from controller.cli.rollout import rollout_group
 from controller.cli.spec import spec_group, update_command
@@ -67,6 +68,7 @@ for _command in (
     keygen_cmd,
     revoke_cmd,
     rotate_cmd,
+    keys_group,
     controller_group,
     status_cmd,
     machines_cmd,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
 from controller.cli.common import optional_store_option
+from controller.cli.operator_key import apply_kwargs, operator_options, signing_for
 from controller.cli.reads import machines_cmd
 from controller.operations import views
 from controller.spec import revisions
@@ -18,9 +20,15 @@ from wire.store import open_store
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @optional_store_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@operator_options
 @click.pass_obj
 def forget_cmd(
-    group_store: str | None, names: tuple[str, ...], store: str | None, yes: bool
+    group_store: str | None,
+    names: tuple[str, ...],
+    store: str | None,
+    yes: bool,
+    operator_key: Path | None,
+    message: str,
 ) -> None:
     """Forget machines that are gone for good (decommissioned, replaced, never coming back).
 
@@ -33,7 +41,8 @@ def forget_cmd(
     if url is None:
         raise click.UsageError("Missing option '--store' (or BOSUN_STORE).")
     st = open_store(url, create=False)
-    current = revisions.read_current(st)
+    signing = signing_for(st, operator_key, message)
+    current = revisions.read_current(st, signing.trust)
     if current is None:
         raise SpecError("machines forget: no spec applied yet; nothing to forget")
     doc = views.load_status(st)
@@ -67,7 +76,9 @@ def forget_cmd(
         )
     spec = current.spec
     new = revisions.with_forget(spec, names)
-    applied = revisions.apply(st, new, now=time.time())
+    applied = revisions.apply(
+        st, new, now=time.time(), expect_revision=spec.revision, **apply_kwargs(signing)
+    )
     click.echo(
         f"applied revision {applied.revision}: forget {', '.join(names)} "
         "(the next controller cycle removes them)"

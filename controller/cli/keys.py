@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 
 from controller.cli.common import Duration, master_key_option, open_store_option, store_option
-from controller.shell.key_epochs import DEFAULT_GRACE, bump_epoch, keygen, load_master_key
+from controller.shell.key_epochs import (
+    DEFAULT_GRACE,
+    OPERATOR_NAME,
+    bump_epoch,
+    keygen,
+    load_master_key,
+)
 
 
 @click.command("keygen")
@@ -22,13 +28,36 @@ from controller.shell.key_epochs import DEFAULT_GRACE, bump_epoch, keygen, load_
 @click.option(
     "--force", is_flag=True, help="Overwrite an existing key file (old keys stop working)."
 )
-def keygen_cmd(path: Path, force: bool) -> None:
-    """Write a new controller master key to a file readable only by its owner.
+@click.option(
+    "--operator",
+    metavar="NAME",
+    default=None,
+    help="Write an operator signing key (Ed25519) for NAME instead of a master key, and "
+    "print its public key to list with `bosun keys add-operator`.",
+)
+def keygen_cmd(path: Path, force: bool, operator: str | None) -> None:
+    """Write a new key to a file readable only by its owner.
 
-    Every machine key is derived from it; keep it off the bucket and back it up.
+    Without --operator: the controller master key; every machine key is derived from it;
+    keep it off the bucket and back it up. With --operator NAME: an operator's key that
+    signs spec revisions (`bosun spec apply --operator-key FILE`); it stays with that
+    operator, and only its public half goes into control/keys.json.
     """
-    keygen(path, force=force)
-    click.echo(f"wrote master key {path} (mode 0600)")
+    if operator is None:
+        keygen(path, force=force)
+        click.echo(f"wrote master key {path} (mode 0600)")
+        return
+    if not OPERATOR_NAME.fullmatch(operator):
+        raise click.BadParameter("use 1-64 of a-z, 0-9, '.', '_', '-'", param_hint="--operator")
+    from wire.pubkeys import printable, write_operator_key
+
+    public = printable(write_operator_key(path, force=force))
+    click.echo(f"wrote operator key {path} (mode 0600) for {operator}")
+    click.echo(f"public key: {public}")
+    click.echo(
+        f"list it (with the master key): bosun keys add-operator {operator} {public} "
+        "--store URL --master-key FILE"
+    )
 
 
 @click.command("revoke")

@@ -6,6 +6,7 @@ import csv
 import io
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,16 +15,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from controller.cli.common import Duration, make_console, optional_store_option, store_option
+from controller.cli.operator_key import controller_key_option
+from controller.cli.read_trust import Verdict, anchor, check_status, pinned_key
 from controller.operations import views
 from controller.planner.model import ScaleStatus
 from controller.shell.control_objects import SpecCache, load_spec_or_last_good
 from controller.shell.lease import LeaseDoc
 from controller.spec.model import Settings
-from controller.status_document import ClusterStatus
-from wire.documents import MODES, Refusal
+from controller.status_document import MAX_STATUS_BYTES, ClusterStatus
+from wire.documents import MODES, Refusal, open_snapshot
 from wire.durations import format_duration
-from wire.errors import ObjectMissing
-from wire.layout import LEASE
+from wire.errors import BadSignature, BosunError, ObjectMissing
+from wire.layout import LEASE, STATUS_CLUSTER, history_key, report_key
+from wire.signing import derive_machine_key, parse_kid, read_key_file
 from wire.store import Store, StoredObject, open_store
 
 
@@ -41,12 +45,23 @@ def _json(value: Any) -> None:
     )
 
 
-def _read(url: str) -> tuple[ClusterStatus, views.Freshness]:
-    """status/cluster.json, and how fresh it is: the lease's last renewal (decoded by the
-    lease's own decoder, read only) and the settings of the spec the controller plans with
-    (read as the controller reads it; the defaults when no spec can be read)."""
+def _read(
+    url: str, controller_key: str | None = None
+) -> tuple[ClusterStatus, views.Freshness, Verdict]:
+    """status/cluster.json, how fresh it is (the lease's last renewal, decoded by the
+    lease's own decoder, read only, and the settings of the spec the controller plans with,
+    read as the controller reads it; the defaults when no spec can be read), and how far
+    its signature could be verified (read_trust: pinned key or the one keys.json lists)."""
     store = open_store(url, create=False)
     doc = views.load_status(store)
+    got_status = store.get(STATUS_CLUSTER, max_bytes=MAX_STATUS_BYTES)
+    verdict = (
+        check_status(got_status.body, anchor(store, pinned_key(controller_key)))
+        if isinstance(got_status, StoredObject)
+        else Verdict(None, f"{STATUS_CLUSTER} vanished while reading it")
+    )
+    if verdict.ok is False and controller_key:
+        raise BadSignature(f"{verdict.text}; not shown (the pinned controller key did not sign it)")
     got = store.get(LEASE, max_bytes=64 * 1024)
     lease = (
         LeaseDoc.decode(got.body, store.describe(LEASE)) if isinstance(got, StoredObject) else None
@@ -59,7 +74,7 @@ def _read(url: str) -> tuple[ClusterStatus, views.Freshness]:
         holder=lease.holder if lease is not None else "",
         released=lease.released if lease is not None else False,
     )
-    return doc, fresh
+    return doc, fresh, verdict
 
 
 @click.command("status")
@@ -71,16 +86,20 @@ def _read(url: str) -> tuple[ClusterStatus, views.Freshness]:
     "--check",
     is_flag=True,
     help="Print one line per problem and exit 0 healthy, 1 degraded (a service with fewer "
-    "healthy machines than asked, a lost or stale machine, a refused spec), 2 stale or "
-    "blind (the controller silent for more than 3 of its controller_interval, a service "
-    "held static); 2 also when status/cluster.json is missing or unreadable.",
+    "healthy machines than asked, a lost or stale machine, a refused spec or control object, "
+    "a status signature that does not verify), 2 stale or blind (the controller silent for "
+    "more than 3 of its controller_interval, a service held static); 2 also when "
+    "status/cluster.json is missing or unreadable. Warnings (unsigned specs accepted, a "
+    "status not verified) are printed and do not change the exit code.",
 )
-def status_cmd(store: str, output: str, check: bool) -> None:
+@controller_key_option
+def status_cmd(store: str, output: str, check: bool, controller_key: str | None) -> None:
     """Services, machines and rejections from status/cluster.json, with the age of the
-    controller's last cycle (control/lease.json) and of each machine's last report."""
-    doc, fresh = _read(store)
+    controller's last cycle (control/lease.json) and of each machine's last report, and
+    whether the controller's signature of it verifies (pin its key: --controller-key)."""
+    doc, fresh, verdict = _read(store, controller_key)
     if check:
-        _check(doc, fresh)
+        _check(doc, fresh, verdict)
         return
     if output == "json":
         _json(doc.encode())
@@ -95,11 +114,26 @@ def status_cmd(store: str, output: str, check: bool) -> None:
     )
     silent = fresh.controller_silent
     console.print(escape(fresh.describe()), style="bold red" if silent else None)
+    console.print(escape(verdict.text), style=None if verdict.ok else "bold yellow")
+    sig = doc.spec_signature
+    if sig is not None:
+        who = sig.verified_by or sig.applied_by or "unknown"
+        how = "signed, verified by the controller" if sig.verified_by else "UNSIGNED"
+        console.print(
+            f"spec revision {sig.revision} applied by {escape(who)} ({how})"
+            + (f": {escape(sig.message)}" if sig.message else "")
+            + (
+                ""
+                if sig.enforced
+                else " [bold yellow]operator keys not listed: unsigned specs accepted[/]"
+            )
+        )
     refused = doc.spec_refused
     if refused:
         keeping = refused.planning_with
         console.print(
-            "[bold red]spec/current.json refused[/]: "
+            f"[bold red]spec/current.json refused[/] ({refused.reason}, {refused.count} "
+            "counted): "
             + escape(refused.detail)
             + (
                 f"; planning with revision {keeping} until a valid spec is applied"
@@ -197,16 +231,26 @@ ADDRESS_FIELDS = ("internal", "external")
 STYLES = {"lost": "red", "stale": "magenta", "unhealthy": "yellow"}
 
 
-def _check(doc: ClusterStatus, fresh: views.Freshness) -> None:
-    """`bosun status --check`: one line per problem; exit 0, 1 degraded, 2 stale or blind."""
+def _check(doc: ClusterStatus, fresh: views.Freshness, verdict: Verdict) -> None:
+    """`bosun status --check`: one line per problem; exit 0, 1 degraded, 2 stale or blind;
+    warnings are said after and change nothing."""
     found = views.problems(doc, fresh, views.machine_rows(doc, fresh))
+    if verdict.ok is False:
+        found.append(views.Problem(views.DEGRADED, "degraded", verdict.text))
+    elif verdict.ok is None:
+        found.append(views.Problem(views.WARNING, "warning", verdict.text))
+    found.sort(key=lambda p: -p.code)
     for problem in found:
-        click.echo(str(problem))
-    if not found:
+        if problem.code > views.WARNING:
+            click.echo(str(problem))
+    if all(p.code == views.WARNING for p in found):
         click.echo(
             f"healthy: {len(doc.status.services)} services, {len(doc.status.machines)} "
             f"machines; {fresh.describe()}"
         )
+    for problem in found:
+        if problem.code == views.WARNING:
+            click.echo(str(problem))
     sys.exit(max((p.code for p in found), default=0))
 
 
@@ -271,6 +315,7 @@ def _counts(counts: dict[str, int]) -> str:
     default="table",
     show_default=True,
 )
+@controller_key_option
 @click.pass_context
 def machines_cmd(
     ctx: click.Context,
@@ -279,6 +324,7 @@ def machines_cmd(
     status_filter: str | None,
     mode: str | None,
     output: str,
+    controller_key: str | None,
 ) -> None:
     """List machines; -o xml is meant for XSLT tooling (see examples/firewall.xsl).
 
@@ -288,8 +334,10 @@ def machines_cmd(
         return
     if store is None:
         raise click.UsageError("Missing option '--store' (or BOSUN_STORE).")
-    doc, fresh = _read(store)
+    doc, fresh, verdict = _read(store, controller_key)
     _known(doc, service=service, mode=mode)
+    if verdict.ok is False:
+        click.echo(f"bosun: {verdict.text}", err=True)
     rows = views.filter_rows(
         views.machine_rows(doc, fresh), service=service, status=status_filter, mode=mode
     )
@@ -308,6 +356,7 @@ def machines_cmd(
         console.print(
             escape(fresh.describe()), style="bold red" if fresh.controller_silent else None
         )
+        console.print(escape(verdict.text), style=None if verdict.ok else "bold yellow")
         table = _table()
         # addresses only where they fit (-o json|csv|xml always have them)
         narrow = console.width < WIDE_ENOUGH_FOR_ADDRESSES
@@ -353,10 +402,25 @@ def _known(doc: ClusterStatus, *, service: str | None, mode: str | None) -> None
 @click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
+@click.option(
+    "--master-key",
+    envvar="BOSUN_MASTER_KEY",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Verify each snapshot's signature (machine keys derive from it; BOSUN_MASTER_KEY).",
+)
 def history_cmd(
-    machine: str, store: str, diff: tuple[str, str] | None, limit: int, output: str
+    machine: str,
+    store: str,
+    diff: tuple[str, str] | None,
+    limit: int,
+    output: str,
+    master_key: Path | None,
 ) -> None:
-    """Archived snapshots of MACHINE (those that changed more than liveness fields)."""
+    """Archived snapshots of MACHINE (those that changed more than liveness fields).
+
+    They are signed with the machine's key: only --master-key lets this tool verify them;
+    without it the table says so (docs/security.md#reading-tools)."""
     opened = open_store(store, create=False)
     every = views.history_seqs(opened, machine)
     if not every:
@@ -369,11 +433,21 @@ def history_cmd(
         return
     seqs = every[-limit:]
     entries = [views.history_entry(opened, machine, s) for s in seqs]
+    master = read_key_file(master_key) if master_key is not None else None
+    checked = {e.seq: _verify_snapshot(opened, machine, e.seq, master) for e in entries}
     if output == "json":
-        _json([{"seq": e.seq, "snapshot": e.body} for e in entries])
+        _json([{"seq": e.seq, "snapshot": e.body, "verified": checked[e.seq]} for e in entries])
         return
     table = _table(title=f"history of {machine} ({len(seqs)} shown)")
-    for col in ("seq", "sent_at (UTC)", "status", "services", "applied gen", "refusals"):
+    for col in (
+        "seq",
+        "sent_at (UTC)",
+        "status",
+        "services",
+        "applied gen",
+        "refusals",
+        "verified",
+    ):
         _column(table, col)
     for e in entries:
         b = e.body
@@ -389,8 +463,35 @@ def history_cmd(
             services or "-",
             _fmt(b.get("applied", {}).get("generation")),
             _counts(b.get("refusals", {})),
+            {True: "yes", False: "NO: signature fails", None: "-"}[checked[e.seq]],
         )
     make_console().print(table)
+    if master is None:
+        click.echo(
+            "not verified: snapshots are signed with the machine's key; --master-key verifies "
+            "them (the controller verified each before archiving it)",
+            err=True,
+        )
+
+
+def _verify_snapshot(store: Store, machine: str, seq: int, master: bytes | None) -> bool | None:
+    """True when the archived snapshot verifies with the machine key of its kid's epoch,
+    False when it does not, None without the master key."""
+    if master is None:
+        return None
+    got = store.get(history_key(machine, seq))
+    if not isinstance(got, StoredObject):
+        return False
+
+    def lookup(kid: str) -> bytes | None:
+        name, epoch = parse_kid(kid)
+        return derive_machine_key(master, name, epoch) if name == machine else None
+
+    try:
+        open_snapshot(got.body, report_key(machine), lookup)
+    except BosunError:
+        return False
+    return True
 
 
 def _no_history(store: Store, machine: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,6 +21,7 @@ from rich.table import Table
 from controller.cli import rollout_view as view
 from controller.cli import rollout_watch
 from controller.cli.common import Duration, make_console, store_option
+from controller.cli.operator_key import apply_kwargs, operator_options, signing_for
 from controller.cli.rollout_records import approve_cmd, undo_cmd
 from controller.operations import views
 from controller.spec.revisions import apply
@@ -96,9 +98,12 @@ def status_cmd(
     sys.exit(watched.code)
 
 
-def _control(action: str, service: str, store: str) -> None:
+def _control(
+    action: str, service: str, store: str, operator_key: Path | None, message: str
+) -> None:
     opened = open_store(store)
-    spec = view.load_spec(opened, service, action)
+    signing = signing_for(opened, operator_key, message)
+    spec = view.load_spec(opened, service, action, signing.trust)
     memory = view.load_memory(opened)
     ok, why = view.in_progress(spec, service, memory)
     if not ok:
@@ -108,7 +113,11 @@ def _control(action: str, service: str, store: str) -> None:
             hint = f"to go back to {last.from_version}, run `bosun rollout undo {service}` ({hint})"
         raise SpecError(f"rollout {action}: no rollout of {service} in progress: {why}; {hint}")
     applied = apply(
-        opened, add_control(spec, service, action), now=time.time(), expect_revision=spec.revision
+        opened,
+        add_control(spec, service, action),
+        now=time.time(),
+        expect_revision=spec.revision,
+        **apply_kwargs(signing),
     )
     ctl = applied.services[service].control
     assert ctl is not None  # add_control set it
@@ -123,8 +132,9 @@ def _make_control(action: str) -> click.Command:
     @click.command(action, help=f"Record `{action}` for SERVICE's rollout: {WHAT_IT_DOES[action]}.")
     @click.argument("service")
     @store_option
-    def command(service: str, store: str) -> None:
-        _control(action, service, store)
+    @operator_options
+    def command(service: str, store: str, operator_key: Path | None, message: str) -> None:
+        _control(action, service, store, operator_key, message)
 
     return command
 

@@ -12,28 +12,33 @@ from __future__ import annotations
 
 import getpass
 import time
+from pathlib import Path
 
 import click
 
 from controller.cli import rollout_view as view
 from controller.cli.common import store_option
+from controller.cli.operator_key import apply_kwargs, operator_options, signing_for
 from controller.spec.commands import with_approval, with_undo
 from controller.spec.model import ClusterSpec
 from controller.spec.revisions import UNREADABLE, apply, read_revision
+from controller.spec.signature import SpecTrust
 from wire.errors import ObjectMissing, SpecError
 from wire.store import Store, open_store
 
 MAX_LOOKBACK = 1000  # spec revisions searched for the previous release
 
 
-def previous_release(store: Store, spec: ClusterSpec, service: str) -> tuple[int, ClusterSpec]:
+def previous_release(
+    store: Store, spec: ClusterSpec, service: str, trust: SpecTrust | None = None
+) -> tuple[int, ClusterSpec]:
     """(revision, spec) of the newest revision before `spec` in which SERVICE had another
     release (version or config); SpecError when none of the last MAX_LOOKBACK has one."""
     svc = spec.services[service]
     oldest = max(1, spec.revision - MAX_LOOKBACK)
     for revision in range(spec.revision - 1, oldest - 1, -1):
         try:
-            past = read_revision(store, revision)
+            past = read_revision(store, revision, trust)
         except (ObjectMissing, *UNREADABLE):
             continue  # deleted or damaged history: look further back
         old = past.services.get(service)
@@ -54,7 +59,10 @@ def previous_release(store: Store, spec: ClusterSpec, service: str) -> tuple[int
     "newest revision with another release of SERVICE).",
 )  # fmt: skip
 @store_option
-def undo_cmd(service: str, to_revision: int | None, store: str) -> None:
+@operator_options
+def undo_cmd(
+    service: str, to_revision: int | None, store: str, operator_key: Path | None, message: str
+) -> None:
     """Return SERVICE to its previous release, recorded as a new spec revision.
 
     The version and config of SERVICE are set back to those of the chosen revision; other
@@ -63,20 +71,23 @@ def undo_cmd(service: str, to_revision: int | None, store: str) -> None:
     after a completed rollout the controller rolls the old release out again.
     """
     opened = open_store(store)
-    spec = view.load_spec(opened, service, "undo")
+    signing = signing_for(opened, operator_key, message)
+    spec = view.load_spec(opened, service, "undo", signing.trust)
     if to_revision is None:
-        to_revision, target = previous_release(opened, spec, service)
+        to_revision, target = previous_release(opened, spec, service, signing.trust)
     elif to_revision >= spec.revision:
         raise SpecError(
             f"rollout undo: --to-revision {to_revision} is not before the applied revision "
             f"{spec.revision}; `bosun spec show --revision N` shows a past one"
         )
     else:
-        target = read_revision(opened, to_revision)
+        target = read_revision(opened, to_revision, signing.trust)
     new = with_undo(spec, service, to_revision=to_revision, target=target)
     memory = view.load_memory(opened)
     rollout = memory.rollouts.get(service) if memory is not None else None
-    applied = apply(opened, new, now=time.time(), expect_revision=spec.revision)
+    applied = apply(
+        opened, new, now=time.time(), expect_revision=spec.revision, **apply_kwargs(signing)
+    )
     undo = applied.services[service].undo
     assert undo is not None  # with_undo set it
     if spec.rollout_of(service) is None:
@@ -110,11 +121,20 @@ def _login() -> str:
 @click.option("--reason", required=True, help="Why it may go on (recorded with the approval).")
 @click.option("--by", default=None, help="Who approves (default: your login name).")
 @store_option
-def approve_cmd(service: str, reason: str, by: str | None, store: str) -> None:
+@operator_options
+def approve_cmd(
+    service: str,
+    reason: str,
+    by: str | None,
+    store: str,
+    operator_key: Path | None,
+    message: str,
+) -> None:
     """Let SERVICE's rollout go on past its approval step (`- approve: {}`), recording who
     and why as a new spec revision."""
     opened = open_store(store)
-    spec = view.load_spec(opened, service, "approve")
+    signing = signing_for(opened, operator_key, message or reason)
+    spec = view.load_spec(opened, service, "approve", signing.trust)
     strategy = spec.rollout_of(service)
     if strategy is None or not any(step.kind == "approve" for step in strategy.steps):
         raise SpecError(
@@ -124,11 +144,13 @@ def approve_cmd(service: str, reason: str, by: str | None, store: str) -> None:
     ok, why = view.in_progress(spec, service, view.load_memory(opened))
     if not ok:
         raise SpecError(f"rollout approve: no rollout of {service} in progress: {why}")
-    who = by if by is not None else _login()
+    who = by if by is not None else (signing.signer.name if signing.signer else _login())
     if not who:
         raise SpecError("rollout approve: no login name to record; give --by NAME")
     new = with_approval(spec, service, by=who, reason=reason)
-    applied = apply(opened, new, now=time.time(), expect_revision=spec.revision)
+    applied = apply(
+        opened, new, now=time.time(), expect_revision=spec.revision, **apply_kwargs(signing)
+    )
     click.echo(
         f"recorded: approval of {service}'s rollout to {spec.services[service].version} by "
         f"{who} ({reason}) as spec revision {applied.revision}; the controller lets the "

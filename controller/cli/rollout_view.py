@@ -20,6 +20,7 @@ from controller.operations.views import ago
 from controller.planner.model import ROLLOUT_ACTIVE, Memory, RolloutMemory
 from controller.spec.model import ClusterSpec
 from controller.spec.revisions import read_current
+from controller.spec.signature import SpecTrust
 from wire.errors import InvalidDocument, ObjectMissing, SpecError
 from wire.layout import MEMORY, rollout_status_key
 from wire.store import Store, StoredObject
@@ -27,9 +28,10 @@ from wire.store import Store, StoredObject
 ROLLOUT_EVENTS = "rollout."
 
 
-def load_spec(store: Store, service: str, what: str) -> ClusterSpec:
-    """The applied spec, checked to name SERVICE (SpecError otherwise: exit 2)."""
-    current = read_current(store)
+def load_spec(store: Store, service: str, what: str, trust: SpecTrust | None = None) -> ClusterSpec:
+    """The applied spec, checked to name SERVICE (SpecError otherwise: exit 2) and, with
+    `trust`, signed by a listed operator (SpecUnverified otherwise)."""
+    current = read_current(store, trust)
     if current is None:
         raise SpecError(
             f"rollout {what}: no spec applied in {store.describe('spec/current.json')}; "

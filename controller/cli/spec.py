@@ -7,6 +7,7 @@ naming the path and the fix, exits 2 and writes nothing.
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 import time
 from dataclasses import replace
@@ -17,13 +18,23 @@ import click
 import yaml
 
 from controller.cli.common import optional_store_option, store_option
+from controller.cli.operator_key import (
+    Signing,
+    apply_kwargs,
+    operator_options,
+    sealer,
+    signing_for,
+)
+from controller.cli.read_trust import Anchor, anchor, list_trust, pinned_key
 from controller.operations import views
 from controller.spec import document, revisions
 from controller.spec.carry import Carried, carry_over
 from controller.spec.checks import Problems, json_ok, version_ok
 from controller.spec.load import check_semantics, load_yaml
 from controller.spec.model import ClusterSpec, Override
+from controller.spec.secrets import masked, plain_secrets, seal_spec
 from controller.spec.selector import parse_selector
+from controller.spec.signature import Provenance, SpecUnverified
 from wire.errors import BosunError, ObjectMissing, SpecError
 from wire.store import Store, open_store
 
@@ -97,20 +108,30 @@ def _warn_empty_pools(spec: ClusterSpec, st: Store) -> None:
     "service whose entry lists no overrides keeps them, and each kept one is reported).",
 )  # fmt: skip
 @store_option
-def apply_cmd(file: Path, expect_revision: int | None, drop_overrides: bool, store: str) -> None:
-    """Validate FILE and write it as the next spec revision.
+@operator_options
+def apply_cmd(
+    file: Path,
+    expect_revision: int | None,
+    drop_overrides: bool,
+    store: str,
+    operator_key: Path | None,
+    message: str,
+) -> None:
+    """Validate FILE and write it as the next spec revision, signed with your operator key.
 
     Overrides made with `bosun update` and the rollout commands' records (control, undo,
     approval) are kept when FILE does not give them; every override kept or dropped is
-    reported (docs/spec.md#overrides).
+    reported (docs/spec.md#overrides). Secret config values (`{secret_file: PATH}`,
+    `{secret_env: VAR}`, `{secret: ...}`) are sealed to the controller's key before
+    anything is written (docs/spec.md#secrets).
     """
     spec = _read_file(file)
     st = open_store(store)
-    try:
-        current = revisions.read_current(st)
-    except revisions.UNREADABLE as exc:
-        click.echo(f"warning: the applied spec is unreadable, replacing it: {exc}", err=True)
-        current = None
+    signing = signing_for(st, operator_key, message)
+    has_secrets = bool(plain_secrets(spec))
+    if has_secrets:
+        spec = seal_spec(spec, sealer(signing, st), base_dir=file.parent)
+    current, resign = _current_to_build_on(st, signing)
     base = current.spec.revision if current is not None else 0
     if expect_revision is not None and expect_revision != base:
         raise revisions.SpecChanged(
@@ -122,14 +143,34 @@ def apply_cmd(file: Path, expect_revision: int | None, drop_overrides: bool, sto
         carried = carry_over(current.spec, spec, drop_overrides=drop_overrides)
         spec = carried.spec
         _report(carried)
-        if document.same_content(current.spec, spec):
+        if document.same_content(current.spec, spec) and not resign and not has_secrets:
             click.echo(f"unchanged: revision {base} already has this content; nothing written")
             return
     # based on `base`: an apply in between makes this one fail instead of undoing it
     expect = base if current is not None else expect_revision
-    applied = revisions.apply(st, spec, now=time.time(), expect_revision=expect)
-    click.echo(f"applied revision {applied.revision}: {_describe(applied)}")
+    applied = revisions.apply(
+        st, spec, now=time.time(), expect_revision=expect, **apply_kwargs(signing)
+    )
+    click.echo(f"applied revision {applied.revision} ({signing.describe()}): {_describe(applied)}")
     _warn_empty_pools(applied, st)
+
+
+def _current_to_build_on(st: Store, signing: Signing) -> tuple[revisions.Current | None, bool]:
+    """The applied revision, checked against the listed operator keys before anything of it
+    is carried over (an unverifiable one is not: its overrides could be an attacker's), and
+    whether it must be written again to carry a valid signature."""
+    try:
+        return revisions.read_current(st, signing.trust), False
+    except SpecUnverified as exc:
+        click.echo(
+            f"warning: the applied spec is not signed by a listed operator ({exc.reason}): "
+            "nothing of it is carried over; this apply replaces it",
+            err=True,
+        )
+        return None, True
+    except revisions.UNREADABLE as exc:
+        click.echo(f"warning: the applied spec is unreadable, replacing it: {exc}", err=True)
+        return None, True
 
 
 def _report(carried: Carried) -> None:
@@ -152,14 +193,44 @@ def _report(carried: Carried) -> None:
 )
 @store_option
 def show_cmd(revision: int | None, output: str, store: str) -> None:
-    """Print the applied spec (or a past revision)."""
+    """Print the applied spec (or a past revision), with who applied it and why.
+
+    The signature is checked against the operator keys of control/keys.json; the first
+    line says how far that could be trusted (docs/security.md#reading-tools)."""
     st = open_store(store, create=False)
-    spec = _load(st, revision)
+    spec, prov, how = _load(st, revision)
     if output == "json":
         sys.stdout.write(document.to_json(spec, applied_at=0.0).decode())
         return
-    click.echo(f"# revision {spec.revision}")
+    click.echo(f"# revision {spec.revision}: {prov.describe()}{how}")
     click.echo(document.to_yaml(spec), nl=False)
+
+
+@spec_group.command("history")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@store_option
+def history_cmd(limit: int, store: str) -> None:
+    """The latest spec revisions: when, who applied each, the message, and its signature."""
+    st = open_store(store)
+    current = revisions.read_current(st)
+    if current is None:
+        raise SpecError(f"{st.describe('spec/current.json')}: no spec applied yet")
+    a = anchor(st, pinned_key(os.environ.get("BOSUN_CONTROLLER_KEY")))
+    trust = list_trust(a)
+    for rev in range(current.spec.revision, max(0, current.spec.revision - limit), -1):
+        try:
+            _spec, prov = revisions.read_revision_stored(st, rev, trust)
+        except ObjectMissing:
+            click.echo(f"{rev:>6}  (missing from spec/history/)")
+            continue
+        except SpecUnverified as exc:
+            click.echo(f"{rev:>6}  REFUSED ({exc.reason}): {exc}")
+            continue
+        except revisions.UNREADABLE as exc:
+            click.echo(f"{rev:>6}  unreadable: {exc}")
+            continue
+        click.echo(f"{rev:>6}  {prov.describe()}")
+    click.echo(_trust_note(a), err=True)
 
 
 @spec_group.command("diff")
@@ -174,12 +245,12 @@ def diff_cmd(file: Path, exit_code: bool, drop_overrides: bool, store: str) -> N
     current = revisions.read_current(open_store(store, create=False))
     if current is not None:
         new = carry_over(current.spec, new, drop_overrides=drop_overrides).spec
-    old_text = document.to_yaml(current.spec) if current else ""
+    old_text = _masked_yaml(current.spec) if current else ""
     old_name = f"revision {current.spec.revision}" if current else "(no spec applied)"
     lines = list(
         difflib.unified_diff(
             old_text.splitlines(keepends=True),
-            document.to_yaml(new).splitlines(keepends=True),
+            _masked_yaml(new).splitlines(keepends=True),
             fromfile=old_name,
             tofile=str(file),
         )
@@ -192,14 +263,37 @@ def diff_cmd(file: Path, exit_code: bool, drop_overrides: bool, store: str) -> N
         sys.exit(1)
 
 
-def _load(st: Store, revision: int | None) -> ClusterSpec:
+def _trust_note(a: Anchor) -> str:
+    if a.keys_attested:
+        return "signatures checked against the operator keys attested by the pinned controller key"
+    if a.keys is not None and a.keys.operators:
+        return (
+            "signatures checked against the operator keys control/keys.json lists, which this "
+            "tool cannot verify without a pin (BOSUN_CONTROLLER_KEY, from `bosun keys show`)"
+        )
+    return "no operator key is listed in control/keys.json: revisions are not signed"
+
+
+def _load(st: Store, revision: int | None) -> tuple[ClusterSpec, Provenance, str]:
+    a = anchor(st, pinned_key(os.environ.get("BOSUN_CONTROLLER_KEY")))
+    trust = list_trust(a)
+    how = "" if a.keys_attested or trust is None else " (operator keys as listed, not pinned)"
     if revision is not None:
-        return revisions.read_revision(st, revision)
-    current = revisions.read_current(st)
+        spec, prov = revisions.read_revision_stored(st, revision, trust)
+        return spec, prov, how
+    current = revisions.read_current(st, trust)
     if current is None:
         raise SpecError(f"{st.describe('spec/current.json')}: no spec applied yet; "
                         "run `bosun spec apply FILE`")  # fmt: skip
-    return current.spec
+    return current.spec, current.provenance, how
+
+
+def _masked_yaml(spec: ClusterSpec) -> str:
+    """YAML with every secret shown as `<secret>`: a diff never prints one (and sealed
+    values differ at every apply even when the secret did not change)."""
+    return yaml.safe_dump(
+        masked(document.operator_value(spec)), sort_keys=True, default_flow_style=False, width=100
+    )
 
 
 def parse_config_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -260,20 +354,30 @@ def add_override(
 @click.option("--select", "select", required=True, metavar="EXPR",
               help="id=a,b | count=N | percent=P | version=V | max(count=N,percent=P) | min(...)")  # fmt: skip
 @store_option
+@operator_options
 def update_command(
-    service: str, version: str | None, config: tuple[str, ...], select: str, store: str
+    service: str,
+    version: str | None,
+    config: tuple[str, ...],
+    select: str,
+    store: str,
+    operator_key: Path | None,
+    message: str,
 ) -> None:
     """Move a sub-group of SERVICE's machines to a version/config, as a new spec revision.
 
     Machines outside the selection keep what they run.
     """
     st = open_store(store)
-    current = revisions.read_current(st)
+    signing = signing_for(st, operator_key, message)
+    current = revisions.read_current(st, signing.trust)
     if current is None:
         raise SpecError("update: no spec applied yet; run `bosun spec apply FILE` first")
     new = add_override(current.spec, service, select=select, version=version,
                        config=parse_config_pairs(config))  # fmt: skip
-    applied = revisions.apply(st, new, now=time.time())
+    applied = revisions.apply(
+        st, new, now=time.time(), expect_revision=current.spec.revision, **apply_kwargs(signing)
+    )
     what = " and ".join(
         x for x in (f"version {version}" if version else "", "config" if config else "") if x
     )

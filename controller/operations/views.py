@@ -240,13 +240,13 @@ def rows_xml(rows: list[dict[str, Any]], doc: ClusterStatus) -> bytes:
 
 # ---- bosun status --check -------------------------------------------------------------------
 
-DEGRADED, STALE = 1, 2
+WARNING, DEGRADED, STALE = 0, 1, 2
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    code: int  # DEGRADED (1) or STALE (2)
-    kind: str  # degraded | stale | blind
+    code: int  # WARNING (0: said, exit code unchanged), DEGRADED (1) or STALE (2)
+    kind: str  # warning | degraded | stale | blind
     text: str
 
     def __str__(self) -> str:
@@ -306,6 +306,17 @@ def problems(doc: ClusterStatus, fresh: Freshness, rows: list[dict[str, Any]]) -
     if doc.spec_refused is not None:
         out.append(
             Problem(DEGRADED, "degraded", f"{SPEC_CURRENT} refused: {doc.spec_refused.detail}")
+        )
+    sig = doc.spec_signature
+    if sig is not None and not sig.enforced:
+        out.append(
+            Problem(
+                WARNING,
+                "warning",
+                "spec revisions are not signed: no operator key is listed in control/keys.json, "
+                "so anyone who can write spec/ decides what machines run (docs/deploy.md"
+                "#operator-keys: bosun keygen --operator NAME, bosun keys add-operator)",
+            )
         )
     for key, refusal in sorted(doc.control_refused.items()):
         if refusal.active:

@@ -19,9 +19,10 @@ from controller.planner.model import Memory
 from controller.shell.control_guard import ControlGuard
 from controller.shell.intake_state import IntakeState
 from controller.shell.key_epochs import KeyRing
-from controller.spec.document import from_json as spec_from_json
+from controller.spec.document import read_stored
 from controller.spec.model import ClusterSpec
 from controller.spec.revisions import UNREADABLE, read_revision
+from controller.spec.signature import Provenance, SpecTrust, SpecUnverified
 from wire.documents import Desired, open_desired
 from wire.errors import (
     BosunError,
@@ -63,55 +64,79 @@ class SpecCache:
     etag: str | None = None
     spec: ClusterSpec | None = None
     problem: str | None = None  # why the object at `etag` was refused
+    reason: str = ""  # its refusal reason (signature.SpecUnverified), "invalid" otherwise
     last_good: ClusterSpec | None = None  # the history revision planned with meanwhile
+    trust: SpecTrust | None = None  # what `spec` was verified against
+    provenance: Provenance | None = None  # who applied `spec` (the one planned with)
 
 
 @dataclass(frozen=True, slots=True)
 class SpecRefusal:
     """spec/current.json could not be used; the cycle plans with `planning_with` (the
-    revision it last planned with, from spec/history/) or, with None, plans nothing."""
+    revision it last planned with, from spec/history/) or, with None, plans nothing.
+    `count`: refusals counted, once per refused object version."""
 
     detail: str
     etag: str | None
     planning_with: int | None
+    reason: str = "invalid"
+    count: int = 1
 
 
-def load_spec(store: Store, cache: SpecCache | None = None) -> ClusterSpec | None:
+def load_spec(
+    store: Store, cache: SpecCache | None = None, trust: SpecTrust | None = None
+) -> ClusterSpec | None:
     """The applied cluster spec (None when `bosun spec apply` never ran); a conditional GET
     when `cache` holds the last one read. A malformed one raises SpecError, InvalidDocument
-    or DocumentTooLarge (remembered by its ETag: not parsed again until it changes)."""
+    or DocumentTooLarge, one that does not verify against `trust` SpecUnverified
+    (docs/security.md#operator-signed-specs); either is remembered by its ETag and not
+    parsed again until it (or the trust) changes."""
     cache = cache if cache is not None else SpecCache()
+    if cache.trust != trust:  # operator keys changed: check the signature again
+        cache.etag, cache.trust = None, trust
     got = store.get(SPEC_CURRENT, if_none_match=cache.etag, max_bytes=BIG)
     if isinstance(got, NotModified) and cache.etag is not None:
         if cache.problem is not None:
-            raise SpecError(cache.problem)
+            raise SpecUnverified(cache.problem, reason=cache.reason)
         return cache.spec
     if not isinstance(got, StoredObject):
         cache.etag, cache.spec, cache.problem = None, None, None
         return None
     try:
-        cache.spec, _applied_at = spec_from_json(got.body, where=store.describe(SPEC_CURRENT))
+        stored = read_stored(got.body, where=store.describe(SPEC_CURRENT), trust=trust)
     except (SpecError, InvalidDocument) as exc:
         cache.etag, cache.spec, cache.problem = got.etag, None, str(exc)
+        cache.reason = exc.reason if isinstance(exc, SpecUnverified) else "invalid"
         raise
+    cache.spec, cache.provenance = stored.spec, stored.provenance
     cache.etag, cache.problem = got.etag, None
     return cache.spec
 
 
 def load_spec_or_last_good(
-    store: Store, cache: SpecCache, revision: int
+    store: Store, cache: SpecCache, revision: int, trust: SpecTrust | None = None
 ) -> tuple[ClusterSpec | None, SpecRefusal | None]:
-    """The applied spec; if spec/current.json is refused (malformed, hostile, too large),
-    the revision last planned with (`revision`, from spec/history/) so that nothing
-    changes until a valid spec is applied, and why."""
+    """The applied spec; if spec/current.json is refused (malformed, hostile, too large,
+    not signed by a listed operator, or older than `revision`, the one last planned with),
+    that revision from spec/history/ (verified the same way) so that nothing changes until
+    a valid spec is applied, and why."""
+    reason = "invalid"
     try:
-        return load_spec(store, cache), None
+        spec = load_spec(store, cache, trust)
+        if spec is None or not revision or spec.revision >= revision:
+            return spec, None
+        raise SpecUnverified(
+            f"{store.describe(SPEC_CURRENT)} is revision {spec.revision}, below revision "
+            f"{revision} already planned with: an older revision put back (replayed)",
+            reason="replayed",
+        )
     except UNREADABLE as exc:
         problem = str(exc)
+        reason = exc.reason if isinstance(exc, SpecUnverified) else "invalid"
     last = cache.last_good
     if revision and (last is None or last.revision != revision):
         try:
-            last = read_revision(store, revision)
+            last = read_revision(store, revision, trust)
         except ObjectMissing:
             last = None
         except UNREADABLE as exc:
@@ -119,8 +144,9 @@ def load_spec_or_last_good(
             last = None
     cache.last_good = last if revision else None
     planning_with = cache.last_good.revision if cache.last_good is not None else None
-    etag = cache.etag if cache.problem is not None else None  # None: too large to read
-    return cache.last_good, SpecRefusal(problem, etag, planning_with)
+    read = cache.problem is not None or reason == "replayed"
+    etag = cache.etag if read else None  # None: too large to read
+    return cache.last_good, SpecRefusal(problem, etag, planning_with, reason)
 
 
 Cache = dict[str, tuple[str, Any]]

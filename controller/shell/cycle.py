@@ -207,9 +207,7 @@ class Controller:
             else:
                 fence = self.lease.token
                 report.lease = replace(status, token=fence)
-        spec, refused = control_objects.load_spec_or_last_good(
-            self.store, self.spec_cache, memory.spec_revision
-        )
+        spec, refused = self.trust.load_spec(self.store, self.spec_cache, memory.spec_revision, now)
         spec_events = self._spec_refused(refused, report)
         settings = spec.settings if spec else Settings()
         self.interval = settings.controller_interval  # the daemon's cadence follows the spec
@@ -266,6 +264,7 @@ class Controller:
                 fence=fence,
                 can_act=self.lease.keep,
                 threads=self.publish_threads,
+                secrets=self.trust.secrets.for_machine,
             )
             report.failed = pub.failed
             report.written += [f"desired/{m}.json" for m in pub.written]
@@ -354,15 +353,14 @@ class Controller:
         doc = records.status_document(
             status, state, observed, holder=self.lease.holder, token=fence, cycle=cycle
         )
-        doc["spec_refused"] = codec.encode(refused) if refused is not None else None
-        doc["control_refused"] = codec.encode(self.guard.refused)
+        doc.update(self.trust.status_sections(refused, self.spec_cache, status.spec_revision))
         if new_plan is not None:
             report.written += publish_rollouts(
                 self.store, new_plan.status.rollouts, self.rollout_digests, self.lease.keep
             )
         digest = records.status_digest(doc)
         if digest != state.status_digest and self.lease.keep():
-            self.store.put(STATUS_CLUSTER, records.encode_status(doc))
+            self.store.put(STATUS_CLUSTER, self.trust.sign_status(doc))
             report.written.append(STATUS_CLUSTER)
             return digest
         return state.status_digest

@@ -9,29 +9,39 @@ control key and versioned (wire.control, docs/security.md#signed-control-objects
             "epochs":    {"web-1": 2, ...},               machines absent are at epoch 0
             "previous":  {"web-1": {"epoch": 1, "until": 1764030000.0}},   rotation grace
             "revoked":   {"web-3": 1764020000.0},         when a machine was last revoked
-            "operators": {"alice": "<ed25519 public key, base64url>"}}  who may sign specs
+            "operators": {"alice": "<ed25519 public key, base64url>"},  who may sign specs
+            "cluster":   "<random id>",     bound into every operator signature
+            "controller": {"sign": "<ed25519>", "seal": "<x25519>"},   the controller's
+                                            public keys (wire.pubkeys), derived from the master
+            "attestation": "<ed25519 signature by controller.sign of version + the rest>"}
 
 `bosun revoke` bumps a machine's epoch and drops any grace: the old key stops verifying at
 once. `bosun rotate` bumps it too but keeps the old epoch valid until `until`, so the agent
 switches to its new key without a gap (docs/security.md#key-rotation). Every change is a
 conditional read-modify-write signed with the master key at the version read plus one
-(never below the version the controller's memory records for it).
+(never below the version the controller's memory records for it). The attestation lets a
+reading tool that pins the controller's public key (`BOSUN_CONTROLLER_KEY`, printed by
+`bosun keys show`) trust the operator list without the master key.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from controller.spec.signature import SpecTrust
 from wire import codec
 from wire.control import Sealed, open_control, seal_control
 from wire.errors import BadSignature, BosunError, InvalidDocument, WriteConflict
 from wire.layout import INTAKE, KEYS, MEMORY, machine_id
 from wire.signing import (
+    canonical,
     derive_control_key,
     derive_machine_key,
     format_kid,
@@ -45,6 +55,7 @@ from wire.store import Missing, Store, StoredObject
 log = logging.getLogger(__name__)
 
 KEYS_FORMAT = "bosun.keys/2"
+OPERATOR_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _BUMP_ATTEMPTS = 20
 DEFAULT_GRACE = 24 * 3600.0
 
@@ -68,12 +79,23 @@ class Previous:
 
 
 @dataclass(frozen=True, slots=True)
+class ControllerKeys:
+    """The controller's public keys (wire.pubkeys.ControllerPublic) as listed."""
+
+    sign: str
+    seal: str
+
+
+@dataclass(frozen=True, slots=True)
 class KeysDoc:
     format: str = KEYS_FORMAT
     epochs: dict[str, int] = field(default_factory=dict)
     previous: dict[str, Previous] = field(default_factory=dict)
     revoked: dict[str, float] = field(default_factory=dict)
     operators: dict[str, str] = field(default_factory=dict)
+    cluster: str = field(default="", metadata=codec.OMIT_EMPTY)
+    controller: ControllerKeys | None = field(default=None, metadata=codec.OMIT_EMPTY)
+    attestation: str = field(default="", metadata=codec.OMIT_EMPTY)
 
     @classmethod
     def decode(cls, value: object, where: str = KEYS) -> KeysDoc:
@@ -145,7 +167,7 @@ def update_keys(store: Store, master: bytes, change: Callable[[KeysDoc], KeysDoc
                 f"{floor} of it: restore it from a noncurrent version, do not re-create it"
             )
         version = max(sealed.version if sealed else 0, floor) + 1
-        new = change(doc)
+        new = attest(change(doc), master, version)
         body = seal_control(control, KEYS, codec.encode(new), version=version, marks={})
         try:
             if etag is None:
@@ -158,6 +180,54 @@ def update_keys(store: Store, master: bytes, change: Callable[[KeysDoc], KeysDoc
             continue
         return new
     raise WriteConflict(f"{store.describe(KEYS)} kept changing: {last}; run it again")
+
+
+def attestation_message(doc: KeysDoc, version: int) -> bytes:
+    value = codec.encode(replace(doc, attestation=""))
+    return b"bosun.keys-attest/1\n" + str(version).encode() + b"\n" + canonical(value)
+
+
+def attest(doc: KeysDoc, master: bytes, version: int) -> KeysDoc:
+    """`doc` with a cluster id (kept once made), the controller's public keys and their
+    Ed25519 attestation at `version`."""
+    from wire.pubkeys import controller_public, controller_seed, ed_sign
+
+    pub = controller_public(master)
+    doc = replace(
+        doc,
+        cluster=doc.cluster or secrets.token_hex(8),
+        controller=ControllerKeys(pub.sign, pub.seal),
+        attestation="",
+    )
+    return replace(
+        doc, attestation=ed_sign(controller_seed(master), attestation_message(doc, version))
+    )
+
+
+def set_operator(store: Store, master: bytes, name: str, public: str | None) -> KeysDoc:
+    """Add (or replace) operator NAME's public key; `public` None removes it."""
+    if not OPERATOR_NAME.fullmatch(name):
+        raise InvalidDocument(
+            f"operator name {name!r}: use 1-64 of a-z, 0-9, '.', '_', '-' (a login name)"
+        )
+    if public is not None:
+        from wire.pubkeys import check_public
+
+        public = check_public(public, f"operator {name}")  # refused here, not later
+
+    def change(doc: KeysDoc) -> KeysDoc:
+        operators = dict(doc.operators)
+        if public is None:
+            if name not in operators:
+                raise InvalidDocument(
+                    f"no operator {name!r} in {KEYS} (listed: {', '.join(sorted(operators)) or 'none'})"
+                )
+            operators.pop(name)
+        else:
+            operators[name] = public
+        return replace(doc, operators=dict(sorted(operators.items())))
+
+    return update_keys(store, master, change)
 
 
 def bump_epoch(
@@ -197,10 +267,16 @@ class KeyRing:
     revoked: dict[str, float] = field(default_factory=dict)
     wall: Callable[[], float] = time.time
     reported: dict[str, int] = field(default_factory=dict)  # epoch of the last accepted report
+    doc: KeysDoc = field(default_factory=KeysDoc)  # the verified control/keys.json in use
     _cache: dict[tuple[str, int], bytes] = field(default_factory=dict, repr=False)
 
     def use(self, doc: KeysDoc) -> None:
         self.epochs, self.previous, self.revoked = doc.epochs, doc.previous, doc.revoked
+        self.doc = doc
+
+    def spec_trust(self) -> SpecTrust:
+        """The operator keys and cluster id specs are checked against."""
+        return SpecTrust(tuple(sorted(self.doc.operators.items())), self.doc.cluster)
 
     def epoch(self, machine: str) -> int:
         return self.epochs.get(machine, 0)

@@ -35,6 +35,7 @@ from wire.store import Missing, Store, StoredObject
 
 log = logging.getLogger(__name__)
 
+SecretsHook = Callable[[Desired, bytes, str], Desired]  # (document, machine key, object key)
 PUBLISH_THREADS = 8  # writers for a normal cycle
 PUBLISH_THREADS_MAX = 32  # a large publish (a cold start, a fleet-wide change) gets up to this
 
@@ -59,8 +60,11 @@ def publish(
     fence: int,
     can_act: Callable[[], bool],
     threads: int = PUBLISH_THREADS,
+    secrets: SecretsHook | None = None,
 ) -> PublishResult:
-    """Write the documents, `threads` at a time; the lease is checked before each write."""
+    """Write the documents, `threads` at a time; the lease is checked before each write.
+    `secrets` encrypts a document's secret values for its machine before it is signed
+    (controller.shell.spec_secrets)."""
     out = PublishResult()
     for w in writes:
         if w.desired.fence != fence:
@@ -73,7 +77,7 @@ def publish(
             with lock:
                 unwritten.append(w)
             return
-        _publish_one(store, keys, w, known_etags.get(w.machine), out)
+        _publish_one(store, keys, w, known_etags.get(w.machine), out, secrets)
 
     if threads <= 1 or len(writes) <= 2:
         for w in writes:
@@ -108,7 +112,12 @@ def writers(threads: int, n: int) -> int:
 
 
 def _publish_one(
-    store: Store, keys: KeyRing, w: PutDesired, etag: str | None, out: PublishResult
+    store: Store,
+    keys: KeyRing,
+    w: PutDesired,
+    etag: str | None,
+    out: PublishResult,
+    secrets: SecretsHook | None = None,
 ) -> None:
     m, doc = w.machine, w.desired
     key = desired_key(m)
@@ -142,6 +151,8 @@ def _publish_one(
             out.failed[m] = "unexpected not-modified"
             return
     sign_key, kid = keys.signing_key(m)
+    if secrets is not None:
+        doc = secrets(doc, sign_key, key)
     body = seal(doc, key=sign_key, kid=kid, object_key=key)
     if len(body) > MAX_DOCUMENT_BYTES:  # the agent would refuse it: say so here instead
         out.failed[m] = (

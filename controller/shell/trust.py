@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
 from controller.planner.model import Event
 from controller.shell.control_guard import ControlGuard
+from controller.shell.control_objects import SpecCache, SpecRefusal, load_spec_or_last_good
 from controller.shell.intake import WrongMasterKey
 from controller.shell.key_epochs import KeyRing, KeysDoc
+from controller.shell.spec_secrets import SecretUnreadable, SpecSecrets
+from controller.spec.model import ClusterSpec
+from controller.status_document import SpecSignature
+from wire import codec
 from wire.control import open_control
+from wire.documents import dumps_pretty
 from wire.errors import BosunError, ControlRefused
-from wire.layout import KEYS, LEASE, MEMORY
+from wire.layout import KEYS, LEASE, MEMORY, SPEC_CURRENT, STATUS_CLUSTER
 from wire.store import NotModified, Store, StoredObject
 
 log = logging.getLogger(__name__)
@@ -33,6 +40,65 @@ class Trust:
         self.keys_etag: str | None = None
         self.keys_version = 0  # version of the control/keys.json the ring holds
         self.keys_raw: bytes | None = None  # its signed bytes
+        self.secrets = SpecSecrets(ring.master)
+        self.specs = ControlGuard(self.guard.key)  # spec refusals, counted once per version
+        self._status_key: tuple[bytes, str] | None = None  # Ed25519 seed, public key
+
+    # ---- the spec and status/cluster.json (docs/security.md#operator-signed-specs) -------
+
+    def load_spec(
+        self, store: Store, cache: SpecCache, revision: int, now: float
+    ) -> tuple[ClusterSpec | None, SpecRefusal | None]:
+        """The spec to plan with (signed by a listed operator, not older than `revision`,
+        its secrets opened: spec_secrets), or the last good one and why, counted."""
+        spec, refused = load_spec_or_last_good(store, cache, revision, self.ring.spec_trust())
+        try:
+            spec = self.secrets.prepare(spec)
+        except SecretUnreadable as exc:
+            log.error("spec.secret_unreadable %s", exc)
+            spec, refused = None, SpecRefusal(str(exc), cache.etag, None, "secret_unreadable")
+        return spec, self.count_spec(refused, now)
+
+    def count_spec(self, refused: SpecRefusal | None, now: float) -> SpecRefusal | None:
+        """`refused` with how many distinct refused versions were counted so far."""
+        if refused is None:
+            self.specs.resolved(SPEC_CURRENT)
+            return None
+        self.specs.refuse(SPEC_CURRENT, refused.reason, refused.detail, refused.etag, now)
+        count = self.specs.refused[SPEC_CURRENT].count
+        return SpecRefusal(
+            refused.detail, refused.etag, refused.planning_with, refused.reason, count
+        )
+
+    def status_sections(
+        self, refused: SpecRefusal | None, cache: SpecCache, revision: int
+    ) -> dict[str, Any]:
+        """The status document's trust sections: the refused spec, the refused control
+        objects and who signed the revision planned with."""
+        trust = self.ring.spec_trust()
+        prov = cache.provenance if refused is None else None
+        signature = SpecSignature(revision, enforced=trust.enforced)
+        if prov is not None:
+            signature = SpecSignature(
+                revision, prov.applied_by, prov.message, prov.verified_by, trust.enforced
+            )
+        return {
+            "spec_refused": codec.encode(refused) if refused is not None else None,
+            "control_refused": codec.encode(self.guard.refused),
+            "spec_signature": codec.encode(signature),
+        }
+
+    def sign_status(self, doc: dict[str, Any]) -> bytes:
+        """status/cluster.json signed with the controller's Ed25519 key, whose public half
+        control/keys.json lists (`bosun keys show` prints it to pin)."""
+        from wire.pubkeys import controller_seed, public_of, sign_json
+
+        if self._status_key is None:
+            seed = controller_seed(self.ring.master)
+            self._status_key = (seed, public_of(seed))
+        seed, public = self._status_key
+        sig = sign_json(seed, "bosun.status/1", STATUS_CLUSTER, doc)
+        return dumps_pretty({**doc, "signature": {"key": public, "sig": sig}})
 
     def say_revoked(self, event: Event) -> Event:
         """A machine lost because its key was revoked says so, not "no snapshot"."""
@@ -89,13 +155,32 @@ class Trust:
         elif raw is None and not self.guard.needed(KEYS):
             self.ring.use(KeysDoc())  # never created: every machine at epoch 0
             self.keys_etag, self.keys_version = None, 0
+        elif raw is not None and self.keys_raw is None:
+            # refused, and no good copy to keep: planning with every machine at epoch 0
+            # would undo every revocation the refused object may hold
+            refusal = self.guard.refused.get(KEYS)
+            reason = refusal.reason if refusal is not None else "unsigned"
+            raise ControlRefused(
+                f"{store.describe(KEYS)} exists but is refused ({reason}) and this controller "
+                "holds no good copy of it: nothing is planned. If it was written by a bosun "
+                "before signed control objects, check what it holds and sign it once with "
+                "`bosun keys adopt --store URL --master-key FILE`; if the master key is wrong, "
+                "use the right one; otherwise restore it from a noncurrent version",
+                reason=reason,
+            )
         else:
             self.keys_etag = etag  # refused: not re-read until it changes
 
     def export(self) -> dict[str, object]:
         """The marks and the keys in use, for the next short-lived process."""
         raw = self.keys_raw.decode() if self.keys_raw else None
-        return {"marks": self.guard.export(), "keys": raw, **self.guard.export_refusals()}
+        specs = self.specs.export_refusals()
+        return {
+            "marks": self.guard.export(),
+            "keys": raw,
+            "spec": specs,
+            **self.guard.export_refusals(),
+        }
 
     def restore(self, saved: dict[str, object]) -> None:
         """Resume from `export()`; a saved copy that does not verify is ignored."""
@@ -103,6 +188,9 @@ class Trust:
         if isinstance(marks, dict):
             self.guard.restore(marks)
         self.guard.restore_refusals(saved)
+        specs = saved.get("spec")
+        if isinstance(specs, dict):
+            self.specs.restore_refusals(specs)
         if isinstance(raw, str):
             try:
                 sealed = open_control(raw.encode(), KEYS, self.guard.key)

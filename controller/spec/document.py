@@ -9,15 +9,33 @@ object in the bucket cannot smuggle in a cycle or an unknown target.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
 from controller.spec.load import Problems, check_semantics
 from controller.spec.model import SPEC_FORMAT, ClusterSpec
+from controller.spec.signature import (
+    Provenance,
+    Signer,
+    SpecTrust,
+    provenance_of,
+    sign_value,
+    verify_value,
+)
 from wire import codec
 from wire.documents import dumps_pretty, loads_object
 from wire.errors import InvalidDocument, SpecError
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A stored revision: the spec, when it was applied, and who applied it."""
+
+    spec: ClusterSpec
+    applied_at: float
+    provenance: Provenance = field(default_factory=Provenance)
 
 
 def to_value(spec: ClusterSpec) -> dict[str, Any]:
@@ -26,14 +44,41 @@ def to_value(spec: ClusterSpec) -> dict[str, Any]:
     return value
 
 
-def to_json(spec: ClusterSpec, *, applied_at: float) -> bytes:
-    value = to_value(spec)
-    return dumps_pretty({"format": SPEC_FORMAT, "applied_at": applied_at, **value})
+def to_json(
+    spec: ClusterSpec,
+    *,
+    applied_at: float,
+    applied_by: str = "",
+    message: str = "",
+    signer: Signer | None = None,
+) -> bytes:
+    """The stored form; with `signer`, signed by that operator (who applied it is then the
+    operator's listed name)."""
+    value: dict[str, Any] = {"format": SPEC_FORMAT, "applied_at": applied_at, **to_value(spec)}
+    by = signer.name if signer is not None else applied_by
+    if by:
+        value["applied_by"] = by
+    if message:
+        value["message"] = message
+    if signer is not None:
+        value = sign_value(value, signer)
+    return dumps_pretty(value)
 
 
 def from_json(raw: bytes, *, where: str = "spec/current.json") -> tuple[ClusterSpec, float]:
-    """(spec, applied_at) from a stored spec document; InvalidDocument/SpecError if bad."""
+    """(spec, applied_at) from a stored spec document; InvalidDocument/SpecError if bad
+    (the signature is not checked: `read_stored` with a trust does)."""
+    stored = read_stored(raw, where=where)
+    return stored.spec, stored.applied_at
+
+
+def read_stored(raw: bytes, *, where: str, trust: SpecTrust | None = None) -> Stored:
+    """A stored revision, its signature checked against `trust` when one is given
+    (SpecUnverified when it does not verify: signature.verify_value)."""
     value = loads_object(raw, where=where)
+    verified_by = verify_value(value, trust, where) if trust is not None else None
+    provenance = replace(provenance_of(value, where), verified_by=verified_by)
+    value.pop("signature", None)
     fmt = value.pop("format", None)
     if fmt != SPEC_FORMAT:
         raise InvalidDocument(f"{where}.format: expected {SPEC_FORMAT!r}, got {fmt!r}")
@@ -44,7 +89,7 @@ def from_json(raw: bytes, *, where: str = "spec/current.json") -> tuple[ClusterS
     p = Problems(where)
     check_semantics(p, spec, {})
     p.raise_if_any()
-    return spec, float(applied_at)
+    return Stored(spec, float(applied_at), provenance)
 
 
 def to_yaml(spec: ClusterSpec) -> str:
@@ -119,5 +164,13 @@ def same_content(a: ClusterSpec, b: ClusterSpec) -> bool:
 
 
 __all__ = [
-    "SpecError", "from_json", "operator_value", "same_content", "to_json", "to_value", "to_yaml",
+    "SpecError",
+    "Stored",
+    "from_json",
+    "operator_value",
+    "read_stored",
+    "same_content",
+    "to_json",
+    "to_value",
+    "to_yaml",
 ]  # fmt: skip

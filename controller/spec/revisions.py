@@ -11,10 +11,11 @@ entry that never became current; the next apply skips over it to the next free r
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from controller.spec.document import from_json, to_json
+from controller.spec.document import read_stored, to_json
 from controller.spec.model import ClusterSpec
+from controller.spec.signature import Provenance, Signer, SpecTrust
 from wire.errors import DocumentTooLarge, InvalidDocument, ObjectMissing, SpecError, WriteConflict
 from wire.layout import SPEC_CURRENT, SPEC_HISTORY, spec_history_key
 from wire.store import Missing, NotModified, Store, StoredObject
@@ -36,28 +37,42 @@ class Current:
     spec: ClusterSpec
     applied_at: float
     etag: str
+    provenance: Provenance = field(default_factory=Provenance)
 
 
-def read_current(store: Store) -> Current | None:
-    """The applied spec, or None when no spec was ever applied."""
+def read_current(store: Store, trust: SpecTrust | None = None) -> Current | None:
+    """The applied spec, or None when no spec was ever applied; with `trust`, its signature
+    is checked (SpecUnverified when it does not verify)."""
     got = store.get(SPEC_CURRENT, max_bytes=MAX_STORED_SPEC)
     if isinstance(got, Missing):
         return None
     if isinstance(got, NotModified):  # no If-None-Match was sent: a broken store
         raise ObjectMissing(f"{store.describe(SPEC_CURRENT)}: store answered not-modified")
-    spec, applied_at = from_json(got.body, where=store.describe(SPEC_CURRENT))
-    return Current(spec, applied_at, got.etag)
+    stored = read_stored(got.body, where=store.describe(SPEC_CURRENT), trust=trust)
+    return Current(stored.spec, stored.applied_at, got.etag, stored.provenance)
 
 
-def read_revision(store: Store, revision: int) -> ClusterSpec:
+def read_revision(store: Store, revision: int, trust: SpecTrust | None = None) -> ClusterSpec:
+    return read_revision_stored(store, revision, trust)[0]
+
+
+def read_revision_stored(
+    store: Store, revision: int, trust: SpecTrust | None = None
+) -> tuple[ClusterSpec, Provenance]:
+    """A past revision and who applied it; the revision inside must be the key's (a revision
+    copied under another history key is refused)."""
     key = spec_history_key(revision)
     got = store.get(key, max_bytes=MAX_STORED_SPEC)
     if not isinstance(got, StoredObject):
         raise ObjectMissing(
             f"{store.describe(key)} does not exist; `bosun spec show` prints the current revision"
         )
-    spec, _ = from_json(got.body, where=store.describe(key))
-    return spec
+    stored = read_stored(got.body, where=store.describe(key), trust=trust)
+    if stored.spec.revision != revision:
+        raise InvalidDocument(
+            f"{store.describe(key)} holds revision {stored.spec.revision}, not {revision}"
+        )
+    return stored.spec, stored.provenance
 
 
 def _damaged_current(store: Store, problem: Exception) -> tuple[int, str]:
@@ -79,12 +94,21 @@ def _damaged_current(store: Store, problem: Exception) -> tuple[int, str]:
 
 
 def apply(
-    store: Store, spec: ClusterSpec, *, now: float, expect_revision: int | None = None
+    store: Store,
+    spec: ClusterSpec,
+    *,
+    now: float,
+    expect_revision: int | None = None,
+    signer: Signer | None = None,
+    applied_by: str = "",
+    message: str = "",
 ) -> ClusterSpec:
     """Write `spec` as the next revision; WriteConflict if another apply won the race.
     A damaged spec/current.json (malformed, hostile, too large) is replaced: the new
     revision follows the newest in spec/history/. With `expect_revision`, SpecChanged
-    unless that is the applied revision (0: none applied)."""
+    unless that is the applied revision (0: none applied). With `signer`, the revision is
+    signed by that operator (docs/security.md#operator-signed-specs); `applied_by` and
+    `message` are recorded with it."""
     try:
         current = read_current(store)
         revision = (current.spec.revision if current else 0) + 1
@@ -99,7 +123,7 @@ def apply(
         )
     for _ in range(MAX_ORPHANS):
         new = replace(spec, revision=revision)
-        body = to_json(new, applied_at=now)
+        body = to_json(new, applied_at=now, applied_by=applied_by, message=message, signer=signer)
         try:
             store.put(spec_history_key(revision), body, if_none_match="*")
             break
@@ -123,7 +147,7 @@ def apply(
             "(another apply won); run the command again",
             status=exc.status,
         ) from exc
-    log.info("spec.applied", extra={"ctx": {"revision": revision}})
+    log.info("spec.applied", extra={"ctx": {"revision": revision, "signed": signer is not None}})
     return new
 
 

@@ -30,6 +30,7 @@ from devkit.demo.summary import PhaseResult, Summary
 from devkit.demo.traffic import Client
 from devkit.demo.view import render
 from devkit.local_s3 import S3Server, start_seaweedfs
+from devkit.operator_keys import operator_key_path, operator_signer
 from wire.errors import BosunError
 from wire.store import Store, open_store
 from wire.store.s3 import S3Store
@@ -124,6 +125,8 @@ class Demo:
             self.book.mark("--desired-file", m.desired_file)
             self.book.mark("--peers-file", m.peers_file)
         self.book.mark("--master-key", self.master_path)
+        self.signer = operator_signer(self.store, master, self.run_dir)  # signs every revision
+        self.book.mark("--operator-key", operator_key_path(self.run_dir))
         names = ", ".join(self.machines)
         self.say(f"master key {self.master_path}; enrolled {len(self.machines)} machines: {names}")
 
@@ -133,7 +136,9 @@ class Demo:
         value = fleet.spec_value(self.timing, self.run_dir, **self.spec_args)
         path = fleet.write_spec(self.run_dir, name, value)
         spec = load_yaml(path.read_text(), source=str(path))
-        applied = apply_revision(self.store, spec, now=time.time())
+        applied = apply_revision(
+            self.store, spec, now=time.time(), signer=self.signer, message=f"demo: {name}"
+        )
         web = applied.services["web"]
         self.say(
             f"spec revision {applied.revision} ({path.name}): web {web.count} x {web.version}"

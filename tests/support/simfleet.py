@@ -17,6 +17,8 @@ from typing import Any
 
 from controller.spec.load import from_value
 from controller.spec.revisions import apply
+from controller.spec.signature import Signer
+from devkit.operator_keys import operator_signer
 from tests.unit.controller.sim import SimAgent
 from wire.documents import Snapshot
 from wire.store import Store
@@ -94,10 +96,12 @@ class SimFleet:
     master: bytes
     agents: dict[str, TrafficAgent] = field(default_factory=dict)
     silent: set[str] = field(default_factory=set)  # machines that stopped reporting
+    signer: Signer | None = None
 
     @classmethod
     def build(cls, store: Store, master: bytes) -> SimFleet:
         fleet = cls(store, master)
+        fleet.signer = operator_signer(store, master, None)  # revisions signed, as an operator's
         for name in WEB:
             fleet.agents[name] = TrafficAgent(store, master, name, eligible=("web",))
         for name in LB:
@@ -105,9 +109,8 @@ class SimFleet:
         return fleet
 
     def apply(self, version: str, now: float, **kw: str) -> int:
-        return apply(
-            self.store, from_value(spec_value(version, **kw), source="test"), now=now
-        ).revision
+        spec = from_value(spec_value(version, **kw), source="test")
+        return apply(self.store, spec, now=now, signer=self.signer, message=version).revision
 
     def round(self, now: float | None = None) -> None:
         for name, agent in self.agents.items():
