@@ -19,6 +19,14 @@ if os.environ.get("CI") == "true" or os.environ.get("HYPOTHESIS_PROFILE") == "ci
 pytest_plugins = ["tests.support.fixtures"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist's workers run with COLUMNS=80 and LINES=24 set: the CLI's tables would then
+    # wrap at 80 columns in the commands tests run (module fixtures copy the environment
+    # before any function fixture), unlike a serial run with its output piped
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--heavy", action="store_true", help="also run the heavy load/fault variants")
 
@@ -40,10 +48,6 @@ def _no_real_aws(
     for name in list(os.environ):
         if name.startswith("AWS_") or name.startswith("BOSUN_"):
             monkeypatch.delenv(name, raising=False)
-    # pytest-xdist's workers run with COLUMNS=80 and LINES=24 set: the CLI's tables would then
-    # wrap at 80 columns in the commands tests run, unlike a serial run with output piped
-    for name in ("COLUMNS", "LINES"):
-        monkeypatch.delenv(name, raising=False)
     empty = tmp_path_factory.getbasetemp() / "no-aws-config"
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))

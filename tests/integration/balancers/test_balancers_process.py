@@ -107,7 +107,8 @@ def _story(b: Balancer, traffic: Traffic) -> None:
     mirror = ("s",) if b.kind == "nginx" else ()
     shadow_before = b.apps["s"].get("/metrics")["requests"]
     t = b.apply({"a": 50, "b": 50}, mirror=mirror) + 1.0
-    wait_for("b to serve again", lambda: traffic.since(t)["b"] > 20)
+    # both serve again (a loaded machine can fail an active health check of a for a moment)
+    wait_for("a and b to serve", lambda: min(traffic.since(t)[m] for m in "ab") > 20)
     assert set(traffic.since(t)) == {"a", "b"}  # clients never see the shadow's answers
     if mirror:
         mirrored = b.apps["s"].get("/metrics")["requests"] - shadow_before
