@@ -27,6 +27,7 @@ State (count, last change, the measurement behind it) lives in planner memory (`
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 
 from controller.planner.assign import ACTIVE_MODES
@@ -52,7 +53,7 @@ def metric_value(snapshot: Snapshot, terms: tuple[str, ...]) -> float:
 
 def autoscale(
     spec: ClusterSpec,
-    observed: dict[str, MachineObservation],
+    observed: Mapping[str, MachineObservation],
     memory: Memory,
     now: float,
 ) -> tuple[ClusterSpec, dict[str, ScaleMemory], list[Event]]:
@@ -99,7 +100,7 @@ def _decide(
     sc: ScaleSpec,
     prev: ScaleMemory,
     members: list[str],
-    observed: dict[str, MachineObservation],
+    observed: Mapping[str, MachineObservation],
     now: float,
     window_default: float,
 ) -> ScaleMemory:

@@ -1,0 +1,175 @@
+"""The passes of one plan, in order. Each is `(Context, Draft) -> (Draft, events)`: it
+reads the context and the draft the passes before it left, and returns a new draft and
+the events of what it decided (the plan's events are theirs, in this order).
+
+    rejections     snapshots refused at intake, as events
+    forgotten      machines the operator forgot, as events
+    liveness       who reported within its window; fail static keeps silent groups (blindness.py)
+    autoscale      the counts of `scale:` services (scale.py)
+    assignment     keep, trim, fill, standby (assign.py)
+    releases       dependency gating and sub-groups (release.py)
+    rollouts       each rollout's step shapes its service (rollout.py)
+    drains         disruption budget and draining (drain.py)
+    peers          balancer backends, `$instances`, mirrors, evictions (render.py, evict.py)
+    documents      one desired document per machine, written where it changed (documents.py)
+    provisioning   machines to ask the provisioners for (provision_needed.py)
+
+A pass that gives up machines (a held new service's, a rollout's shadows or reverted
+cohort, a drain's place) lets the short services take them in the same pass, as the next
+plan would: planning twice over the same observations must give the same plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from controller.planner.assign import assign, fill
+from controller.planner.blindness import fail_static, silence_allowed
+from controller.planner.documents import documents
+from controller.planner.draft import Context, Draft, Pass
+from controller.planner.drain import drain_pass
+from controller.planner.evict import evictions
+from controller.planner.model import Event, MachineObservation, RolloutMemory
+from controller.planner.provision_needed import provision_pass
+from controller.planner.release import resolve
+from controller.planner.render import mirrors, serving
+from controller.planner.rollout import run_rollouts
+from controller.planner.scale import autoscale as scale_counts
+
+
+def rejections(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
+    return d, tuple(
+        Event("snapshot.rejected", r.reason, machine=r.machine, data={"detail": r.detail})
+        for r in ctx.observed.rejections
+    )
+
+
+def forgotten(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
+    return d, tuple(
+        Event("machine.forgotten", "forgotten by the operator (bosun machines forget)", m)
+        for m in ctx.forgotten
+    )
+
+
+def liveness(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
+    now, timeout = ctx.now, ctx.spec.settings.heartbeat_timeout
+    seen = ctx.observed.machines
+    live: dict[str, MachineObservation] = {
+        m: o for m, o in seen.items() if now - o.accepted_at <= silence_allowed(timeout, o)
+    }
+    assigned = {m: mm.service for m, mm in ctx.memory.machines.items()}
+    blind = fail_static(ctx.spec, seen, live, assigned, ctx.memory.holds, now)
+    if blind.keep:
+        live = dict(sorted({**live, **blind.keep}.items()))
+    return replace(d, live=live, blind=blind), blind.events
+
+
+def autoscale(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
+    spec, scaled, events = scale_counts(d.spec, d.live, ctx.memory, ctx.now)
+    return replace(d, spec=spec, scale=scaled), tuple(events)
+
+
+def assignment(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
+    reserved = reserved_by(ctx.memory.rollouts)
+    work, events = assign(
+        d.spec,
+        d.live,
+        ctx.known,
+        ctx.memory.machines,
+        ctx.order,
+        ctx.now,
+        reserved,
+        frozenset(d.blind.keep),
+    )
+    return replace(d, work=work, reserved=reserved), events
+
+
+def releases(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
+    memory = ctx.memory
+    rel, work, events = resolve(
+        d.spec, ctx.order, d.work, memory.machines, memory.services, memory.selections
+    )
+    # A new service held for its dependencies has no release: its machines wait as
+    # standby and it takes none; other short services may use them in this pass, as the
+    # next pass would (planning twice must give the same plan).
+    held = _held(d.spec.services, rel.base)
+    if any(d.work.actives.get(name) for name in held):
+        work, _ = fill(work, d.spec, ctx.order, d.reserved, skip=held)  # shortness: reported
+    return replace(d, work=work, releases=rel), events
+
+
+def rollouts(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
+    rolled = run_rollouts(d.spec, d.work, d.releases, ctx.memory, ctx.now)
+    work, reserved = rolled.work, d.reserved
+    if rolled.rollouts:  # a rollout may have freed machines (shadow or reverted ones): use them
+        # now but not the old-version machines it just kept warm: the next pass reserves them
+        # (from the memory saved now), so this one must too; and not for a service whose
+        # rollout already shaped this pass (its next pass would shape the newcomer again)
+        reserved = reserved_by(rolled.rollouts)
+        rolling = {name for name, r in rolled.rollouts.items() if r.active}
+        held = _held(d.spec.services, d.releases.base)
+        work, _ = fill(work, d.spec, ctx.order, reserved, skip=held | rolling)
+    new = replace(
+        d, work=work, reserved=reserved, releases=rolled.releases, rollouts=rolled.rollouts
+    )
+    return new, rolled.events
+
+
+def drains(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
+    reverting = {name for name, r in d.rollouts.items() if r.state == "reverted"}
+    out = drain_pass(
+        d.spec, d.work, d.releases, ctx.memory, ctx.now, ctx.order, d.reserved, reverting
+    )
+    new = replace(
+        d,
+        work=out.work,
+        releases=out.releases,
+        drains=out.drains,
+        kept=out.kept,
+        configs=out.configs,
+    )
+    return new, out.events
+
+
+def peers(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
+    serve = serving(d.spec, d.work)
+    evict = evictions(d.spec, d.work, serve, d.blind.holds, ctx.memory.evictions, ctx.now)
+    new = replace(d, serve=serve, mirror=mirrors(d.spec, d.work), evictions=evict)
+    return new, evict.events
+
+
+def provisioning(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
+    requests, flight, events = provision_pass(d.spec, d.work, ctx.memory, ctx.now, d.scale)
+    return replace(d, provisions=tuple(requests), flight=flight), tuple(events)
+
+
+PASSES: tuple[Pass, ...] = (
+    rejections,
+    forgotten,
+    liveness,
+    autoscale,
+    assignment,
+    releases,
+    rollouts,
+    drains,
+    peers,
+    documents,
+    provisioning,
+)
+
+
+def reserved_by(rollouts: Mapping[str, RolloutMemory]) -> dict[str, str]:
+    """machine -> the only service that may activate it: a rollout's kept-warm old-version
+    machines, held for a revert."""
+    return {
+        m: name
+        for name, r in rollouts.items()
+        if r.active or r.state == "complete"
+        for m in r.previous
+    }
+
+
+def _held(services: Mapping[str, object], base: Mapping[str, object]) -> set[str]:
+    """New services waiting for their dependencies: no release yet."""
+    return {name for name in services if base.get(name) is None}
