@@ -31,13 +31,12 @@ they leave missing are filled from standby in the same pass.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from controller.planner.assign import ACTIVE_MODES, Assignment, fill
+from controller.planner.assign import ACTIVE_MODES, Assignment
 from controller.planner.model import Event, Memory
 from controller.planner.release import Release, Releases
 from controller.spec.model import ClusterSpec, ServiceSpec
-from controller.spec.refs import references
 from controller.spec.scale import DEFAULT_BUDGET, budget_of
 from wire.codec import JsonValue
 from wire.documents import Drain, Mode
@@ -55,7 +54,7 @@ class DrainResult:
     events: tuple[Event, ...]
     drains: Mapping[str, Drain]  # machine -> drain (draining ones)
     kept: Mapping[str, dict[str, JsonValue]]  # held: old config
-    configs: Mapping[str, str]  # machine -> release config digest
+    configs: Mapping[str, str]  # machine -> release config digest, before the holds
 
 
 def sessions_of(work: Assignment, m: str) -> int:
@@ -91,8 +90,6 @@ def drain_pass(
     rel: Releases,
     memory: Memory,
     now: float,
-    order: tuple[str, ...],
-    reserved: Mapping[str, str],
     reverting: Collection[str] = (),
 ) -> DrainResult:
     """`reverting`: services whose rollout reverts (no default budget for going back)."""
@@ -100,7 +97,7 @@ def drain_pass(
     holds = _Holds(work)
     mem = memory.machines
     services = spec.services
-    configs = _config_digests(spec, work, rel)
+    configs = config_digests(spec, work, rel)
     used = _unavailable(spec, work, memory, reverting)
     limits = {n: budget_of(budget_value(s, n in reverting), s.count) for n, s in services.items()}
     held: dict[str, int] = {}
@@ -185,11 +182,6 @@ def drain_pass(
         )  # fmt: skip
     work = work.moved(holds.modes, holds.actives, holds.services)
     rel = rel.with_pins(holds.pins)
-    if holds.freed:  # the places held machines gave up: other free machines take them now
-        work, _ = fill(work, spec, order, reserved)  # (shortness was reported by assign)
-    work = replace(work, unready=_unready(spec, work, rel))
-    if configs:  # what each machine runs now (held and draining ones: their old release)
-        configs = _config_digests(spec, work, rel)
     return DrainResult(work, rel, tuple(events), holds.drains, holds.kept, configs)
 
 
@@ -313,7 +305,7 @@ def _unavailable(
     return used
 
 
-def _config_digests(spec: ClusterSpec, work: Assignment, rel: Releases) -> dict[str, str]:
+def config_digests(spec: ClusterSpec, work: Assignment, rel: Releases) -> dict[str, str]:
     """Release config digest of each machine of a service with `config_disruptive`."""
     wanted = {n for n, s in spec.services.items() if s.sessions.config_disruptive}
     if not wanted:
@@ -334,26 +326,4 @@ def _config_digests(spec: ClusterSpec, work: Assignment, rel: Releases) -> dict[
     return configs
 
 
-def _unready(spec: ClusterSpec, work: Assignment, rel: Releases) -> frozenset[str]:
-    """Active machines whose reported version is not their planned one leave the peers
-    (pure in the observation, so planning twice gives the same peers). Only services that
-    are balanced or referenced by `$instances` have peers."""
-    unready: set[str] = set()
-    wanted = {s.balances for s in spec.services.values() if s.balances is not None}
-    for s in spec.services.values():
-        wanted |= references(s.config)
-        for ov in s.overrides:
-            wanted |= references(ov.config)
-    for name in sorted(wanted & set(work.actives)):
-        for m in work.actives[name]:
-            obs = work.live.get(m)
-            if obs is None:
-                continue
-            release = rel.of(spec, name, m)
-            state = obs.snapshot.services.get(name)
-            if release is not None and (state is None or state.version != release.version):
-                unready.add(m)
-    return frozenset(unready)
-
-
-__all__ = ["DrainResult", "drain_pass", "sessions_of"]
+__all__ = ["DrainResult", "config_digests", "drain_pass", "sessions_of"]

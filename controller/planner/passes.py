@@ -10,13 +10,14 @@ the events of what it decided (the plan's events are theirs, in this order).
     releases       dependency gating and sub-groups (release.py)
     rollouts       each rollout's step shapes its service (rollout.py)
     drains         disruption budget and draining (drain.py)
+    top_up         machines given up since the assignment serve short services (assign.py)
     peers          balancer backends, `$instances`, mirrors, evictions (render.py, evict.py)
     documents      one desired document per machine, written where it changed (documents.py)
     provisioning   machines to ask the provisioners for (provision_needed.py)
 
-A pass that gives up machines (a held new service's, a rollout's shadows or reverted
-cohort, a drain's place) lets the short services take them in the same pass, as the next
-plan would: planning twice over the same observations must give the same plan.
+The assignment fills every short service once; the passes after it only give machines
+up, and `top_up` hands those to the services still short (a held new service's machines,
+which the rollouts must see, are handed on by `releases` itself).
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from controller.planner.assign import assign, fill
 from controller.planner.blindness import fail_static, silence_allowed
 from controller.planner.documents import documents
 from controller.planner.draft import Context, Draft, Pass
-from controller.planner.drain import drain_pass
+from controller.planner.drain import config_digests, drain_pass
 from controller.planner.evict import evictions
 from controller.planner.model import Event, MachineObservation, RolloutMemory
 from controller.planner.provision_needed import provision_pass
 from controller.planner.release import resolve
-from controller.planner.render import mirrors, serving
+from controller.planner.render import mirrors, restarting, serving
 from controller.planner.rollout import run_rollouts
 from controller.planner.scale import autoscale as scale_counts
 
@@ -102,14 +103,8 @@ def releases(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
 def rollouts(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     rolled = run_rollouts(d.spec, d.work, d.releases, ctx.memory, ctx.now)
     work, reserved = rolled.work, d.reserved
-    if rolled.rollouts:  # a rollout may have freed machines (shadow or reverted ones): use them
-        # now but not the old-version machines it just kept warm: the next pass reserves them
-        # (from the memory saved now), so this one must too; and not for a service whose
-        # rollout already shaped this pass (its next pass would shape the newcomer again)
+    if rolled.rollouts:
         reserved = reserved_by(rolled.rollouts)
-        rolling = {name for name, r in rolled.rollouts.items() if r.active}
-        held = _held(d.spec.services, d.releases.base)
-        work, _ = fill(work, d.spec, ctx.order, reserved, skip=held | rolling)
     new = replace(
         d, work=work, reserved=reserved, releases=rolled.releases, rollouts=rolled.rollouts
     )
@@ -118,9 +113,7 @@ def rollouts(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
 
 def drains(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     reverting = {name for name, r in d.rollouts.items() if r.state == "reverted"}
-    out = drain_pass(
-        d.spec, d.work, d.releases, ctx.memory, ctx.now, ctx.order, d.reserved, reverting
-    )
+    out = drain_pass(d.spec, d.work, d.releases, ctx.memory, ctx.now, reverting)
     new = replace(
         d,
         work=out.work,
@@ -132,10 +125,27 @@ def drains(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     return new, out.events
 
 
+def top_up(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
+    """Machines the passes after the assignment gave up (a rollout's shadows or reverted
+    cohort, the places of machines a drain keeps where they were) serve the services still
+    short in this pass, as the next plan's assignment would give them (planning twice over
+    the same observations must give the same plan). Not for a service whose rollout shaped
+    this pass (its next pass would shape the newcomer again) nor a new service that waits
+    for its dependencies; never the old-version machines a rollout keeps warm."""
+    held = _held(d.spec.services, d.releases.base)
+    rolling = {name for name, r in d.rollouts.items() if r.active}
+    work, _ = fill(d.work, d.spec, ctx.order, d.reserved, skip=held | rolling)
+    rel = d.releases
+    # what each machine runs now (held and draining ones: their old release)
+    configs = config_digests(d.spec, work, rel) if d.configs else d.configs
+    return replace(d, work=work, configs=configs), ()
+
+
 def peers(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
-    serve = serving(d.spec, d.work)
-    evict = evictions(d.spec, d.work, serve, d.blind.holds, ctx.memory.evictions, ctx.now)
-    new = replace(d, serve=serve, mirror=mirrors(d.spec, d.work), evictions=evict)
+    work = replace(d.work, unready=restarting(d.spec, d.work, d.releases))
+    serve = serving(d.spec, work)
+    evict = evictions(d.spec, work, serve, d.blind.holds, ctx.memory.evictions, ctx.now)
+    new = replace(d, work=work, serve=serve, mirror=mirrors(d.spec, work), evictions=evict)
     return new, evict.events
 
 
@@ -153,6 +163,7 @@ PASSES: tuple[Pass, ...] = (
     releases,
     rollouts,
     drains,
+    top_up,
     peers,
     documents,
     provisioning,

@@ -15,10 +15,34 @@ from collections.abc import Mapping
 
 from controller.planner.assign import Assignment, is_healthy
 from controller.planner.model import MachineObservation
+from controller.planner.release import Releases
 from controller.spec.model import ClusterSpec
 from controller.spec.refs import INSTANCES, references
 from wire.codec import JsonValue
 from wire.documents import Peer, Peers
+
+
+def restarting(spec: ClusterSpec, work: Assignment, rel: Releases) -> frozenset[str]:
+    """Active machines whose reported version is not their planned one: restarting, they
+    leave the peers until they report it (pure in the observation, so planning twice gives
+    the same peers). Only services that are balanced or referenced by `$instances` have
+    peers."""
+    unready: set[str] = set()
+    wanted = {s.balances for s in spec.services.values() if s.balances is not None}
+    for s in spec.services.values():
+        wanted |= references(s.config)
+        for ov in s.overrides:
+            wanted |= references(ov.config)
+    for name in sorted(wanted & set(work.actives)):
+        for m in work.actives[name]:
+            obs = work.live.get(m)
+            if obs is None:
+                continue
+            release = rel.of(spec, name, m)
+            state = obs.snapshot.services.get(name)
+            if release is not None and (state is None or state.version != release.version):
+                unready.add(m)
+    return frozenset(unready)
 
 
 def serving(spec: ClusterSpec, work: Assignment) -> dict[str, tuple[Peer, ...]]:
