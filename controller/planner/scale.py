@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from controller.planner.assign import ACTIVE_MODES
-from controller.planner.model import Event, MachineObservation, Memory, ScaleMemory
+from controller.planner.model import Event, EventKind, MachineObservation, Memory, ScaleMemory
 from controller.spec.model import ClusterSpec, ScaleSpec, ServiceSpec
 from wire.documents import Snapshot
 
@@ -80,9 +80,9 @@ def autoscale(
         prev = replace(prev, count=min(max(prev.count, sc.min), sc.max))
         new = _decide(name, sc, prev, sorted(members[name]), observed, now, window_default)
         if new.count != prev.count:
-            direction = "up" if new.count > prev.count else "down"
+            kind: EventKind = "scale.up" if new.count > prev.count else "scale.down"
             events.append(
-                Event(f"scale.{direction}",
+                Event(kind,
                       f"{prev.count} -> {new.count} machines: {'+'.join(sc.metric)} "
                       f"= {new.measured:g} for target {sc.target_per_machine:g} per machine",
                       service=name,
