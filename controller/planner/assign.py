@@ -19,7 +19,7 @@ Rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Never
@@ -146,6 +146,9 @@ def is_healthy(obs: MachineObservation, service: str) -> bool:
     return state is not None and state.health == "healthy" and state.state != "failed"
 
 
+Waits = Callable[[str, Assignment], bool]  # does a new service wait for its dependencies?
+
+
 def assign(
     spec: ClusterSpec,
     live: Mapping[str, MachineObservation],
@@ -155,6 +158,9 @@ def assign(
     now: float,
     reserved: Mapping[str, str] = EMPTY,
     frozen: frozenset[str] = frozenset(),
+    *,
+    may_wait: Collection[str] = (),
+    waits: Waits | None = None,
 ) -> tuple[Assignment, tuple[Event, ...]]:
     """The assignment of every known machine (rules 1-5) and its events. `reserved`:
     machine -> the only service that may activate it (a rollout keeps its old-version
@@ -259,7 +265,9 @@ def assign(
         frozen=frozen,
     )
     # 4: fill
-    work, short = fill(work, spec, order, reserved, elig, free_shadows=False)
+    work, short = fill(
+        work, spec, order, reserved, elig, free_shadows=False, may_wait=may_wait, waits=waits
+    )
     return work, (*events, *short)
 
 
@@ -272,61 +280,105 @@ def fill(
     *,
     free_shadows: bool = True,
     skip: Collection[str] = (),
+    may_wait: Collection[str] = (),
+    waits: Waits | None = None,
 ) -> tuple[Assignment, tuple[Event, ...]]:
     """Activate free machines (neither active, canary, shadow nor draining) for every
     service below its count (rule 4), except `skip`, in dependency order; `service.short`
     events for those still short. `free_shadows`: a machine the last plan made a shadow
-    counts as free unless this assignment still has it in shadow (the first fill of a
-    pass does not take them: their rollout decides first)."""
+    counts as free unless this assignment still has it in shadow (the assignment's fill
+    does not take them: their rollout decides first).
+
+    A service of `may_wait` for which `waits(name, assignment so far)` (its dependencies,
+    filled before it, have not converged: release.py) takes no machine: its actives and
+    the machines it would have taken stay its warm standby, and the services after it
+    that are still short take them, after their own candidates."""
     services = spec.services
     actives = work.actives
     short = {n: services[n].count - len(actives.get(n, ())) for n in order if n not in skip}
-    if not any(v > 0 for v in short.values()):
+    if not any(v > 0 for v in short.values()) and not may_wait:
         return work, ()
     mode_of = work.mode
     busy = {m for m, mode in mode_of.items() if mode in _BUSY}
-    tiers = _candidates(
-        services,
-        {m: o for m, o in work.live.items() if m not in work.frozen} if work.frozen else work.live,
-        work.memory,
-        busy,
-        work.failed,
-        elig or Eligibility(spec),
-        short,
-        work.now,
-        reserved,
-        mode_of if free_shadows else EMPTY,
+    live = (
+        {m: o for m, o in work.live.items() if m not in work.frozen} if work.frozen else work.live
     )
+    elig = elig or Eligibility(spec)
+
+    def candidates(
+        among: Mapping[str, MachineObservation], wanted: Mapping[str, int]
+    ) -> dict[str, tuple[list[str], list[str], list[str], list[str]]]:
+        return _candidates(
+            services,
+            among,
+            work.memory,
+            busy,
+            work.failed,
+            elig,
+            wanted,
+            work.now,
+            reserved,
+            mode_of if free_shadows else EMPTY,
+        )
+
+    tiers = candidates(live, short)
     events: list[Event] = []
     grown: dict[str, list[str]] = {}
     modes: dict[str, Mode] = {}
     moved: dict[str, str | None] = {}
-    for name in order:
-        need = short.get(name, 0)
-        if need <= 0:
-            continue
-        for tier in tiers.get(name, ()):
+    waiting: list[str] = []  # machines services that wait gave up: their standby for now
+
+    def take(name: str, need: int, tiers_of: Iterable[list[str]], mode: Mode) -> int:
+        for tier in tiers_of:
             for m in tier:
                 if need == 0:
-                    break
+                    return 0
                 if m in busy:
                     continue
                 busy.add(m)
-                grown.setdefault(name, list(actives.get(name, ()))).append(m)
                 moved[m] = name
-                modes[m] = "active"
+                modes[m] = mode
+                if mode == "active":
+                    grown.setdefault(name, list(actives.get(name, ()))).append(m)
+                else:
+                    waiting.append(m)
                 need -= 1
+        return need
+
+    for name in order:
+        need = short.get(name, 0)
+        waits_now = (
+            name in may_wait and waits is not None and waits(name, work.moved(modes, grown, moved))
+        )
+        if waits_now:
+            for m in actives.get(name, ()):
+                modes[m] = "standby"
+                waiting.append(m)
+            grown[name] = []
+            need = take(name, max(need, 0), tiers.get(name, ()), "standby")
+        elif need > 0:
+            need = take(name, need, tiers.get(name, ()), "active")
+        else:
+            continue
         if need:
-            events.append(
-                Event(
-                    "service.short",
-                    f"{need} of {services[name].count} machines missing: "
-                    "no eligible live standby or pool machine",
-                    service=name,
-                    data={"missing": need, "count": services[name].count},
-                )
-            )
+            events.append(short_event(name, need, services[name].count))
+        if need and not waits_now:
+            free = [m for m in waiting if moved.get(m) != name and modes.get(m) == "standby"]
+            if free:
+                busy.difference_update(free)
+                among = {m: live[m] for m in sorted(free) if m in live}
+                take(name, need, candidates(among, {name: need}).get(name, ()), "active")
+                busy.update(free)
     return work.moved(modes, grown, moved), tuple(events)
+
+
+def short_event(name: str, missing: int, count: int) -> Event:
+    return Event(
+        "service.short",
+        f"{missing} of {count} machines missing: no eligible live standby or pool machine",
+        service=name,
+        data={"missing": missing, "count": count},
+    )
 
 
 _BUSY = frozenset({"active", "canary", "shadow", "draining"})

@@ -15,9 +15,9 @@ the events of what it decided (the plan's events are theirs, in this order).
     documents      one desired document per machine, written where it changed (documents.py)
     provisioning   machines to ask the provisioners for (provision_needed.py)
 
-The assignment fills every short service once; the passes after it only give machines
-up, and `top_up` hands those to the services still short (a held new service's machines,
-which the rollouts must see, are handed on by `releases` itself).
+The assignment fills every short service once, in dependency order (a new service
+whose dependencies have not converged takes no machine); the passes after it only give
+machines up, and `top_up` hands those to the services still short.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from controller.planner.drain import config_digests, drain_pass
 from controller.planner.evict import evictions
 from controller.planner.model import Event, MachineObservation, RolloutMemory
 from controller.planner.provision_needed import provision_pass
-from controller.planner.release import resolve
+from controller.planner.release import may_wait, new_services_wait, resolve
 from controller.planner.render import mirrors, restarting, serving
 from controller.planner.rollout import run_rollouts
 from controller.planner.scale import autoscale as scale_counts
@@ -72,32 +72,31 @@ def autoscale(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
 
 
 def assignment(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
-    reserved = reserved_by(ctx.memory.rollouts)
+    memory = ctx.memory
+    reserved = reserved_by(memory.rollouts)
     work, events = assign(
         d.spec,
         d.live,
         ctx.known,
-        ctx.memory.machines,
+        memory.machines,
         ctx.order,
         ctx.now,
         reserved,
         frozenset(d.blind.keep),
+        may_wait=may_wait(d.spec, memory.services),
+        waits=new_services_wait(
+            d.spec, ctx.order, memory.machines, memory.services, memory.selections
+        ),
     )
     return replace(d, work=work, reserved=reserved), events
 
 
 def releases(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     memory = ctx.memory
-    rel, work, events = resolve(
+    rel, events = resolve(
         d.spec, ctx.order, d.work, memory.machines, memory.services, memory.selections
     )
-    # A new service held for its dependencies has no release: its machines wait as
-    # standby and it takes none; other short services may use them in this pass, as the
-    # next pass would (planning twice must give the same plan).
-    held = _held(d.spec.services, rel.base)
-    if any(d.work.actives.get(name) for name in held):
-        work, _ = fill(work, d.spec, ctx.order, d.reserved, skip=held)  # shortness: reported
-    return replace(d, work=work, releases=rel), events
+    return replace(d, releases=rel), events
 
 
 def rollouts(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:

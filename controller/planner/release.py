@@ -16,7 +16,7 @@ config merged over the service's; the others keep the service's release.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from controller.planner.assign import ACTIVE_MODES, Assignment
@@ -24,7 +24,6 @@ from controller.planner.model import Event, MachineMemory, ServiceMemory
 from controller.spec.model import ClusterSpec, ServiceSpec
 from controller.spec.selector import parse_selector
 from wire.codec import JsonValue
-from wire.documents import Mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +111,6 @@ class _Resolving:
     services: dict[str, ServiceMemory] = field(default_factory=dict)
     rolling: dict[str, tuple[Release, Release]] = field(default_factory=dict)
     converged: dict[str, bool] = field(default_factory=dict)
-    waiting: dict[str, tuple[str, ...]] = field(default_factory=dict)  # new services held
     events: list[Event] = field(default_factory=list)
 
     def releases(self) -> Releases:
@@ -126,18 +124,45 @@ def resolve(
     machines: Mapping[str, MachineMemory],
     services_memory: Mapping[str, ServiceMemory],
     selections: Mapping[str, tuple[str, ...]],
-) -> tuple[Releases, Assignment, tuple[Event, ...]]:
-    """Each service's release (dependency gating, sub-groups), the assignment with a held
-    new service's machines waiting as standby, and the events."""
+) -> tuple[Releases, tuple[Event, ...]]:
+    """Each service's release (dependency gating, sub-groups) and the events. A new
+    service held for its dependencies has no release (`base` None); the assignment gave it
+    no machine (`new_services_wait`)."""
     out = _Resolving()
     for name in order:
         svc = spec.services[name]
         _select(name, svc, work, machines, selections, out)
         _gate(spec, name, svc, work, services_memory.get(name), machines, out)
-    # a brand-new service held for its dependencies: its machines wait as warm standby
-    standby: dict[str, Mode] = {m: "standby" for n in out.waiting for m in work.actives.get(n, ())}
-    work = work.moved(standby, {n: () for n in out.waiting})
-    return out.releases(), work, tuple(out.events)
+    return out.releases(), tuple(out.events)
+
+
+def may_wait(spec: ClusterSpec, services_memory: Mapping[str, ServiceMemory]) -> frozenset[str]:
+    """New services (no release yet) with dependencies: each waits, and takes no machine,
+    while a dependency has not converged."""
+    return frozenset(
+        name
+        for name, svc in spec.services.items()
+        if svc.depends_on and ((prev := services_memory.get(name)) is None or prev.version is None)
+    )
+
+
+def new_services_wait(
+    spec: ClusterSpec,
+    order: tuple[str, ...],
+    machines: Mapping[str, MachineMemory],
+    services_memory: Mapping[str, ServiceMemory],
+    selections: Mapping[str, tuple[str, ...]],
+) -> Callable[[str, Assignment], bool]:
+    """`waits(name, work)` for the assignment's fill: does the new service `name` wait for
+    its dependencies, given `work` (in which the services before it are filled)? The same
+    gate `resolve` applies, over the services up to `name` only."""
+
+    def waits(name: str, work: Assignment) -> bool:
+        upto = order[: order.index(name) + 1]
+        rel, _ = resolve(spec, upto, work, machines, services_memory, selections)
+        return rel.base.get(name) is None
+
+    return waits
 
 
 def _gate(
@@ -190,8 +215,7 @@ def _gate(
         return
     reason = "waiting for " + ", ".join(waiting) + " to run their new release healthy"
     if prev is None or prev.version is None:
-        out.base[name] = None
-        out.waiting[name] = tuple(waiting)
+        out.base[name] = None  # a brand-new service: its machines wait as warm standby
         out.services[name] = ServiceMemory(None, {}, 0, held=reason)
     else:
         out.base[name] = Release(prev.version, prev.config)
