@@ -52,9 +52,8 @@ class Assignment:
     services: Mapping[str, ServiceSpec] = field(default_factory=dict)
     now: float = 0.0
     weights: Mapping[str, int] = field(default_factory=dict)  # canary load-balancer weights
-    mirrors: Mapping[str, tuple[str, ...]] = field(
-        default_factory=dict
-    )  # service -> shadow machines
+    # service -> its shadow machines (mirrored traffic only)
+    mirrors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     unready: frozenset[str] = frozenset()  # restarting to a new version: no peer
     frozen: frozenset[str] = frozenset()  # silent, kept by fail static: never newly activated
 
@@ -62,12 +61,14 @@ class Assignment:
         """The service's planned active machines that are live and report it healthy."""
         live, mode, unready = self.live, self.mode, self.unready
         return tuple(
-            m
-            for m in self.actives.get(service, ())
-            if mode.get(m) in ACTIVE_MODES
-            and m in live
-            and m not in unready
-            and is_healthy(live[m], service)
+            [
+                m
+                for m in self.actives.get(service, ())
+                if mode.get(m) in ACTIVE_MODES
+                and m in live
+                and m not in unready
+                and is_healthy(live[m], service)
+            ]
         )
 
     def can_activate(self, m: str, name: str) -> bool:
@@ -329,6 +330,9 @@ def fill(
     waiting: list[str] = []  # machines services that wait gave up: their standby for now
 
     def take(name: str, need: int, tiers_of: Iterable[list[str]], mode: Mode) -> int:
+        joined = grown.get(name)
+        if joined is None and mode == "active" and need > 0:
+            joined = grown[name] = list(actives.get(name, ()))
         for tier in tiers_of:
             for m in tier:
                 if need == 0:
@@ -338,8 +342,8 @@ def fill(
                 busy.add(m)
                 moved[m] = name
                 modes[m] = mode
-                if mode == "active":
-                    grown.setdefault(name, list(actives.get(name, ()))).append(m)
+                if joined is not None and mode == "active":
+                    joined.append(m)
                 else:
                     waiting.append(m)
                 need -= 1

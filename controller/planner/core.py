@@ -85,7 +85,7 @@ def conclude(ctx: Context, d: Draft, events: tuple[Event, ...]) -> Plan:
         holds=d.blind.memory,
         evictions=d.evictions.records,
     )
-    status = build_status(d.spec, d.work, rel, memory, ctx.observed, ctx.now)
+    status = build_status(d.spec, d.work, rel, memory, ctx.observed, ctx.now, d.healthy)
     if d.blind.holds or d.evictions.records:
         status = replace(status, holds=d.blind.holds, evicted=d.evictions.records)
     return Plan(d.writes, d.skips, memory, events, status, d.provisions, ctx.forgotten)

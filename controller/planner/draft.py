@@ -56,41 +56,37 @@ class Context:
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """What the passes decided so far (each field names the pass that sets it)."""
+    """What the passes decided so far, grouped by the pass that sets each field."""
 
-    spec: ClusterSpec  # the spec with the scaler's counts (autoscale)
-    live: Mapping[str, MachineObservation] = field(
-        default_factory=dict
-    )  # liveness; fail static keeps some
-    blind: Blindness = NOT_BLIND  # liveness
-    scale: Mapping[str, ScaleMemory] = field(default_factory=dict)  # autoscale
-    work: Assignment = UNASSIGNED  # assignment, then releases, rollouts, drains
-    reserved: Mapping[str, str] = field(
-        default_factory=dict
-    )  # machine -> the only service that may take it
-    releases: Releases = field(default_factory=Releases)  # releases, rollouts, drains
-    rollouts: Mapping[str, RolloutMemory] = field(default_factory=dict)  # rollouts
-    drains: Mapping[str, Drain] = field(default_factory=dict)  # drains: machine -> its drain
-    kept: Mapping[str, dict[str, JsonValue]] = field(
-        default_factory=dict
-    )  # drains: config a held machine keeps
-    configs: Mapping[str, str] = field(
-        default_factory=dict
-    )  # drains: machine -> release config digest
-    serve: Mapping[str, tuple[Peer, ...]] = field(
-        default_factory=dict
-    )  # peers: healthy actives as peers
-    mirror: Mapping[str, tuple[Peer, ...]] = field(default_factory=dict)  # peers: healthy shadows
-    evictions: Evictions = NO_EVICTIONS  # peers
-    machines: Mapping[str, MachineMemory] = field(
-        default_factory=dict
-    )  # documents: each machine's new memory
-    writes: tuple[PutDesired, ...] = ()  # documents
-    skips: tuple[Skip, ...] = ()  # documents
-    provisions: tuple[ProvisionNeeded, ...] = ()  # provisioning
-    flight: Mapping[str, ProvisionMemory] = field(
-        default_factory=dict
-    )  # provisioning: requests in flight
+    # autoscale: the spec with the scaler's counts; its memory
+    spec: ClusterSpec
+    scale: Mapping[str, ScaleMemory] = field(default_factory=dict)
+    # liveness: the machines within their window (fail static keeps silent groups)
+    live: Mapping[str, MachineObservation] = field(default_factory=dict)
+    blind: Blindness = NOT_BLIND
+    # assignment (then releases, rollouts, drains, top_up)
+    work: Assignment = UNASSIGNED
+    reserved: Mapping[str, str] = field(default_factory=dict)  # machine -> only service
+    # releases (then rollouts, drains)
+    releases: Releases = field(default_factory=Releases)
+    # rollouts
+    rollouts: Mapping[str, RolloutMemory] = field(default_factory=dict)
+    # drains: machine -> its drain; the config a held machine keeps; release config digests
+    drains: Mapping[str, Drain] = field(default_factory=dict)
+    kept: Mapping[str, dict[str, JsonValue]] = field(default_factory=dict)
+    configs: Mapping[str, str] = field(default_factory=dict)
+    # peers: healthy planned actives, as peers, shadows as mirrors; evictions
+    healthy: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    serve: Mapping[str, tuple[Peer, ...]] = field(default_factory=dict)
+    mirror: Mapping[str, tuple[Peer, ...]] = field(default_factory=dict)
+    evictions: Evictions = NO_EVICTIONS
+    # documents: each machine's new memory, the writes and the skips
+    machines: Mapping[str, MachineMemory] = field(default_factory=dict)
+    writes: tuple[PutDesired, ...] = ()
+    skips: tuple[Skip, ...] = ()
+    # provisioning: requests to make now, requests in flight
+    provisions: tuple[ProvisionNeeded, ...] = ()
+    flight: Mapping[str, ProvisionMemory] = field(default_factory=dict)
 
 
 Pass = Callable[[Context, Draft], tuple[Draft, tuple[Event, ...]]]

@@ -104,6 +104,7 @@ def drain_pass(
     candidates: list[tuple[int, str]] = []
     draining: list[str] = []
     service_of, mode_of = work.service, work.mode
+    extras, base = bool(rel.pinned or rel.variants), rel.base
     for m in work.live:  # fast pass: most machines keep what they run
         mm = mem.get(m)
         if mm is None or mm.mode not in _WAS_SERVING or mm.service is None:
@@ -113,7 +114,7 @@ def drain_pass(
             continue
         old = mm.service
         if not configs and service_of.get(m) == old and mode_of.get(m) == mm.mode:
-            release = rel.of(spec, old, m)
+            release = rel.of(spec, old, m) if extras else base.get(old)
             if release is None or release.version == mm.version:
                 continue  # same service, mode and version: nothing disruptive
         if _disruption(spec, work, rel, m, old, mm.version, mm.config, configs):
@@ -280,8 +281,10 @@ def _unavailable(
     # applied result must count the same machines, or a change held in one pass goes
     # ahead in the next (a replacement activated this pass is part of the service).
     for m, mm in memory.machines.items():
+        if mm.drain is None:  # most machines: decided first
+            continue
         svc = mm.service
-        if svc not in budgeted or m not in work.live or mm.drain is None:
+        if svc not in budgeted or m not in work.live:
             continue
         if mm.mode in _WAS_SERVING and in_place(mm.drain.reason):  # part of it, unavailable
             used[svc] = used.get(svc, 0) + 1

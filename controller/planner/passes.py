@@ -26,12 +26,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from controller.planner.assign import assign, fill
-from controller.planner.blindness import fail_static, silence_allowed
+from controller.planner.blindness import fail_static, reporting
 from controller.planner.documents import documents
 from controller.planner.draft import Context, Draft, Pass
 from controller.planner.drain import config_digests, drain_pass
 from controller.planner.evict import evictions
-from controller.planner.model import Event, MachineObservation, RolloutMemory
+from controller.planner.model import Event, RolloutMemory
 from controller.planner.provision_needed import provision_pass
 from controller.planner.release import may_wait, new_services_wait, resolve
 from controller.planner.render import mirrors, restarting, serving
@@ -56,11 +56,8 @@ def forgotten(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
 def liveness(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     now, timeout = ctx.now, ctx.spec.settings.heartbeat_timeout
     seen = ctx.observed.machines
-    live: dict[str, MachineObservation] = {
-        m: o for m, o in seen.items() if now - o.accepted_at <= silence_allowed(timeout, o)
-    }
-    assigned = {m: mm.service for m, mm in ctx.memory.machines.items()}
-    blind = fail_static(ctx.spec, seen, live, assigned, ctx.memory.holds, now)
+    live = reporting(seen, timeout, now)
+    blind = fail_static(ctx.spec, seen, live, ctx.memory.machines, ctx.memory.holds, now)
     if blind.keep:
         live = dict(sorted({**live, **blind.keep}.items()))
     return replace(d, live=live, blind=blind), blind.events
@@ -142,9 +139,17 @@ def top_up(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
 
 def peers(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     work = replace(d.work, unready=restarting(d.spec, d.work, d.releases))
-    serve = serving(d.spec, work)
+    healthy = {name: work.healthy(name) for name in d.spec.services}
+    serve = serving(d.spec, work, healthy)
     evict = evictions(d.spec, work, serve, d.blind.holds, ctx.memory.evictions, ctx.now)
-    new = replace(d, work=work, serve=serve, mirror=mirrors(d.spec, work), evictions=evict)
+    new = replace(
+        d,
+        work=work,
+        healthy=healthy,
+        serve=serve,
+        mirror=mirrors(d.spec, work),
+        evictions=evict,
+    )
     return new, evict.events
 
 

@@ -45,7 +45,9 @@ def restarting(spec: ClusterSpec, work: Assignment, rel: Releases) -> frozenset[
     return frozenset(unready)
 
 
-def serving(spec: ClusterSpec, work: Assignment) -> dict[str, tuple[Peer, ...]]:
+def serving(
+    spec: ClusterSpec, work: Assignment, healthy: Mapping[str, tuple[str, ...]]
+) -> dict[str, tuple[Peer, ...]]:
     """Per service that a load balancer balances or a config references: its healthy
     active machines that have an address, as peers."""
     wanted = {s.balances for s in spec.services.values() if s.balances is not None}
@@ -59,7 +61,7 @@ def serving(spec: ClusterSpec, work: Assignment) -> dict[str, tuple[Peer, ...]]:
         live, mode = work.live, work.mode
         out[name] = tuple(
             _peer(m, live[m], name, svc.port, work.weights.get(m, svc.weight), mode[m])
-            for m in work.healthy(name)
+            for m in healthy.get(name, ())
             if live[m].snapshot.addresses.internal
         )
     return out
