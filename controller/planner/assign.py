@@ -2,7 +2,8 @@
 
 Rules, in order:
 1. A machine whose last accepted snapshot is older than heartbeat_timeout, or twice its
-   agent's heartbeat if that is longer (core.silence_allowed), or that has none, is lost: it keeps its service as a warm `standby` and is never counted active.
+   agent's heartbeat if that is longer (blindness.silence_allowed), or that has none, is
+   lost: it keeps its service as a warm `standby` and is never counted active.
 2. A live active machine stays where it is (no reshuffling) unless it is no longer
    eligible, its service left the spec, or its service is reported failed/unhealthy after
    the health grace (then it is replaced and quarantined).
@@ -11,7 +12,9 @@ Rules, in order:
 4. Missing actives are filled in the same cycle, services in dependency order, from:
    the service's own standbys, then unassigned directly-eligible machines, then standbys
    of other services that are directly eligible, then pool machines; never a machine in
-   quarantine or one already reporting that service failed/unhealthy.
+   quarantine or one already reporting that service failed/unhealthy. A new service
+   whose dependencies have not converged takes none (release.new_services_wait): what it
+   would take stays its standby, for the short services after it.
 5. Every other live machine is a warm standby (of its previous service when still
    eligible, else of the first service it is eligible for), or `deactivated` when it is
    eligible for nothing in the spec.

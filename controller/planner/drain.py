@@ -21,11 +21,12 @@ machine was last told:
   drains without using the budget: the service keeps its count of serving machines, so
   a scale-down is never slowed down to `max_unavailable` drains at a time.
 - A machine whose planned version differs from the version it reports is left out of
-  load-balancer peers and `$instances` (it is restarting); it comes back once it reports
-  the new version healthy.
+  load-balancer peers and `$instances` (it is restarting; render.restarting, in the peers
+  pass); it comes back once it reports the new version healthy.
 
-Held and draining machines keep their old release through `Releases.pinned`; machines
-they leave missing are filled from standby in the same pass.
+Held and draining machines keep their old release through `Releases.pinned` (the
+`drain_pass` result carries the assignment and releases with them); the places they
+leave are filled from standby in the same plan by the `top_up` pass (passes.py).
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ Each cycle, for a service with an active rollout:
    the service the old one, until complete. Old machines stepped down stay warm in standby
    on the old version for `keep_previous` after completion.
 
+Steps 1-3 are here; 4-5 (the cohorts' shape and pins) are cohorts.py. Each function
+returns the rollout memory and the assignment it leaves; events go to the pass's list.
+
 A spec that changes the version again supersedes the rollout (its new-version machines go
 back as in a revert; returning to the old version simply cancels it). While reverted or
 halted, the same version is not retried until the spec asks for another version first.
