@@ -2,7 +2,8 @@
 
 Rules, in order:
 1. A machine whose last accepted snapshot is older than heartbeat_timeout, or twice its
-   agent's heartbeat if that is longer (core.silence_allowed), or that has none, is lost: it keeps its service as a warm `standby` and is never counted active.
+   agent's heartbeat if that is longer (blindness.silence_allowed), or that has none, is
+   lost: it keeps its service as a warm `standby` and is never counted active.
 2. A live active machine stays where it is (no reshuffling) unless it is no longer
    eligible, its service left the spec, or its service is reported failed/unhealthy after
    the health grace (then it is replaced and quarantined).
@@ -11,7 +12,9 @@ Rules, in order:
 4. Missing actives are filled in the same cycle, services in dependency order, from:
    the service's own standbys, then unassigned directly-eligible machines, then standbys
    of other services that are directly eligible, then pool machines; never a machine in
-   quarantine or one already reporting that service failed/unhealthy.
+   quarantine or one already reporting that service failed/unhealthy. A new service
+   whose dependencies have not converged takes none (release.new_services_wait): what it
+   would take stays its standby, for the short services after it.
 5. Every other live machine is a warm standby (of its previous service when still
    eligible, else of the first service it is eligible for), or `deactivated` when it is
    eligible for nothing in the spec.
@@ -19,57 +22,57 @@ Rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Never
 
 from controller.planner.model import Event, MachineMemory, MachineObservation
 from controller.spec.model import ClusterSpec, ServiceSpec
+from wire.documents import Mode
 
 ACTIVE_MODES = frozenset({"active", "canary"})
+EMPTY: Mapping[str, Never] = MappingProxyType({})  # an empty mapping of any value type
 _EMPTY = MachineMemory()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Assignment:
-    """Mutable working state of one planning pass (never leaves the planner)."""
+    """Which service and mode every known machine is planned in: a value that the passes of
+    one plan hand on (each pass that moves machines returns a new one, see `moved`).
 
-    live: dict[str, MachineObservation]
-    lost: list[str]
-    service: dict[str, str | None] = field(default_factory=dict)  # every known machine
-    mode: dict[str, str] = field(default_factory=dict)
-    actives: dict[str, list[str]] = field(default_factory=dict)  # service -> sorted machines
-    failed: dict[str, float] = field(default_factory=dict)  # machine -> failed_at
-    events: list[Event] = field(default_factory=list)
+    `live`, `memory`, `services`, `now` and `frozen` are the read-only inputs the
+    assignment was made from, kept beside it so that its questions (`healthy`,
+    `can_activate`) need nothing else."""
+
+    live: Mapping[str, MachineObservation]
+    lost: tuple[str, ...]
+    service: Mapping[str, str | None]  # every known machine
+    mode: Mapping[str, Mode]
+    actives: Mapping[str, tuple[str, ...]]  # service -> sorted machines
+    failed: Mapping[str, float] = field(default_factory=dict)  # machine -> failed_at
     memory: Mapping[str, MachineMemory] = field(default_factory=dict)
     services: Mapping[str, ServiceSpec] = field(default_factory=dict)
     now: float = 0.0
-    weights: dict[str, int] = field(default_factory=dict)  # canary load-balancer weights
-    mirrors: dict[str, list[str]] = field(default_factory=dict)  # service -> shadow machines
-    unready: set[str] = field(default_factory=set)  # restarting to a new version: no peer
+    weights: Mapping[str, int] = field(default_factory=dict)  # canary load-balancer weights
+    # service -> its shadow machines (mirrored traffic only)
+    mirrors: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    unready: frozenset[str] = frozenset()  # restarting to a new version: no peer
     frozen: frozenset[str] = frozenset()  # silent, kept by fail static: never newly activated
-    _healthy: dict[str, list[str]] = field(default_factory=dict)
 
-    def reset_healthy(self) -> None:
-        """Forget healthy() answers (after drain.py changed modes or marked unready)."""
-        self._healthy.clear()
-
-    def healthy(self, service: str) -> list[str]:
-        """The service's planned active machines that are live and report it healthy.
-
-        Cached: call it only once the service's actives are final for this pass."""
-        hit = self._healthy.get(service)
-        if hit is None:
-            live, mode = self.live, self.mode
-            hit = [
+    def healthy(self, service: str) -> tuple[str, ...]:
+        """The service's planned active machines that are live and report it healthy."""
+        live, mode, unready = self.live, self.mode, self.unready
+        return tuple(
+            [
                 m
-                for m in self.actives.get(service, [])
+                for m in self.actives.get(service, ())
                 if mode.get(m) in ACTIVE_MODES
                 and m in live
-                and m not in self.unready
+                and m not in unready
                 and is_healthy(live[m], service)
             ]
-            self._healthy[service] = hit
-        return hit
+        )
 
     def can_activate(self, m: str, name: str) -> bool:
         """Live, running, not in quarantine and not reporting `name` broken; never a silent
@@ -80,6 +83,25 @@ class Assignment:
         mm = self.memory.get(m, _EMPTY)
         failed_at = self.failed.get(m, mm.failed_at)
         return activatable(obs, name, failed_at, self.services[name], self.now)
+
+    def moved(
+        self,
+        modes: Mapping[str, Mode] = EMPTY,
+        actives: Mapping[str, Collection[str]] = EMPTY,
+        services: Mapping[str, str | None] = EMPTY,
+    ) -> Assignment:
+        """A new assignment with these machines' modes and services and these services'
+        active machines (sorted here) replaced."""
+        if not modes and not actives and not services:
+            return self
+        return replace(
+            self,
+            mode={**self.mode, **modes} if modes else self.mode,
+            service={**self.service, **services} if services else self.service,
+            actives={**self.actives, **{n: tuple(sorted(ms)) for n, ms in actives.items()}}
+            if actives
+            else self.actives,
+        )
 
 
 class Eligibility:
@@ -128,34 +150,41 @@ def is_healthy(obs: MachineObservation, service: str) -> bool:
     return state is not None and state.health == "healthy" and state.state != "failed"
 
 
+Waits = Callable[[str, Assignment], bool]  # does a new service wait for its dependencies?
+
+
 def assign(
     spec: ClusterSpec,
-    live: dict[str, MachineObservation],
-    known: list[str],
+    live: Mapping[str, MachineObservation],
+    known: Collection[str],
     memory: Mapping[str, MachineMemory],
     order: tuple[str, ...],
     now: float,
-    reserved: Mapping[str, str] | None = None,
+    reserved: Mapping[str, str] = EMPTY,
     frozen: frozenset[str] = frozenset(),
-) -> Assignment:
-    """`reserved`: machine -> the only service that may activate it (a rollout keeps its
-    old-version standby machines warm for a revert; other services may not take them)."""
+    *,
+    may_wait: Collection[str] = (),
+    waits: Waits | None = None,
+) -> tuple[Assignment, tuple[Event, ...]]:
+    """The assignment of every known machine (rules 1-5) and its events. `reserved`:
+    machine -> the only service that may activate it (a rollout keeps its old-version
+    standby machines warm for a revert; other services may not take them)."""
     services = spec.services
     elig = Eligibility(spec)
-    lost = [m for m in known if m not in live]
-    work = Assignment(
-        live=live, lost=lost, memory=memory, services=services, now=now, frozen=frozen
-    )
+    lost = tuple(m for m in known if m not in live)
+    events: list[Event] = []
+    service_of: dict[str, str | None] = {}
+    mode_of: dict[str, Mode] = {}
+    failed: dict[str, float] = {}
     actives: dict[str, list[str]] = {name: [] for name in services}
 
     # 1-2: lost machines and kept actives
     for m in lost:
         mm = memory.get(m, _EMPTY)
-        svc = mm.service if mm.service in services else None
-        work.service[m] = svc
-        work.mode[m] = "standby"
+        service_of[m] = mm.service if mm.service in services else None
+        mode_of[m] = "standby"
         if mm.mode in ACTIVE_MODES and not mm.lost:
-            work.events.append(
+            events.append(
                 Event(
                     "machine.lost",
                     "no accepted snapshot within heartbeat_timeout (or 2 heartbeats)",
@@ -166,20 +195,20 @@ def assign(
     for m, obs in live.items():
         mm = memory.get(m, _EMPTY)
         if mm.lost:
-            work.events.append(Event("machine.returned", "accepted snapshot again", machine=m))
+            events.append(Event("machine.returned", "accepted snapshot again", machine=m))
         svc = mm.service
         if svc is None or mm.mode not in ACTIVE_MODES:
             continue
         if svc not in services:
-            work.events.append(Event("machine.released", "service left the spec", m, svc))
+            events.append(Event("machine.released", "service left the spec", m, svc))
             continue
         if not elig.allows(obs.snapshot.eligible, svc):
-            work.events.append(Event("machine.released", "no longer eligible", m, svc))
+            events.append(Event("machine.released", "no longer eligible", m, svc))
             continue
         if is_failing(obs, svc) and now - mm.assigned_at >= services[svc].health.grace:
-            work.failed[m] = now
+            failed[m] = now
             state = obs.snapshot.services[svc]
-            work.events.append(
+            events.append(
                 Event(
                     "machine.unhealthy",
                     f"reported {state.state}/{state.health} after the health grace; replacing it",
@@ -206,25 +235,18 @@ def assign(
                 ),
             )
             for m in ranked[count:]:
-                work.events.append(
-                    Event("machine.scaled_down", f"{name} count is {count}", m, name)
-                )
+                events.append(Event("machine.scaled_down", f"{name} count is {count}", m, name))
             actives[name] = ranked[:count]
         actives[name].sort()
 
-    # 4: fill
-    work.actives = actives
-    busy = {m for ms in actives.values() for m in ms}
-    fill(work, spec, order, busy, reserved or {}, elig)
-
-    # 5: everyone else is standby (or deactivated)
-    service_of, mode_of = work.service, work.mode
+    # 5 (before 4, which only activates): everyone else is standby (or deactivated)
+    kept = {m for ms in actives.values() for m in ms}
     for name, ms in actives.items():
         for m in ms:
             service_of[m] = name
             mode_of[m] = "active"
     for m, obs in live.items():
-        if m in busy:
+        if m in kept:
             continue
         mm = memory.get(m, _EMPTY)
         direct, pooled = elig.of(obs.snapshot.eligible)
@@ -234,67 +256,139 @@ def assign(
             standby_of = direct[0] if direct else (pooled[0] if pooled else None)
         service_of[m] = standby_of
         mode_of[m] = "standby" if standby_of else "deactivated"
-    return work
+    work = Assignment(
+        live=live,
+        lost=lost,
+        service=service_of,
+        mode=mode_of,
+        actives={n: tuple(ms) for n, ms in actives.items()},
+        failed=failed,
+        memory=memory,
+        services=services,
+        now=now,
+        frozen=frozen,
+    )
+    # 4: fill
+    work, short = fill(
+        work, spec, order, reserved, elig, free_shadows=False, may_wait=may_wait, waits=waits
+    )
+    return work, (*events, *short)
 
 
 def fill(
     work: Assignment,
     spec: ClusterSpec,
     order: tuple[str, ...],
-    busy: set[str],
     reserved: Mapping[str, str],
     elig: Eligibility | None = None,
     *,
-    report_short: bool = True,
+    free_shadows: bool = True,
     skip: Collection[str] = (),
-) -> None:
-    """Activate free machines for every service below its count (rule 4), except `skip`.
-    Also run later in the pass when machines were freed (a held service's machines, a
-    shadow back to standby) so that they serve in this pass, as they would in the next."""
+    may_wait: Collection[str] = (),
+    waits: Waits | None = None,
+) -> tuple[Assignment, tuple[Event, ...]]:
+    """Activate free machines (neither active, canary, shadow nor draining) for every
+    service below its count (rule 4), except `skip`, in dependency order; `service.short`
+    events for those still short. `free_shadows`: a machine the last plan made a shadow
+    counts as free unless this assignment still has it in shadow (the assignment's fill
+    does not take them: their rollout decides first).
+
+    A service of `may_wait` for which `waits(name, assignment so far)` (its dependencies,
+    filled before it, have not converged: release.py) takes no machine: its actives and
+    the machines it would have taken stay its warm standby, and the services after it
+    that are still short take them, after their own candidates."""
     services = spec.services
     actives = work.actives
-    short = {n: services[n].count - len(actives.get(n, [])) for n in order if n not in skip}
-    if not any(v > 0 for v in short.values()):
-        return
-    elig = elig or Eligibility(spec)
-    tiers = _candidates(
-        services,
-        {m: o for m, o in work.live.items() if m not in work.frozen} if work.frozen else work.live,
-        work.memory,
-        busy,
-        work.failed,
-        elig,
-        short,
-        work.now,
-        reserved,
-        work.mode,
+    short = {n: services[n].count - len(actives.get(n, ())) for n in order if n not in skip}
+    if not any(v > 0 for v in short.values()) and not may_wait:
+        return work, ()
+    mode_of = work.mode
+    busy = {m for m, mode in mode_of.items() if mode in _BUSY}
+    live = (
+        {m: o for m, o in work.live.items() if m not in work.frozen} if work.frozen else work.live
     )
-    for name in order:
-        need = short.get(name, 0)
-        if need <= 0:
-            continue
-        for tier in tiers.get(name, ()):
+    elig = elig or Eligibility(spec)
+
+    def candidates(
+        among: Mapping[str, MachineObservation], wanted: Mapping[str, int]
+    ) -> dict[str, tuple[list[str], list[str], list[str], list[str]]]:
+        return _candidates(
+            services,
+            among,
+            work.memory,
+            busy,
+            work.failed,
+            elig,
+            wanted,
+            work.now,
+            reserved,
+            mode_of if free_shadows else EMPTY,
+        )
+
+    tiers = candidates(live, short)
+    events: list[Event] = []
+    grown: dict[str, list[str]] = {}
+    modes: dict[str, Mode] = {}
+    moved: dict[str, str | None] = {}
+    waiting: list[str] = []  # machines services that wait gave up: their standby for now
+
+    def take(name: str, need: int, tiers_of: Iterable[list[str]], mode: Mode) -> int:
+        joined = grown.get(name)
+        if joined is None and mode == "active" and need > 0:
+            joined = grown[name] = list(actives.get(name, ()))
+        for tier in tiers_of:
             for m in tier:
                 if need == 0:
-                    break
+                    return 0
                 if m in busy:
                     continue
                 busy.add(m)
-                actives[name].append(m)
-                work.service[m] = name
-                work.mode[m] = "active"
+                moved[m] = name
+                modes[m] = mode
+                if joined is not None and mode == "active":
+                    joined.append(m)
+                else:
+                    waiting.append(m)
                 need -= 1
-        actives[name].sort()
-        if need and report_short:
-            work.events.append(
-                Event(
-                    "service.short",
-                    f"{need} of {services[name].count} machines missing: "
-                    "no eligible live standby or pool machine",
-                    service=name,
-                    data={"missing": need, "count": services[name].count},
-                )
-            )
+        return need
+
+    for name in order:
+        need = short.get(name, 0)
+        waits_now = (
+            name in may_wait and waits is not None and waits(name, work.moved(modes, grown, moved))
+        )
+        if waits_now:
+            for m in actives.get(name, ()):
+                modes[m] = "standby"
+                waiting.append(m)
+            grown[name] = []
+            need = take(name, max(need, 0), tiers.get(name, ()), "standby")
+        elif need > 0:
+            need = take(name, need, tiers.get(name, ()), "active")
+        else:
+            continue
+        if need:
+            events.append(short_event(name, need, services[name].count))
+        if need and not waits_now:
+            free = [m for m in waiting if moved.get(m) != name and modes.get(m) == "standby"]
+            if free:
+                busy.difference_update(free)
+                among = {m: live[m] for m in sorted(free) if m in live}
+                take(name, need, candidates(among, {name: need}).get(name, ()), "active")
+                busy.update(free)
+    return work.moved(modes, grown, moved), tuple(events)
+
+
+def short_event(name: str, missing: int, count: int) -> Event:
+    return Event(
+        "service.short",
+        f"{missing} of {count} machines missing: no eligible live standby or pool machine",
+        service=name,
+        data={"missing": missing, "count": count},
+    )
+
+
+_BUSY = frozenset({"active", "canary", "shadow", "draining"})
 
 
 def _candidates(

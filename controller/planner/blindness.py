@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from controller.planner.assign import Eligibility
-from controller.planner.model import Event, Hold, HoldMemory, MachineObservation
+from controller.planner.model import Event, Hold, HoldMemory, MachineMemory, MachineObservation
 from controller.spec.model import ClusterSpec
 from wire.layout import MachineId
 
@@ -43,6 +43,19 @@ def silence_allowed(heartbeat_timeout: float, obs: MachineObservation) -> float:
     reports only at its heartbeat, so a shorter timeout would mark it lost, replace it and
     take it back at every heartbeat."""
     return max(heartbeat_timeout, 2.0 * obs.snapshot.heartbeat_interval)
+
+
+def reporting(
+    observed: Mapping[MachineId, MachineObservation], heartbeat_timeout: float, now: float
+) -> dict[str, MachineObservation]:
+    """The machines whose last report is within `silence_allowed` (computed inline: this
+    runs over the whole fleet every cycle)."""
+    return {
+        m: o
+        for m, o in observed.items()
+        if now - o.accepted_at <= heartbeat_timeout
+        or now - o.accepted_at <= 2.0 * o.snapshot.heartbeat_interval
+    }
 
 
 def overdue_after(
@@ -97,14 +110,14 @@ def fail_static(
     spec: ClusterSpec,
     observed: Mapping[MachineId, MachineObservation],
     live: Mapping[str, MachineObservation],
-    assigned: Mapping[str, str | None],
+    assigned: Mapping[str, MachineMemory],
     held: Mapping[str, HoldMemory],
     now: float,
 ) -> Blindness:
     """Which services are held, and the silent machines the plan keeps as they were.
 
     `observed`: every machine with an accepted report; `live`: those inside their liveness
-    window; `assigned`: each machine's service in the last plan; `held`: the last plan's
+    window; `assigned`: what the last plan decided for each machine (its service); `held`: the last plan's
     holds. A held service keeps the silent machines assigned to it, exactly as they were
     (the assignment never makes a kept machine active anew). The members of a service are the observed
     machines eligible for it; the fleet's, those eligible for any service. Only what was
@@ -185,7 +198,8 @@ def fail_static(
         holds[svc] = Hold(reason, since, tally.silent, tally.members, scope, clearing)
         memory[svc] = HoldMemory(since, clearing)
         for o in quiet:
-            if assigned.get(o.snapshot.machine) == svc:
+            last = assigned.get(o.snapshot.machine)
+            if last is not None and last.service == svc:
                 keep[o.snapshot.machine] = o
         if prev is None:
             events.append(Event("service.held", reason, service=svc, data={"scope": scope}))

@@ -21,11 +21,12 @@ machine was last told:
   drains without using the budget: the service keeps its count of serving machines, so
   a scale-down is never slowed down to `max_unavailable` drains at a time.
 - A machine whose planned version differs from the version it reports is left out of
-  load-balancer peers and `$instances` (it is restarting); it comes back once it reports
-  the new version healthy.
+  load-balancer peers and `$instances` (it is restarting; render.restarting, in the peers
+  pass); it comes back once it reports the new version healthy.
 
-Held and draining machines keep their old release through `Releases.pinned`; machines
-they leave missing are filled from standby in the same pass.
+Held and draining machines keep their old release through `Releases.pinned` (the
+`drain_pass` result carries the assignment and releases with them); the places they
+leave are filled from standby in the same plan by the `top_up` pass (passes.py).
 """
 
 from __future__ import annotations
@@ -33,14 +34,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
-from controller.planner.assign import ACTIVE_MODES, Assignment, fill
+from controller.planner.assign import ACTIVE_MODES, Assignment
 from controller.planner.model import Event, Memory
 from controller.planner.release import Release, Releases
 from controller.spec.model import ClusterSpec, ServiceSpec
-from controller.spec.refs import references
 from controller.spec.scale import DEFAULT_BUDGET, budget_of
 from wire.codec import JsonValue
-from wire.documents import Drain
+from wire.documents import Drain, Mode
 from wire.signing import digest
 
 SERVING = frozenset({"active", "canary", "shadow"})
@@ -48,11 +48,14 @@ CONFIG_CHANGE = "disruptive config change"
 _WAS_SERVING = SERVING | {"draining"}
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class DrainResult:
-    drains: dict[str, Drain] = field(default_factory=dict)  # machine -> drain (draining ones)
-    kept: dict[str, dict[str, JsonValue]] = field(default_factory=dict)  # held: old config
-    configs: dict[str, str] = field(default_factory=dict)  # machine -> release config digest
+    work: Assignment  # with held and draining machines kept where they were
+    releases: Releases  # with their old releases pinned
+    events: tuple[Event, ...]
+    drains: Mapping[str, Drain]  # machine -> drain (draining ones)
+    kept: Mapping[str, dict[str, JsonValue]]  # held: old config
+    configs: Mapping[str, str]  # machine -> release config digest, before the holds
 
 
 def sessions_of(work: Assignment, m: str) -> int:
@@ -62,28 +65,47 @@ def sessions_of(work: Assignment, m: str) -> int:
     return sum(v for v in obs.snapshot.sessions.values() if v > 0)
 
 
+@dataclass(slots=True)
+class _Holds:
+    """The machines `drain_pass` keeps where they were (private to one call)."""
+
+    work: Assignment
+    modes: dict[str, Mode] = field(default_factory=dict)
+    services: dict[str, str | None] = field(default_factory=dict)
+    actives: dict[str, list[str]] = field(default_factory=dict)  # services whose list changed
+    pins: dict[str, Release] = field(default_factory=dict)
+    kept: dict[str, dict[str, JsonValue]] = field(default_factory=dict)
+    drains: dict[str, Drain] = field(default_factory=dict)
+    freed: bool = False  # an active place was given up: fill it
+
+    def actives_of(self, service: str) -> list[str]:
+        hit = self.actives.get(service)
+        if hit is None:
+            hit = self.actives[service] = list(self.work.actives.get(service, ()))
+        return hit
+
+
 def drain_pass(
     spec: ClusterSpec,
     work: Assignment,
     rel: Releases,
     memory: Memory,
     now: float,
-    order: tuple[str, ...],
-    reserved: Mapping[str, str],
     reverting: Collection[str] = (),
 ) -> DrainResult:
     """`reverting`: services whose rollout reverts (no default budget for going back)."""
-    out = DrainResult()
+    events: list[Event] = []
+    holds = _Holds(work)
     mem = memory.machines
     services = spec.services
-    configs = _config_digests(spec, work, rel, out)
+    configs = config_digests(spec, work, rel)
     used = _unavailable(spec, work, memory, reverting)
     limits = {n: budget_of(budget_value(s, n in reverting), s.count) for n, s in services.items()}
     held: dict[str, int] = {}
-    changed = False
     candidates: list[tuple[int, str]] = []
     draining: list[str] = []
     service_of, mode_of = work.service, work.mode
+    extras, base = bool(rel.pinned or rel.variants), rel.base
     for m in work.live:  # fast pass: most machines keep what they run
         mm = mem.get(m)
         if mm is None or mm.mode not in _WAS_SERVING or mm.service is None:
@@ -93,11 +115,13 @@ def drain_pass(
             continue
         old = mm.service
         if not configs and service_of.get(m) == old and mode_of.get(m) == mm.mode:
-            release = rel.of(spec, old, m)
+            release = rel.of(spec, old, m) if extras else base.get(old)
             if release is None or release.version == mm.version:
                 continue  # same service, mode and version: nothing disruptive
         if _disruption(spec, work, rel, m, old, mm.version, mm.config, configs):
             candidates.append((sessions_of(work, m), m))
+    # Each machine below is visited once and its hold changes only itself (and the active
+    # lists it leaves or joins), so reading `work` for it sees what the assignment proposed.
     for m in sorted(draining):  # draining already: finish, continue or undrain
         mm = mem[m]
         old = mm.service or ""
@@ -107,21 +131,21 @@ def drain_pass(
             if old not in services:
                 reason = reason or "service left the spec"
             if not reason:
-                work.events.append(Event("machine.undrained", "needed again as it was", m, old))
+                events.append(Event("machine.undrained", "needed again as it was", m, old))
             elif n == 0:
-                work.events.append(
+                events.append(
                     Event("machine.drained", f"sessions ended; {reason}", m, old,
                           data={"sessions_cut": 0, "drained_for": round(now - mm.drain.since, 3)})
                 )  # fmt: skip
             elif now >= mm.drain.deadline or old not in services:
-                work.events.append(
+                events.append(
                     Event("machine.drain_timeout",
                           f"{n} sessions cut after {now - mm.drain.since:g}s; {reason}", m, old,
                           data={"sessions_cut": n, "drained_for": round(now - mm.drain.since, 3)})
                 )  # fmt: skip
             else:
-                changed |= _hold(work, rel, memory, spec, m, "draining", out)
-                out.drains[m] = mm.drain
+                _hold(holds, rel, memory, spec, m, "draining")
+                holds.drains[m] = mm.drain
     for n, m in sorted(candidates):  # fewest sessions first
         mm = mem[m]
         old = mm.service or ""
@@ -131,13 +155,13 @@ def drain_pass(
         costs = not leaving  # an in-place change (or its drain) takes capacity from the service
         if old not in services:
             if n:
-                work.events.append(
+                events.append(
                     Event("machine.drain_timeout", f"{n} sessions cut: {old} left the spec",
                           m, old, data={"sessions_cut": n, "drained_for": 0.0})
                 )  # fmt: skip
             continue
         if costs and limit is not None and used.get(old, 0) >= limit:
-            changed |= _hold(work, rel, memory, spec, m, mm.mode, out)
+            _hold(holds, rel, memory, spec, m, mm.mode)
             held[old] = held.get(old, 0) + 1
             continue
         if costs:
@@ -145,31 +169,22 @@ def drain_pass(
         if n > 0:
             timeout = services[old].sessions.drain_timeout
             drain = Drain(reason=reason, since=now, deadline=now + timeout)
-            out.drains[m] = drain
-            changed |= _hold(work, rel, memory, spec, m, "draining", out)
-            work.events.append(
+            holds.drains[m] = drain
+            _hold(holds, rel, memory, spec, m, "draining")
+            events.append(
                 Event("machine.draining", f"{n} sessions; {reason}; deadline in {timeout:g}s",
                       m, old, data={"sessions": n, "deadline": drain.deadline})
             )  # fmt: skip
     for name, count in sorted(held.items()):
-        work.events.append(
+        events.append(
             Event("service.budget",
                   f"{count} disruptive changes wait: max_unavailable "
                   f"{budget_value(services[name], False)} reached ({used.get(name, 0)} unavailable)",
                   service=name, data={"waiting": count, "unavailable": used.get(name, 0)})
         )  # fmt: skip
-    if changed:
-        busy = {
-            m
-            for m, mode in work.mode.items()
-            if mode in ACTIVE_MODES or mode in ("shadow", "draining")
-        }
-        fill(work, spec, order, busy, reserved, report_short=False)
-    if _mark_unready(spec, work, rel) or out.drains or held:
-        work.reset_healthy()  # modes or peers changed since healthy() was last asked
-    if configs:  # what each machine runs now (held and draining ones: their old release)
-        out.configs = _config_digests(spec, work, rel, out)
-    return out
+    work = work.moved(holds.modes, holds.actives, holds.services)
+    rel = rel.with_pins(holds.pins)
+    return DrainResult(work, rel, tuple(events), holds.drains, holds.kept, configs)
 
 
 def in_place(reason: str) -> bool:
@@ -203,39 +218,32 @@ def _disruption(
 
 
 def _hold(
-    work: Assignment,
-    rel: Releases,
-    memory: Memory,
-    spec: ClusterSpec,
-    m: str,
-    mode: str,
-    out: DrainResult,
-) -> bool:
-    """Keep `m` on its current service and release, in `mode`. True if an active was freed.
-    The release config it keeps is remembered (`MachineMemory.kept`): the service's own
-    release moves on in memory while the machine still runs the old one."""
+    holds: _Holds, rel: Releases, memory: Memory, spec: ClusterSpec, m: str, mode: Mode
+) -> None:
+    """Keep `m` on its current service and release, in `mode` (`holds.freed` when an
+    active place was given up). The release config it keeps is remembered
+    (`MachineMemory.kept`): the service's own release moves on in memory while the machine
+    still runs the old one."""
     mm = memory.machines[m]
     old = mm.service
     assert old is not None
-    freed = False
+    work = holds.work
     svc_now = work.service.get(m)
     if (
         svc_now is not None
-        and m in work.actives.get(svc_now, ())
+        and m in holds.actives_of(svc_now)
         and (svc_now != old or mode not in ACTIVE_MODES)
     ):
-        work.actives[svc_now].remove(m)
-        freed = True
-    work.service[m] = old
-    work.mode[m] = mode
-    if mode in ACTIVE_MODES and m not in work.actives.get(old, ()):
-        work.actives.setdefault(old, []).append(m)
-        work.actives[old].sort()
+        holds.actives_of(svc_now).remove(m)
+        holds.freed = True
+    holds.services[m] = old
+    holds.modes[m] = mode
+    if mode in ACTIVE_MODES and m not in holds.actives_of(old):
+        holds.actives_of(old).append(m)
     if mm.version is not None:
         config = mm.kept if mm.kept is not None else _old_config(spec, rel, memory, old, mm.version)
-        rel.pinned[m] = Release(mm.version, config)
-        out.kept[m] = config
-    return freed
+        holds.pins[m] = Release(mm.version, config)
+        holds.kept[m] = config
 
 
 def _old_config(
@@ -274,8 +282,10 @@ def _unavailable(
     # applied result must count the same machines, or a change held in one pass goes
     # ahead in the next (a replacement activated this pass is part of the service).
     for m, mm in memory.machines.items():
+        if mm.drain is None:  # most machines: decided first
+            continue
         svc = mm.service
-        if svc not in budgeted or m not in work.live or mm.drain is None:
+        if svc not in budgeted or m not in work.live:
             continue
         if mm.mode in _WAS_SERVING and in_place(mm.drain.reason):  # part of it, unavailable
             used[svc] = used.get(svc, 0) + 1
@@ -299,9 +309,7 @@ def _unavailable(
     return used
 
 
-def _config_digests(
-    spec: ClusterSpec, work: Assignment, rel: Releases, out: DrainResult
-) -> dict[str, str]:
+def config_digests(spec: ClusterSpec, work: Assignment, rel: Releases) -> dict[str, str]:
     """Release config digest of each machine of a service with `config_disruptive`."""
     wanted = {n for n, s in spec.services.items() if s.sessions.config_disruptive}
     if not wanted:
@@ -322,26 +330,4 @@ def _config_digests(
     return configs
 
 
-def _mark_unready(spec: ClusterSpec, work: Assignment, rel: Releases) -> bool:
-    """Active machines whose reported version is not their planned one leave the peers
-    (pure in the observation, so planning twice gives the same peers). Only services that
-    are balanced or referenced by `$instances` have peers. True if any was marked."""
-    unready = work.unready
-    wanted = {s.balances for s in spec.services.values() if s.balances is not None}
-    for s in spec.services.values():
-        wanted |= references(s.config)
-        for ov in s.overrides:
-            wanted |= references(ov.config)
-    for name in sorted(wanted & set(work.actives)):
-        for m in work.actives[name]:
-            obs = work.live.get(m)
-            if obs is None:
-                continue
-            release = rel.of(spec, name, m)
-            state = obs.snapshot.services.get(name)
-            if release is not None and (state is None or state.version != release.version):
-                unready.add(m)
-    return bool(unready)
-
-
-__all__ = ["DrainResult", "drain_pass", "sessions_of"]
+__all__ = ["DrainResult", "config_digests", "drain_pass", "sessions_of"]

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from controller.planner.event import Event, EventKind
 from controller.spec.model import ClusterSpec
 from wire import codec
 from wire.codec import JsonValue
@@ -38,6 +39,7 @@ from wire.signing import digest
 __all__ = [
     "ClusterSpec",
     "Event",
+    "EventKind",
     "MachineMemory",
     "MachineObservation",
     "MachineStatus",
@@ -326,15 +328,6 @@ class PutDesired:
 class Skip:
     machine: MachineId
     reason: str  # "unchanged", "lost", ...
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    kind: str  # machine.lost, machine.assigned, machine.replaced, service.held, ...
-    reason: str
-    machine: str | None = None
-    service: str | None = None
-    data: dict[str, JsonValue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

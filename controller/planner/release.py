@@ -16,7 +16,7 @@ config merged over the service's; the others keep the service's release.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from controller.planner.assign import ACTIVE_MODES, Assignment
@@ -32,24 +32,37 @@ class Release:
     config: dict[str, JsonValue]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Releases:
-    base: dict[str, Release | None] = field(default_factory=dict)  # None: waits (new service)
-    variants: dict[str, tuple[int, ...]] = field(default_factory=dict)  # machine -> override ids
-    selections: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    services: dict[str, ServiceMemory] = field(default_factory=dict)
-    converged: dict[str, bool] = field(default_factory=dict)
-    # service -> (old release, new release): the spec moved the version, a rollout decides
-    rolling: dict[str, tuple[Release, Release]] = field(default_factory=dict)
-    pinned: dict[str, Release] = field(default_factory=dict)  # machine -> release (rollouts)
-    _cache: dict[tuple[str, tuple[int, ...]], Release | None] = field(default_factory=dict)
+    """Each service's release this pass, and the machines that run another one."""
 
-    def set_base(self, service: str, release: Release | None, memory: ServiceMemory) -> None:
-        """Change a service's release mid-pass (a rollout moved or completed it)."""
-        self.base[service] = release
-        self.services[service] = memory
-        for key in [k for k in self._cache if k[0] == service]:
-            del self._cache[key]
+    base: Mapping[str, Release | None] = field(default_factory=dict)  # None: waits (new)
+    variants: Mapping[str, tuple[int, ...]] = field(default_factory=dict)  # machine -> ids
+    selections: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    services: Mapping[str, ServiceMemory] = field(default_factory=dict)
+    # service -> (old release, new release): the spec moved the version, a rollout decides
+    rolling: Mapping[str, tuple[Release, Release]] = field(default_factory=dict)
+    pinned: Mapping[str, Release] = field(default_factory=dict)  # machine -> release
+    # memo of `of` for machines that are not pinned: derived from the fields above, which
+    # never change (a new value starts with an empty memo)
+    _merged: dict[tuple[str, tuple[int, ...]], Release | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def with_base(self, service: str, release: Release | None, memory: ServiceMemory) -> Releases:
+        """These releases with a service's release changed (a rollout moved or completed it)."""
+        return replace(
+            self,
+            base={**self.base, service: release},
+            services={**self.services, service: memory},
+            _merged={},
+        )
+
+    def with_pins(self, pins: Mapping[str, Release]) -> Releases:
+        """These releases with these machines pinned to a release (rollouts, drains)."""
+        if not pins:
+            return self
+        return replace(self, pinned={**self.pinned, **pins}, _merged=self._merged)
 
     def key(self, machine: str) -> tuple[tuple[int, ...], str | None]:
         """What, beyond service and mode, makes this machine's document differ from others."""
@@ -62,8 +75,9 @@ class Releases:
             return pin
         ids = self.variants.get(machine, ())
         key = (service, ids)
-        if key in self._cache:
-            return self._cache[key]
+        merged = self._merged
+        if key in merged:
+            return merged[key]
         base = self.base.get(service)
         rel = base
         if base is not None and ids:
@@ -73,7 +87,7 @@ class Releases:
                     version = ov.version or version
                     config = deep_merge(config, ov.config)
             rel = Release(version, config)
-        self._cache[key] = rel
+        merged[key] = rel
         return rel
 
 
@@ -87,6 +101,22 @@ def deep_merge(base: dict[str, JsonValue], over: Mapping[str, JsonValue]) -> dic
     return out
 
 
+@dataclass(slots=True)
+class _Resolving:
+    """What `resolve` has decided so far (private to one call)."""
+
+    base: dict[str, Release | None] = field(default_factory=dict)
+    variants: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    selections: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    services: dict[str, ServiceMemory] = field(default_factory=dict)
+    rolling: dict[str, tuple[Release, Release]] = field(default_factory=dict)
+    converged: dict[str, bool] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+    def releases(self) -> Releases:
+        return Releases(self.base, self.variants, self.selections, self.services, self.rolling)
+
+
 def resolve(
     spec: ClusterSpec,
     order: tuple[str, ...],
@@ -94,13 +124,45 @@ def resolve(
     machines: Mapping[str, MachineMemory],
     services_memory: Mapping[str, ServiceMemory],
     selections: Mapping[str, tuple[str, ...]],
-) -> Releases:
-    out = Releases()
+) -> tuple[Releases, tuple[Event, ...]]:
+    """Each service's release (dependency gating, sub-groups) and the events. A new
+    service held for its dependencies has no release (`base` None); the assignment gave it
+    no machine (`new_services_wait`)."""
+    out = _Resolving()
     for name in order:
         svc = spec.services[name]
         _select(name, svc, work, machines, selections, out)
         _gate(spec, name, svc, work, services_memory.get(name), machines, out)
-    return out
+    return out.releases(), tuple(out.events)
+
+
+def may_wait(spec: ClusterSpec, services_memory: Mapping[str, ServiceMemory]) -> frozenset[str]:
+    """New services (no release yet) with dependencies: each waits, and takes no machine,
+    while a dependency has not converged."""
+    return frozenset(
+        name
+        for name, svc in spec.services.items()
+        if svc.depends_on and ((prev := services_memory.get(name)) is None or prev.version is None)
+    )
+
+
+def new_services_wait(
+    spec: ClusterSpec,
+    order: tuple[str, ...],
+    machines: Mapping[str, MachineMemory],
+    services_memory: Mapping[str, ServiceMemory],
+    selections: Mapping[str, tuple[str, ...]],
+) -> Callable[[str, Assignment], bool]:
+    """`waits(name, work)` for the assignment's fill: does the new service `name` wait for
+    its dependencies, given `work` (in which the services before it are filled)? The same
+    gate `resolve` applies, over the services up to `name` only."""
+
+    def waits(name: str, work: Assignment) -> bool:
+        upto = order[: order.index(name) + 1]
+        rel, _ = resolve(spec, upto, work, machines, services_memory, selections)
+        return rel.base.get(name) is None
+
+    return waits
 
 
 def _gate(
@@ -110,7 +172,7 @@ def _gate(
     work: Assignment,
     prev: ServiceMemory | None,
     machines: Mapping[str, MachineMemory],
-    out: Releases,
+    out: _Resolving,
 ) -> None:
     wanted = Release(svc.version, svc.config)
     if prev is not None and prev.rebuilt:  # recovered after memory loss: config unknown
@@ -141,7 +203,7 @@ def _gate(
         out.base[name] = wanted
         out.services[name] = ServiceMemory(svc.version, svc.config, spec.revision)
         if prev is not None:
-            work.events.append(
+            out.events.append(
                 Event(
                     "service.release",
                     f"{name} moves to version {svc.version}"
@@ -153,17 +215,13 @@ def _gate(
         return
     reason = "waiting for " + ", ".join(waiting) + " to run their new release healthy"
     if prev is None or prev.version is None:
-        out.base[name] = None
-        # a brand-new service: its machines wait as warm standby
-        for m in work.actives.get(name, []):
-            work.mode[m] = "standby"
-        work.actives[name] = []
+        out.base[name] = None  # a brand-new service: its machines wait as warm standby
         out.services[name] = ServiceMemory(None, {}, 0, held=reason)
     else:
         out.base[name] = Release(prev.version, prev.config)
         out.services[name] = ServiceMemory(prev.version, prev.config, prev.revision, held=reason)
     if prev is None or prev.held != reason:
-        work.events.append(
+        out.events.append(
             Event(
                 "service.held",
                 reason,
@@ -178,7 +236,7 @@ def _is_converged(
     name: str,
     work: Assignment,
     machines: Mapping[str, MachineMemory],
-    out: Releases,
+    out: _Resolving,
 ) -> bool:
     hit = out.converged.get(name)
     if hit is None:
@@ -191,7 +249,7 @@ def _converged(
     name: str,
     work: Assignment,
     machines: Mapping[str, MachineMemory],
-    out: Releases,
+    out: _Resolving,
 ) -> bool:
     """Every active machine was already told to run the spec's release (or its override)
     actively in an earlier cycle, has applied that document, and reports it healthy."""
@@ -199,15 +257,16 @@ def _converged(
     svc = spec.services[name]
     if base is None or base.version != svc.version or base.config != svc.config:
         return False
-    actives = work.actives.get(name, [])
+    actives = work.actives.get(name, ())
     if not actives:
         return svc.count == 0
     healthy = work.healthy(name)
     if len(healthy) != len(actives):
         return False
     live = work.live
+    releases = out.releases()
     for m in healthy:
-        rel = out.of(spec, name, m)
+        rel = releases.of(spec, name, m)
         mm = machines.get(m)
         snap = live[m].snapshot
         if (
@@ -229,11 +288,11 @@ def _select(
     work: Assignment,
     machines: Mapping[str, MachineMemory],
     selections: Mapping[str, tuple[str, ...]],
-    out: Releases,
+    out: _Resolving,
 ) -> None:
     if not svc.overrides:
         return
-    actives = work.actives.get(name, [])
+    actives = work.actives.get(name, ())
     for ov in sorted(svc.overrides, key=lambda o: o.id):
         key = f"{name}/{ov.id}"
         sel = parse_selector(ov.select, where=f"services.{name}.overrides[{ov.id}].select")
@@ -259,7 +318,7 @@ def _select(
         members.sort()
         out.selections[key] = tuple(members)
         if prev is None or tuple(prev) != out.selections[key]:
-            work.events.append(
+            out.events.append(
                 Event(
                     "selection.resolved",
                     f"{ov.select} -> {len(members)} machines",

@@ -15,13 +15,39 @@ from collections.abc import Mapping
 
 from controller.planner.assign import Assignment, is_healthy
 from controller.planner.model import MachineObservation
+from controller.planner.release import Releases
 from controller.spec.model import ClusterSpec
 from controller.spec.refs import INSTANCES, references
 from wire.codec import JsonValue
 from wire.documents import Peer, Peers
 
 
-def serving(spec: ClusterSpec, work: Assignment) -> dict[str, tuple[Peer, ...]]:
+def restarting(spec: ClusterSpec, work: Assignment, rel: Releases) -> frozenset[str]:
+    """Active machines whose reported version is not their planned one: restarting, they
+    leave the peers until they report it (pure in the observation, so planning twice gives
+    the same peers). Only services that are balanced or referenced by `$instances` have
+    peers."""
+    unready: set[str] = set()
+    wanted = {s.balances for s in spec.services.values() if s.balances is not None}
+    for s in spec.services.values():
+        wanted |= references(s.config)
+        for ov in s.overrides:
+            wanted |= references(ov.config)
+    for name in sorted(wanted & set(work.actives)):
+        for m in work.actives[name]:
+            obs = work.live.get(m)
+            if obs is None:
+                continue
+            release = rel.of(spec, name, m)
+            state = obs.snapshot.services.get(name)
+            if release is not None and (state is None or state.version != release.version):
+                unready.add(m)
+    return frozenset(unready)
+
+
+def serving(
+    spec: ClusterSpec, work: Assignment, healthy: Mapping[str, tuple[str, ...]]
+) -> dict[str, tuple[Peer, ...]]:
     """Per service that a load balancer balances or a config references: its healthy
     active machines that have an address, as peers."""
     wanted = {s.balances for s in spec.services.values() if s.balances is not None}
@@ -35,7 +61,7 @@ def serving(spec: ClusterSpec, work: Assignment) -> dict[str, tuple[Peer, ...]]:
         live, mode = work.live, work.mode
         out[name] = tuple(
             _peer(m, live[m], name, svc.port, work.weights.get(m, svc.weight), mode[m])
-            for m in work.healthy(name)
+            for m in healthy.get(name, ())
             if live[m].snapshot.addresses.internal
         )
     return out

@@ -27,10 +27,11 @@ State (count, last change, the measurement behind it) lives in planner memory (`
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 
 from controller.planner.assign import ACTIVE_MODES
-from controller.planner.model import Event, MachineObservation, Memory, ScaleMemory
+from controller.planner.model import Event, EventKind, MachineObservation, Memory, ScaleMemory
 from controller.spec.model import ClusterSpec, ScaleSpec, ServiceSpec
 from wire.documents import Snapshot
 
@@ -52,7 +53,7 @@ def metric_value(snapshot: Snapshot, terms: tuple[str, ...]) -> float:
 
 def autoscale(
     spec: ClusterSpec,
-    observed: dict[str, MachineObservation],
+    observed: Mapping[str, MachineObservation],
     memory: Memory,
     now: float,
 ) -> tuple[ClusterSpec, dict[str, ScaleMemory], list[Event]]:
@@ -79,9 +80,9 @@ def autoscale(
         prev = replace(prev, count=min(max(prev.count, sc.min), sc.max))
         new = _decide(name, sc, prev, sorted(members[name]), observed, now, window_default)
         if new.count != prev.count:
-            direction = "up" if new.count > prev.count else "down"
+            kind: EventKind = "scale.up" if new.count > prev.count else "scale.down"
             events.append(
-                Event(f"scale.{direction}",
+                Event(kind,
                       f"{prev.count} -> {new.count} machines: {'+'.join(sc.metric)} "
                       f"= {new.measured:g} for target {sc.target_per_machine:g} per machine",
                       service=name,
@@ -99,7 +100,7 @@ def _decide(
     sc: ScaleSpec,
     prev: ScaleMemory,
     members: list[str],
-    observed: dict[str, MachineObservation],
+    observed: Mapping[str, MachineObservation],
     now: float,
     window_default: float,
 ) -> ScaleMemory:

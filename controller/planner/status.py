@@ -30,10 +30,12 @@ def build_status(
     memory: Memory,
     observed: Observed,
     now: float,
+    healthy: Mapping[str, tuple[str, ...]],
 ) -> Status:
+    """`healthy`: each service's healthy planned actives (Assignment.healthy)."""
     machines: dict[str, MachineStatus] = {}
-    standby: Counter[str] = Counter()
-    versions: dict[str, Counter[str]] = {name: Counter() for name in spec.services}
+    standby: dict[str, int] = {}
+    runs: dict[tuple[str, str], int] = {}  # (service, reported version) -> live machines
     seen: Mapping[str, MachineObservation] = observed.machines  # type: ignore[assignment]
     live_map = work.live
     for m, mm in memory.machines.items():
@@ -53,27 +55,31 @@ def build_status(
                     running = state.version
                     if is_live:
                         health = state.health
-                        if running is not None and svc in versions:
-                            versions[svc][running] += 1
+                        if running is not None:
+                            key = (svc, running)
+                            runs[key] = runs.get(key, 0) + 1
         if is_live and svc is not None and mm.mode == "standby":
-            standby[svc] += 1
+            standby[svc] = standby.get(svc, 0) + 1
         machines[m] = MachineStatus(
             svc, mm.mode, mm.version, running, health, age, not is_live, mm.generation, applied
         )
+    versions: dict[str, Counter[str]] = {name: Counter() for name in spec.services}
+    for (svc, running), n in runs.items():
+        if svc in versions:
+            versions[svc][running] = n
     services: dict[str, ServiceStatus] = {}
     for name, svc_spec in sorted(spec.services.items()):
         actives = [
             m for m in work.actives.get(name, []) if work.mode.get(m) in ("active", "canary")
         ]
-        healthy = len(work.healthy(name))
         base = rel.base.get(name)
         held = rel.services.get(name)
         services[name] = ServiceStatus(
             kind=svc_spec.kind,
             count=svc_spec.count,
             active=len(actives),
-            healthy=healthy,
-            standby=standby[name],
+            healthy=len(healthy.get(name, ())),
+            standby=standby.get(name, 0),
             version=svc_spec.version,
             target_version=base.version if base is not None else None,
             versions=dict(sorted(versions[name].items())),

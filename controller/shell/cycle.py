@@ -21,26 +21,25 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from controller.planner import plan as default_plan
 from controller.planner.model import (
     STATUS_FORMAT,
+    Event,
     MachineMemory,
     MachineStatus,
     Memory,
     Observed,
     Plan,
-    ProvisionNeeded,
     Status,
 )
-from controller.provision import ProvisionRequest, build_provisioner
 from controller.shell import control_objects, records
 from controller.shell.drift import find_drift, list_in_background
 from controller.shell.intake import Intake, SnapshotCache, refuse_wrong_key
 from controller.shell.intake_state import IntakeState
 from controller.shell.key_epochs import KeyRing
 from controller.shell.lease import LeaseDoc, LeaseKeeper, LeaseSettings, LeaseStatus, Observation
+from controller.shell.provisioning import provision, run_provisions
 from controller.shell.publish import (
     PUBLISH_THREADS,
     PublishResult,
@@ -249,11 +248,11 @@ class Controller:
         if dry_run:
             return report
         # the plan carries this cycle's snapshot rejections; keep what it cannot know
-        events: list[Any] = (
-            spec_events
-            + check.events
-            + [e for e in got.events if new_plan is None or e.get("reason") == "invalid_key"]
-        )
+        events: list[Event] = [
+            *spec_events,
+            *check.events,
+            *(e for e in got.events if new_plan is None or e.reason == "invalid_key"),
+        ]
         pub = PublishResult()
         if new_plan is not None:
             pub = publish(
@@ -270,7 +269,7 @@ class Controller:
             report.written += [f"desired/{m}.json" for m in pub.written]
             events += [*new_plan.events, *pub.events]
             if new_plan.provisions and not pub.stopped:
-                events += run_provisions(spec, new_plan.provisions, self.lease.keep)
+                events += provision(spec, new_plan.provisions, self.lease.keep)
             if new_plan.forgotten and not pub.stopped and self.lease.keep():
                 report.forgotten = forget_objects(self.store, new_plan.forgotten)
         mark("publish")
@@ -307,7 +306,7 @@ class Controller:
 
     def _spec_refused(
         self, refused: control_objects.SpecRefusal | None, report: CycleReport
-    ) -> list[dict[str, Any]]:
+    ) -> list[Event]:
         """Note a refused spec/current.json; an event and an error log when it is new."""
         problem = refused.detail if refused is not None else None
         new = problem is not None and problem != self._spec_problem
@@ -324,11 +323,11 @@ class Controller:
             return []
         log.error("spec.refused %s; %s until a valid spec is applied", refused.detail, with_what)
         return [
-            {
-                "kind": "spec.refused",
-                "reason": f"{refused.detail}; {with_what}",
-                "data": {"etag": refused.etag, "planning_with": refused.planning_with},
-            }
+            Event(
+                "spec.refused",
+                f"{refused.detail}; {with_what}",
+                data={"etag": refused.etag, "planning_with": refused.planning_with},
+            )
         ]
 
     def _plan(
@@ -427,42 +426,6 @@ def forget_objects(store: Store, machines: tuple[str, ...]) -> tuple[str, ...]:
         log.info("machine.forgotten %s", m)
         done.append(m)
     return tuple(done)
-
-
-def run_provisions(
-    spec: ClusterSpec | None,
-    requests: tuple[ProvisionNeeded, ...],
-    can_act: Callable[[], bool] = lambda: True,
-) -> list[dict[str, Any]]:
-    """Hand each provision request of the plan to its service's provisioner; every result
-    or failure is an event (the planner remembers the request either way and asks again
-    only after its boot_timeout)."""
-    out: list[dict[str, Any]] = []
-    for req in requests:
-        settings = spec.provisioner_of(req.service) if spec is not None else None
-        data: dict[str, Any] = {
-            "request_id": req.request_id,
-            "count": req.count,
-            "target": req.target,
-        }
-        if settings is None or not can_act():
-            continue
-        try:
-            provisioner = build_provisioner(dict(settings))
-            result = provisioner.provision(
-                ProvisionRequest(req.service, req.count, req.target, req.reason, req.request_id)
-            )
-        except Exception as exc:  # a provisioner must never stop the cycle
-            log.warning("provision.failed %s: %s", req.request_id, exc)
-            out.append({"kind": "provision.failed", "reason": f"{type(exc).__name__}: {exc}",
-                        "service": req.service, "data": data})  # fmt: skip
-            continue
-        log.info("provision.started %s: %s", req.request_id, result.started)
-        out.append({"kind": "provision.started",
-                    "reason": result.detail or f"{len(result.started)} started",
-                    "service": req.service,
-                    "data": {**data, "started": list(result.started)}})  # fmt: skip
-    return out
 
 
 def resign_after_revoke(memory: Memory, state: IntakeState, keys: KeyRing) -> Memory:

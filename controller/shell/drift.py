@@ -26,9 +26,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
 
-from controller.planner.model import Memory, content_digest
+from controller.planner.model import Event, Memory, content_digest
 from controller.shell.key_epochs import KeyRing
 from wire.documents import open_desired
 from wire.errors import BosunError, StoreUnavailable
@@ -42,7 +41,7 @@ log = logging.getLogger(__name__)
 class DriftCheck:
     drift: dict[str, int] = field(default_factory=dict)  # machine -> generation found (0: none)
     etags: dict[str, str] = field(default_factory=dict)  # current ETags learned ("": deleted)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     listed: int = 0
 
 
@@ -106,13 +105,8 @@ def find_drift(
             continue
         if found.fence > fence:
             log.warning("drift.newer_fence %s has fence %d above ours", m, found.fence)
-            out.events.append(
-                {
-                    "kind": "desired.newer_fence",
-                    "machine": m,
-                    "reason": f"fence {found.fence} above our {fence}: not ours to repair",
-                }
-            )
+            reason = f"fence {found.fence} above our {fence}: not ours to repair"
+            out.events.append(Event("desired.newer_fence", reason, m))
             continue
         if content_digest(found) == mm.digest and found.generation == mm.generation:
             continue  # the record was stale; the document is the one we meant
@@ -129,7 +123,5 @@ def find_drift(
 
 def _repair(out: DriftCheck, m: str, generation: int, why: str, detail: str) -> None:
     out.drift[m] = generation
-    out.events.append(
-        {"kind": "desired.drift", "machine": m, "reason": why, "data": {"detail": detail}}
-    )
+    out.events.append(Event("desired.drift", why, m, data={"detail": detail}))
     log.warning("drift.%s %s: %s", why, m, detail)

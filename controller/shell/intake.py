@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from controller.planner.model import MachineObservation, Observed, Rejection
+from controller.planner.model import Event, MachineObservation, Observed, Rejection
 from controller.shell.intake_state import IntakeState, ReportRecord
 from controller.shell.key_epochs import KeyRing
 from wire import codec
@@ -72,7 +72,7 @@ class IntakeResult:
     observed: Observed
     state: IntakeState
     accepted: tuple[Accepted, ...]
-    events: tuple[dict[str, Any], ...]
+    events: tuple[Event, ...]
     listed: int
     fetched: int
     # machines accepted before whose report could not be read this cycle and of which this
@@ -183,7 +183,7 @@ class Intake:
 
     def collect(self, state: IntakeState, now: float, skew_window: float) -> IntakeResult:
         reports = dict(state.reports)
-        events: list[dict[str, Any]] = []
+        events: list[Event] = []
         listed: list[tuple[str, ObjectInfo]] = []
         foreign: dict[str, str] = {}
         for info in self.store.list(REPORTS):
@@ -193,12 +193,9 @@ class Intake:
                 foreign[info.key[:200]] = info.etag
                 if state.foreign.get(info.key[:200]) != info.etag:  # counted once per version
                     log.warning("intake.foreign_key %s: not reports/<machine>.json", info.key)
+                    detail = f"{info.key[:200]} is not reports/<machine>.json"
                     events.append(
-                        {
-                            "kind": "snapshot.rejected",
-                            "reason": "invalid_key",
-                            "detail": f"{info.key[:200]} is not reports/<machine>.json",
-                        }
+                        Event("snapshot.rejected", "invalid_key", data={"detail": detail})
                     )
         todo: list[tuple[str, ObjectInfo]] = []
         for machine, info in listed:
@@ -242,12 +239,12 @@ class Intake:
                 reports[out.machine] = rec.rejecting(out.info.etag, out.reason, out.detail, now)
                 rejections.append(Rejection(out.machine, out.reason, out.detail[:300]))
                 events.append(
-                    {
-                        "kind": "snapshot.rejected",
-                        "machine": out.machine,
-                        "reason": out.reason,
-                        "detail": out.detail[:300],
-                    }
+                    Event(
+                        "snapshot.rejected",
+                        out.reason,
+                        machine=out.machine,
+                        data={"detail": out.detail[:300]},
+                    )
                 )
                 log.warning("intake.rejected %s: %s", out.reason, out.detail)
                 continue

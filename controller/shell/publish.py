@@ -18,9 +18,10 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from hashlib import sha256
-from typing import Any
 
 from controller.planner.model import (
+    Event,
+    EventKind,
     MachineMemory,
     Memory,
     PutDesired,
@@ -48,7 +49,7 @@ class PublishResult:
     etags: dict[str, str] = field(default_factory=dict)  # "": unknown, read before writing
     epochs: dict[str, int] = field(default_factory=dict)  # key epoch of each document written
     stopped: str = ""  # why publishing stopped early (lease deadline)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
 
 def publish(
@@ -91,17 +92,13 @@ def publish(
             "not written; the next cycle re-plans"
         )
         out.events.append(
-            {
-                "kind": "cycle.stopped",
-                "reason": "lease_deadline",
-                "data": {"unwritten": len(unwritten)},
-            }
+            Event("cycle.stopped", "lease_deadline", data={"unwritten": len(unwritten)})
         )
         for rest in unwritten:
             out.failed[rest.machine] = "lease deadline"
         log.warning("publish.stopped %s", out.stopped)
     out.written.sort()
-    out.events.sort(key=lambda e: (str(e.get("machine", "")), str(e.get("kind", ""))))
+    out.events.sort(key=lambda e: (e.machine or "", e.kind))
     return out
 
 
@@ -143,9 +140,7 @@ def _publish_one(
                         f"{store.describe(key)} already has generation "
                         f"{found.generation} (fence {found.fence}); re-planning"
                     )
-                    out.events.append(
-                        {"kind": "desired.superseded", "machine": m, "reason": out.failed[m]}
-                    )
+                    out.events.append(Event("desired.superseded", out.failed[m], m))
                     return
         elif not isinstance(got, Missing):  # pragma: no cover - unconditional GET
             out.failed[m] = "unexpected not-modified"
@@ -160,12 +155,12 @@ def _publish_one(
             "enforce; not written (shrink the service's config or split its load balancer)"
         )
         out.events.append(
-            {
-                "kind": "desired.too_large",
-                "machine": m,
-                "reason": out.failed[m],
-                "data": {"generation": doc.generation, "bytes": len(body)},
-            }
+            Event(
+                "desired.too_large",
+                out.failed[m],
+                m,
+                data={"generation": doc.generation, "bytes": len(body)},
+            )
         )
         log.warning("publish.too_large %s", out.failed[m])
         return
@@ -177,33 +172,28 @@ def _publish_one(
     except (WriteConflict, StoreUnavailable) as exc:
         out.failed[m] = str(exc)
         out.etags[m] = ""
-        kind = "desired.conflict" if isinstance(exc, WriteConflict) else "desired.unknown"
-        out.events.append(
-            {
-                "kind": kind,
-                "machine": m,
-                "reason": str(exc)[:300],
-                "data": {"generation": doc.generation},
-            }
+        kind: EventKind = (
+            "desired.conflict" if isinstance(exc, WriteConflict) else "desired.unknown"
         )
+        out.events.append(Event(kind, str(exc)[:300], m, data={"generation": doc.generation}))
         log.warning("publish.%s %s", kind.split(".")[1], exc)
         return
     out.written.append(m)
     out.etags[m] = new
     out.epochs[m] = keys.signing_epoch(m)
     out.events.append(
-        {
-            "kind": "desired.written",
-            "machine": m,
-            "reason": w.reason,
-            "service": doc.service,
-            "data": {
+        Event(
+            "desired.written",
+            w.reason,
+            m,
+            doc.service,
+            data={
                 "generation": doc.generation,
                 "mode": doc.mode,
                 "version": doc.version,
                 "fence": doc.fence,
             },
-        }
+        )
     )
     log.info("publish.written", extra={"ctx": {"machine": m, "generation": doc.generation}})
 

@@ -33,6 +33,7 @@ from controller.status_document import (
     SpecRefused,
 )
 from wire import codec
+from wire.codec import JsonValue
 from wire.documents import Refusal, dumps_pretty
 from wire.errors import WriteConflict
 from wire.layout import MachineId, events_key, history_key
@@ -121,13 +122,13 @@ def status_digest(doc: Mapping[str, Any]) -> str:
     return digest(stable)
 
 
-def event_lines(
-    events: Iterable[Event | dict[str, Any]], *, now: float, cycle: int, fence: int
-) -> bytes:
+def event_lines(events: Iterable[Event], *, now: float, cycle: int, fence: int) -> bytes:
+    """One JSON line per event: `t`, `cycle`, `fence` and the event's fields, empty ones
+    left out (docs/controller.md lists them)."""
     out = []
     for ev in events:
-        value: dict[str, Any] = codec.encode(ev) if isinstance(ev, Event) else dict(ev)
-        value = {k: v for k, v in value.items() if v not in (None, {}, "")}
+        encoded: dict[str, JsonValue] = codec.encode(ev)
+        value = {k: v for k, v in encoded.items() if v not in (None, {}, "")}
         out.append(
             orjson.dumps(
                 {"t": round(now, 3), "cycle": cycle, "fence": fence, **value},
