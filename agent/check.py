@@ -14,6 +14,7 @@ import time
 
 from agent.config import AgentConfig
 from agent.cycle import Agent
+from agent.drivers import ApplyError
 from agent.verify import Refused, verify_desired
 from wire.errors import StoreAccessDenied, StoreError, WriteConflict
 from wire.signing import digest
@@ -31,6 +32,18 @@ def run_check(cfg: AgentConfig, agent: Agent) -> int:
     line(True, f"config: machine {cfg.machine}, kid {cfg.kid}, {len(cfg.services)} service(s)")
     line(True, f"key file {cfg.key_file}: readable by its owner only")
     line(os.access(agent.dir.root, os.W_OK), f"state dir {agent.dir.root}: writable")
+    for name, svc in sorted(cfg.services.items()):
+        for f in svc.files:
+            if f.format != "jinja":
+                continue
+            from agent.templates import compile_jinja
+
+            try:
+                compile_jinja(f)
+            except ApplyError as exc:
+                line(False, f"services.{name}: {exc}")
+            else:
+                line(True, f"services.{name}: template for {f.path} compiles")
     store = agent.store
     key = agent.desired_key
     try:

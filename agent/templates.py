@@ -135,6 +135,20 @@ def _where(text: str, name: str, line: int | None) -> str:
     return f"template {name} line {line}{shown}"
 
 
+def compile_jinja(spec: FileSpec) -> None:
+    """Read and compile `spec`'s Jinja2 template without data (`bosun-agent check`): its
+    syntax errors are ApplyError naming the file and line, as at apply time."""
+    text, name = _source(spec)
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        _environment().compile(text, name=name, filename=name)
+    except TemplateSyntaxError as exc:
+        raise ApplyError(
+            f"{spec.path}: {_where(text, name, exc.lineno)}: syntax error: {exc.message}"
+        ) from None
+
+
 def render_jinja(spec: FileSpec, target: Target) -> bytes:
     """Render `spec`'s Jinja2 template with `target`'s desired values, or raise ApplyError."""
     try:

@@ -241,3 +241,23 @@ def test_host_names_and_ipv6_addresses_are_fine() -> None:
     )
     out = render_jinja(_jinja(POOL), target).decode()
     assert "server web-1 web-1.internal:80 weight 1" in out and "server web-2 fd00::2:80" in out
+
+
+def test_check_compiles_every_jinja_template(
+    tmp_path: Path, bucket: DirectoryStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bosun-agent check` compiles each Jinja2 template: a good one passes, a syntax error
+    fails naming the live file, the template and its line, before any document uses it."""
+    from agent.check import run_check
+
+    m, live, _ = _lb_machine(tmp_path, bucket)
+    assert run_check(make_agent(m).cfg, make_agent(m)) == 0
+    assert f"services.lb: template for {live} compiles" in capsys.readouterr().out
+    m.services["lb"]["files"][0]["template"] = "global\n{% for b in %}\n{% endfor %}\n"
+    m.write()
+    agent = make_agent(m)
+    code = run_check(agent.cfg, agent)
+    out = capsys.readouterr().out
+    assert code != 0, out
+    assert f"FAIL  services.lb: {live}: template {live} (inline template) line 2" in out, out
+    assert "syntax error" in out
