@@ -143,13 +143,18 @@ class Freshness:
         if self.controller_silent:
             return (
                 f"{who} silent for {ago(age)} ({last}; more than {SILENT_CYCLES} x its "
-                f"{ago(self.controller_interval)} interval): this view is stale"
+                f"{interval(self.controller_interval)} interval): this view is stale"
             )
         return f"{who}: {last}, {ago(age)} ago"
 
 
 def iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def interval(seconds: float) -> str:
+    """A configured period for people: 0.5s, 10s, 5m (ago() would round 0.5 s to 0s)."""
+    return f"{seconds:g}s" if seconds < 120 else ago(seconds)
 
 
 def ago(seconds: float) -> str:
