@@ -23,7 +23,7 @@ from controller.shell.key_epochs import (
     "path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the master key (created 0600).",
+    help="Where to write the key (created 0600).",
 )
 @click.option(
     "--force", is_flag=True, help="Overwrite an existing key file (old keys stop working)."
