@@ -44,6 +44,24 @@ def target_for(cfg: AgentConfig, service: str, doc: Desired | None) -> Target:
     )
 
 
+def last_good_target(cfg: AgentConfig, service: str, doc: Desired | None) -> Target:
+    """`target_for` a document already applied. Its secrets may no longer decrypt: they were
+    encrypted for the key before a rotation (docs/security.md#key-rotation). Its mode and
+    version still decide the hooks and the probes, so they go on without the secrets, and
+    the agent keeps reporting and applying with its new key."""
+    try:
+        return target_for(cfg, service, doc)
+    except ApplyError:
+        if doc is None:
+            raise
+        from dataclasses import replace
+
+        from wire.secret_box import map_secrets
+
+        bare = replace(doc, config=map_secrets(doc.config, lambda _p, _t: None))
+        return target_for(cfg, service, bare)
+
+
 class Applier:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
@@ -83,14 +101,12 @@ class Applier:
     ) -> None:
         for name in self.cfg.services:
             if name != new.service:
-                self._service(
-                    name, target_for(self.cfg, name, new), target_for(self.cfg, name, old), changes
-                )
+                old_target = last_good_target(self.cfg, name, old)
+                self._service(name, target_for(self.cfg, name, new), old_target, changes)
         if new.service is not None:
             s = new.service
-            self._service(
-                s, target_for(self.cfg, s, new), target_for(self.cfg, s, old), changes, staged
-            )
+            old_target = last_good_target(self.cfg, s, old)
+            self._service(s, target_for(self.cfg, s, new), old_target, changes, staged)
 
     def _service(
         self,
@@ -146,8 +162,8 @@ class Applier:
                 problems.append(f"{change.path}: {exc.strerror}")
         # Re-run the hooks and processes for the last-known-good state (files are already back).
         for name in self.cfg.services:
-            good, bad = target_for(self.cfg, name, old), target_for(self.cfg, name, new)
             try:
+                good, bad = target_for(self.cfg, name, old), target_for(self.cfg, name, new)
                 self._restore(name, good, bad)
             except ApplyError as exc:
                 problems.append(str(exc))

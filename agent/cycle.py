@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
-from agent.apply import Applier, target_for
+from agent.apply import Applier, last_good_target
 from agent.config import RUNNING_MODES, AgentConfig
 from agent.drivers import ApplyError
 from agent.probes import (
@@ -217,7 +217,7 @@ class Agent:
         services: dict[str, ServiceState] = {}
         sessions: dict[str, int] = {}
         for name, svc in self.cfg.services.items():
-            t = target_for(self.cfg, name, running)
+            t = last_good_target(self.cfg, name, running)
             fields, env = t.fields, t.env()
             if svc.process is not None:
                 state = self.applier.procs.state(name)

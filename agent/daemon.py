@@ -36,7 +36,7 @@ def jittered(interval: float, jitter: float, rng: random.Random) -> float:
 
 @contextlib.contextmanager
 def cycle_lock(state_dir: Path, wait: float = 10.0) -> Iterator[None]:
-    """Hold `<state_dir>/lock`; BosunError if another agent holds it for `wait` seconds."""
+    """Hold `<state_dir>/cycle.lock`; BosunError if another agent holds it for `wait` seconds."""
     fd = os.open(state_dir / "cycle.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait

@@ -137,7 +137,10 @@ def read_key_file(path: Path, *, check_mode: bool = True) -> bytes:
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise BosunError(f"key file {path} does not exist") from None
+        raise BosunError(
+            f"key file {path} does not exist; check the path (`bosun keygen -o FILE` writes a "
+            "master or operator key, `bosun enroll` a machine key)"
+        ) from None
     if check_mode and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise BosunError(
             f"key file {path} is accessible by group or others "

@@ -75,8 +75,8 @@ def run_hook(
             os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         raise ApplyError(
-            f"{what} timed out after {timeout:g}s and was killed; output: {tail(out)}"
+            f"{what} timed out after {timeout:g}s and was killed; output: {tail(out) or '(none)'}"
         ) from None
     if proc.returncode != 0:
-        raise ApplyError(f"{what} exited with {proc.returncode}; output: {tail(out)}")
+        raise ApplyError(f"{what} exited with {proc.returncode}; output: {tail(out) or '(none)'}")
     return out.decode("utf-8", "replace")

@@ -23,7 +23,7 @@ from controller.shell.key_epochs import (
     "path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the master key (created 0600).",
+    help="Where to write the key (created 0600).",
 )
 @click.option(
     "--force", is_flag=True, help="Overwrite an existing key file (old keys stop working)."
@@ -73,11 +73,7 @@ def revoke_cmd(machine: str, store: str, master_key: Path) -> None:
     """
     epoch = bump_epoch(open_store_option(store), load_master_key(master_key), machine)
     click.echo(f"{machine}: key epoch is now {epoch}; snapshots signed with older keys are refused")
-    click.echo(
-        f"re-enroll it with: bosun enroll {machine} --epoch {epoch} --store {store!s} "
-        "--master-key FILE --eligible SERVICES -o dir|env|cloud-init (as it was enrolled: "
-        "the eligible services and the form your provisioning uses)"
-    )
+    click.echo(f"re-enroll it with: {_reenroll(machine, epoch, store)}")
 
 
 @click.command("rotate")
@@ -101,7 +97,15 @@ def rotate_cmd(machine: str, store: str, master_key: Path, grace: float) -> None
         raise click.BadParameter("at most 7d", param_hint="--grace")
     epoch = bump_epoch(open_store_option(store), load_master_key(master_key), machine, grace=grace)
     click.echo(f"{machine}: key epoch is now {epoch}; epoch {epoch - 1} stays valid for {grace:g}s")
-    click.echo(
-        f"install the new key with: bosun enroll {machine} --epoch {epoch} --store {store!s} "
-        "--master-key FILE --eligible SERVICES -o yaml|env|cloud-init, then restart the agent"
+    click.echo(f"install the new key with: {_reenroll(machine, epoch, store)}")
+
+
+def _reenroll(machine: str, epoch: int, store: str) -> str:
+    """The enroll command that gives MACHINE its key at EPOCH, and how to install it."""
+    return (
+        f"bosun enroll {machine} --epoch {epoch} --store {store!s} --master-key FILE "
+        "--eligible SERVICES -o dir|env|cloud-init (as it was enrolled: the eligible services "
+        "and the form your provisioning uses). An agent.yaml you filled in is kept: give "
+        f"--dir NEWDIR, copy NEWDIR/machine.key over its key_file and set key_epoch: {epoch} "
+        "in it. Then restart an agent daemon (it reads its key at start)."
     )

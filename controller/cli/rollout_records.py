@@ -131,7 +131,11 @@ def approve_cmd(
     message: str,
 ) -> None:
     """Let SERVICE's rollout go on past its approval step (`- approve: {}`), recording who
-    and why as a new spec revision."""
+    and why as a new spec revision.
+
+    The planner does not wait at approval steps yet, so `spec apply` refuses a spec with one
+    (docs/spec.md#approval); until then hold a rollout with `bosun rollout pause` and go on
+    with `bosun rollout resume`."""
     opened = open_store(store)
     signing = signing_for(opened, operator_key, message or reason)
     spec = view.load_spec(opened, service, "approve", signing.trust)

@@ -88,7 +88,8 @@ def ui_cmd(
     with diffs), each rollout (stages, gates, a chart of the new version against the old)
     and the events. The API under /api/v1 filters machines by service, mode, status,
     health, version and address as JSON, XML or CSV. Reads use this command's store
-    credentials; nothing is written. Needs the `ui` extra (pip install 'bosun[ui]').
+    credentials; nothing is written. Needs the `ui` extra (aiohttp): pip install
+    'PATH/TO/bosun-VERSION-py3-none-any.whl[ui]' (the `bosun` on PyPI is another project).
     """
     import os
 
@@ -106,7 +107,9 @@ def ui_cmd(
         from controller.web.server import create_app, serve
     except ImportError as exc:
         raise click.ClickException(
-            f"bosun ui needs the ui extra ({exc.name} is missing): pip install 'bosun[ui]'"
+            f"bosun ui needs the ui extra ({exc.name} is missing): pip install "
+            "'/path/to/bosun-<version>-py3-none-any.whl[ui]' (Bosun's own wheel; the `bosun` "
+            "on PyPI is another project), or pip install aiohttp"
         ) from None
     from controller.web.pages import PageSettings
     from controller.web.reader import FleetReader

@@ -101,7 +101,7 @@ _COMMENTS = {
     "eligible": "services the controller may assign to this machine",
     "poll_interval": "seconds between pulls of desired/<machine>.json",
     "heartbeat_interval": "seconds after which an unchanged snapshot is sent anyway",
-    "jitter": "fraction of poll_interval added at random to each wait (0-1)",
+    "jitter": "fraction of poll_interval added to or taken from each wait at random (0-1)",
 }
 
 _SERVICES_EXAMPLE = """\

@@ -143,13 +143,18 @@ class Freshness:
         if self.controller_silent:
             return (
                 f"{who} silent for {ago(age)} ({last}; more than {SILENT_CYCLES} x its "
-                f"{ago(self.controller_interval)} interval): this view is stale"
+                f"{interval(self.controller_interval)} interval): this view is stale"
             )
         return f"{who}: {last}, {ago(age)} ago"
 
 
 def iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def interval(seconds: float) -> str:
+    """A configured period for people: 0.5s, 10s, 5m (ago() would round 0.5 s to 0s)."""
+    return f"{seconds:g}s" if seconds < 120 else ago(seconds)
 
 
 def ago(seconds: float) -> str:
@@ -257,7 +262,9 @@ def never_healthy(doc: ClusterStatus) -> dict[str, str]:
     """Services with active machines of which none is healthy, because every one of them
     reports health `unknown` (its agent config has no `health` probe for the service) or
     `unhealthy` (its probe fails): the planner makes no such machine a balancer's peer, so
-    a balancer in front of them routes to nothing. Service -> why, for operators."""
+    a balancer in front of them routes to nothing. Only machines that applied their planned
+    document count: a machine that has not yet started the service reports `unknown` too.
+    Service -> why, for operators."""
     out: dict[str, str] = {}
     for name, s in sorted(doc.status.services.items()):
         if s.kind != "service" or s.active == 0 or s.healthy > 0:
@@ -265,7 +272,10 @@ def never_healthy(doc: ClusterStatus) -> dict[str, str]:
         health = {
             m.health
             for m in doc.status.machines.values()
-            if m.service == name and m.mode in ("active", "canary") and not m.lost
+            if m.service == name
+            and m.mode in ("active", "canary")
+            and not m.lost
+            and m.applied_generation >= m.generation
         }
         if health == {"unknown"}:
             out[name] = (

@@ -107,7 +107,10 @@ def seal_spec(
             value = raw.encode()
         elif kind == "secret_env":
             if raw not in env:
-                raise SpecError(f"{path}.secret_env: {raw} is not set in the environment")
+                raise SpecError(
+                    f"{path}.secret_env: {raw} is not set in the environment; export it for "
+                    "`bosun spec apply` (or use secret_file: PATH)"
+                )
             value = env[raw].encode()
         else:
             file = Path(raw) if Path(raw).is_absolute() else base_dir / raw

@@ -7,6 +7,7 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -242,6 +243,38 @@ def test_unknown_kid_refused_and_rotation_scopes_marks(
     assert agent.cycle().ok
     assert json.loads((tmp_path / "out.json").read_text()) == {"rotated": True}
     assert agent.state.marks["web-1@1"] == Mark(1, 1, agent.state.applied.digest)
+
+
+def test_rotated_machine_running_secrets_still_reports_with_its_new_key(
+    tmp_path: Path, bucket: DirectoryStore
+) -> None:
+    """docs/security.md#key-rotation: the running document's secrets were encrypted for the
+    old key; after re-enrollment at epoch 1 they no longer decrypt, yet the agent still
+    reports with its new key (else the controller never re-signs for it and the machine is
+    lost), and the next document at the new epoch applies."""
+    from wire.secret_box import MARK, encrypt_for_machine
+
+    out = tmp_path / "secrets"
+    services = {"web": {"files": [{"path": str(tmp_path / "out.json")}],
+                        "secrets": {"dir": str(out), "env": {"DB": "db"}}}}  # fmt: skip
+
+    def with_secret(generation: int, epoch: int) -> Any:
+        token = encrypt_for_machine(machine_key("web-1", epoch), "web-1", KEY, generation, "db",
+                                    f"pw-{epoch}".encode())  # fmt: skip
+        return desired(generation=generation, config={"db": {MARK: token}})
+
+    m0 = Machine(tmp_path / "m", bucket.url, services=services).write()
+    publish(bucket, with_secret(1, 0))
+    assert make_agent(m0).cycle().ok
+    assert (out / "db").read_text() == "pw-0"
+    m1 = Machine(tmp_path / "m", bucket.url, services=services, epoch=1).write()
+    agent = make_agent(m1)
+    agent.dir.save(replace(agent.state, last_put_at=time.time() - 301))  # heartbeat due
+    assert agent.cycle().put  # the report goes out, signed with the epoch-1 key
+    assert report(bucket, epoch=1).applied.generation == 1
+    publish(bucket, with_secret(2, 1), epoch=1)
+    assert agent.cycle().ok
+    assert (out / "db").read_text() == "pw-1"
 
 
 def test_crash_between_fsync_and_rename_leaves_old_state(

@@ -321,3 +321,21 @@ def test_healthy_services_get_no_never_healthy_warning(
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC_YAML)
     assert bosun("spec", "validate", str(spec), "--store", spec_store.url).err == ""
+
+
+def test_machines_that_have_not_applied_yet_are_not_called_probe_less(
+    spec_store: Recording, bosun: Bosun
+) -> None:
+    """Right after the first assignment no machine has started the service, so all report
+    health unknown: status does not yet say their config lacks a probe; once they applied
+    their documents (still without a probe), it does."""
+    fleet = Fleet(spec_store, 4, time.time() - 10)
+    for a in fleet.agents:
+        a.probe = False
+        a.report(now=fleet.wall[0])
+    fleet.ctl.cycle()
+    assert fleet.doc().status.services["web"].active == 2
+    assert "no active machine reports health" not in bosun("status", "--store", spec_store.url).out
+    fleet.converge()
+    out = " ".join(bosun("status", "--store", spec_store.url).out.split())
+    assert "web: no active machine reports health" in out
