@@ -183,6 +183,12 @@ def status_cmd(store: str, output: str, check: bool, controller_key: str | None)
     console.print(services)
     for name, why in views.never_healthy(doc).items():
         console.print(f"[bold yellow]{escape(name)}[/]: {escape(why)}")
+    for name, ms in sorted(doc.status.machines.items()):
+        if ms.apply_error and not ms.lost:  # it runs the older document: say why
+            console.print(
+                f"[bold red]{escape(name)}[/]: applying generation {ms.generation} failed, "
+                f"still running {ms.applied_generation}: {escape(ms.apply_error)}"
+            )
     machines = _table(title="machines" + (" (stale: the controller is silent)" if silent else ""))
     for col in (
         "machine",

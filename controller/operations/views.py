@@ -204,6 +204,7 @@ def machine_rows(doc: ClusterStatus, fresh: Freshness) -> list[dict[str, Any]]:
                 "running": m.running,
                 "generation": m.generation,
                 "applied_generation": m.applied_generation,
+                "apply_error": m.apply_error,
                 "age": age,
                 "internal": addresses.internal,
                 "external": addresses.external,
@@ -341,6 +342,16 @@ def problems(doc: ClusterStatus, fresh: Freshness, rows: list[dict[str, Any]]) -
     for name, why in never_healthy(doc).items():
         out.append(Problem(DEGRADED, "degraded", f"{name}: {why}"))
     stale = [r for r in rows if r["status"] == "stale"]
+    for r in rows:
+        if r["apply_error"] and r["status"] != "lost":
+            out.append(
+                Problem(
+                    DEGRADED,
+                    "degraded",
+                    f"{r['machine']}: applying generation {r['generation']} failed, still "
+                    f"running {r['applied_generation']}: {r['apply_error']}",
+                )
+            )
     for r in rows:
         if r["status"] == "lost":
             last = "never reported" if r["age"] is None else f"last report {ago(r['age'])} ago"

@@ -408,6 +408,9 @@ class MachineStatus:
     lost: bool
     generation: int
     applied_generation: int
+    # the agent's last apply failed (a refused balancer check, a template error, a hook):
+    # its error as reported; the machine keeps running applied_generation
+    apply_error: str | None = field(default=None, metadata=codec.OMIT_EMPTY)
 
 
 @dataclass(frozen=True, slots=True)

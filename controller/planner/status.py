@@ -46,9 +46,12 @@ def build_status(
         health = "unknown" if is_live else "lost"
         age = None
         applied = 0
+        apply_error = None
         if obs is not None:
             age = round(now - obs.accepted_at, 3)
             applied = obs.snapshot.applied.generation
+            if obs.snapshot.applied.result == "failed":
+                apply_error = (obs.snapshot.applied.error or "failed (no error given)")[:500]
             if svc is not None:
                 state = obs.snapshot.services.get(svc)
                 if state is not None:
@@ -61,7 +64,16 @@ def build_status(
         if is_live and svc is not None and mm.mode == "standby":
             standby[svc] = standby.get(svc, 0) + 1
         machines[m] = MachineStatus(
-            svc, mm.mode, mm.version, running, health, age, not is_live, mm.generation, applied
+            svc,
+            mm.mode,
+            mm.version,
+            running,
+            health,
+            age,
+            not is_live,
+            mm.generation,
+            applied,
+            apply_error,
         )
     versions: dict[str, Counter[str]] = {name: Counter() for name in spec.services}
     for (svc, running), n in runs.items():

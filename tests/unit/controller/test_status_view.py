@@ -29,6 +29,7 @@ from tests.unit.controller.sim import SPEC_YAML, SimAgent
 from tests.unit.controller.stores import Recording
 from tests.unit.rollout_cli.conftest import Run
 from wire import codec
+from wire.documents import Applied
 from wire.errors import InvalidDocument
 from wire.layout import LEASE, SPEC_CURRENT, STATUS_CLUSTER
 from wire.store import StoredObject
@@ -339,3 +340,28 @@ def test_machines_that_have_not_applied_yet_are_not_called_probe_less(
     fleet.converge()
     out = " ".join(bosun("status", "--store", spec_store.url).out.split())
     assert "web: no active machine reports health" in out
+
+
+def test_a_failed_apply_is_shown_and_degrades(spec_store: Recording, bosun: Bosun) -> None:
+    """An agent whose last apply failed (here a balancer config its check refused) keeps
+    running the older generation and says why; status shows it, machines -o json carries it,
+    and --check is degraded rather than healthy."""
+    fleet = Fleet(spec_store, 4, time.time() - 10)
+    fleet.converge()
+    a = fleet.agents[1]
+    assert a.desired is not None
+    error = "haproxy.cfg: check refused it (exit 1): [ALERT] parsing [haproxy.cfg:12]"
+    a.extra["applied"] = Applied(
+        generation=a.desired.generation, fence=a.desired.fence, result="failed", error=error
+    )
+    fleet.step(10)
+    out = bosun("status", "--store", spec_store.url).out
+    assert f"{a.machine}: applying generation " in out and error in out, out
+    rows = {r["machine"]: r for r in orjson.loads(
+        bosun("machines", "--store", spec_store.url, "-o", "json").out)}  # fmt: skip
+    assert rows[a.machine]["apply_error"] == error
+    assert all(r["apply_error"] is None for m, r in rows.items() if m != a.machine)
+    check = bosun("status", "--check", "--store", spec_store.url)
+    assert check.code == 1, check.out
+    assert any(x.startswith(f"degraded: {a.machine}: applying generation") for x in
+               check.out.splitlines()), check.out  # fmt: skip
