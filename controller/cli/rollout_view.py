@@ -113,6 +113,8 @@ def bake_left(doc: dict[str, Any], spec: ClusterSpec | None, now: float) -> floa
     strategy = spec.rollout_of(doc["service"]) if spec is not None else None
     if doc.get("state") not in ROLLOUT_ACTIVE or doc.get("state") == "halted":
         return 0.0
+    if doc.get("paused") or doc.get("state") == "awaiting_approval":  # its clocks stand
+        return float(doc.get("bake_left", 0.0))
     if strategy is not None and spec is not None:
         target = spec.services.get(doc["service"])
         step = int(doc.get("step", 0))

@@ -155,6 +155,11 @@ class RolloutMemory:
     gate: dict[str, JsonValue] = field(default_factory=dict)  # last measured numbers
     paused: bool = False  # operator pause: nothing moves forward, failing gates still act
     control_id: int = 0  # the last operator command (spec revision) applied
+    # clocks (planner/clocks.py): held (paused, awaiting approval) time is not counted
+    paused_at: float | None = None  # the clocks stand since (None: they run)
+    paused_for: float = 0.0  # held time since the rollout started (off the deadline)
+    step_paused_for: float = 0.0  # held time since the step started (off its bake)
+    failure: str = ""  # why it failed: gate | deadline | abort | superseded ("" if it did not)
 
     @property
     def active(self) -> bool:
@@ -432,6 +437,10 @@ class RolloutStatus:
     reason: str = ""
     finished_at: float | None = None
     paused: bool = False
+    # seconds the rollout was held (paused, awaiting approval): off its clocks (clocks.py)
+    paused_for: float = field(default=0.0, metadata=codec.OMIT_EMPTY)
+    # why it failed: gate | deadline | abort | superseded (rollout status --watch exits on it)
+    failure: str | None = field(default=None, metadata=codec.OMIT_EMPTY)
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))

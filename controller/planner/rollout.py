@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from controller.planner import clocks
 from controller.planner.assign import Assignment
 from controller.planner.cohorts import shape
 from controller.planner.measure import cohort, evaluate, mark_of, sticky_marks
@@ -72,9 +73,11 @@ def run_rollouts(
             continue
         strategy = spec.rollout_of(name)
         r, promote, work = _control(spec, name, strategy, work, r, now, events)
+        r = clocks.settle(r, now)
         if r.active and r.state != "halted":
             r, work = _advance(spec, name, strategy, work, r, now, events, promote=promote)
         r = _skip_empty_shadow(strategy, name, work, r, now, events)
+        r = clocks.settle(r, now)
         r, work, rel = shape(spec, name, strategy, work, rel, r, now, events)
         out[name] = r
     return Rolled(out, work, rel, tuple(events))
@@ -105,6 +108,7 @@ def _decide(
                 )
             )
             r, work = _revert_now(name, work, r, now, f"superseded by version {spec_version}", None)
+            r = replace(r, failure="superseded")
         r = replace(r, state="superseded")
     if r is not None and r.active:
         return r, work  # continue (even while a dependency holds the service)
@@ -172,9 +176,9 @@ def _control(
         return replace(r, paused=True), False, work
     if ctl.action == "abort":
         r, work = _revert_now(name, work, r, now, "aborted by the operator", events)
-        return r, False, work
+        return replace(r, failure="abort"), False, work
     if ctl.action == "resume":
-        r = replace(r, paused=False)
+        r = clocks.close(replace(r, paused=False), now)  # the clocks go on where they stood
         if r.state == "halted" and strategy is not None:  # resume a halted rollout in place
             r = replace(r, finished_at=None, reason="")
             r = _enter_step(strategy, name, work, replace(r, step=-1), r.step, now, events)
@@ -222,28 +226,29 @@ def _advance(
     }  # fmt: skip
     r = replace(r, marks=marks, gate=numbers)
     if result.verdict == "fail":
-        return _fail(name, strategy, work, r, now, result.reason, events)
+        return _fail(name, strategy, work, replace(r, failure="gate"), now, result.reason, events)
     if r.paused:
         return r, work
-    if now - r.started_at > strategy.progress_deadline:
+    if clocks.rollout_elapsed(r, now) > strategy.progress_deadline:
+        r = replace(r, failure="deadline")
         return _fail(name, strategy, work, r, now,
                      f"progress_deadline {strategy.progress_deadline:g}s passed", events)  # fmt: skip
     if result.verdict != "pass" and not promote:
         return r, work
     if r.state == "watching":
-        if promote or now - r.step_started_at >= strategy.watch:
+        if promote or clocks.step_elapsed(r, now) >= strategy.watch:
             reason = "promoted" if promote else "watch passed"
             return _complete(name, r, now, reason, events), work
         return r, work
     step = strategy.steps[r.step]
-    if now - r.step_started_at < step.bake and not promote:
+    if clocks.step_elapsed(r, now) < step.bake and not promote:
         return r, work
     if r.step + 1 < len(strategy.steps):
         return _enter_step(strategy, name, work, r, r.step + 1, now, events, numbers), work
     if strategy.watch > 0:
         events.append(Event("rollout.watching", "at 100%; watching against the old baseline",
                             service=name, data=numbers))  # fmt: skip
-        return replace(r, state="watching", step_started_at=now, marks=_marks(work, name)), work
+        return _at_step(work, name, r, r.step, "watching", now), work
     return _complete(name, r, now, "all steps passed", events), work
 
 
@@ -269,8 +274,21 @@ def _enter_step(
                 data=dict(numbers or {}),
             )
         )
+    return _at_step(work, name, r, index, _state_of(step), now)
+
+
+def _at_step(
+    work: Assignment, name: str, r: RolloutMemory, index: int, state: str, now: float
+) -> RolloutMemory:
+    """The rollout at step `index` from `now`: a new window and its own clock."""
+    r = clocks.close(r, now)
     return replace(
-        r, state=_state_of(step), step=index, step_started_at=now, marks=_marks(work, name)
+        r,
+        state=state,
+        step=index,
+        step_started_at=now,
+        step_paused_for=0.0,
+        marks=_marks(work, name),
     )
 
 
@@ -300,14 +318,7 @@ def _skip_empty_shadow(
         events.append(Event("rollout.step_skipped", f"step {r.step + 1} (shadow) skipped: "
                             f"no standby machine of {name} to mirror traffic to",
                             service=name))  # fmt: skip
-        step = strategy.steps[r.step + 1]
-        r = replace(
-            r,
-            state=_state_of(step),
-            step=r.step + 1,
-            step_started_at=now,
-            marks=_marks(work, name),
-        )
+        r = _at_step(work, name, r, r.step + 1, _state_of(strategy.steps[r.step + 1]), now)
     return r
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
+from controller.planner import clocks
 from controller.planner.assign import Assignment
 from controller.planner.model import (
     STATUS_FORMAT,
@@ -114,7 +115,7 @@ def rollout_status(
         bake, kind = step.bake, step.kind
     else:
         bake, kind = 0.0, ""
-    bake_left = max(0.0, bake - (now - r.step_started_at)) if r.active else 0.0
+    bake_left = max(0.0, bake - clocks.step_elapsed(r, now)) if r.active else 0.0
     cohort = set(r.cohort)
     old = [m for m in work.actives.get(name, []) if m not in cohort]
     return RolloutStatus(
@@ -126,7 +127,9 @@ def rollout_status(
         steps=len(steps),
         step_kind=kind,
         started_at=r.started_at,
-        step_started_at=r.step_started_at,
+        # moved on by the time the step was held, so `step_started_at + bake - now` is the
+        # bake left while it runs (rollout status computes it so)
+        step_started_at=round(r.step_started_at + r.step_paused_for, 3),
         bake_left=round(bake_left, 3),
         cohort=len(r.cohort),
         shadow=len(r.shadow),
@@ -136,6 +139,8 @@ def rollout_status(
         reason=r.reason,
         finished_at=r.finished_at,
         paused=r.paused,
+        paused_for=round(r.paused_for + (now - r.paused_at if r.paused_at is not None else 0.0), 3),
+        failure=r.failure or None,
     )
 
 
