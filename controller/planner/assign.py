@@ -405,7 +405,7 @@ def short_event(name: str, missing: int, count: int) -> Event:
     )
 
 
-_BUSY = frozenset({"active", "canary", "shadow", "draining"})
+_BUSY = frozenset({"active", "canary", "shadow", "warm", "draining"})
 
 
 def _candidates(

@@ -59,7 +59,7 @@ def build_status(
                         if running is not None:
                             key = (svc, running)
                             runs[key] = runs.get(key, 0) + 1
-        if is_live and svc is not None and mm.mode == "standby":
+        if is_live and svc is not None and mm.mode in ("standby", "warm"):
             standby[svc] = standby.get(svc, 0) + 1
         machines[m] = MachineStatus(
             svc, mm.mode, mm.version, running, health, age, not is_live, mm.generation, applied
