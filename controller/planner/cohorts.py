@@ -113,9 +113,7 @@ def shape(
             modes[m] = "standby"
     # the old machines stepped down stay warm while the rollout runs (Nomad keeps the old
     # allocations until promotion, Argo the old ReplicaSet): a revert needs no start
-    modes.update(
-        (m, "warm") for m in previous if m not in modes and work.mode.get(m) in _KEPT
-    )
+    modes.update((m, "warm") for m in previous if m not in modes and work.mode.get(m) in _KEPT)
     modes.update((m, "shadow") for m in shadow_now)
     modes.update((m, mode2) for m in cohort_now)
     weights = dict(work.weights)
