@@ -18,7 +18,7 @@ EventKind = Literal[
     "service.budget", "selection.resolved",
     "rollout.started", "rollout.step", "rollout.step_skipped", "rollout.control",
     "rollout.watching", "rollout.completed", "rollout.halted", "rollout.reverted",
-    "rollout.superseded", "rollout.previous_released",
+    "rollout.superseded", "rollout.previous_released", "rollout.undo",
     "scale.up", "scale.down", "scale.held",
     "provision.requested", "provision.fulfilled", "provision.expired",
     "peer.evicted", "peer.restored",

@@ -160,6 +160,11 @@ class RolloutMemory:
     paused_for: float = 0.0  # held time since the rollout started (off the deadline)
     step_paused_for: float = 0.0  # held time since the step started (off its bake)
     failure: str = ""  # why it failed: gate | deadline | abort | superseded ("" if it did not)
+    # undo (planner/undo.py): the last undo record acted on (carried on from rollout to
+    # rollout), and this rollout's, if it is one
+    undo_id: int = 0
+    undo_to_revision: int = 0
+    undo_warm: bool | None = None  # True: done in one cycle; False: through the stages
 
     @property
     def active(self) -> bool:
@@ -441,6 +446,8 @@ class RolloutStatus:
     paused_for: float = field(default=0.0, metadata=codec.OMIT_EMPTY)
     # why it failed: gate | deadline | abort | superseded (rollout status --watch exits on it)
     failure: str | None = field(default=None, metadata=codec.OMIT_EMPTY)
+    # an undo: {revision, to_revision, warm} (warm: back in one cycle, else the stages)
+    undo: dict[str, JsonValue] | None = field(default=None, metadata=codec.OMIT_EMPTY)
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))

@@ -43,6 +43,7 @@ from controller.planner.model import (
     RolloutMemory,
 )
 from controller.planner.release import Releases
+from controller.planner.undo import undo_of, undo_staged, undo_warm, warm_machines
 from controller.spec.model import ClusterSpec, RolloutSpec, RolloutStep
 from wire.codec import JsonValue
 from wire.documents import Mode
@@ -118,6 +119,7 @@ def _decide(
     if r is not None and r.to_version == new.version and r.state in ("reverted", "halted"):
         return r, work  # not retried until the spec changes the version
     actives = tuple(work.actives.get(name, ()))
+    undo = undo_of(spec, name, r, old, new)
     started = RolloutMemory(
         from_version=old.version,
         to_version=new.version,
@@ -132,7 +134,15 @@ def _decide(
         # Machines kept warm on the version before the last rollout are no use for reverting
         # this one (it reverts to `old`): they become ordinary standbys, free for a shadow.
         previous=(),
+        # records acted on stay acted on (a record never leaks into a later rollout)
+        undo_id=undo.id if undo is not None else (r.undo_id if r is not None else 0),
+        undo_to_revision=undo.to_revision if undo is not None else 0,
     )
+    if undo is not None:
+        back = warm_machines(name, spec.rollout_of(name), work, r, old, new, now)
+        if back:  # the previous machines still run the old release: one cycle, no stages
+            return undo_warm(spec, name, work, started, back, now, events)
+        started = undo_staged(name, started, events)
     if r is not None and r.previous:
         events.append(Event("rollout.previous_released", f"a new rollout to {new.version} "
                             "starts; machines kept warm on the older version move on",

@@ -22,6 +22,7 @@ from controller.planner.model import (
 )
 from controller.planner.release import Releases
 from controller.spec.model import ClusterSpec, ScaleSpec
+from wire.codec import JsonValue
 
 
 def build_status(
@@ -141,7 +142,14 @@ def rollout_status(
         paused=r.paused,
         paused_for=round(r.paused_for + (now - r.paused_at if r.paused_at is not None else 0.0), 3),
         failure=r.failure or None,
+        undo=_undo(r),
     )
+
+
+def _undo(r: RolloutMemory) -> dict[str, JsonValue] | None:
+    if r.undo_warm is None:
+        return None
+    return {"revision": r.undo_id, "to_revision": r.undo_to_revision, "warm": r.undo_warm}
 
 
 def _held(name: str, wanted: str, held: str | None, memory: Memory) -> str | None:
