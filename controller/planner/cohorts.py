@@ -154,7 +154,12 @@ def _targets(
     """(new-version actives, shadow machines, their mode, canary weight) for the state."""
     if strategy is None or r.state == "watching" or r.step < 0:
         return actives, 0, "active", None
-    step = strategy.steps[r.step]
+    index = r.step
+    while index >= 0 and strategy.steps[index].kind == "approve":
+        index -= 1  # an approval step keeps the machines as the step before left them
+    if index < 0:
+        return 0, 0, "active", None
+    step = strategy.steps[index]
     size = max(count, actives)
     if step.kind == "shadow":
         return 0, int(step.number), "active", None

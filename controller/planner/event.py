@@ -19,6 +19,7 @@ EventKind = Literal[
     "rollout.started", "rollout.step", "rollout.step_skipped", "rollout.control",
     "rollout.watching", "rollout.completed", "rollout.halted", "rollout.reverted",
     "rollout.superseded", "rollout.previous_released", "rollout.undo",
+    "rollout.awaiting_approval", "rollout.approved",
     "scale.up", "scale.down", "scale.held",
     "provision.requested", "provision.fulfilled", "provision.expired",
     "peer.evicted", "peer.restored",

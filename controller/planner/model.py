@@ -127,7 +127,7 @@ class Mark:
     errors: int = 0
 
 
-ROLLOUT_ACTIVE = ("shadow", "canary", "steps", "watching", "halted")
+ROLLOUT_ACTIVE = ("shadow", "canary", "steps", "awaiting_approval", "watching", "halted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,8 @@ class RolloutMemory:
 
     from_version: str
     to_version: str
-    state: str  # shadow | canary | steps | watching | halted | complete | reverted
+    # shadow | canary | steps | awaiting_approval | watching | halted | complete | reverted
+    state: str
     started_at: float
     step_started_at: float
     from_config: dict[str, JsonValue] = field(default_factory=dict)
@@ -165,6 +166,11 @@ class RolloutMemory:
     undo_id: int = 0
     undo_to_revision: int = 0
     undo_warm: bool | None = None  # True: done in one cycle; False: through the stages
+    # approval steps (planner/approval.py): the last approval used (carried on), who gave it
+    approval_id: int = 0
+    approved_by: str = ""
+    approved_reason: str = ""
+    waiting_since: float | None = None  # at an approval step since
 
     @property
     def active(self) -> bool:
@@ -448,6 +454,8 @@ class RolloutStatus:
     failure: str | None = field(default=None, metadata=codec.OMIT_EMPTY)
     # an undo: {revision, to_revision, warm} (warm: back in one cycle, else the stages)
     undo: dict[str, JsonValue] | None = field(default=None, metadata=codec.OMIT_EMPTY)
+    # an approval step: {waiting: true, since} or {waiting: false, by, reason, revision}
+    approval: dict[str, JsonValue] | None = field(default=None, metadata=codec.OMIT_EMPTY)
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))

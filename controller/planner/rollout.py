@@ -31,7 +31,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from controller.planner import clocks
+from controller.planner import approval, clocks
+from controller.planner.approval import AWAITING
 from controller.planner.assign import Assignment
 from controller.planner.cohorts import shape
 from controller.planner.measure import cohort, evaluate, mark_of, sticky_marks
@@ -126,6 +127,7 @@ def _decide(
         from_config=old.config,
         to_config=new.config,
         revision=spec.revision,
+        approval_id=r.approval_id if r is not None else 0,
         state="pending",
         started_at=now,
         step_started_at=now,
@@ -217,7 +219,8 @@ def _advance(
     live = work.live
     actives = work.actives.get(name, ())
     in_cohort = set(r.cohort)
-    new_machines = [*r.shadow] if r.state == "shadow" else [m for m in actives if m in in_cohort]
+    shadowing = r.state == "shadow" or (r.state == AWAITING and r.shadow and not r.cohort)
+    new_machines = [*r.shadow] if shadowing else [m for m in actives if m in in_cohort]
     old_machines = [m for m in actives if m not in in_cohort]
     marks = sticky_marks((*new_machines, *old_machines), live, r.marks, name)
     new_c = cohort(new_machines, live, marks, name)
@@ -243,6 +246,12 @@ def _advance(
         r = replace(r, failure="deadline")
         return _fail(name, strategy, work, r, now,
                      f"progress_deadline {strategy.progress_deadline:g}s passed", events)  # fmt: skip
+    if r.state == AWAITING:  # left on an approval only (promote does not pass it)
+        given = approval.pending(spec, name, r)
+        if given is None:
+            return r, work
+        r = approval.approve(name, r, given, now, events)
+        return _enter_step(strategy, name, work, r, r.step + 1, now, events, numbers), work
     if result.verdict != "pass" and not promote:
         return r, work
     if r.state == "watching":
@@ -284,7 +293,8 @@ def _enter_step(
                 data=dict(numbers or {}),
             )
         )
-    return _at_step(work, name, r, index, _state_of(step), now)
+    r = _at_step(work, name, r, index, _state_of(step), now)
+    return approval.waiting(name, r, now, events) if r.state == AWAITING else r
 
 
 def _at_step(
@@ -303,7 +313,7 @@ def _at_step(
 
 
 def _state_of(step: RolloutStep) -> str:
-    return {"shadow": "shadow", "canary": "canary"}.get(step.kind, "steps")
+    return {"shadow": "shadow", "canary": "canary", "approve": AWAITING}.get(step.kind, "steps")
 
 
 def _skip_empty_shadow(
@@ -329,6 +339,8 @@ def _skip_empty_shadow(
                             f"no standby machine of {name} to mirror traffic to",
                             service=name))  # fmt: skip
         r = _at_step(work, name, r, r.step + 1, _state_of(strategy.steps[r.step + 1]), now)
+        if r.state == AWAITING:
+            r = approval.waiting(name, r, now, events)
     return r
 
 
@@ -407,4 +419,6 @@ def _describe(step: RolloutStep) -> str:
         return f"select {step.select}"
     if step.kind == "percent":
         return f"percent {step.number:g}"
+    if step.kind == "approve":
+        return "approve"
     return f"{step.kind} {int(step.number)}"

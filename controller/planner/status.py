@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from controller.planner import clocks
+from controller.planner.approval import approval_status
 from controller.planner.assign import Assignment
 from controller.planner.model import (
     STATUS_FORMAT,
@@ -143,6 +144,7 @@ def rollout_status(
         paused_for=round(r.paused_for + (now - r.paused_at if r.paused_at is not None else 0.0), 3),
         failure=r.failure or None,
         undo=_undo(r),
+        approval=approval_status(r),
     )
 
 
