@@ -151,6 +151,8 @@ class RolloutMemory:
     marks: dict[str, Mark] = field(default_factory=dict)
     baseline_error_rate: float | None = None  # old version, recorded when reaching 100%
     baseline_latency_ms: float | None = None
+    baseline_requests: int = 0  # the old version's requests and errors behind that rate
+    baseline_errors: int = 0
     finished_at: float | None = None  # complete / reverted / halted
     reason: str = ""
     gate: dict[str, JsonValue] = field(default_factory=dict)  # last measured numbers

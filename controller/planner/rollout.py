@@ -35,7 +35,7 @@ from controller.planner import approval, clocks
 from controller.planner.approval import AWAITING
 from controller.planner.assign import Assignment
 from controller.planner.cohorts import shape
-from controller.planner.measure import cohort, evaluate, mark_of, sticky_marks
+from controller.planner.measure import Cohort, cohort, evaluate, mark_of, sticky_marks
 from controller.planner.model import (
     ROLLOUT_ACTIVE,
     Event,
@@ -226,10 +226,11 @@ def _advance(
     new_c = cohort(new_machines, live, marks, name)
     old_c = cohort(old_machines, live, marks, name)
     if old_c.requests:
-        r = replace(r, baseline_error_rate=old_c.error_rate, baseline_latency_ms=old_c.latency_ms)
-    old_rate = old_c.error_rate if old_c.requests else r.baseline_error_rate
+        r = replace(r, baseline_error_rate=old_c.error_rate, baseline_latency_ms=old_c.latency_ms,
+                    baseline_requests=old_c.requests, baseline_errors=old_c.errors)  # fmt: skip
+    base = old_c if old_c.requests else Cohort(0, r.baseline_requests, r.baseline_errors)
     old_latency = old_c.latency_ms if old_c.requests else r.baseline_latency_ms
-    result = evaluate(strategy.gates, new_c, old_rate, old_latency)
+    result = evaluate(strategy.gates, new_c, base if base.requests else None, old_latency)
     for m in (*new_machines, *old_machines):
         if m not in marks and m in live:
             marks[m] = mark_of(live[m], name)

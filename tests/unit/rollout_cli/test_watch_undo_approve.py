@@ -300,3 +300,23 @@ def test_the_planner_waits_at_an_approval_step_and_the_watch_line_says_so(
     assert current is not None
     line = view.status_line("web", doc, current.spec)
     assert "approved by ana" in line and "waiting for approval" not in line
+
+
+def test_gate_table_shows_the_numbers_the_proportion_test_decided_on() -> None:
+    """The gate table of `rollout status` shows both versions' requests and errors, z and the
+    p-value against the confidence, as the planner's verdict computed them."""
+    from rich.console import Console
+
+    from controller.cli import rollout_view as view
+    from controller.planner.measure import Cohort, evaluate
+    from controller.spec.model import Gates
+
+    gates = Gates(min_requests=10, min_baseline_requests=50, max_error_ratio=2.0)
+    result = evaluate(gates, Cohort(1, 15, 1), Cohort(1, 100, 1), None)
+    assert result.verdict == "wait" and "not significant at confidence 0.95" in result.reason
+    gate = {**result.numbers, "verdict": result.verdict, "reason": result.reason}
+    console = Console(record=True, width=160)
+    console.print(view.gate_table(gate))
+    text = console.export_text()
+    for shown in ("15", "100", "z 1.57, p 0.0587", "p < 0.05", "not yet"):
+        assert shown in text, (shown, text)
