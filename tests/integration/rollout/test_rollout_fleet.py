@@ -373,12 +373,12 @@ def test_undo_with_warm_machines_is_one_cycle_without_errors(rollout_fleet: Flee
         )
 
     f.wait("the previous machines warm and healthy, out of the balancer", answering, 15)
-    piped = Watcher(f)
     failures = f.client.failures
     t_undo = time.time()
     undo = f.bosun("rollout", "undo", "web")
     assert undo.returncode == 0, undo.stderr
     t_recorded = time.time()  # the CLI has written the spec revision
+    piped = Watcher(f)  # follows the rollout to the spec's version: the undo's
     back = _follow(f, old, ("complete", "reverted", "halted"), 20)
     final = back[-1]
     assert final["state"] == "complete" and final.get("undo", {}).get("warm") is True, final
