@@ -24,7 +24,7 @@ from wire.signing import format_kid
 
 DEFAULT_PATH = Path("/etc/bosun/agent.yaml")
 DEFAULT_STATE_DIR = "/var/lib/bosun"
-RUNNING_MODES = ("active", "canary", "shadow", "draining")
+RUNNING_MODES = ("active", "canary", "shadow", "warm", "draining")
 TEMPLATE_FIELDS = ("machine", "service", "version", "mode", "port", "generation", "state_dir")
 CHECK_FIELDS = (*TEMPLATE_FIELDS, "file")  # a file's `check` also gets the staged file
 TEMPLATED_FORMATS = ("template", "jinja")

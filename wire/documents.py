@@ -38,8 +38,12 @@ SNAPSHOT_FORMAT = "bosun.snapshot/1"
 DESIRED_FORMAT = "bosun.desired/1"
 FORMATS = (SNAPSHOT_FORMAT, DESIRED_FORMAT)
 
-Mode = Literal["active", "canary", "shadow", "standby", "draining", "deactivated"]
-MODES: tuple[str, ...] = ("active", "canary", "shadow", "standby", "draining", "deactivated")
+# warm: a standby whose process keeps running, out of every balancer (a rollout's previous
+# machines): going back to it is a mode change, with no start
+Mode = Literal["active", "canary", "shadow", "standby", "warm", "draining", "deactivated"]
+MODES: tuple[str, ...] = (
+    "active", "canary", "shadow", "standby", "warm", "draining", "deactivated",
+)  # fmt: skip
 Health = Literal["healthy", "unhealthy", "unknown"]
 AgentStatus = Literal["starting", "running", "stopping"]
 ApplyResult = Literal["none", "ok", "failed"]

@@ -113,6 +113,8 @@ def bake_left(doc: dict[str, Any], spec: ClusterSpec | None, now: float) -> floa
     strategy = spec.rollout_of(doc["service"]) if spec is not None else None
     if doc.get("state") not in ROLLOUT_ACTIVE or doc.get("state") == "halted":
         return 0.0
+    if doc.get("paused") or doc.get("state") == "awaiting_approval":  # its clocks stand
+        return float(doc.get("bake_left", 0.0))
     if strategy is not None and spec is not None:
         target = spec.services.get(doc["service"])
         step = int(doc.get("step", 0))
@@ -141,9 +143,10 @@ def gate_table(gate: dict[str, Any]) -> Table:
     req, min_req = gate.get("new_requests"), gate.get("min_requests")
     enough = ok(req, min_req, at_least=True)
     table.add_row(
-        "requests", _num(req), "-", f">= {_num(min_req)}", "waits" if enough == "NO" else enough
-    )
-    table.add_row("errors", _num(gate.get("new_errors")), "-", "-", "-")
+        "requests", _num(req), _num(gate.get("old_requests")), f">= {_num(min_req)}",
+        "waits" if enough == "NO" else enough,
+    )  # fmt: skip
+    table.add_row("errors", _num(gate.get("new_errors")), _num(gate.get("old_errors")), "-", "-")
     rate, max_rate = gate.get("new_error_rate"), gate.get("max_error_rate")
     table.add_row(
         "error rate",
@@ -174,9 +177,14 @@ def gate_table(gate: dict[str, Any]) -> Table:
         )  # fmt: skip
     conf, p_value = gate.get("confidence"), gate.get("p_value")
     if conf is not None or p_value is not None:
+        z = gate.get("z")
+        significant = "-" if p_value is None or conf is None else (
+            "yes" if p_value < 1 - conf else "not yet"
+        )  # fmt: skip
         table.add_row(
-            "difference (p-value)", _num(p_value), "-",
-            f"confidence {_num(conf)}" if conf is not None else "-", "-",
+            "worse than old (z, p-value)",
+            f"z {_num(z, 2)}, p {_num(p_value)}" if p_value is not None else "-", "-",
+            f"p < {_num(round(1 - conf, 6))}" if conf is not None else "-", significant,
         )  # fmt: skip
     return table
 

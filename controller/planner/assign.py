@@ -82,7 +82,7 @@ class Assignment:
             return False
         mm = self.memory.get(m, _EMPTY)
         failed_at = self.failed.get(m, mm.failed_at)
-        return activatable(obs, name, failed_at, self.services[name], self.now)
+        return activatable(obs, name, failed_at, self.services[name], self.now, mm)
 
     def moved(
         self,
@@ -132,17 +132,34 @@ class Eligibility:
 
 
 def activatable(
-    obs: MachineObservation, name: str, failed_at: float | None, service: ServiceSpec, now: float
+    obs: MachineObservation,
+    name: str,
+    failed_at: float | None,
+    service: ServiceSpec,
+    now: float,
+    mm: MachineMemory = _EMPTY,
 ) -> bool:
     """May this machine start serving `name` now? (shared by assignment and rollouts)"""
-    if obs.snapshot.status != "running" or is_failing(obs, name):
+    if obs.snapshot.status != "running" or judged_failing(obs, name, mm, service, now):
         return False
     return failed_at is None or now - failed_at >= service.health.quarantine
 
 
 def is_failing(obs: MachineObservation, service: str) -> bool:
+    """Reports `service` failed or unhealthy (whatever its grace: see `judged_failing`)."""
     state = obs.snapshot.services.get(service)
     return state is not None and (state.state == "failed" or state.health == "unhealthy")
+
+
+def judged_failing(
+    obs: MachineObservation, name: str, mm: MachineMemory, service: ServiceSpec, now: float
+) -> bool:
+    """The one health judgement: reports `name` failed or unhealthy past `health.grace` of
+    its assignment to `name` (a machine told to run `name`, in any mode, within the grace is
+    starting: its first reports, sent before the process answers, do not count against it)."""
+    if not is_failing(obs, name):
+        return False
+    return mm.service != name or now - mm.assigned_at >= service.health.grace
 
 
 def is_healthy(obs: MachineObservation, service: str) -> bool:
@@ -205,7 +222,7 @@ def assign(
         if not elig.allows(obs.snapshot.eligible, svc):
             events.append(Event("machine.released", "no longer eligible", m, svc))
             continue
-        if is_failing(obs, svc) and now - mm.assigned_at >= services[svc].health.grace:
+        if judged_failing(obs, svc, mm, services[svc], now):
             failed[m] = now
             state = obs.snapshot.services[svc]
             events.append(
@@ -388,7 +405,7 @@ def short_event(name: str, missing: int, count: int) -> Event:
     )
 
 
-_BUSY = frozenset({"active", "canary", "shadow", "draining"})
+_BUSY = frozenset({"active", "canary", "shadow", "warm", "draining"})
 
 
 def _candidates(
@@ -419,7 +436,7 @@ def _candidates(
         only = reserved.get(m)
         for name in direct + pooled:
             t = tiers.get(name)
-            if t is None or not activatable(obs, name, fa, services[name], now):
+            if t is None or not activatable(obs, name, fa, services[name], now, mm):
                 continue
             if only is not None and only != name:
                 continue

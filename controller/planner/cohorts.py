@@ -46,12 +46,11 @@ def shape(
                                 "passed; old-version standby machines move on",
                                 service=name, data={"machines": list(r.previous)}))  # fmt: skip
             return replace(r, previous=()), work, rel
-        warm = {
-            m: old
-            for m in r.previous
-            if work.service.get(m) == name and work.mode.get(m) == "standby"
-        }
-        return r, work, rel.with_pins(warm)
+        kept = [m for m in r.previous if work.service.get(m) == name and work.mode.get(m) in _KEPT]
+        # for keep_warm their process runs (out of the balancer), then they only keep the version
+        mode: Mode = "warm" if warm_after(strategy, r, now) else "standby"
+        work = work.moved({m: mode for m in kept})
+        return r, work, rel.with_pins({m: old for m in kept})
     # an active rollout: the service's release stays the old one until complete
     prior = rel.services.get(name)
     rel = rel.with_base(
@@ -104,7 +103,7 @@ def shape(
             old_actives.remove(outgoing)
             active_set.discard(outgoing)
             active_set.add(incoming)
-            modes[outgoing] = "standby"
+            modes[outgoing] = "warm"  # its process runs on: a revert is a mode change
             previous.append(outgoing)
             cohort_now.append(incoming)
         else:
@@ -112,6 +111,9 @@ def shape(
     for m in sorted(former_shadow - set(shadow_now)):
         if work.mode.get(m) == "shadow":
             modes[m] = "standby"
+    # the old machines stepped down stay warm while the rollout runs (Nomad keeps the old
+    # allocations until promotion, Argo the old ReplicaSet): a revert needs no start
+    modes.update((m, "warm") for m in previous if m not in modes and work.mode.get(m) in _KEPT)
     modes.update((m, "shadow") for m in shadow_now)
     modes.update((m, mode2) for m in cohort_now)
     weights = dict(work.weights)
@@ -133,6 +135,15 @@ def shape(
     return r, work, rel
 
 
+_KEPT = frozenset({"standby", "warm"})
+
+
+def warm_after(strategy: RolloutSpec | None, r: RolloutMemory, now: float) -> bool:
+    """After completion, are the previous machines still within `keep_warm`?"""
+    keep_warm = strategy.keep_warm if strategy is not None else 0.0
+    return r.finished_at is not None and now - r.finished_at < keep_warm
+
+
 def _mode_of(r: RolloutMemory) -> Mode:
     return "canary" if r.state == "canary" else "active"
 
@@ -143,7 +154,12 @@ def _targets(
     """(new-version actives, shadow machines, their mode, canary weight) for the state."""
     if strategy is None or r.state == "watching" or r.step < 0:
         return actives, 0, "active", None
-    step = strategy.steps[r.step]
+    index = r.step
+    while index >= 0 and strategy.steps[index].kind == "approve":
+        index -= 1  # an approval step keeps the machines as the step before left them
+    if index < 0:
+        return 0, 0, "active", None
+    step = strategy.steps[index]
     size = max(count, actives)
     if step.kind == "shadow":
         return 0, int(step.number), "active", None

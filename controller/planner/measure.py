@@ -9,10 +9,18 @@ Verdicts: `wait` while the new version has fewer than `min_requests` in the wind
 never passes on too few samples), `fail` when a threshold is exceeded, else `pass`.
 The error ratio divides by max(old rate, 0.001), so a perfect old version does not make
 every single new error an infinite ratio.
+
+The comparison with the old version (`max_error_ratio`) states its confidence: it needs
+`min_baseline_requests` old-version requests (else it waits), and an error ratio above the
+threshold fails only when a two-proportion z-test (pooled, one-sided: is the new error rate
+higher than the old?) is significant at `gates.confidence`, that is its p-value is below
+1 - confidence; until then the gate waits for more requests instead of reverting on noise.
+The numbers decided on (requests, errors, rates, z, p-value) are in the gate table.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -105,20 +113,41 @@ def cohort(
     return Cohort(n, requests, max(0, errors), latency)
 
 
+def z_test(new: Cohort, old: Cohort) -> tuple[float, float]:
+    """(z, one-sided p-value) of the pooled two-proportion z-test that the new error rate is
+    higher than the old one."""
+    n1, n2 = new.requests, old.requests
+    if n1 <= 0 or n2 <= 0:
+        return 0.0, 1.0
+    pooled = (new.errors + old.errors) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 0.0, 0.5  # no error, or nothing but errors, on both sides: no difference
+    z = (new.errors / n1 - old.errors / n2) / se
+    return z, 0.5 * math.erfc(z / math.sqrt(2))
+
+
 def evaluate(
     gates: Gates,
     new: Cohort,
-    old_rate: float | None,
+    old: Cohort | None,
     old_latency: float | None,
 ) -> GateResult:
+    """`old`: the old version's requests and errors in the same window, or the baseline
+    recorded from the last window that had them (None: no baseline, ratio gates skipped)."""
+    old_rate = old.error_rate if old is not None else None
     numbers: dict[str, JsonValue] = {
         "new_requests": new.requests,
         "new_errors": new.errors,
         "new_error_rate": _r(new.error_rate),
+        "old_requests": old.requests if old is not None else None,
+        "old_errors": old.errors if old is not None else None,
         "old_error_rate": _r(old_rate),
         "new_latency_ms": _r(new.latency_ms),
         "old_latency_ms": _r(old_latency),
         "min_requests": gates.min_requests,
+        "min_baseline_requests": gates.baseline_minimum(),
+        "confidence": gates.confidence_level(),
         "max_error_rate": gates.max_error_rate,
         "max_error_ratio": gates.max_error_ratio,
         "max_latency_ratio": gates.max_latency_ratio,
@@ -132,14 +161,28 @@ def evaluate(
         return GateResult(
             "fail", f"error rate {rate:.4f} above max_error_rate {gates.max_error_rate}", numbers
         )
-    if gates.max_error_ratio is not None and old_rate is not None:
-        ratio = rate / max(old_rate, RATE_FLOOR)
-        numbers["error_ratio"] = _r(ratio)
-        if ratio > gates.max_error_ratio:
+    if gates.max_error_ratio is not None and old is not None and old_rate is not None:
+        if old.requests < gates.baseline_minimum():
             return GateResult(
-                "fail",
+                "wait",
+                f"{old.requests} of {gates.baseline_minimum()} requests on the old version "
+                "to compare with",
+                numbers,
+            )
+        ratio = rate / max(old_rate, RATE_FLOOR)
+        z, p_value = z_test(new, old)
+        numbers.update(error_ratio=_r(ratio), z=_r(z), p_value=_r(p_value))
+        if ratio > gates.max_error_ratio:
+            level = gates.confidence_level()
+            said = (
                 f"error rate {rate:.4f} is {ratio:.2f}x the old version's {old_rate:.4f} "
-                f"(max_error_ratio {gates.max_error_ratio})",
+                f"(max_error_ratio {gates.max_error_ratio}; z {z:.2f}, p {p_value:.4f}"
+            )
+            if p_value < 1 - level:
+                return GateResult("fail", f"{said} < {1 - level:.4g})", numbers)
+            return GateResult(
+                "wait",
+                f"{said}: not significant at confidence {level:g}, needs more requests)",
                 numbers,
             )
     if gates.max_latency_ratio is not None and new.latency_ms is not None and old_latency:

@@ -127,7 +127,7 @@ class Mark:
     errors: int = 0
 
 
-ROLLOUT_ACTIVE = ("shadow", "canary", "steps", "watching", "halted")
+ROLLOUT_ACTIVE = ("shadow", "canary", "steps", "awaiting_approval", "watching", "halted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,8 @@ class RolloutMemory:
 
     from_version: str
     to_version: str
-    state: str  # shadow | canary | steps | watching | halted | complete | reverted
+    # shadow | canary | steps | awaiting_approval | watching | halted | complete | reverted
+    state: str
     started_at: float
     step_started_at: float
     from_config: dict[str, JsonValue] = field(default_factory=dict)
@@ -150,11 +151,28 @@ class RolloutMemory:
     marks: dict[str, Mark] = field(default_factory=dict)
     baseline_error_rate: float | None = None  # old version, recorded when reaching 100%
     baseline_latency_ms: float | None = None
+    baseline_requests: int = 0  # the old version's requests and errors behind that rate
+    baseline_errors: int = 0
     finished_at: float | None = None  # complete / reverted / halted
     reason: str = ""
     gate: dict[str, JsonValue] = field(default_factory=dict)  # last measured numbers
     paused: bool = False  # operator pause: nothing moves forward, failing gates still act
     control_id: int = 0  # the last operator command (spec revision) applied
+    # clocks (planner/clocks.py): held (paused, awaiting approval) time is not counted
+    paused_at: float | None = None  # the clocks stand since (None: they run)
+    paused_for: float = 0.0  # held time since the rollout started (off the deadline)
+    step_paused_for: float = 0.0  # held time since the step started (off its bake)
+    failure: str = ""  # why it failed: gate | deadline | abort | superseded ("" if it did not)
+    # undo (planner/undo.py): the last undo record acted on (carried on from rollout to
+    # rollout), and this rollout's, if it is one
+    undo_id: int = 0
+    undo_to_revision: int = 0
+    undo_warm: bool | None = None  # True: done in one cycle; False: through the stages
+    # approval steps (planner/approval.py): the last approval used (carried on), who gave it
+    approval_id: int = 0
+    approved_by: str = ""
+    approved_reason: str = ""
+    waiting_since: float | None = None  # at an approval step since
 
     @property
     def active(self) -> bool:
@@ -435,6 +453,14 @@ class RolloutStatus:
     reason: str = ""
     finished_at: float | None = None
     paused: bool = False
+    # seconds the rollout was held (paused, awaiting approval): off its clocks (clocks.py)
+    paused_for: float = field(default=0.0, metadata=codec.OMIT_EMPTY)
+    # why it failed: gate | deadline | abort | superseded (rollout status --watch exits on it)
+    failure: str | None = field(default=None, metadata=codec.OMIT_EMPTY)
+    # an undo: {revision, to_revision, warm} (warm: back in one cycle, else the stages)
+    undo: dict[str, JsonValue] | None = field(default=None, metadata=codec.OMIT_EMPTY)
+    # an approval step: {waiting: true, since} or {waiting: false, by, reason, revision}
+    approval: dict[str, JsonValue] | None = field(default=None, metadata=codec.OMIT_EMPTY)
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))

@@ -36,7 +36,7 @@ from controller.planner.model import (
 )
 from controller.spec.model import ClusterSpec
 
-MEMBER_MODES = frozenset({"active", "canary", "shadow", "draining", "standby"})
+MEMBER_MODES = frozenset({"active", "canary", "shadow", "draining", "standby", "warm"})
 DEFAULT_BOOT_TIMEOUT = 600.0
 
 
@@ -61,7 +61,7 @@ def provision_pass(
         if of is None or mode not in MEMBER_MODES:
             continue
         have[of] = have.get(of, 0) + 1
-        if mode == "standby":
+        if mode in ("standby", "warm"):
             standby[of] = standby.get(of, 0) + 1
     groups: dict[str, int] = {}  # provisioner identity -> live machines of its services
     for n, p in with_prov.items():

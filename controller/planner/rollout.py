@@ -31,9 +31,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from controller.planner import approval, clocks
+from controller.planner.approval import AWAITING
 from controller.planner.assign import Assignment
 from controller.planner.cohorts import shape
-from controller.planner.measure import cohort, evaluate, mark_of, sticky_marks
+from controller.planner.measure import Cohort, cohort, evaluate, mark_of, sticky_marks
 from controller.planner.model import (
     ROLLOUT_ACTIVE,
     Event,
@@ -42,6 +44,7 @@ from controller.planner.model import (
     RolloutMemory,
 )
 from controller.planner.release import Releases
+from controller.planner.undo import undo_of, undo_staged, undo_warm, warm_machines
 from controller.spec.model import ClusterSpec, RolloutSpec, RolloutStep
 from wire.codec import JsonValue
 from wire.documents import Mode
@@ -72,9 +75,11 @@ def run_rollouts(
             continue
         strategy = spec.rollout_of(name)
         r, promote, work = _control(spec, name, strategy, work, r, now, events)
+        r = clocks.settle(r, now)
         if r.active and r.state != "halted":
             r, work = _advance(spec, name, strategy, work, r, now, events, promote=promote)
         r = _skip_empty_shadow(strategy, name, work, r, now, events)
+        r = clocks.settle(r, now)
         r, work, rel = shape(spec, name, strategy, work, rel, r, now, events)
         out[name] = r
     return Rolled(out, work, rel, tuple(events))
@@ -105,6 +110,7 @@ def _decide(
                 )
             )
             r, work = _revert_now(name, work, r, now, f"superseded by version {spec_version}", None)
+            r = replace(r, failure="superseded")
         r = replace(r, state="superseded")
     if r is not None and r.active:
         return r, work  # continue (even while a dependency holds the service)
@@ -114,12 +120,14 @@ def _decide(
     if r is not None and r.to_version == new.version and r.state in ("reverted", "halted"):
         return r, work  # not retried until the spec changes the version
     actives = tuple(work.actives.get(name, ()))
+    undo = undo_of(spec, name, r, old, new)
     started = RolloutMemory(
         from_version=old.version,
         to_version=new.version,
         from_config=old.config,
         to_config=new.config,
         revision=spec.revision,
+        approval_id=r.approval_id if r is not None else 0,
         state="pending",
         started_at=now,
         step_started_at=now,
@@ -128,7 +136,15 @@ def _decide(
         # Machines kept warm on the version before the last rollout are no use for reverting
         # this one (it reverts to `old`): they become ordinary standbys, free for a shadow.
         previous=(),
+        # records acted on stay acted on (a record never leaks into a later rollout)
+        undo_id=undo.id if undo is not None else (r.undo_id if r is not None else 0),
+        undo_to_revision=undo.to_revision if undo is not None else 0,
     )
+    if undo is not None:
+        back = warm_machines(name, spec.rollout_of(name), work, r, old, new, now)
+        if back:  # the previous machines still run the old release: one cycle, no stages
+            return undo_warm(spec, name, work, started, back, now, events)
+        started = undo_staged(name, started, events)
     if r is not None and r.previous:
         events.append(Event("rollout.previous_released", f"a new rollout to {new.version} "
                             "starts; machines kept warm on the older version move on",
@@ -172,9 +188,9 @@ def _control(
         return replace(r, paused=True), False, work
     if ctl.action == "abort":
         r, work = _revert_now(name, work, r, now, "aborted by the operator", events)
-        return r, False, work
+        return replace(r, failure="abort"), False, work
     if ctl.action == "resume":
-        r = replace(r, paused=False)
+        r = clocks.close(replace(r, paused=False), now)  # the clocks go on where they stood
         if r.state == "halted" and strategy is not None:  # resume a halted rollout in place
             r = replace(r, finished_at=None, reason="")
             r = _enter_step(strategy, name, work, replace(r, step=-1), r.step, now, events)
@@ -203,16 +219,18 @@ def _advance(
     live = work.live
     actives = work.actives.get(name, ())
     in_cohort = set(r.cohort)
-    new_machines = [*r.shadow] if r.state == "shadow" else [m for m in actives if m in in_cohort]
+    shadowing = r.state == "shadow" or (r.state == AWAITING and r.shadow and not r.cohort)
+    new_machines = [*r.shadow] if shadowing else [m for m in actives if m in in_cohort]
     old_machines = [m for m in actives if m not in in_cohort]
     marks = sticky_marks((*new_machines, *old_machines), live, r.marks, name)
     new_c = cohort(new_machines, live, marks, name)
     old_c = cohort(old_machines, live, marks, name)
     if old_c.requests:
-        r = replace(r, baseline_error_rate=old_c.error_rate, baseline_latency_ms=old_c.latency_ms)
-    old_rate = old_c.error_rate if old_c.requests else r.baseline_error_rate
+        r = replace(r, baseline_error_rate=old_c.error_rate, baseline_latency_ms=old_c.latency_ms,
+                    baseline_requests=old_c.requests, baseline_errors=old_c.errors)  # fmt: skip
+    base = old_c if old_c.requests else Cohort(0, r.baseline_requests, r.baseline_errors)
     old_latency = old_c.latency_ms if old_c.requests else r.baseline_latency_ms
-    result = evaluate(strategy.gates, new_c, old_rate, old_latency)
+    result = evaluate(strategy.gates, new_c, base if base.requests else None, old_latency)
     for m in (*new_machines, *old_machines):
         if m not in marks and m in live:
             marks[m] = mark_of(live[m], name)
@@ -222,28 +240,35 @@ def _advance(
     }  # fmt: skip
     r = replace(r, marks=marks, gate=numbers)
     if result.verdict == "fail":
-        return _fail(name, strategy, work, r, now, result.reason, events)
+        return _fail(name, strategy, work, replace(r, failure="gate"), now, result.reason, events)
     if r.paused:
         return r, work
-    if now - r.started_at > strategy.progress_deadline:
+    if clocks.rollout_elapsed(r, now) > strategy.progress_deadline:
+        r = replace(r, failure="deadline")
         return _fail(name, strategy, work, r, now,
                      f"progress_deadline {strategy.progress_deadline:g}s passed", events)  # fmt: skip
+    if r.state == AWAITING:  # left on an approval only (promote does not pass it)
+        given = approval.pending(spec, name, r)
+        if given is None:
+            return r, work
+        r = approval.approve(name, r, given, now, events)
+        return _enter_step(strategy, name, work, r, r.step + 1, now, events, numbers), work
     if result.verdict != "pass" and not promote:
         return r, work
     if r.state == "watching":
-        if promote or now - r.step_started_at >= strategy.watch:
+        if promote or clocks.step_elapsed(r, now) >= strategy.watch:
             reason = "promoted" if promote else "watch passed"
             return _complete(name, r, now, reason, events), work
         return r, work
     step = strategy.steps[r.step]
-    if now - r.step_started_at < step.bake and not promote:
+    if clocks.step_elapsed(r, now) < step.bake and not promote:
         return r, work
     if r.step + 1 < len(strategy.steps):
         return _enter_step(strategy, name, work, r, r.step + 1, now, events, numbers), work
     if strategy.watch > 0:
         events.append(Event("rollout.watching", "at 100%; watching against the old baseline",
                             service=name, data=numbers))  # fmt: skip
-        return replace(r, state="watching", step_started_at=now, marks=_marks(work, name)), work
+        return _at_step(work, name, r, r.step, "watching", now), work
     return _complete(name, r, now, "all steps passed", events), work
 
 
@@ -269,13 +294,27 @@ def _enter_step(
                 data=dict(numbers or {}),
             )
         )
+    r = _at_step(work, name, r, index, _state_of(step), now)
+    return approval.waiting(name, r, now, events) if r.state == AWAITING else r
+
+
+def _at_step(
+    work: Assignment, name: str, r: RolloutMemory, index: int, state: str, now: float
+) -> RolloutMemory:
+    """The rollout at step `index` from `now`: a new window and its own clock."""
+    r = clocks.close(r, now)
     return replace(
-        r, state=_state_of(step), step=index, step_started_at=now, marks=_marks(work, name)
+        r,
+        state=state,
+        step=index,
+        step_started_at=now,
+        step_paused_for=0.0,
+        marks=_marks(work, name),
     )
 
 
 def _state_of(step: RolloutStep) -> str:
-    return {"shadow": "shadow", "canary": "canary"}.get(step.kind, "steps")
+    return {"shadow": "shadow", "canary": "canary", "approve": AWAITING}.get(step.kind, "steps")
 
 
 def _skip_empty_shadow(
@@ -300,14 +339,9 @@ def _skip_empty_shadow(
         events.append(Event("rollout.step_skipped", f"step {r.step + 1} (shadow) skipped: "
                             f"no standby machine of {name} to mirror traffic to",
                             service=name))  # fmt: skip
-        step = strategy.steps[r.step + 1]
-        r = replace(
-            r,
-            state=_state_of(step),
-            step=r.step + 1,
-            step_started_at=now,
-            marks=_marks(work, name),
-        )
+        r = _at_step(work, name, r, r.step + 1, _state_of(strategy.steps[r.step + 1]), now)
+        if r.state == AWAITING:
+            r = approval.waiting(name, r, now, events)
     return r
 
 
@@ -386,4 +420,6 @@ def _describe(step: RolloutStep) -> str:
         return f"select {step.select}"
     if step.kind == "percent":
         return f"percent {step.number:g}"
+    if step.kind == "approve":
+        return "approve"
     return f"{step.kind} {int(step.number)}"

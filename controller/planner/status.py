@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
+from controller.planner import clocks
+from controller.planner.approval import approval_status
 from controller.planner.assign import Assignment
 from controller.planner.model import (
     STATUS_FORMAT,
@@ -21,6 +23,7 @@ from controller.planner.model import (
 )
 from controller.planner.release import Releases
 from controller.spec.model import ClusterSpec, ScaleSpec
+from wire.codec import JsonValue
 
 
 def build_status(
@@ -61,7 +64,7 @@ def build_status(
                         if running is not None:
                             key = (svc, running)
                             runs[key] = runs.get(key, 0) + 1
-        if is_live and svc is not None and mm.mode == "standby":
+        if is_live and svc is not None and mm.mode in ("standby", "warm"):
             standby[svc] = standby.get(svc, 0) + 1
         machines[m] = MachineStatus(
             svc,
@@ -126,7 +129,7 @@ def rollout_status(
         bake, kind = step.bake, step.kind
     else:
         bake, kind = 0.0, ""
-    bake_left = max(0.0, bake - (now - r.step_started_at)) if r.active else 0.0
+    bake_left = max(0.0, bake - clocks.step_elapsed(r, now)) if r.active else 0.0
     cohort = set(r.cohort)
     old = [m for m in work.actives.get(name, []) if m not in cohort]
     return RolloutStatus(
@@ -138,7 +141,9 @@ def rollout_status(
         steps=len(steps),
         step_kind=kind,
         started_at=r.started_at,
-        step_started_at=r.step_started_at,
+        # moved on by the time the step was held, so `step_started_at + bake - now` is the
+        # bake left while it runs (rollout status computes it so)
+        step_started_at=round(r.step_started_at + r.step_paused_for, 3),
         bake_left=round(bake_left, 3),
         cohort=len(r.cohort),
         shadow=len(r.shadow),
@@ -148,7 +153,17 @@ def rollout_status(
         reason=r.reason,
         finished_at=r.finished_at,
         paused=r.paused,
+        paused_for=round(r.paused_for + (now - r.paused_at if r.paused_at is not None else 0.0), 3),
+        failure=r.failure or None,
+        undo=_undo(r),
+        approval=approval_status(r),
     )
+
+
+def _undo(r: RolloutMemory) -> dict[str, JsonValue] | None:
+    if r.undo_warm is None:
+        return None
+    return {"revision": r.undo_id, "to_revision": r.undo_to_revision, "warm": r.undo_warm}
 
 
 def _held(name: str, wanted: str, held: str | None, memory: Memory) -> str | None:

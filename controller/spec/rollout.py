@@ -47,10 +47,9 @@ GATE_KEYS = (
 )  # fmt: skip
 CONFIDENCE_RANGE = (0.5, 0.9999)
 
-# Whether the planner acts on `approve` steps. While it does not, a spec with one is refused
-# (a rollout would run through an approval the operator counts on); the planner work that
-# makes rollouts wait at them turns this on.
-APPROVAL_STEPS_ACTED_ON = False
+# Whether the planner acts on `approve` steps (it does: controller/planner/approval.py). Off,
+# a spec with one is refused (a rollout would run through an approval the operator counts on).
+APPROVAL_STEPS_ACTED_ON = True
 
 
 def parse_rollout(p: Problems, path: str, raw: object) -> RolloutSpec | None:

@@ -25,7 +25,7 @@ from wire.durations import parse_duration
 API_VERSION = "v1"
 FORMATS = ("json", "xml", "csv")
 MACHINE_FILTERS = ("service", "mode", "status", "health", "version", "running", "address")
-MODES = ("active", "canary", "shadow", "standby", "draining", "deactivated")
+MODES = ("active", "canary", "shadow", "standby", "warm", "draining", "deactivated")
 HEALTH = ("healthy", "unhealthy", "unknown", "lost")
 CONTENT_TYPES = {
     "json": "application/json",

@@ -20,6 +20,7 @@ _MODE_STYLE = {
     "shadow": "magenta",
     "draining": "cyan",
     "standby": "dim",
+    "warm": "dim cyan",
     "deactivated": "dim",
 }
 

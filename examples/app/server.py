@@ -53,7 +53,7 @@ from aiohttp import web
 
 log = logging.getLogger("examples.app")
 
-MODES = ("active", "canary", "shadow", "standby", "draining", "deactivated")
+MODES = ("active", "canary", "shadow", "standby", "warm", "draining", "deactivated")
 CHANNELS = ("voice", "sms", "video")  # always present in /metrics, others when opened
 CONTROL_PATHS = ("/health", "/metrics", "/sessions/")  # not counted as traffic
 LATENCY_WINDOW = 100  # /metrics latency_ms is the mean over this many recent requests

@@ -7,9 +7,13 @@ The tests share one fleet and run in file order (each starts from where the last
    answered by the new version while it is only a shadow;
 3. a bad release right after a good one (the old machines still kept warm): what the
    planner does when every standby is a kept-warm previous machine (see the report);
-4. a release still baking when its progress_deadline passes is reverted.
-`bosun rollout status --watch` follows 1, 2 and 4 off a terminal (a line per change) and
-exits 3 (reverted), 0 (complete) and 5 (deadline).
+4. a release still baking when its progress_deadline passes is reverted;
+5. `bosun rollout undo` after a completed release whose previous machines are kept warm
+   puts all traffic back on the old version in one cycle, with no client error; the time
+   from the undo to the last answer from the undone version is measured, beside the time
+   the same stages took going forward.
+`bosun rollout status --watch` follows 1, 2, 4 and 5 off a terminal (a line per change) and
+exits 3 (reverted), 0 (complete), 5 (deadline) and 0 (the undo).
 """
 
 from __future__ import annotations
@@ -337,3 +341,70 @@ def test_a_release_past_its_progress_deadline_is_reverted(rollout_fleet: Fleet) 
     FIGURES["deadline"] = {"seconds": round(float(final["finished_at"]) - t0, 1),
                            "lines": len(lines), "client_errors": _errors(f, t0)}  # fmt: skip
     print(f"\ndeadline: {FIGURES['deadline']}")
+
+
+def test_undo_with_warm_machines_is_one_cycle_without_errors(rollout_fleet: Fleet) -> None:
+    """2.2 completes with keep_warm: its previous machines (2.0) keep running out of the
+    balancer; `bosun rollout undo web` then puts every answer back on 2.0 within one poll and
+    one cycle (no stages), and no client request fails."""
+    f = rollout_fleet
+    assert f.client is not None
+    strategy = {**_strategy(shadow=False), "keep_previous": "2m", "keep_warm": "1m"}
+    machines = f.cluster()["machines"]
+    old = next(
+        s["running"] for s in machines.values() if s["mode"] == "active" and s["service"] == "web"
+    )
+    f.apply(old, strategy)  # the release to go back to, as the spec's revision before 2.2
+    t0 = time.time()
+    f.apply("2.2", strategy)
+    seen = _follow(f, "2.2", ("complete", "reverted", "halted"), 60)
+    assert seen[-1]["state"] == "complete", seen[-1]
+    staged = _all_from(f, "2.2", quiet=2.0, start=t0)  # the last 2.0 answer going forward
+    previous = sorted(
+        m for m, s in f.cluster()["machines"].items() if s["mode"] == "warm" and s["running"] == old
+    )
+    assert len(previous) == 2, f.cluster()["machines"]
+
+    def answering() -> bool:  # warm: their process runs, healthy, out of the balancer
+        machines = f.cluster()["machines"]
+        backends = {b["machine"] for b in f.peers().get("backends", [])}
+        return all(machines[m]["health"] == "healthy" for m in previous) and not (
+            backends & set(previous)
+        )
+
+    f.wait("the previous machines warm and healthy, out of the balancer", answering, 15)
+    failures = f.client.failures
+    t_undo = time.time()
+    undo = f.bosun("rollout", "undo", "web")
+    assert undo.returncode == 0, undo.stderr
+    t_recorded = time.time()  # the CLI has written the spec revision
+    piped = Watcher(f)  # follows the rollout to the spec's version: the undo's
+    back = _follow(f, old, ("complete", "reverted", "halted"), 20)
+    final = back[-1]
+    assert final["state"] == "complete" and final.get("undo", {}).get("warm") is True, final
+    last_undone = _all_from(f, old, quiet=3.0, start=t_undo)
+    code, lines, err = piped.finish()
+    assert code == 0, (lines, err)
+    assert any("undo to revision" in line for line in lines), lines
+    assert not f.events(t_undo, "rollout.step"), "the undo went through stages"
+    backends = sorted(b["machine"] for b in f.peers().get("backends", []))
+    acted = f.events(t_undo, "rollout.undo")
+    assert len(acted) == 1 and acted[0]["data"]["warm"] is True, acted
+    FIGURES["undo"] = {
+        "seconds_undo_to_all_on_old": round(last_undone - t_undo, 2),
+        "seconds_recorded_to_all_on_old": round(last_undone - t_recorded, 2),
+        "seconds_cycle_acted_to_all_on_old": round(last_undone - float(acted[0]["t"]), 2),
+        "seconds_stages_forward_baseline": round(staged - t0, 2),
+        "poll_plus_cycle": TIMING.poll + TIMING.every,
+        "client_errors": _errors(f, t_undo),
+        "client_failures": f.client.failures - failures,
+        "answers_checked": len(f.client.since(t_undo)),
+        "backends": backends,
+    }
+    print(f"\nundo: {FIGURES['undo']}")
+    assert backends == previous, (backends, previous)
+    assert FIGURES["undo"]["client_errors"] == {}, FIGURES["undo"]
+    assert FIGURES["undo"]["client_failures"] == 0, FIGURES["undo"]
+    # one poll of the balancer's agent plus one controller cycle from the recorded undo, with
+    # room for a loaded host
+    assert last_undone - t_recorded <= TIMING.poll + TIMING.every + 2.0, FIGURES["undo"]

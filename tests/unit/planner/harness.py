@@ -34,9 +34,10 @@ A standby service is reported as the real agent reports it: the agent stops its 
 and probes nothing, so it is `stopped` with health `unknown` (at the version it was told).
 A standby activated in a cycle therefore joins its balancers' peers one cycle later, once
 it reports healthy, and counts as unavailable for the disruption budget until then; each
-case whose expectation moved with this says so in a comment. rollout_watch_revert shows
-the planner bug this exposes (a revert at 100% writes the balancer no peer for a cycle)
-and is a strict xfail until it is fixed (`known_bug:` in the case).
+case whose expectation moved with this says so in a comment. A `warm` machine (a rollout's
+previous machine: agent.config.RUNNING_MODES) runs and reports healthy, so a revert to it
+serves in the same cycle (rollout_watch_revert). A case may name a known planner bug
+(`known_bug: why`): a strict xfail until it is fixed.
 `snapshot_for(..., stopped_standby=False)` gives the old, kinder report.
 """
 

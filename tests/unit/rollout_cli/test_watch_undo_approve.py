@@ -256,3 +256,67 @@ def test_status_shows_approval_and_undo_from_the_status_document(rolling: Cluste
     assert "(waiting for approval)" in line and "undo to revision 9" in line
     done = {**doc, "approval": {"waiting": False, "by": "ana", "reason": "ok", "revision": 13}}
     assert "approved by ana" in view.status_line("web", done, current.spec)
+
+
+def test_the_planner_waits_at_an_approval_step_and_the_watch_line_says_so(
+    cluster: Cluster, bosun: Any
+) -> None:
+    """With the real planner, a rollout reaching `- approve: {}` waits (state
+    awaiting_approval, the status document's approval field); the streamed watch line says
+    it waits, `bosun rollout approve` lets it go on and the line names the approver."""
+    from controller.cli import rollout_view as view
+
+    strategy = {**STRATEGY, "steps": [{"canary": 1, "bake": "10s"}, {"approve": {}}]}
+    t = time.time() - 200
+    value = spec_value("1")
+    value["services"]["web"]["rollout"] = strategy
+    cluster.apply(value, t)
+    cluster.cycle(t)
+    cluster.cycle(t + 1)
+    value = spec_value("2")
+    value["services"]["web"]["rollout"] = strategy
+    cluster.apply(value, t + 2)
+    for dt in (2, 12, 22, 32):
+        cluster.cycle(t + dt)
+    doc = cluster.rollout()
+    assert doc["state"] == "awaiting_approval", doc
+    assert doc["approval"]["waiting"] is True and doc["step_kind"] == "approve", doc
+    current = read_current(cluster.store)
+    assert current is not None
+    assert "(waiting for approval)" in view.status_line("web", doc, current.spec)
+    cluster.cycle(t + 100)
+    assert cluster.rollout()["state"] == "awaiting_approval"
+    run = bosun("rollout", "approve", "web", "--reason", "dashboards clean", "--by", "ana",
+                "--store", cluster.url)  # fmt: skip
+    assert run.code == 0, run.err
+    events = cluster.cycle(t + 110)
+    assert [e["kind"] for e in events if e["kind"] == "rollout.approved"], events
+    doc = cluster.rollout()
+    assert doc["approval"] == {
+        "waiting": False, "by": "ana", "reason": "dashboards clean",
+        "revision": read_current(cluster.store).spec.revision,  # type: ignore[union-attr]
+    }  # fmt: skip
+    current = read_current(cluster.store)
+    assert current is not None
+    line = view.status_line("web", doc, current.spec)
+    assert "approved by ana" in line and "waiting for approval" not in line
+
+
+def test_gate_table_shows_the_numbers_the_proportion_test_decided_on() -> None:
+    """The gate table of `rollout status` shows both versions' requests and errors, z and the
+    p-value against the confidence, as the planner's verdict computed them."""
+    from rich.console import Console
+
+    from controller.cli import rollout_view as view
+    from controller.planner.measure import Cohort, evaluate
+    from controller.spec.model import Gates
+
+    gates = Gates(min_requests=10, min_baseline_requests=50, max_error_ratio=2.0)
+    result = evaluate(gates, Cohort(1, 15, 1), Cohort(1, 100, 1), None)
+    assert result.verdict == "wait" and "not significant at confidence 0.95" in result.reason
+    gate = {**result.numbers, "verdict": result.verdict, "reason": result.reason}
+    console = Console(record=True, width=160)
+    console.print(view.gate_table(gate))
+    text = console.export_text()
+    for shown in ("15", "100", "z 1.57, p 0.0587", "p < 0.05", "not yet"):
+        assert shown in text, (shown, text)

@@ -28,7 +28,8 @@ def test_the_rollout_example_in_the_docs_is_valid() -> None:
     spec = load_yaml(text, source="docs/spec.md")
     strategy = spec.rollout_of("router")
     assert strategy is not None
-    assert [s.kind for s in strategy.steps] == ["shadow", "canary", "percent", "select", "percent"]
+    kinds = ["shadow", "canary", "percent", "select", "approve", "percent"]
+    assert [s.kind for s in strategy.steps] == kinds
     assert strategy.gates.min_requests == 200 and strategy.on_failure == "revert"
     assert strategy.keep_previous == 3600.0 and strategy.watch == 1800.0
 

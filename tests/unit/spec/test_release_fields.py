@@ -28,8 +28,12 @@ def spec_with(rollout_yaml: str, extra: str = "") -> str:
     return BASE.format(rollout=body) + extra
 
 
-def test_approval_steps_are_refused_while_the_planner_does_not_wait_at_them() -> None:
-    """`- approve: {}` is named and refused with what to do instead."""
+def test_approval_steps_are_refused_while_the_planner_does_not_wait_at_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the switch off (a controller that does not wait at approval steps), `- approve:
+    {}` is named and refused with what to do instead."""
+    monkeypatch.setattr(rollout, "APPROVAL_STEPS_ACTED_ON", False)
     text = spec_with("steps: [{canary: 1, bake: 1m}, {approve: {}}, {percent: 100}]")
     with pytest.raises(SpecError) as exc:
         load_yaml(text)
