@@ -17,7 +17,7 @@ from rich.table import Table
 from controller.cli.common import Duration, make_console, optional_store_option, store_option
 from controller.cli.operator_key import controller_key_option
 from controller.cli.read_trust import Verdict, anchor, check_status, pinned_key
-from controller.operations import views
+from controller.operations import history, views
 from controller.planner.model import ScaleStatus
 from controller.shell.control_objects import SpecCache, load_spec_or_last_good
 from controller.shell.lease import LeaseDoc
@@ -428,17 +428,19 @@ def history_cmd(
     They are signed with the machine's key: only --master-key lets this tool verify them;
     without it the table says so (docs/security.md#reading-tools)."""
     opened = open_store(store, create=False)
-    every = views.history_seqs(opened, machine)
+    every = history.history_seqs(opened, machine)
     if not every:
         _no_history(opened, machine)
         return
     if diff:
         now = time.time()
-        left, right = (views.resolve_seq(every, ref, now, machine=machine) for ref in diff)
-        click.echo(views.history_diff(opened, machine, left, right) or "no difference\n", nl=False)
+        left, right = (history.resolve_seq(every, ref, now, machine=machine) for ref in diff)
+        click.echo(
+            history.history_diff(opened, machine, left, right) or "no difference\n", nl=False
+        )
         return
     seqs = every[-limit:]
-    entries = [views.history_entry(opened, machine, s) for s in seqs]
+    entries = [history.history_entry(opened, machine, s) for s in seqs]
     master = read_key_file(master_key) if master_key is not None else None
     checked = {e.seq: _verify_snapshot(opened, machine, e.seq, master) for e in entries}
     if output == "json":
@@ -525,7 +527,7 @@ def _no_history(store: Store, machine: str) -> None:
 def events_cmd(store: str, since: float, output: str) -> None:
     """Decisions and rejections of recent cycles (events/<yyyy>/<mm>/<dd>/...)."""
     now = time.time()
-    events = views.read_events(open_store(store, create=False), now - since, now)
+    events = history.read_events(open_store(store, create=False), now - since, now)
     if output == "json":
         _json(events)
         return

@@ -23,7 +23,7 @@ from controller.cli import rollout_watch
 from controller.cli.common import Duration, make_console, store_option
 from controller.cli.operator_key import apply_kwargs, operator_options, signing_for
 from controller.cli.rollout_records import approve_cmd, undo_cmd
-from controller.operations import views
+from controller.operations import history
 from controller.spec.revisions import apply
 from controller.spec.rollout import add_control
 from wire.errors import SpecError
@@ -159,7 +159,7 @@ def history_cmd(service: str, store: str, since: float, output: str) -> None:
     opened = open_store(store)
     view.load_spec(opened, service, "history")
     now = time.time()
-    rows = view.history_rows(views.read_events(opened, now - since, now), service)
+    rows = view.history_rows(history.read_events(opened, now - since, now), service)
     memory = view.load_memory(opened)
     last = memory.rollouts.get(service) if memory is not None else None
     if output == "json":

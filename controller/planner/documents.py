@@ -15,16 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from controller.planner.assign import ACTIVE_MODES
+from controller.planner.digests import machine_digest, variant_digest
 from controller.planner.draft import Context, Draft
 from controller.planner.evict import NONE
-from controller.planner.model import (
-    Event,
-    MachineMemory,
-    PutDesired,
-    Skip,
-    machine_digest,
-    variant_digest,
-)
+from controller.planner.model import Event, MachineMemory, PutDesired, Skip
 from controller.planner.release import Release
 from controller.planner.render import fill_references, lb_peers
 from controller.spec.model import ClusterSpec

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from controller.planner.digests import content_digest, digests
 from controller.planner.event import Event, EventKind
 from controller.spec.model import ClusterSpec
 from wire import codec
@@ -34,7 +35,6 @@ from wire.control import unwrap_unverified
 from wire.documents import Desired, Drain, Mode, Snapshot, dumps_pretty, loads_object
 from wire.errors import InvalidDocument
 from wire.layout import MachineId
-from wire.signing import digest
 
 __all__ = [
     "ClusterSpec",
@@ -294,41 +294,6 @@ class Memory:
     def forget_writes(self, failed: Mapping[str, MachineMemory]) -> Memory:
         """Restore the given machines' previous entries (their writes did not happen)."""
         return replace(self, machines={**self.machines, **failed})
-
-
-def content_digest(doc: Desired) -> str:
-    """Digest of what a desired document asks for, without generation/fence/times/revision.
-
-    Two documents with the same content digest ask the machine for the same thing; the
-    planner rewrites a document only when this changes or it is near expiry. It is built
-    in two steps (the part many machines share, then the machine's own part) so the
-    planner can compute it once per service variant.
-    """
-    return digests(doc)[1]
-
-
-def digests(doc: Desired) -> tuple[str, str]:
-    """(variant digest, content digest) of a desired document."""
-    shared = variant_digest(
-        service=doc.service,
-        mode=doc.mode,
-        version=doc.version,
-        config=doc.config,
-        peers=codec.encode(doc.peers),
-    )
-    return shared, machine_digest(doc.machine, shared, codec.encode(doc.drain))
-
-
-def variant_digest(
-    *, service: str | None, mode: str, version: str | None, config: JsonValue, peers: JsonValue
-) -> str:
-    return digest(
-        {"config": config, "mode": mode, "peers": peers, "service": service, "version": version}
-    )
-
-
-def machine_digest(machine: str, variant: str, drain: JsonValue = None) -> str:
-    return digest({"drain": drain, "machine": machine, "variant": variant})
 
 
 # ---- outputs --------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from controller.operations import views
+from controller.operations import history, views
 from controller.shell.control_objects import SpecCache, load_spec_or_last_good
 from controller.shell.lease import LeaseDoc
 from controller.spec.model import ClusterSpec, Settings
@@ -208,19 +208,19 @@ class FleetReader:
                 )
             return list(seen)
 
-    def history(self, machine: str, limit: int) -> list[views.HistoryEntry]:
+    def history(self, machine: str, limit: int) -> list[history.HistoryEntry]:
         """The latest `limit` archived snapshots of `machine`, oldest first."""
-        seqs = views.history_seqs(self.store, machine)[-limit:] if limit > 0 else []
+        seqs = history.history_seqs(self.store, machine)[-limit:] if limit > 0 else []
         out = []
         for seq in seqs:
             try:
-                out.append(views.history_entry(self.store, machine, seq))
+                out.append(history.history_entry(self.store, machine, seq))
             except ObjectMissing:  # pruned between the LIST and the GET
                 continue
         return out
 
     def events(self, since: float, now: float) -> list[dict[str, Any]]:
-        return views.read_events(self.store, since, now)
+        return history.read_events(self.store, since, now)
 
 
 def gate_numbers(data: object) -> dict[str, float]:
@@ -247,7 +247,7 @@ def unified(left: str, right: str, left_name: str, right_name: str) -> str:
     )
 
 
-def snapshot_text(entry: views.HistoryEntry) -> str:
+def snapshot_text(entry: history.HistoryEntry) -> str:
     return dumps_pretty(entry.body).decode()
 
 

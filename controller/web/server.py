@@ -284,7 +284,7 @@ async def api_history_entry(request: web.Request) -> web.Response:
     machine, seq = _machine(request), request.match_info["seq"]
     if not seq.isdigit():
         raise api.ApiError(400, f"seq {seq!r}: a whole number (the seq of a history entry)")
-    from controller.operations.views import history_entry
+    from controller.operations.history import history_entry
 
     entry = await _run(history_entry, _reader(request).store, machine, int(seq))
     return _json({"seq": entry.seq, "snapshot": entry.body})

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from controller.operations.views import read_events
+from controller.operations.history import read_events
 from devkit.demo import fleet
 from devkit.demo.fleet import Machine, Timing
 from devkit.demo.procs import ProcessBook

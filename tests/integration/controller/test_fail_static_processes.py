@@ -45,7 +45,7 @@ from typing import Any
 import orjson
 import pytest
 
-from controller.operations.views import read_events
+from controller.operations.history import read_events
 from controller.spec.load import from_value
 from controller.spec.revisions import apply
 from devkit.demo import fleet
