@@ -366,7 +366,11 @@ def machines_cmd(
         table = _table()
         # addresses only where they fit (-o json|csv|xml always have them)
         narrow = console.width < WIDE_ENOUGH_FOR_ADDRESSES
-        fields = [c for c in views.MACHINE_FIELDS if not (narrow and c in ADDRESS_FIELDS)]
+        fields = [
+            c
+            for c in views.MACHINE_FIELDS
+            if c != "apply_error" and not (narrow and c in ADDRESS_FIELDS)
+        ]
         for col in fields:
             _column(table, col)
         for r in rows:
@@ -375,6 +379,12 @@ def machines_cmd(
                 style=STYLES.get(r["status"], ""),
             )
         console.print(table)
+        for r in rows:
+            if r["apply_error"] and r["status"] != "lost":
+                console.print(
+                    f"[bold red]{escape(r['machine'])}[/]: applying generation "
+                    f"{r['generation']} failed: {escape(r['apply_error'])}"
+                )
     if output != "table" and fresh.controller_silent:
         click.echo(f"bosun: {fresh.describe()}", err=True)
 

@@ -20,24 +20,6 @@ from wire.errors import InvalidDocument, ObjectMissing
 from wire.layout import EVENTS, history_key, history_prefix
 from wire.store import Store, StoredObject
 
-MACHINE_FIELDS = (
-    "machine",
-    "service",
-    "mode",
-    "status",
-    "health",
-    "version",
-    "running",
-    "generation",
-    "applied_generation",
-    "age",
-    "internal",
-    "external",
-)
-MACHINE_STATES = ("running", "unhealthy", "stale", "lost", "unseen")
-SILENT_CYCLES = 3  # the controller is silent after this many of its intervals without a cycle
-
-
 # ---- history ------------------------------------------------------------------------------
 
 

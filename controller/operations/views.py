@@ -36,6 +36,7 @@ MACHINE_FIELDS = (
     "age",
     "internal",
     "external",
+    "apply_error",  # the agent's last apply failed: its error (not a table column: a line)
 )
 MACHINE_STATES = ("running", "unhealthy", "stale", "lost", "unseen")
 SILENT_CYCLES = 3  # the controller is silent after this many of its intervals without a cycle
