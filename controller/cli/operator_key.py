@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import click
 
-from controller.cli.read_trust import Anchor, anchor, pinned_key
+from controller.read_trust import Anchor, anchor, pinned_key
 from controller.spec.signature import Signer, SpecTrust, check_message
 from wire.errors import SpecError
 from wire.layout import KEYS

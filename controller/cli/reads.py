@@ -16,9 +16,9 @@ from rich.table import Table
 
 from controller.cli.common import Duration, make_console, optional_store_option, store_option
 from controller.cli.operator_key import controller_key_option
-from controller.cli.read_trust import Verdict, anchor, check_status, pinned_key
 from controller.operations import history, views
 from controller.planner.model import ScaleStatus
+from controller.read_trust import Verdict, anchor, check_status, pinned_key
 from controller.shell.control_objects import SpecCache, load_spec_or_last_good
 from controller.shell.lease import LeaseDoc
 from controller.spec.model import Settings

@@ -25,8 +25,8 @@ from controller.cli.operator_key import (
     sealer,
     signing_for,
 )
-from controller.cli.read_trust import Anchor, anchor, list_trust, pinned_key
 from controller.operations import views
+from controller.read_trust import Anchor, anchor, list_trust, pinned_key
 from controller.spec import document, revisions
 from controller.spec.carry import Carried, carry_over
 from controller.spec.checks import Problems, json_ok, version_ok

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from controller.cli.common import store_option
+from controller.cli.operator_key import controller_key_option
 
 DEFAULT_PORT = 8742
 
@@ -74,6 +75,7 @@ def _token(token_file: Path | None, env_token: str | None) -> str:
     show_default=True,
     help="Seconds between the pages' own reloads (0: never).",
 )
+@controller_key_option
 def ui_cmd(
     store: str,
     host: str,
@@ -81,12 +83,15 @@ def ui_cmd(
     token_file: Path | None,
     generate_token: bool,
     refresh: int,
+    controller_key: str | None,
 ) -> None:
     """Serve a read-only web dashboard and the REST API (docs/api.md) of the cluster.
 
     Pages: the fleet, each service, each machine (snapshot history and desired documents,
     with diffs), each rollout (stages, gates, a chart of the new version against the old)
-    and the events. The API under /api/v1 filters machines by service, mode, status,
+    and the events. status/cluster.json's controller signature is checked as `bosun
+    status` checks it (pin the key with --controller-key; every page and /api/v1/status say
+    how far it verified). The API under /api/v1 filters machines by service, mode, status,
     health, version and address as JSON, XML or CSV. Reads use this command's store
     credentials; nothing is written. Needs the `ui` extra (aiohttp): pip install
     'PATH/TO/bosun-VERSION-py3-none-any.whl[ui]' (the `bosun` on PyPI is another project).
@@ -115,7 +120,7 @@ def ui_cmd(
     from controller.web.reader import FleetReader
     from wire.store import open_store
 
-    reader = FleetReader(open_store(store))
+    reader = FleetReader(open_store(store, create=False), controller_key=controller_key)
     app = create_app(reader, PageSettings(store=_shown(store), refresh=refresh), token)
 
     def ready(url: str) -> None:

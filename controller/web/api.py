@@ -174,6 +174,9 @@ def freshness(fleet: Fleet) -> dict[str, Any]:
             "silent": f.controller_silent,
             "describe": f.describe(),
         },
+        # how far status/cluster.json's controller signature verified: true (against the
+        # pinned key), null (not verifiable here: no pin), false never reaches a reader
+        "signature": {"verified": fleet.signature.ok, "describe": fleet.signature.text},
     }
 
 

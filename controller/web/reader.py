@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.operations import history, views
+from controller.read_trust import Verdict, anchor, check_status, pinned_key
 from controller.shell.control_objects import SpecCache, load_spec_or_last_good
 from controller.shell.lease import LeaseDoc
 from controller.spec.model import ClusterSpec, Settings
 from controller.status_document import MAX_STATUS_BYTES, ClusterStatus
 from wire.documents import dumps_pretty, parse_envelope
-from wire.errors import InvalidDocument, ObjectMissing
+from wire.errors import BadSignature, InvalidDocument, ObjectMissing
 from wire.layout import LEASE, STATUS_CLUSTER, desired_key
 from wire.store import Missing, NotModified, Store, StoredObject
 
@@ -60,6 +61,8 @@ class Fleet:
     spec: ClusterSpec | None
     rows: list[dict[str, Any]]
     problems: list[views.Problem]
+    # how far status/cluster.json's controller signature verified (read_trust.check_status)
+    signature: Verdict = field(default_factory=lambda: Verdict(None, "not checked"))
 
     @property
     def stale(self) -> bool:
@@ -95,11 +98,21 @@ class _Rollout:
 class FleetReader:
     """Reads for one store; safe to call from several threads."""
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        controller_key: str | None = None,
+    ) -> None:
+        """`controller_key`: the pinned controller key (BOSUN_CONTROLLER_KEY): a status
+        document it did not sign is refused; without it the signature is checked against
+        the key control/keys.json lists, and the pages say that is not verification."""
         self.store = store
         self.clock = clock
+        self.controller_key = pinned_key(controller_key)
         self._lock = threading.Lock()
         self._status: tuple[str, ClusterStatus] | None = None
+        self._verdict = Verdict(None, "not checked")
         self._spec_cache = SpecCache()
         self._rollouts: dict[str, _Rollout] = {}
         self._desired: dict[str, deque[DesiredSeen]] = {}
@@ -126,7 +139,7 @@ class FleetReader:
             )
             rows = views.machine_rows(doc, fresh)
             self._sample_rollouts(doc)
-        return Fleet(doc, fresh, spec, rows, views.problems(doc, fresh, rows))
+        return Fleet(doc, fresh, spec, rows, views.problems(doc, fresh, rows), self._verdict)
 
     def _load_status(self) -> ClusterStatus:
         etag = self._status[0] if self._status is not None else None
@@ -135,6 +148,10 @@ class FleetReader:
             return self._status[1]
         if isinstance(got, StoredObject):
             where = self.store.describe(STATUS_CLUSTER)
+            verdict = check_status(got.body, anchor(self.store, self.controller_key))
+            if verdict.ok is False and self.controller_key:
+                raise BadSignature(f"{verdict.text}; not shown (the pinned key did not sign it)")
+            self._verdict = verdict
             try:
                 doc = ClusterStatus.from_json(got.body, where=where)
             except InvalidDocument as exc:

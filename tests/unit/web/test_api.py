@@ -212,3 +212,21 @@ def test_headers_errors_and_read_only(rolled: Built, tmp_path: Path) -> None:
         assert page.status == 503 and "no controller cycle has run" in await page.text()
 
     _with_client(DirectoryStore(tmp_path / "empty"), "", empty)
+
+
+def test_the_status_signature_is_checked_as_bosun_status_checks_it(rolled: Built) -> None:
+    """Pinned to the controller's key the reader says verified; pinned to another key it
+    refuses the document; without a pin it says the check is not verification."""
+    from controller.web.reader import FleetReader
+    from tests.unit.web.conftest import MASTER
+    from wire.errors import BadSignature
+    from wire.pubkeys import controller_public
+
+    clock = lambda: rolled.end  # noqa: E731
+    pinned = FleetReader(rolled.store, clock, controller_public(MASTER).sign).fleet()
+    assert pinned.signature.ok is True and "verified" in pinned.signature.text
+    unpinned = FleetReader(rolled.store, clock).fleet()
+    assert unpinned.signature.ok is None and "cannot verify" in unpinned.signature.text
+    other = controller_public(bytes(32)).sign
+    with pytest.raises(BadSignature):
+        FleetReader(rolled.store, clock, other).fleet()
