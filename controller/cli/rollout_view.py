@@ -207,6 +207,8 @@ def waiting_for_approval(doc: dict[str, Any]) -> bool:
 def record_lines(doc: dict[str, Any], now: float) -> list[str]:
     """Lines about an approval step and an undo, when the status document has them."""
     out: list[str] = []
+    if doc.get("group"):
+        out.append(f"coupled release {doc['group']}: its services move, and revert, together")
     approval = doc.get("approval")
     if isinstance(approval, dict):
         if waiting_for_approval(doc):
@@ -242,6 +244,8 @@ def status_line(service: str, doc: dict[str, Any] | None, spec: ClusterSpec) -> 
         return f"{service}: waiting for the rollout to {spec.services[service].version} to start"
     state = str(doc.get("state"))
     parts = [f"{service} {doc.get('from_version')} -> {doc.get('to_version')}: {state}"]
+    if doc.get("group"):
+        parts[0] += f" (coupled release {doc['group']})"
     if doc.get("paused"):
         parts[0] += " (paused)"
     if waiting_for_approval(doc):

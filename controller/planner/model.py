@@ -173,6 +173,8 @@ class RolloutMemory:
     approved_by: str = ""
     approved_reason: str = ""
     waiting_since: float | None = None  # at an approval step since
+    # the coupled release it moves with (planner/lockstep.py); "" alone
+    group: str = field(default="", metadata=codec.OMIT_EMPTY)
 
     @property
     def active(self) -> bool:
@@ -426,6 +428,8 @@ class RolloutStatus:
     undo: dict[str, JsonValue] | None = field(default=None, metadata=codec.OMIT_EMPTY)
     # an approval step: {waiting: true, since} or {waiting: false, by, reason, revision}
     approval: dict[str, JsonValue] | None = field(default=None, metadata=codec.OMIT_EMPTY)
+    # the coupled release this rollout moves with (its members share steps and fate)
+    group: str | None = field(default=None, metadata=codec.OMIT_EMPTY)
 
     def to_json(self) -> bytes:
         return dumps_pretty(codec.encode(self))

@@ -7,8 +7,10 @@ the events of what it decided (the plan's events are theirs, in this order).
     liveness       who reported within its window; fail static keeps silent groups (blindness.py)
     autoscale      the counts of `scale:` services (scale.py)
     assignment     keep, trim, fill, standby (assign.py)
-    releases       dependency gating and sub-groups (release.py)
-    rollouts       each rollout's step shapes its service (rollout.py)
+    releases       dependency gating and sub-groups (release.py); coupled releases start
+                   together (lockstep.py)
+    rollouts       each rollout's step shapes its service (rollout.py); a coupled
+                   release's members in lockstep (lockstep.py)
     drains         disruption budget and draining (drain.py)
     top_up         machines given up since the assignment serve short services (assign.py)
     peers          balancer backends, `$instances`, mirrors, evictions (render.py, evict.py)
@@ -31,6 +33,7 @@ from controller.planner.documents import documents
 from controller.planner.draft import Context, Draft, Pass
 from controller.planner.drain import config_digests, drain_pass
 from controller.planner.evict import evictions
+from controller.planner.lockstep import hold_apart
 from controller.planner.model import Event, RolloutMemory
 from controller.planner.provision_needed import provision_pass
 from controller.planner.release import may_wait, new_services_wait, resolve
@@ -93,7 +96,8 @@ def releases(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     rel, events = resolve(
         d.spec, ctx.order, d.work, memory.machines, memory.services, memory.selections
     )
-    return replace(d, releases=rel), events
+    rel, coupled = hold_apart(d.spec, rel, memory)
+    return replace(d, releases=rel), (*events, *coupled)
 
 
 def rollouts(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:

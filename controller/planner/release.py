@@ -181,10 +181,13 @@ def _gate(
         out.base[name] = wanted
         out.services[name] = ServiceMemory(svc.version, svc.config, prev.revision)
         return
+    # a coupled peer is not waited for: they roll out together (planner/lockstep.py)
+    group = spec.coupled_of(name)
+    peers = spec.coupled[group].services if group is not None else ()
     waiting = [
         d
         for d in svc.depends_on
-        if d in spec.services and not _is_converged(spec, d, work, machines, out)
+        if d in spec.services and d not in peers and not _is_converged(spec, d, work, machines, out)
     ]
     if (
         not waiting

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from controller.planner import approval, clocks
+from controller.planner import approval, clocks, lockstep
 from controller.planner.approval import AWAITING
 from controller.planner.assign import Assignment
 from controller.planner.cohorts import shape
@@ -67,22 +67,43 @@ def run_rollouts(
     """Each rollout's step, in service order; see the module docstring."""
     out: dict[str, RolloutMemory] = {}
     events: list[Event] = []
-    for name in sorted(set(rel.rolling) | set(memory.rollouts)):
-        if name not in spec.services:
-            continue
-        r, work = _decide(spec, name, work, rel, memory.rollouts.get(name), now, events)
-        if r is None:
-            continue
-        strategy = spec.rollout_of(name)
-        r, promote, work = _control(spec, name, strategy, work, r, now, events)
-        r = clocks.settle(r, now)
-        if r.active and r.state != "halted":
-            r, work = _advance(spec, name, strategy, work, r, now, events, promote=promote)
-        r = _skip_empty_shadow(strategy, name, work, r, now, events)
-        r = clocks.settle(r, now)
-        r, work, rel = shape(spec, name, strategy, work, rel, r, now, events)
-        out[name] = r
-    return Rolled(out, work, rel, tuple(events))
+    names = [n for n in sorted(set(rel.rolling) | set(memory.rollouts)) if n in spec.services]
+    for unit in lockstep.units(spec, names):
+        decided: dict[str, tuple[RolloutMemory, bool]] = {}
+        for name in unit:
+            r, work = _decide(spec, name, work, rel, memory.rollouts.get(name), now, events)
+            if r is None:
+                continue
+            r, promote, work = _control(spec, name, spec.rollout_of(name), work, r, now, events)
+            decided[name] = (clocks.settle(r, now), promote)
+        rs, work = lockstep.advance(spec, unit, decided, work, memory, now, events,
+                                    step=advance_one, revert=_revert_now)  # fmt: skip
+        for name, r in rs.items():
+            strategy = spec.rollout_of(name)
+            r = _skip_empty_shadow(strategy, name, work, r, now, events)
+            r = clocks.settle(r, now)
+            r, work, rel = shape(spec, name, strategy, work, rel, r, now, events)
+            out[name] = r
+    return Rolled(out, work, rel, lockstep.tagged(events, out))
+
+
+def advance_one(
+    spec: ClusterSpec,
+    name: str,
+    work: Assignment,
+    r: RolloutMemory,
+    now: float,
+    events: list[Event],
+    *,
+    promote: bool = False,
+    hold: bool = False,
+) -> tuple[RolloutMemory, Assignment]:
+    """One rollout's measure-and-move for this pass (nothing for a halted or finished one).
+    `hold`: measure and fail as usual, but do not move on (its coupled release waits)."""
+    if not r.active or r.state == "halted":
+        return r, work
+    strategy = spec.rollout_of(name)
+    return _advance(spec, name, strategy, work, r, now, events, promote=promote, hold=hold)
 
 
 # ---- start, continue, supersede --------------------------------------------------------------
@@ -139,6 +160,7 @@ def _decide(
         # records acted on stay acted on (a record never leaks into a later rollout)
         undo_id=undo.id if undo is not None else (r.undo_id if r is not None else 0),
         undo_to_revision=undo.to_revision if undo is not None else 0,
+        group=spec.coupled_of(name) or "",
     )
     if undo is not None:
         back = warm_machines(name, spec.rollout_of(name), work, r, old, new, now)
@@ -211,9 +233,11 @@ def _advance(
     events: list[Event],
     *,
     promote: bool = False,
+    hold: bool = False,
 ) -> tuple[RolloutMemory, Assignment]:
     """Measure; fail, or move on. Paused: failing gates still act, nothing moves forward.
-    Promoted (operator): the current step's bake and sample minimum are skipped once."""
+    Promoted (operator): the current step's bake and sample minimum are skipped once.
+    Held (`hold`, its coupled release waits for another member): as paused, clocks running."""
     if strategy is None:  # the rollout section was removed: finish at once
         return _complete(name, r, now, "rollout strategy removed from the spec", events), work
     live = work.live
@@ -247,6 +271,8 @@ def _advance(
         r = replace(r, failure="deadline")
         return _fail(name, strategy, work, r, now,
                      f"progress_deadline {strategy.progress_deadline:g}s passed", events)  # fmt: skip
+    if hold:
+        return r, work
     if r.state == AWAITING:  # left on an approval only (promote does not pass it)
         given = approval.pending(spec, name, r)
         if given is None:

@@ -157,6 +157,7 @@ def rollout_status(
         failure=r.failure or None,
         undo=_undo(r),
         approval=approval_status(r),
+        group=r.group or None,
     )
 
 

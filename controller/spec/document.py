@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from controller.spec.coupled import check_coupled
 from controller.spec.load import Problems, check_semantics
 from controller.spec.model import SPEC_FORMAT, ClusterSpec
 from controller.spec.signature import (
@@ -88,6 +89,7 @@ def read_stored(raw: bytes, *, where: str, trust: SpecTrust | None = None) -> St
     spec: ClusterSpec = codec.decode(ClusterSpec, value, where)
     p = Problems(where)
     check_semantics(p, spec, {})
+    spec = check_coupled(p, spec, {})
     p.raise_if_any()
     return Stored(spec, float(applied_at), provenance)
 

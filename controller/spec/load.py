@@ -25,6 +25,7 @@ from controller.spec.checks import (
     version_ok,
 )
 from controller.spec.commands import parse_approval, parse_undo
+from controller.spec.coupled import check_coupled, parse_coupled
 from controller.spec.graph import find_cycle
 from controller.spec.model import (
     ClusterSpec,
@@ -45,7 +46,7 @@ from wire.layout import MACHINE_ID_PATTERN, SERVICE_NAME_PATTERN
 
 MAX_SPEC_BYTES = 4 * 1024 * 1024
 
-TOP_KEYS = ("settings", "services", "rollout", "provisioner", "forget")
+TOP_KEYS = ("settings", "services", "rollout", "provisioner", "forget", "coupled")
 SETTINGS_KEYS = ("heartbeat_timeout", "desired_lifetime", "skew_window", "controller_interval")
 SERVICE_KEYS = (
     "version", "count", "kind", "balances", "config", "depends_on", "port", "weight",
@@ -131,6 +132,7 @@ def from_value(value: object, *, source: str = "spec", revision: int = 0) -> Clu
     rollout = parse_rollout(p, "rollout", value.get("rollout"))
     provisioner = parse_provisioner(p, "provisioner", value.get("provisioner"))
     forget = _forget(p, value.get("forget"))
+    coupled = parse_coupled(p, value.get("coupled"))
     spec = ClusterSpec(
         revision=revision,
         settings=settings,
@@ -138,8 +140,10 @@ def from_value(value: object, *, source: str = "spec", revision: int = 0) -> Clu
         rollout=rollout,
         provisioner=provisioner,
         forget=forget,
+        coupled=coupled,
     )
     check_semantics(p, spec, services_raw if isinstance(services_raw, dict) else {})
+    spec = check_coupled(p, spec, services_raw if isinstance(services_raw, dict) else {})
     p.raise_if_any()
     return spec
 

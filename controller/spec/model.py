@@ -229,6 +229,15 @@ class ServiceSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Coupled:
+    """A coupled release (`coupled:`): services whose version changes roll out as one unit,
+    in lockstep, gated on all of them, reverted together (planner/coupled.py). `services` in
+    dependency order (dependencies first); their versions are the services' own."""
+
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterSpec:
     revision: int = 0
     settings: Settings = field(default_factory=Settings)
@@ -238,6 +247,15 @@ class ClusterSpec:
     # machines gone for good (`bosun machines forget`): dropped from memory, status and
     # desired/ while they do not report; one that reports again is a machine again
     forget: tuple[str, ...] = ()
+    # coupled releases by name (controller/spec/coupled.py)
+    coupled: dict[str, Coupled] = field(default_factory=dict, metadata=OMIT_EMPTY)
+
+    def coupled_of(self, service: str) -> str | None:
+        """The coupled release `service` belongs to, if any."""
+        for name, group in self.coupled.items():
+            if service in group.services:
+                return name
+        return None
 
     def provisioner_of(self, service: str) -> dict[str, JsonValue] | None:
         svc = self.services.get(service)

@@ -13,6 +13,7 @@ A case file (`cases/*.yaml`) is a list of cycles; memory carries from one cycle 
         expect:
           writes: {r1: {mode: active, service: router, version: "1", peers: [..]}}
           events: [{kind: machine.assigned, machine: r1}]
+          events_in_order: [...]  # these events in this order (others may come between)
           no_events: [machine.lost]
           memory: {machines: {r1: {generation: 1}}}
           status: {services: {router: {active: 1}}}
@@ -199,6 +200,17 @@ def check_expect(p: Plan, expect: dict[str, Any]) -> list[str]:
             problems.append(
                 f"event {want_event} not found in {[(e['kind'], e['machine'], e['service']) for e in events]}"
             )
+    # events_in_order: these events, found in this order (others may come between)
+    at = 0
+    for want_event in expect.get("events_in_order", []):
+        found = next((i for i in range(at, len(events)) if not subset(want_event, events[i])), None)
+        if found is None:
+            problems.append(
+                f"event {want_event} not found after position {at} in "
+                f"{[(e['kind'], e['service']) for e in events]}"
+            )
+            break
+        at = found + 1
     for kind in expect.get("no_events", []):
         hits = [e for e in events if e["kind"] == kind]
         if hits:
