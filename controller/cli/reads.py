@@ -29,6 +29,7 @@ from wire.errors import BadSignature, BosunError, ObjectMissing
 from wire.layout import LEASE, STATUS_CLUSTER, history_key, report_key
 from wire.signing import derive_machine_key, parse_kid, read_key_file
 from wire.store import Store, StoredObject, open_store
+from wire.times import parse_time
 
 
 def _fmt(value: Any) -> str:
@@ -455,7 +456,8 @@ def history_cmd(
             f"{n}={s.get('version')}/{s.get('health')}"
             for n, s in sorted(b.get("services", {}).items())
         )
-        sent = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(b.get("sent_at", 0))))
+        at = parse_time(b.get("sent_at", 0), f"{history_key(machine, e.seq)}.body.sent_at")
+        sent = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
         table.add_row(
             str(e.seq),
             sent,

@@ -29,6 +29,7 @@ from wire.durations import parse_duration
 from wire.errors import InvalidDocument, ObjectMissing
 from wire.layout import EVENTS, LEASE, SPEC_CURRENT, STATUS_CLUSTER, history_key, history_prefix
 from wire.store import Store, StoredObject
+from wire.times import parse_time
 
 MACHINE_FIELDS = (
     "machine",
@@ -478,12 +479,16 @@ def read_events(store: Store, since: float, now: float) -> list[dict[str, Any]]:
             got = store.get(info.key, max_bytes=16 * 1024 * 1024)
             if not isinstance(got, StoredObject):
                 continue
-            for line in got.body.splitlines():
+            for n, line in enumerate(got.body.splitlines(), 1):
                 try:
                     ev = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     raise InvalidDocument(f"{store.describe(info.key)}: not JSON lines") from None
-                if isinstance(ev, dict) and float(ev.get("t", 0)) >= since:
+                if not isinstance(ev, dict):
+                    continue
+                # ISO 8601 (or Unix seconds from older controllers): seconds from here on
+                ev["t"] = parse_time(ev.get("t", 0), f"{store.describe(info.key)}:{n}.t")
+                if ev["t"] >= since:
                     out.append(ev)
     out.sort(key=lambda e: (e.get("t", 0), e.get("cycle", 0)))
     return out
