@@ -334,6 +334,13 @@ def test_a_release_past_its_progress_deadline_is_reverted(rollout_fleet: Fleet) 
     _check_stream(lines, "2.1", "reverted")
     assert "passed its progress_deadline" in err
     _all_from(f, GOOD, quiet=2.0, start=t0)
-    FIGURES["deadline"] = {"seconds": round(float(final["finished_at"]) - t0, 1),
+    FIGURES["deadline"] = {"seconds": round(seconds(final["finished_at"]) - t0, 1),
                            "lines": len(lines), "client_errors": _errors(f, t0)}  # fmt: skip
     print(f"\ndeadline: {FIGURES['deadline']}")
+
+
+def seconds(value: object) -> float:
+    """A time of a bucket document (ISO 8601 UTC) in Unix seconds."""
+    from wire.times import parse_time
+
+    return parse_time(value, "test")
