@@ -484,12 +484,10 @@ def read_events(store: Store, since: float, now: float) -> list[dict[str, Any]]:
                     ev = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     raise InvalidDocument(f"{store.describe(info.key)}: not JSON lines") from None
-                if not isinstance(ev, dict):
-                    continue
-                # ISO 8601 (or Unix seconds from older controllers): seconds from here on
-                ev["t"] = parse_time(ev.get("t", 0), f"{store.describe(info.key)}:{n}.t")
-                if ev["t"] >= since:
-                    out.append(ev)
+                if isinstance(ev, dict):  # `t` ISO 8601 (Unix seconds: older): seconds here on
+                    ev["t"] = parse_time(ev.get("t", 0), f"{store.describe(info.key)}:{n}.t")
+                    if ev["t"] >= since:
+                        out.append(ev)
     out.sort(key=lambda e: (e.get("t", 0), e.get("cycle", 0)))
     return out
 
