@@ -272,7 +272,7 @@ def test_good_release_through_shadow_canary_and_steps(rollout_fleet: Fleet) -> N
     assert _errors(f, t0) == {}, "a good release cost clients errors"
     FIGURES["good"] = {
         "states": states,
-        "seconds": round(float(seen[-1]["finished_at"]) - t0, 1),
+        "seconds": round(seconds(seen[-1]["finished_at"]) - t0, 1),
         "shadow_answers_checked": len(shadow_window),
         "shadow_machines": sorted(shadows),
         "shadow_mirrored_requests": mirrored,
