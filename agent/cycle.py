@@ -37,11 +37,21 @@ from agent.probes import (
 )
 from agent.state import APPLIED_FILE, CACHED_FILE, Mark, StateDir
 from agent.verify import Refused, check_expiry, verify_desired, verify_failures
-from wire.documents import Addresses, Applied, Desired, ServiceState, Snapshot, encode_body, seal
+from wire.documents import (
+    Addresses,
+    Applied,
+    Desired,
+    ServiceState,
+    Snapshot,
+    encode_body,
+    parse_envelope,
+    seal,
+)
 from wire.errors import DocumentTooLarge, StoreAccessDenied, StoreError
 from wire.layout import desired_key, report_key
 from wire.signing import digest
 from wire.store.base import Missing, NotModified, Store, StoredObject
+from wire.times import TimeForm, holds_iso_times
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +298,11 @@ class Agent:
         self.state = replace(st, seq=seq)
         self.dir.save(self.state)  # seq is durable before it is used
         body = seal(
-            replace(snap, seq=seq), key=self._key, kid=self.cfg.kid, object_key=self.report_key
+            replace(snap, seq=seq),
+            key=self._key,
+            kid=self.cfg.kid,
+            object_key=self.report_key,
+            times=self._times(),
         )
         try:
             self.store.put(self.report_key, body)
@@ -299,6 +313,15 @@ class Agent:
         self.state = replace(self.state, last_put_at=now, last_fingerprint=fp)
         log.info("report.put seq=%d heartbeat=%s", seq, due and fp == st.last_fingerprint)
         return True
+
+    def _times(self) -> TimeForm:
+        """ISO 8601 times in the snapshot once the desired document held was written with
+        them (its controller reads them); Unix seconds before, which every controller reads
+        (docs/agent.md#times-in-documents)."""
+        cached = self.dir.read_doc(CACHED_FILE, self.state.cached_digest)
+        if cached is None:
+            return "epoch"
+        return "iso" if holds_iso_times(parse_envelope(cached[0]).body) else "epoch"
 
     # ---- the cycle ------------------------------------------------------------------------
 

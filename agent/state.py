@@ -106,7 +106,9 @@ class StateDir:
             return LocalState(last_error=msg), msg
 
     def save(self, state: LocalState) -> None:
-        body = orjson.dumps(codec.encode(state), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        # Unix seconds: a local file read back exactly (and by an older agent after a downgrade)
+        value = codec.encode(state, times="epoch")
+        body = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         write_atomic(self.root / STATE_FILE, body)
 
     def write_doc(self, name: str, raw: bytes) -> None:

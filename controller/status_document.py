@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller.planner.model import STATUS_FORMAT, Status
 from wire import codec
+from wire.codec import Timestamp
 from wire.documents import Addresses, Refusal, dumps_pretty, loads_object
 from wire.errors import InvalidDocument
 
@@ -73,8 +73,8 @@ class Seen:
     """A machine's last accepted report, in controller time (`accepted_at`)."""
 
     seq: int
-    sent_at: float
-    accepted_at: float
+    sent_at: Timestamp
+    accepted_at: Timestamp
     heartbeat_interval: float = 0.0  # the agent's heartbeat; 0: unknown (or an older writer)
     addresses: Addresses = field(default_factory=Addresses)
     agent_version: str = ""
@@ -113,7 +113,7 @@ class ControlRefusal:
     count: int
     reason: str
     detail: str
-    at: float
+    at: Timestamp
     active: bool = True
 
 
@@ -155,7 +155,7 @@ class ClusterStatus:
             raise InvalidDocument(
                 f"{where}.format: expected {STATUS_FORMAT!r}, got {status.format!r}"
             )
-        hints = typing.get_type_hints(cls)
+        hints = codec.hints(cls)  # type: ignore[arg-type]
         kwargs: dict[str, Any] = {}
         for name, f in sections.items():
             if name in value:

@@ -6,4 +6,4 @@ signing (`wire.signing`) and the bucket client (`wire.store`). Nothing in here i
 """
 
 __all__ = ["__version__"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

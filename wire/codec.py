@@ -4,11 +4,15 @@
 refuses unknown and missing fields (fields with defaults may be omitted), and raises
 InvalidDocument with the field path and what was expected. Supported annotations: str,
 int (never bool), float (int accepted), bool, None unions, Literal, tuple[X, ...],
-dict[str, X], nested dataclasses and `JsonValue` (free-form, depth- and size-bounded).
+dict[str, X], nested dataclasses, `JsonValue` (free-form, depth- and size-bounded) and
+`Timestamp` (wire.times: an instant, a float of Unix seconds in memory, ISO 8601 UTC on the
+wire; numbers are read too).
 
 `encode` leaves out a field declared with `metadata=OMIT_EMPTY` while it is empty: a field
 added to a signed document that way does not reach peers that predate it until it is used
 (their strict decoding would refuse it), and decoding gives back the same default.
+`encode(..., times="epoch")` writes Timestamp fields as numbers instead, for a peer that
+predates ISO times (docs/agent.md#times-in-documents).
 """
 
 from __future__ import annotations
@@ -17,9 +21,13 @@ import dataclasses
 import functools
 import types
 import typing
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from wire.errors import InvalidDocument
+from wire.times import TIME, TimeForm, format_time, parse_time
+
+Timestamp = Annotated[float, TIME]
+"""An instant: float Unix seconds in memory, `2026-12-07T18:57:05.646Z` on the wire."""
 
 T = TypeVar("T")
 
@@ -52,8 +60,9 @@ def _fail(path: str, expected: str, value: object) -> InvalidDocument:
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def hints(cls: type) -> dict[str, Any]:
+    """The field annotations of a dataclass, `Timestamp` markers kept."""
+    return typing.get_type_hints(cls, include_extras=True)
 
 
 def check_json(value: object, path: str, depth: int = 0) -> None:
@@ -85,6 +94,10 @@ def decode(tp: Any, value: object, path: str) -> Any:
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _decode_dataclass(tp, value, path)
     origin = get_origin(tp)
+    if origin is Annotated:
+        if TIME in tp.__metadata__:
+            return parse_time(value, path)
+        return decode(get_args(tp)[0], value, path)
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed or type(value) is not type(allowed[0]):
@@ -148,7 +161,7 @@ def decode(tp: Any, value: object, path: str) -> Any:
 def _decode_dataclass(cls: type[T], value: object, path: str) -> T:
     if not isinstance(value, dict):
         raise _fail(path, "object", value)
-    hints = _hints(cls)  # type: ignore[arg-type]
+    field_types = hints(cls)  # type: ignore[arg-type]
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(value) - set(fields))
     if unknown:
@@ -158,37 +171,78 @@ def _decode_dataclass(cls: type[T], value: object, path: str) -> T:
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
         if name in value:
-            kwargs[name] = decode(hints[name], value[name], f"{path}.{name}")
+            kwargs[name] = decode(field_types[name], value[name], f"{path}.{name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise InvalidDocument(f"{path}: missing required field {name!r}")
     return cls(**kwargs)
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
-_FIELDS: dict[type, tuple[tuple[str, ...], tuple[str, ...]]] = {}  # names, omitted empty
 
 
-def encode(value: Any) -> Any:
-    """Turn dataclasses (and tuples inside them) into plain JSON values."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Shape:
+    names: tuple[str, ...]
+    omitted: tuple[str, ...]  # left out while empty
+    times: tuple[str, ...]  # Timestamp or Timestamp | None
+    time_maps: tuple[str, ...]  # dict[str, Timestamp]
+
+
+_SHAPES: dict[type, _Shape] = {}
+
+
+def _is_time(tp: Any) -> bool:
+    if get_origin(tp) is Annotated:
+        return TIME in tp.__metadata__
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return len(args) == 1 and _is_time(args[0])
+    return False
+
+
+def _shape(cls: type) -> _Shape:
+    fields = dataclasses.fields(cls)
+    tps = hints(cls)
+    return _Shape(
+        names=tuple(f.name for f in fields),
+        omitted=tuple(f.name for f in fields if f.metadata.get("omit_empty")),
+        times=tuple(f.name for f in fields if _is_time(tps[f.name])),
+        time_maps=tuple(
+            f.name
+            for f in fields
+            if get_origin(tps[f.name]) is dict and _is_time(get_args(tps[f.name])[1])
+        ),
+    )
+
+
+def encode(value: Any, *, times: TimeForm = "iso") -> Any:
+    """Turn dataclasses (and tuples inside them) into plain JSON values; Timestamp fields
+    as ISO 8601 UTC strings, or as numbers with `times="epoch"`."""
+    return _encode(value, times == "iso")
+
+
+def _encode(value: Any, iso: bool) -> Any:
     kind = type(value)
     if kind in _PLAIN:
         return value
-    known = _FIELDS.get(kind)
-    if known is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = dataclasses.fields(value)
-        known = _FIELDS[kind] = (
-            tuple(f.name for f in fields),
-            tuple(f.name for f in fields if f.metadata.get("omit_empty")),
-        )
-    if known is not None:
-        names, omitted = known
-        out = {name: encode(getattr(value, name)) for name in names}
-        for name in omitted:
+    shape = _SHAPES.get(kind)
+    if shape is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        shape = _SHAPES[kind] = _shape(kind)
+    if shape is not None:
+        out = {name: _encode(getattr(value, name), iso) for name in shape.names}
+        if iso:
+            for name in shape.times:
+                t = out[name]
+                if t is not None:
+                    out[name] = format_time(t)
+            for name in shape.time_maps:
+                out[name] = {k: format_time(t) for k, t in out[name].items()}
+        for name in shape.omitted:
             if not out[name]:
                 del out[name]
         return out
     if isinstance(value, (tuple, list)):
-        return [encode(v) for v in value]
+        return [_encode(v, iso) for v in value]
     if isinstance(value, dict):
-        return {k: encode(v) for k, v in value.items()}
+        return {k: _encode(v, iso) for k, v in value.items()}
     return value

@@ -1,7 +1,8 @@
 """Snapshot and desired-state documents: typed, frozen, strictly decoded, signed.
 
 Every document is an envelope `{"format", "kid", "sig", "body"}` (see ARCHITECTURE.md).
-Timestamps are float Unix seconds (UTC). Decoding happens once, here:
+Times are `Timestamp` fields: float Unix seconds in memory, ISO 8601 UTC on the wire
+(numbers from older peers are read too; wire.times). Decoding happens once, here:
 
     raw bytes --(size cap, one orjson parse)--> Envelope --(verify canonical(body))-->
     typed body (Snapshot / Desired) built from that same parsed value
@@ -20,7 +21,7 @@ from typing import Any, Literal, TypeVar
 import orjson
 
 from wire import codec
-from wire.codec import JsonValue
+from wire.codec import JsonValue, Timestamp
 from wire.errors import (
     BadSignature,
     DocumentTooLarge,
@@ -31,6 +32,7 @@ from wire.errors import (
 )
 from wire.layout import DESIRED, REPORTS, machine_from_key, machine_id
 from wire.signing import parse_kid, sign, verify
+from wire.times import TimeForm
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 
@@ -65,7 +67,7 @@ class BackendState:
     """What a load balancer observes of one backend in its peers (docs/security.md#fail-static
     bounds what the controller does with it: nothing while a service is held)."""
 
-    failing_since: float | None = None  # the balancer's clock; None: reachable
+    failing_since: Timestamp | None = None  # the balancer's clock; None: reachable
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,21 +96,21 @@ class Applied:
     digest: str = ""
     result: ApplyResult = "none"
     error: str | None = None
-    at: float | None = None
+    at: Timestamp | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
     reason: str
     detail: str
-    at: float
+    at: Timestamp
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     machine: str
     seq: int
-    sent_at: float
+    sent_at: Timestamp
     boot_id: str
     agent_version: str
     addresses: Addresses = field(default_factory=Addresses)
@@ -158,8 +160,8 @@ class Peers:
 @dataclass(frozen=True, slots=True)
 class Drain:
     reason: str
-    since: float
-    deadline: float
+    since: Timestamp
+    deadline: Timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,8 +169,8 @@ class Desired:
     machine: str
     generation: int
     fence: int
-    issued_at: float
-    expires_at: float
+    issued_at: Timestamp
+    expires_at: Timestamp
     spec_revision: int
     mode: Mode
     service: str | None = None
@@ -270,15 +272,18 @@ def _check_machine(value: str, path: str) -> None:
         raise InvalidDocument(f"{path}: {exc}") from None
 
 
-def encode_body(doc: Snapshot | Desired) -> dict[str, Any]:
-    body: dict[str, Any] = codec.encode(doc)
+def encode_body(doc: Snapshot | Desired, *, times: TimeForm = "iso") -> dict[str, Any]:
+    body: dict[str, Any] = codec.encode(doc, times=times)
     return body
 
 
-def seal(doc: Snapshot | Desired, *, key: bytes, kid: str, object_key: str) -> bytes:
-    """Sign `doc` for `object_key` and return the pretty JSON envelope bytes."""
+def seal(
+    doc: Snapshot | Desired, *, key: bytes, kid: str, object_key: str, times: TimeForm = "iso"
+) -> bytes:
+    """Sign `doc` for `object_key` and return the pretty JSON envelope bytes. `times`:
+    "epoch" for a peer that predates ISO times (wire.times)."""
     fmt = SNAPSHOT_FORMAT if isinstance(doc, Snapshot) else DESIRED_FORMAT
-    body = encode_body(doc)
+    body = encode_body(doc, times=times)
     envelope = {"format": fmt, "kid": kid, "sig": sign(key, fmt, object_key, body), "body": body}
     return orjson.dumps(envelope, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 

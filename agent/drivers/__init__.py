@@ -61,7 +61,10 @@ class Target:
             "BOSUN_GENERATION": str(doc.generation if doc else 0),
             "BOSUN_CONFIG": orjson.dumps(self.config, option=orjson.OPT_SORT_KEYS).decode(),
             "BOSUN_PEERS": orjson.dumps(peers_value(doc)).decode(),
-            "BOSUN_DRAIN": orjson.dumps(codec.encode(doc.drain) if doc else None).decode(),
+            # Unix seconds, as services have always read them (docs/agent.md)
+            "BOSUN_DRAIN": orjson.dumps(
+                codec.encode(doc.drain, times="epoch") if doc else None
+            ).decode(),
             **self.secret_env,
         }
 

@@ -12,8 +12,8 @@ from typing import Any
 import click
 import orjson
 from rich.markup import escape
-from rich.table import Table
 
+from controller.cli import tables
 from controller.cli.common import Duration, make_console, optional_store_option, store_option
 from controller.cli.operator_key import controller_key_option
 from controller.operations import history, views
@@ -29,6 +29,7 @@ from wire.errors import BadSignature, BosunError, ObjectMissing
 from wire.layout import LEASE, STATUS_CLUSTER, history_key, report_key
 from wire.signing import derive_machine_key, parse_kid, read_key_file
 from wire.store import Store, StoredObject, open_store
+from wire.times import parse_time
 
 
 def _fmt(value: Any) -> str:
@@ -148,38 +149,22 @@ def status_cmd(store: str, output: str, check: bool, controller_key: str | None)
             f"({hold.silent} of {hold.total} machines silent); nothing is demoted or "
             "replaced until reports return"
         )
-    services = _table(title="services")
-    for col in (
-        "service",
-        "kind",
-        "count",
-        "active",
-        "healthy",
-        "standby",
-        "version",
-        "deploying",
-        "versions running",
-        "held",
-        "autoscaler",
-    ):
-        _column(services, col)
+    service_rows = []
     for name, s in sorted(status.services.items()):
         versions = ", ".join(f"{n} on {v}" for v, n in sorted(s.versions.items()))
         rollout = status.rollouts.get(name)
         deploying = rollout.to_version if rollout and rollout.finished_at is None else None
-        services.add_row(
-            name,
-            s.kind,
-            _fmt(s.count),
-            _fmt(s.active),
-            _fmt(s.healthy),
-            _fmt(s.standby),
-            _fmt(s.version),
-            _fmt(deploying),
-            versions or "-",
-            _fmt(s.held),
-            _scaler(s.scale),
-        )
+        cells = [name, s.kind, _fmt(s.count), _fmt(s.active), _fmt(s.healthy), _fmt(s.standby)]
+        cells += [_fmt(s.version), _fmt(deploying), versions or "-", _fmt(s.held)]
+        service_rows.append(((*cells, _scaler(s.scale)), ""))
+    services = tables.fitted(
+        console.width,
+        SERVICE_COLUMNS,
+        service_rows,
+        give_way=("autoscaler", "held", "deploying", "standby", "count"),
+        whole=("service", "kind"),
+        title="services",
+    )
     console.print(services)
     for name, why in views.never_healthy(doc).items():
         console.print(f"[bold yellow]{escape(name)}[/]: {escape(why)}")
@@ -189,39 +174,37 @@ def status_cmd(store: str, output: str, check: bool, controller_key: str | None)
                 f"[bold red]{escape(name)}[/]: applying generation {ms.generation} failed, "
                 f"still running {ms.applied_generation}: {escape(ms.apply_error)}"
             )
-    machines = _table(title="machines" + (" (stale: the controller is silent)" if silent else ""))
-    for col in (
-        "machine",
-        "service",
-        "mode",
-        "status",
-        "health",
-        "version",
-        "running",
-        "generation",
-        "applied_generation",
-        "age",
-    ):
-        _column(machines, col)
-    for r in views.machine_rows(doc, fresh):
-        machines.add_row(
-            r["machine"],
-            _fmt(r["service"]),
-            _fmt(r["mode"]),
-            r["status"],
-            _fmt(r["health"]),
-            _fmt(r["version"]),
-            _fmt(r["running"]),
-            _fmt(r["generation"]),
-            _fmt(r["applied_generation"]),
-            _age(r["age"], fresh.now),
-            style=STYLES.get(r["status"], ""),
+    rows = [
+        (
+            (
+                r["machine"],
+                _fmt(r["service"]),
+                _fmt(r["mode"]),
+                r["status"],
+                _fmt(r["health"]),
+                _fmt(r["version"]),
+                _fmt(r["running"]),
+                _fmt(r["generation"]),
+                _fmt(r["applied_generation"]),
+                _age(r["age"], fresh.now),
+            ),
+            STYLES.get(r["status"], ""),
         )
+        for r in views.machine_rows(doc, fresh)
+    ]
+    machines = tables.fitted(
+        console.width,
+        STATUS_MACHINE_COLUMNS,
+        rows,
+        give_way=GIVE_WAY,
+        whole=WHOLE,
+        title="machines" + (" (stale: the controller is silent)" if silent else ""),
+    )
     console.print(machines)
     if doc.rejected or doc.agent_refusals:
-        table = _table(title="rejections and refusals")
+        table = tables.table(title="rejections and refusals")
         for col in ("machine", "side", "counts", "last"):
-            _column(table, col)
+            tables.column(table, col)
         for m, rej in sorted(doc.rejected.items()):
             table.add_row(
                 m, "controller rejected its snapshot", _counts(rej.counts), _last(rej.last)
@@ -232,8 +215,34 @@ def status_cmd(store: str, output: str, check: bool, controller_key: str | None)
         console.print(table)
 
 
-WIDE_ENOUGH_FOR_ADDRESSES = 130
-ADDRESS_FIELDS = ("internal", "external")
+SERVICE_COLUMNS = (
+    "service",
+    "kind",
+    "count",
+    "active",
+    "healthy",
+    "standby",
+    "version",
+    "deploying",
+    "versions running",
+    "held",
+    "autoscaler",
+)
+STATUS_MACHINE_COLUMNS = (
+    "machine",
+    "service",
+    "mode",
+    "status",
+    "health",
+    "version",
+    "running",
+    "generation",
+    "applied_generation",
+    "age",
+)
+# what leaves a machines table first when it does not fit (-o json|csv|xml have it all)
+GIVE_WAY = ("internal", "external", "applied_generation", "generation", "running", "version")
+WHOLE = ("machine", "service", "mode", "status", "health")
 STYLES = {"lost": "red", "stale": "magenta", "unhealthy": "yellow"}
 
 
@@ -265,24 +274,6 @@ def _age(age: float | None, now: float) -> str:
     if age is None:
         return "-"
     return f"{views.ago(age)} ago ({time.strftime('%H:%M:%SZ', time.gmtime(now - age))})"
-
-
-def _table(**options: Any) -> Table:
-    """Columns apart by one space, a rule under the headers: 12 columns fit 100."""
-    from rich import box
-
-    return Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, **options)
-
-
-def _column(table: Table, header: str, **options: Any) -> None:
-    """A column whose header is never cut to `servi…` (narrow tables wrap cells instead);
-    a long two-word header takes two lines (`applied` over `generation`)."""
-    words = header.replace("_", " ").split(" ")
-    label = "\n".join(words) if len(header) > 10 and len(words) > 1 else header
-    if "\n" in label and "_" in header:
-        label = label.replace("\n", "_\n", 1)
-    options.setdefault("overflow", "fold")  # a narrow cell wraps; nothing becomes `…`
-    table.add_column(label, min_width=max(len(w) for w in label.split("\n")), **options)
 
 
 def _last(last: Refusal | None) -> str:
@@ -363,22 +354,16 @@ def machines_cmd(
             escape(fresh.describe()), style="bold red" if fresh.controller_silent else None
         )
         console.print(escape(verdict.text), style=None if verdict.ok else "bold yellow")
-        table = _table()
-        # addresses only where they fit (-o json|csv|xml always have them)
-        narrow = console.width < WIDE_ENOUGH_FOR_ADDRESSES
-        fields = [
-            c
-            for c in views.MACHINE_FIELDS
-            if c != "apply_error" and not (narrow and c in ADDRESS_FIELDS)
-        ]
-        for col in fields:
-            _column(table, col)
-        for r in rows:
-            table.add_row(
-                *(_age(r[c], fresh.now) if c == "age" else _fmt(r[c]) for c in fields),
-                style=STYLES.get(r["status"], ""),
+        # addresses only where they fit (GIVE_WAY); a failed apply is a line, not a column
+        fields = tuple(c for c in views.MACHINE_FIELDS if c != "apply_error")
+        cells = [
+            (
+                tuple(_age(r[c], fresh.now) if c == "age" else _fmt(r[c]) for c in fields),
+                STYLES.get(r["status"], ""),
             )
-        console.print(table)
+            for r in rows
+        ]
+        console.print(tables.fitted(console.width, fields, cells, give_way=GIVE_WAY, whole=WHOLE))
         for r in rows:
             if r["apply_error"] and r["status"] != "lost":
                 console.print(
@@ -456,7 +441,7 @@ def history_cmd(
     if output == "json":
         _json([{"seq": e.seq, "snapshot": e.body, "verified": checked[e.seq]} for e in entries])
         return
-    table = _table(title=f"history of {machine} ({len(seqs)} shown)")
+    table = tables.table(title=f"history of {machine} ({len(seqs)} shown)")
     for col in (
         "seq",
         "sent_at (UTC)",
@@ -466,14 +451,15 @@ def history_cmd(
         "refusals",
         "verified",
     ):
-        _column(table, col)
+        tables.column(table, col)
     for e in entries:
         b = e.body
         services = ", ".join(
             f"{n}={s.get('version')}/{s.get('health')}"
             for n, s in sorted(b.get("services", {}).items())
         )
-        sent = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(b.get("sent_at", 0))))
+        at = parse_time(b.get("sent_at", 0), f"{history_key(machine, e.seq)}.body.sent_at")
+        sent = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
         table.add_row(
             str(e.seq),
             sent,
@@ -541,9 +527,11 @@ def events_cmd(store: str, since: float, output: str) -> None:
     if output == "json":
         _json(events)
         return
-    table = _table(title=f"events since {format_duration(since)} ago ({views.iso(now - since)})")
+    table = tables.table(
+        title=f"events since {format_duration(since)} ago ({views.iso(now - since)})"
+    )
     for col in ("time (UTC)", "cycle", "kind", "machine/service", "reason"):
-        _column(table, col)
+        tables.column(table, col)
     for ev in events:
         table.add_row(
             time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(ev.get("t", 0)))),

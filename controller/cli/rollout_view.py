@@ -24,6 +24,7 @@ from controller.spec.signature import SpecTrust
 from wire.errors import InvalidDocument, ObjectMissing, SpecError
 from wire.layout import MEMORY, rollout_status_key
 from wire.store import Store, StoredObject
+from wire.times import parse_time
 
 ROLLOUT_EVENTS = "rollout."
 
@@ -107,6 +108,13 @@ def _num(value: Any, digits: int = 4) -> str:
 _ago = ago  # one way to say an age, shared with bosun status
 
 
+def _at(doc: dict[str, Any], name: str, default: float) -> float:
+    """A time of the rollout document in Unix seconds (ISO 8601, or a number from an older
+    controller); `default` when it is not there."""
+    value = doc.get(name)
+    return default if value is None else parse_time(value, f"rollout status: {name}")
+
+
 def bake_left(doc: dict[str, Any], spec: ClusterSpec | None, now: float) -> float:
     """Seconds of bake left now: from the spec's step when it still describes this rollout,
     else what the controller computed when it wrote the document."""
@@ -125,7 +133,7 @@ def bake_left(doc: dict[str, Any], spec: ClusterSpec | None, now: float) -> floa
                 bake = strategy.steps[step - 1].bake
             else:
                 bake = 0.0
-            return max(0.0, float(doc.get("step_started_at", now)) + bake - now)
+            return max(0.0, _at(doc, "step_started_at", now) + bake - now)
     return float(doc.get("bake_left", 0.0))
 
 
@@ -213,7 +221,7 @@ def record_lines(doc: dict[str, Any], now: float) -> list[str]:
     if isinstance(approval, dict):
         if waiting_for_approval(doc):
             since = approval.get("since")
-            ago_text = f" for {_ago(now - float(since))}" if isinstance(since, int | float) else ""
+            ago_text = f" for {_ago(now - _at(approval, 'since', now))}" if since else ""
             out.append(
                 f"waiting for approval{ago_text}: `bosun rollout approve {doc.get('service')} "
                 "--reason ...`"
@@ -298,13 +306,13 @@ def render_status(
             Text(
                 f"step {doc.get('step')} of {doc.get('steps')}: {kind}; "
                 f"bake left {_ago(bake_left(doc, spec, now))}; "
-                f"started {_ago(now - float(doc.get('started_at', now)))} ago, "
-                f"this step {_ago(now - float(doc.get('step_started_at', now)))} ago"
+                f"started {_ago(now - _at(doc, 'started_at', now))} ago, "
+                f"this step {_ago(now - _at(doc, 'step_started_at', now))} ago"
             )
         )
     else:
         finished = doc.get("finished_at")
-        when = f" {_ago(now - float(finished))} ago" if finished else ""
+        when = f" {_ago(now - _at(doc, 'finished_at', now))} ago" if finished else ""
         lines.append(Text(f"finished{when} at step {doc.get('step')} of {doc.get('steps')}"))
     cohort = Text(
         f"machines: new version {doc.get('cohort', 0)} (serving), shadow {doc.get('shadow', 0)}, "

@@ -19,6 +19,7 @@ from wire.durations import parse_duration
 from wire.errors import InvalidDocument, ObjectMissing
 from wire.layout import EVENTS, history_key, history_prefix
 from wire.store import Store, StoredObject
+from wire.times import parse_time
 
 # ---- history ------------------------------------------------------------------------------
 
@@ -140,13 +141,15 @@ def read_events(store: Store, since: float, now: float) -> list[dict[str, Any]]:
             got = store.get(info.key, max_bytes=16 * 1024 * 1024)
             if not isinstance(got, StoredObject):
                 continue
-            for line in got.body.splitlines():
+            for n, line in enumerate(got.body.splitlines(), 1):
                 try:
                     ev = orjson.loads(line)
                 except orjson.JSONDecodeError:
                     raise InvalidDocument(f"{store.describe(info.key)}: not JSON lines") from None
-                if isinstance(ev, dict) and float(ev.get("t", 0)) >= since:
-                    out.append(ev)
+                if isinstance(ev, dict):  # `t` ISO 8601 (Unix seconds: older): seconds here on
+                    ev["t"] = parse_time(ev.get("t", 0), f"{store.describe(info.key)}:{n}.t")
+                    if ev["t"] >= since:
+                        out.append(ev)
     out.sort(key=lambda e: (e.get("t", 0), e.get("cycle", 0)))
     return out
 

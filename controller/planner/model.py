@@ -30,7 +30,7 @@ from controller.planner.digests import content_digest, digests
 from controller.planner.event import Event, EventKind
 from controller.spec.model import ClusterSpec
 from wire import codec
-from wire.codec import JsonValue
+from wire.codec import JsonValue, Timestamp
 from wire.control import unwrap_unverified
 from wire.documents import Desired, Drain, Mode, Snapshot, dumps_pretty, loads_object
 from wire.errors import InvalidDocument
@@ -96,12 +96,12 @@ class MachineMemory:
     generation: int = 0  # generation of the last desired document written
     digest: str = ""  # content_digest() of that document ("" = none written)
     variant: str = ""  # its variant_digest() (the part shared by machines): a fast no-change check
-    issued_at: float = 0.0  # issued_at of that document
+    issued_at: Timestamp = 0.0  # issued_at of that document
     service: str | None = None
     mode: Mode = "standby"
     version: str | None = None
-    assigned_at: float = 0.0  # when service/mode last changed (health grace counts from here)
-    failed_at: float | None = None  # last time it was replaced for bad health
+    assigned_at: Timestamp = 0.0  # when service/mode last changed (health grace counts from here)
+    failed_at: Timestamp | None = None  # last time it was replaced for bad health
     lost: bool = False
     drain: Drain | None = None  # set while draining (planner/drain.py)
     config: str = ""  # digest of its release config ("" unknown): config_disruptive changes
@@ -138,8 +138,8 @@ class RolloutMemory:
     to_version: str
     # shadow | canary | steps | awaiting_approval | watching | halted | complete | reverted
     state: str
-    started_at: float
-    step_started_at: float
+    started_at: Timestamp
+    step_started_at: Timestamp
     from_config: dict[str, JsonValue] = field(default_factory=dict)
     to_config: dict[str, JsonValue] = field(default_factory=dict)
     revision: int = 0
@@ -153,13 +153,13 @@ class RolloutMemory:
     baseline_latency_ms: float | None = None
     baseline_requests: int = 0  # the old version's requests and errors behind that rate
     baseline_errors: int = 0
-    finished_at: float | None = None  # complete / reverted / halted
+    finished_at: Timestamp | None = None  # complete / reverted / halted
     reason: str = ""
     gate: dict[str, JsonValue] = field(default_factory=dict)  # last measured numbers
     paused: bool = False  # operator pause: nothing moves forward, failing gates still act
     control_id: int = 0  # the last operator command (spec revision) applied
     # clocks (planner/clocks.py): held (paused, awaiting approval) time is not counted
-    paused_at: float | None = None  # the clocks stand since (None: they run)
+    paused_at: Timestamp | None = None  # the clocks stand since (None: they run)
     paused_for: float = 0.0  # held time since the rollout started (off the deadline)
     step_paused_for: float = 0.0  # held time since the step started (off its bake)
     failure: str = ""  # why it failed: gate | deadline | abort | superseded ("" if it did not)
@@ -172,7 +172,7 @@ class RolloutMemory:
     approval_id: int = 0
     approved_by: str = ""
     approved_reason: str = ""
-    waiting_since: float | None = None  # at an approval step since
+    waiting_since: Timestamp | None = None  # at an approval step since
     # the coupled release it moves with (planner/lockstep.py); "" alone
     group: str = field(default="", metadata=codec.OMIT_EMPTY)
 
@@ -186,7 +186,7 @@ class ScaleMemory:
     """The autoscaler's state for one service (planner/scale.py)."""
 
     count: int  # machines the scaler asks for now
-    changed_at: float = 0.0  # last change of count (cooldown counts from here)
+    changed_at: Timestamp = 0.0  # last change of count (cooldown counts from here)
     measured: float = 0.0  # last estimated metric total
     held: str = ""  # why the scaler holds (stale data, cooldown), "" when it decided
 
@@ -199,7 +199,7 @@ class ProvisionMemory:
     request_id: str
     count: int
     target: int
-    at: float
+    at: Timestamp
     reason: str = ""
 
 
@@ -324,7 +324,7 @@ class ScaleStatus:
     metric: str  # the summed terms, e.g. "sessions.calls"
     target_per_machine: float | None
     measured: float  # the metric total behind the current count
-    changed_at: float  # last change of the count (cooldown counts from here)
+    changed_at: Timestamp  # last change of the count (cooldown counts from here)
     held: str = ""  # why the scaler holds the count (stale data, cooldown), "" when it decided
 
 
@@ -332,8 +332,8 @@ class ScaleStatus:
 class HoldMemory:
     """A fail-static hold in force (planner/blindness.py)."""
 
-    since: float
-    clearing: float | None = None  # reports returning: the rest get one window from here
+    since: Timestamp
+    clearing: Timestamp | None = None  # reports returning: the rest get one window from here
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +347,7 @@ class Eviction:
     observers: tuple[str, ...]  # the balancer machines reporting it failing
     voters: int  # the live balancer machines routing to it
     everywhere: bool  # a majority: out of every balancer's peers; else only the observers'
-    since: float
+    since: Timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,11 +361,11 @@ class Hold:
     """
 
     reason: str  # one line for operators
-    since: float  # when the hold began
+    since: Timestamp  # when the hold began
     silent: int  # machines of the service silent past their liveness window
     total: int  # machines of the service the planner knows
     scope: Literal["service", "fleet"] = "service"
-    clearing: float | None = None  # since when reports are returning (the hold is ending)
+    clearing: Timestamp | None = None  # since when reports are returning (the hold is ending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,8 +409,8 @@ class RolloutStatus:
     step: int  # 1-based; 0 before the first step
     steps: int
     step_kind: str
-    started_at: float
-    step_started_at: float
+    started_at: Timestamp
+    step_started_at: Timestamp
     bake_left: float  # seconds of bake still to run in this step
     cohort: int  # active/canary machines on the new version
     shadow: int
@@ -418,7 +418,7 @@ class RolloutStatus:
     previous: int  # old-version machines kept warm in standby
     gate: dict[str, JsonValue] = field(default_factory=dict)  # measured vs thresholds
     reason: str = ""
-    finished_at: float | None = None
+    finished_at: Timestamp | None = None
     paused: bool = False
     # seconds the rollout was held (paused, awaiting approval): off its clocks (clocks.py)
     paused_for: float = field(default=0.0, metadata=codec.OMIT_EMPTY)
@@ -438,7 +438,7 @@ class RolloutStatus:
 @dataclass(frozen=True, slots=True)
 class Status:
     format: str
-    at: float
+    at: Timestamp
     spec_revision: int
     fence: int
     services: dict[str, ServiceStatus]

@@ -46,6 +46,7 @@ from controller.shell.publish import (
     publish,
     publish_rollouts,
     settle_memory,
+    times_for,
 )
 from controller.shell.trust import Trust
 from controller.spec.model import ClusterSpec, Settings
@@ -264,6 +265,7 @@ class Controller:
                 can_act=self.lease.keep,
                 threads=self.publish_threads,
                 secrets=self.trust.secrets.for_machine,
+                times=times_for(observed),
             )
             report.failed = pub.failed
             report.written += [f"desired/{m}.json" for m in pub.written]

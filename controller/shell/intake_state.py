@@ -1,8 +1,8 @@
 """The shell's own bookkeeping, stored next to the planner memory as `control/intake.json`.
 
     {"format": "bosun.intake/1", "fence": 7,
-     "reports": {"web-1": {"etag": "...", "seq": 1764..., "accepted_etag": "...",
-                           "accepted_at": 1764..., "substance": "<sha256>",
+     "reports": {"web-1": {"etag": "...", "seq": 1796669825646, "accepted_etag": "...",
+                           "accepted_at": "2026-12-07T18:57:05.646Z", "substance": "<sha256>",
                            "rejected": {"replayed_seq": 2}, "last_rejection": {...}}},
      "desired": {"web-1": "<etag last read or written>"}, "signed": {"web-1": 0}}
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from wire import codec
+from wire.codec import Timestamp
 from wire.control import unwrap_unverified
 from wire.documents import dumps_pretty, loads_object
 from wire.errors import InvalidDocument
@@ -34,7 +35,7 @@ INTAKE_FORMAT = "bosun.intake/1"
 class LastRejection:
     reason: str
     detail: str
-    at: float
+    at: Timestamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,8 @@ class ReportRecord:
     etag: str = ""
     seq: int = 0
     accepted_etag: str = ""
-    accepted_at: float = 0.0
-    sent_at: float = 0.0
+    accepted_at: Timestamp = 0.0
+    sent_at: Timestamp = 0.0
     substance: str = ""
     rejected: dict[str, int] = field(default_factory=dict)
     last_rejection: LastRejection | None = None

@@ -1,7 +1,7 @@
 """The leader lease `control/lease.json` with a fencing token (docs/security.md#one-leader, #lease-responses, #clock-skew, #stop-on-lease-loss).
 
     {"format": "bosun.lease/1", "holder": "ctl-a", "token": 7, "duration": 30.0,
-     "renewed_at": 1764000000.0, "nonce": "...", "released": false}
+     "renewed_at": "2026-12-07T18:57:05.646Z", "nonce": "...", "released": false}
 
 inside a control envelope signed with the control key, at version = token (wire.control).
 A lease that does not verify, or whose token is below one already seen (an old copy put
@@ -44,6 +44,7 @@ from wire.errors import (
 )
 from wire.layout import LEASE
 from wire.store import Missing, Store, StoredObject
+from wire.times import format_time, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class LeaseDoc:
             "holder": self.holder,
             "token": self.token,
             "duration": self.duration,
-            "renewed_at": self.renewed_at,
+            "renewed_at": format_time(self.renewed_at),
             "nonce": self.nonce,
             "released": self.released,
         }
@@ -102,7 +103,7 @@ class LeaseDoc:
                 holder=str(v["holder"]),
                 token=v["token"],
                 duration=float(v["duration"]),
-                renewed_at=float(v["renewed_at"]),
+                renewed_at=parse_time(v["renewed_at"], f"{where}.renewed_at"),
                 nonce=str(v["nonce"]),
                 released=bool(v.get("released", False)),
             )

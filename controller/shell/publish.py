@@ -24,6 +24,7 @@ from controller.planner.model import (
     EventKind,
     MachineMemory,
     Memory,
+    Observed,
     PutDesired,
     RolloutStatus,
     content_digest,
@@ -31,8 +32,9 @@ from controller.planner.model import (
 from controller.shell.key_epochs import KeyRing
 from wire.documents import MAX_DOCUMENT_BYTES, Desired, open_desired, seal
 from wire.errors import BosunError, StoreUnavailable, WriteConflict
-from wire.layout import desired_key, rollout_status_key
+from wire.layout import MachineId, desired_key, rollout_status_key
 from wire.store import Missing, Store, StoredObject
+from wire.times import TimeForm, reads_iso_times
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,12 @@ def publish(
     can_act: Callable[[], bool],
     threads: int = PUBLISH_THREADS,
     secrets: SecretsHook | None = None,
+    times: Callable[[str], TimeForm] | None = None,
 ) -> PublishResult:
     """Write the documents, `threads` at a time; the lease is checked before each write.
     `secrets` encrypts a document's secret values for its machine before it is signed
-    (controller.shell.spec_secrets)."""
+    (controller.shell.spec_secrets); `times` says how a machine's document writes its times
+    (`times_for`; None: ISO 8601)."""
     out = PublishResult()
     for w in writes:
         if w.desired.fence != fence:
@@ -78,7 +82,8 @@ def publish(
             with lock:
                 unwritten.append(w)
             return
-        _publish_one(store, keys, w, known_etags.get(w.machine), out, secrets)
+        form = times(w.machine) if times is not None else "iso"
+        _publish_one(store, keys, w, known_etags.get(w.machine), out, secrets, form)
 
     if threads <= 1 or len(writes) <= 2:
         for w in writes:
@@ -102,6 +107,18 @@ def publish(
     return out
 
 
+def times_for(observed: Observed) -> Callable[[str], TimeForm]:
+    """How each machine's desired document writes its times: ISO 8601 when the machine's
+    last accepted snapshot comes from an agent that reads them, Unix seconds otherwise (an
+    older agent refuses strings there; docs/agent.md#times-in-documents)."""
+
+    def form(machine: str) -> TimeForm:
+        obs = observed.machines.get(MachineId(machine))
+        return "iso" if obs is not None and reads_iso_times(obs.snapshot.agent_version) else "epoch"
+
+    return form
+
+
 def writers(threads: int, n: int) -> int:
     """Concurrent PUTs for `n` documents: one more writer per 64, up to PUBLISH_THREADS_MAX
     (SeaweedFS on 2 cores tops out from ~16 writers; S3 scales further per prefix)."""
@@ -115,6 +132,7 @@ def _publish_one(
     etag: str | None,
     out: PublishResult,
     secrets: SecretsHook | None = None,
+    form: TimeForm = "iso",
 ) -> None:
     m, doc = w.machine, w.desired
     key = desired_key(m)
@@ -148,7 +166,7 @@ def _publish_one(
     sign_key, kid = keys.signing_key(m)
     if secrets is not None:
         doc = secrets(doc, sign_key, key)
-    body = seal(doc, key=sign_key, kid=kid, object_key=key)
+    body = seal(doc, key=sign_key, kid=kid, object_key=key, times=form)
     if len(body) > MAX_DOCUMENT_BYTES:  # the agent would refuse it: say so here instead
         out.failed[m] = (
             f"{key} would be {len(body)} bytes, over the {MAX_DOCUMENT_BYTES}-byte cap agents "

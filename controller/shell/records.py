@@ -39,6 +39,7 @@ from wire.errors import WriteConflict
 from wire.layout import MachineId, events_key, history_key
 from wire.signing import digest
 from wire.store import Store
+from wire.times import format_time
 
 STATUS_VOLATILE = ("at",)
 MACHINE_VOLATILE = ("age",)
@@ -131,7 +132,7 @@ def event_lines(events: Iterable[Event], *, now: float, cycle: int, fence: int) 
         value = {k: v for k, v in encoded.items() if v not in (None, {}, "")}
         out.append(
             orjson.dumps(
-                {"t": round(now, 3), "cycle": cycle, "fence": fence, **value},
+                {"t": format_time(now), "cycle": cycle, "fence": fence, **value},
                 option=orjson.OPT_SORT_KEYS,
             )
         )

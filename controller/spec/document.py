@@ -1,6 +1,6 @@
 """The JSON form of a spec (`spec/current.json`, `spec/history/<rev>.json`) and YAML output.
 
-    {"format": "bosun.spec/1", "revision": 7, "applied_at": 1764030000.0,
+    {"format": "bosun.spec/1", "revision": 7, "applied_at": "2026-12-07T18:57:05.646Z",
      "settings": {...seconds...}, "services": {...}}
 
 Decoding is strict (wire.codec) and re-runs the cross-service checks, so a hand-edited
@@ -28,6 +28,7 @@ from controller.spec.signature import (
 from wire import codec
 from wire.documents import dumps_pretty, loads_object
 from wire.errors import InvalidDocument, SpecError
+from wire.times import format_time, parse_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,11 @@ def to_json(
 ) -> bytes:
     """The stored form; with `signer`, signed by that operator (who applied it is then the
     operator's listed name)."""
-    value: dict[str, Any] = {"format": SPEC_FORMAT, "applied_at": applied_at, **to_value(spec)}
+    value: dict[str, Any] = {
+        "format": SPEC_FORMAT,
+        "applied_at": format_time(applied_at),
+        **to_value(spec),
+    }
     by = signer.name if signer is not None else applied_by
     if by:
         value["applied_by"] = by
@@ -83,15 +88,13 @@ def read_stored(raw: bytes, *, where: str, trust: SpecTrust | None = None) -> St
     fmt = value.pop("format", None)
     if fmt != SPEC_FORMAT:
         raise InvalidDocument(f"{where}.format: expected {SPEC_FORMAT!r}, got {fmt!r}")
-    applied_at = value.pop("applied_at", None)
-    if not isinstance(applied_at, (int, float)) or isinstance(applied_at, bool):
-        raise InvalidDocument(f"{where}.applied_at: expected a number, got {applied_at!r}")
+    applied_at = parse_time(value.pop("applied_at", None), f"{where}.applied_at")
     spec: ClusterSpec = codec.decode(ClusterSpec, value, where)
     p = Problems(where)
     check_semantics(p, spec, {})
     spec = check_coupled(p, spec, {})
     p.raise_if_any()
-    return Stored(spec, float(applied_at), provenance)
+    return Stored(spec, applied_at, provenance)
 
 
 def to_yaml(spec: ClusterSpec) -> str:

@@ -151,10 +151,14 @@ def machine_value(fleet: Fleet, name: str) -> dict[str, Any]:
     return {
         **freshness(fleet),
         "machine": row,
-        "seen": codec.encode(seen) if seen is not None else None,
-        "rejected": codec.encode(doc.rejected[name]) if name in doc.rejected else None,
+        "seen": codec.encode(seen, times="epoch") if seen is not None else None,
+        "rejected": codec.encode(doc.rejected[name], times="epoch")
+        if name in doc.rejected
+        else None,
         "agent_refusals": (
-            codec.encode(doc.agent_refusals[name]) if name in doc.agent_refusals else None
+            codec.encode(doc.agent_refusals[name], times="epoch")
+            if name in doc.agent_refusals
+            else None
         ),
     }
 
@@ -195,8 +199,8 @@ def service_entry(fleet: Fleet, name: str) -> dict[str, Any]:
     hold = status.holds.get(name)
     rows = [r for r in fleet.rows if r["service"] == name]
     return {
-        **codec.encode(status.services[name]),
-        "hold": codec.encode(hold) if hold is not None else None,
+        **codec.encode(status.services[name], times="epoch"),
+        "hold": codec.encode(hold, times="epoch") if hold is not None else None,
         "machines": {
             state: sum(r["status"] == state for r in rows) for state in views.MACHINE_STATES
         },
@@ -208,7 +212,8 @@ def rollouts_value(fleet: Fleet) -> dict[str, Any]:
     return {
         **freshness(fleet),
         "rollouts": {
-            name: codec.encode(r) for name, r in sorted(fleet.doc.status.rollouts.items())
+            name: codec.encode(r, times="epoch")
+            for name, r in sorted(fleet.doc.status.rollouts.items())
         },
     }
 
@@ -219,7 +224,7 @@ def rollout_value(fleet: Fleet, service: str, points: list[GatePoint]) -> dict[s
         raise ApiError(404, f"service {service!r} has had no rollout (none in status/cluster.json)")
     return {
         **freshness(fleet),
-        "rollout": codec.encode(r),
+        "rollout": codec.encode(r, times="epoch"),
         "points": [{"t": p.t, "source": p.source, **p.numbers} for p in points],
     }
 

@@ -21,6 +21,7 @@ from controller.operations import views
 from controller.web.charts import Marker, rollout_chart
 from controller.web.reader import Fleet, FleetReader, GatePoint, snapshot_text, unified
 from wire import codec
+from wire.times import parse_time
 
 TEMPLATES = Path(__file__).parent / "templates"
 EVENTS_BACK = 2 * 86400.0  # the rollout page reads at most this much of the events
@@ -42,7 +43,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["ago"] = lambda s: "-" if s is None else views.ago(float(s))
-    env.filters["iso"] = lambda t: "-" if t is None else views.iso(float(t))
+    env.filters["iso"] = lambda t: "-" if t is None else views.iso(parse_time(t, "time"))
     env.filters["num"] = _num
     env.filters["dash"] = lambda v: "-" if v is None or v == "" else v
     return env
@@ -146,7 +147,7 @@ def machine_page(reader: FleetReader, settings: PageSettings, machine: str, limi
         title=f"machine {machine}",
         name=machine,
         row=row,
-        seen=codec.encode(seen) if seen is not None else None,
+        seen=codec.encode(seen, times="epoch") if seen is not None else None,
         rejected=doc.rejected.get(machine),
         refusals=doc.agent_refusals.get(machine),
         history=history,

@@ -10,7 +10,15 @@ import orjson
 from hypothesis import strategies as st
 
 from tests.unit.agent.kit import desired, machine_key, sealed
-from wire.documents import SNAPSHOT_FORMAT, Addresses, Applied, Snapshot, encode_body, seal
+from wire.documents import (
+    DESIRED_FORMAT,
+    SNAPSHOT_FORMAT,
+    Addresses,
+    Applied,
+    Snapshot,
+    encode_body,
+    seal,
+)
 from wire.layout import desired_key, report_key
 from wire.signing import derive_machine_key, format_kid, sign
 
@@ -127,8 +135,23 @@ def hostile_desired() -> dict[str, tuple[bytes, set[str]]]:
             valid_desired(generation=11, expires_at=time.time() - 10),
             {"expired"},
         ),
+        # validly signed times that are not times: malformed, naming the field
+        "time_not_a_time_signed": (signed_desired(11, expires_at="tomorrow"), {"malformed"}),
+        "time_before_1970_signed": (
+            signed_desired(11, issued_at="1969-12-31T23:59:59.000Z"),
+            {"malformed"},
+        ),
+        "time_infinite_signed": (signed_desired(11, expires_at=1e30), {"malformed"}),
     }
     return cases
+
+
+def signed_desired(generation: int, **fields: object) -> bytes:
+    """A desired document for MACHINE, validly signed, whose body's `fields` are replaced."""
+    body = {**encode_body(desired(MACHINE, generation)), **fields}
+    sig = sign(machine_key(MACHINE), DESIRED_FORMAT, desired_key(MACHINE), body)
+    return orjson.dumps({"format": DESIRED_FORMAT, "kid": format_kid(MACHINE, 0), "sig": sig,
+                         "body": body})  # fmt: skip
 
 
 def signed_hostile_ids() -> dict[str, bytes]:

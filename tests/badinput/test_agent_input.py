@@ -4,6 +4,7 @@ refusal and reports it, and writes nothing but its own report."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,9 @@ def test_each_hostile_document_is_refused_with_a_clear_reason(name: str) -> None
         verify(raw)
     assert info.value.reason in reasons, (name, info.value.reason, info.value.detail)
     assert info.value.detail and len(str(info.value)) < 2000
+    if name.startswith("time_"):  # names the field and says what a time looks like
+        assert re.search(r"body\.(issued_at|expires_at): (expected a UTC|time |'1969)",
+                         info.value.detail), info.value.detail  # fmt: skip
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

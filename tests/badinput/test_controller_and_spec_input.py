@@ -101,7 +101,34 @@ def hostile_reports() -> dict[str, tuple[str, bytes, set[str]]]:
                               extra={"eligible": ["web"] * 10_001}),
             {"invalid_document"},
         ),
+        # validly signed times that no clock gives: refused naming the field
+        "time_not_a_time_signed": (
+            "m-1",
+            signed_with_extra(snapshot("m-1", master=MASTER), master=MASTER,
+                              extra={"sent_at": "2026-02-30T10:00:00.000Z"}),
+            {"invalid_document"},
+        ),
+        "time_out_of_range_signed": (
+            "m-2",
+            signed_with_extra(snapshot("m-2", master=MASTER), master=MASTER,
+                              extra={"applied": {"at": 1e300}}),
+            {"invalid_document"},
+        ),
+        "time_with_offset_signed": (
+            "m-3",
+            signed_with_extra(snapshot("m-3", master=MASTER), master=MASTER,
+                              extra={"last_refusal": {"reason": "x", "detail": "y",
+                                                      "at": "2026-12-07T18:57:05+01:00"}}),
+            {"invalid_document"},
+        ),
     }  # fmt: skip
+
+
+TIME_FIELDS = {
+    "time_not_a_time_signed": r"body\.sent_at: '2026-02-30T10:00:00' is not a valid date",
+    "time_out_of_range_signed": r"body\.applied\.at: time 1e\+300 is outside years 1970-9999",
+    "time_with_offset_signed": r"body\.last_refusal\.at: expected a UTC time like",
+}
 
 
 @pytest.fixture
@@ -136,7 +163,10 @@ def test_each_hostile_report_is_refused_counted_and_changes_nothing(
     [(got, count)] = rejected["counts"].items()
     assert got in reason and count == 1, rejected
     assert report_key(machine) in rejected["last"]["detail"], rejected  # names the object
-    if name.endswith("_signed"):  # refused by the body's types and bounds, not the signature
+    if name in TIME_FIELDS:  # the field and what is wrong with it
+        detail = rejected["last"]["detail"]
+        assert re.search(TIME_FIELDS[name], detail), detail
+    elif name.endswith("_signed"):  # refused by the body's types and bounds, not the signature
         detail = rejected["last"]["detail"]
         assert re.search(r"more than 10000 items|nested deeper than 32", detail), detail
     assert kept(store, machine) == before

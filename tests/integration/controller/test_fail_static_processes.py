@@ -454,7 +454,7 @@ def test_the_planner_holds_both_services_and_says_so(cut: Cut) -> None:
     web, lb = cut.holds["web"], cut.holds["lb"]
     assert (web["scope"], web["silent"], web["total"]) == ("service", 3, 3), web
     assert (lb["scope"], lb["silent"], lb["total"]) == ("fleet", 1, 1), lb
-    assert cut.t_cut < web["since"] < cut.t_back, web
+    assert cut.t_cut < seconds(web["since"]) < cut.t_back, web
     held = cut.events_between(cut.t_cut, cut.t_end, "service.held")
     assert sorted(e["service"] for e in held) == ["lb", "web"], held
     assert all(float(e["t"]) < cut.t_back for e in held), held
@@ -523,3 +523,10 @@ def test_control_blind_threshold_off_demotes_the_cut_off_machines(
     lost = {e.get("machine") for e in events if e["kind"] == "machine.lost"}
     assert set(active) <= lost, events
     assert t_demoted - t_cut >= WINDOW - 2 * TIMING.every  # not before the window closed
+
+
+def seconds(value: object) -> float:
+    """A time of a bucket document (ISO 8601 UTC) in Unix seconds."""
+    from wire.times import parse_time
+
+    return parse_time(value, "test")

@@ -21,7 +21,8 @@ def test_a_version_change_waits_for_the_calls_to_end(drain_fleet: Fleet) -> None
     f.apply("2.0", drain_timeout=60)
     f.wait("web-1 draining", lambda: f.desired("web-1").get("mode") == "draining", 20)
     doc = f.desired("web-1")
-    assert doc["version"] == "1.0" and doc["drain"]["deadline"] - doc["drain"]["since"] == 60
+    drain = doc["drain"]
+    assert doc["version"] == "1.0" and seconds(drain["deadline"]) - seconds(drain["since"]) == 60
     f.wait("web-2 on 2.0", lambda: f.app("web-2").get("version") == "2.0", 30)
     f.wait("the LB drops web-1", lambda: "web-1" not in f.backends(), 10)
     for _ in range(20):  # 2 s: web-1 keeps its process, version and call
@@ -46,7 +47,7 @@ def test_a_call_is_not_cut_before_the_drain_timeout(drain_fleet: Fleet) -> None:
     since = time.time()
     f.apply("3.0", drain_timeout=6)
     f.wait("web-2 draining", lambda: f.desired("web-2").get("mode") == "draining", 20)
-    deadline = float(f.desired("web-2")["drain"]["deadline"])
+    deadline = seconds(f.desired("web-2")["drain"]["deadline"])
     while time.time() < deadline - 0.2:  # the call stays up on 2.0 until the deadline
         m = f.app("web-2")
         assert m.get("version") == "2.0" and _calls(m) == 1, (
@@ -75,3 +76,10 @@ def _reported(f: Fleet, machine: str, sessions: int) -> bool:
         return False
     counts = parse_envelope(got.body).body.get("sessions", {})
     return isinstance(counts, dict) and sum(counts.values()) == sessions
+
+
+def seconds(value: object) -> float:
+    """A time of a bucket document (ISO 8601 UTC) in Unix seconds."""
+    from wire.times import parse_time
+
+    return parse_time(value, "test")

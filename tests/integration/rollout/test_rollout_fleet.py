@@ -276,7 +276,7 @@ def test_good_release_through_shadow_canary_and_steps(rollout_fleet: Fleet) -> N
     assert _errors(f, t0) == {}, "a good release cost clients errors"
     FIGURES["good"] = {
         "states": states,
-        "seconds": round(float(seen[-1]["finished_at"]) - t0, 1),
+        "seconds": round(seconds(seen[-1]["finished_at"]) - t0, 1),
         "shadow_answers_checked": len(shadow_window),
         "shadow_machines": sorted(shadows),
         "shadow_mirrored_requests": mirrored,
@@ -338,7 +338,7 @@ def test_a_release_past_its_progress_deadline_is_reverted(rollout_fleet: Fleet) 
     _check_stream(lines, "2.1", "reverted")
     assert "passed its progress_deadline" in err
     _all_from(f, GOOD, quiet=2.0, start=t0)
-    FIGURES["deadline"] = {"seconds": round(float(final["finished_at"]) - t0, 1),
+    FIGURES["deadline"] = {"seconds": round(seconds(final["finished_at"]) - t0, 1),
                            "lines": len(lines), "client_errors": _errors(f, t0)}  # fmt: skip
     print(f"\ndeadline: {FIGURES['deadline']}")
 
@@ -393,7 +393,7 @@ def test_undo_with_warm_machines_is_one_cycle_without_errors(rollout_fleet: Flee
     FIGURES["undo"] = {
         "seconds_undo_to_all_on_old": round(last_undone - t_undo, 2),
         "seconds_recorded_to_all_on_old": round(last_undone - t_recorded, 2),
-        "seconds_cycle_acted_to_all_on_old": round(last_undone - float(acted[0]["t"]), 2),
+        "seconds_cycle_acted_to_all_on_old": round(last_undone - seconds(acted[0]["t"]), 2),
         "seconds_stages_forward_baseline": round(staged - t0, 2),
         "poll_plus_cycle": TIMING.poll + TIMING.every,
         "client_errors": _errors(f, t_undo),
@@ -408,3 +408,10 @@ def test_undo_with_warm_machines_is_one_cycle_without_errors(rollout_fleet: Flee
     # one poll of the balancer's agent plus one controller cycle from the recorded undo, with
     # room for a loaded host
     assert last_undone - t_recorded <= TIMING.poll + TIMING.every + 2.0, FIGURES["undo"]
+
+
+def seconds(value: object) -> float:
+    """A time of a bucket document (ISO 8601 UTC) in Unix seconds."""
+    from wire.times import parse_time
+
+    return parse_time(value, "test")

@@ -14,6 +14,7 @@ from wire.documents import Desired, Drain, Peer, Peers, seal
 from wire.layout import desired_key
 from wire.signing import derive_machine_key, format_kid, write_key_file
 from wire.store.base import Store
+from wire.times import TimeForm
 
 MASTER = bytes(range(32))
 
@@ -46,6 +47,7 @@ def sealed(
     key: bytes | None = None,
     object_key: str | None = None,
     kid: str | None = None,
+    times: TimeForm = "iso",
 ) -> bytes:
     """Sign like the controller: the machine's derived key, bound to desired/<machine>.json."""
     return seal(
@@ -53,6 +55,7 @@ def sealed(
         key=key if key is not None else machine_key(doc.machine, epoch),
         kid=kid or format_kid(doc.machine, epoch),
         object_key=object_key or desired_key(doc.machine),
+        times=times,
     )
 
 

@@ -152,7 +152,9 @@ def test_headers_are_never_cut_and_names_agree(
     monkeypatch.setenv("COLUMNS", "200")
     wide = bosun(cluster, "machines")
     assert re.search(r"\d+s ago \(\d\d:\d\d:\d\dZ\)", wide), wide
-    assert "internal" in wide and "internal" not in machines  # addresses only where they fit
+    # addresses only where they fit, and the table says they are left out
+    assert "internal" in wide and "internal" not in machines.split("narrow terminal")[0]
+    assert "internal" in machines.split("narrow terminal: no ")[1]
     assert re.search(r"\d+ on \d", status.replace("\n", " ")), status
     assert "None" not in status + machines
 
@@ -170,3 +172,31 @@ def test_piped_tables_are_not_cut_at_80_columns(
     monkeypatch.setenv("COLUMNS", "60")
     narrow = bosun(cluster, "status")
     assert max(len(line) for line in narrow.splitlines()) <= 60
+
+
+def test_tables_at_80_columns_keep_words_whole(
+    cluster: Recording, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a default terminal) `status` and `machines` fit, no short word (a
+    service, a kind, a mode, a status, a health) is split across lines and nothing is cut
+    to `…`: low-value columns give way, and the table says which."""
+    monkeypatch.setenv("COLUMNS", "80")
+    for command in ("status", "machines"):
+        out = bosun(cluster, command)
+        assert max(len(line) for line in out.splitlines()) <= 80, out
+        assert "…" not in out, out
+        words = set(re.findall(r"[a-z][a-z0-9_-]*", out))
+        for whole in ("service", "running", "unknown", "standby", "healthy", "unhealthy"):
+            for cut in range(1, len(whole)):
+                part = whole[:cut]
+                assert part not in words or part in ("health", "lb", "s"), (
+                    f"{command}: {whole!r} split as {part!r}\n{out}"
+                )
+        assert re.search(r"web-2 +web +active +unhealthy +unhealthy ", out), out
+        assert re.search(r"web-3 +lb +standby +running +unknown ", out), out
+        assert "age" in out and re.search(r"\d+s ago \(\d\d:\d\d:\d\dZ\)", out), out
+        assert "generation" in out.split("narrow terminal: no ")[-1], out  # said, not hidden
+    status = bosun(cluster, "status")
+    assert re.search(r"lb +loadbalancer +1 ", status), status
+    monkeypatch.setenv("COLUMNS", "200")
+    assert "narrow terminal" not in bosun(cluster, "status") + bosun(cluster, "machines")

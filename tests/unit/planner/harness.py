@@ -169,7 +169,7 @@ def subset(expected: Any, actual: Any, path: str = "") -> list[str]:
 def write_view(p: Plan) -> dict[str, dict[str, Any]]:
     out = {}
     for w in p.writes:
-        body = codec.encode(w.desired)
+        body = codec.encode(w.desired, times="epoch")
         body["backends"] = body["peers"]["backends"]
         body["mirror"] = [b["machine"] for b in body["peers"]["mirror"]]
         body["weights"] = {b["machine"]: b["weight"] for b in body["peers"]["backends"]}
@@ -194,7 +194,7 @@ def check_expect(p: Plan, expect: dict[str, Any]) -> list[str]:
             problems.append(f"writes_include.{m}: not written (written: {sorted(writes)})")
         else:
             problems.extend(subset(fields, writes[m], f"writes.{m}"))
-    events = [codec.encode(e) for e in p.events]
+    events = [codec.encode(e, times="epoch") for e in p.events]
     for want_event in expect.get("events", []):
         if not any(not subset(want_event, e) for e in events):
             problems.append(
@@ -216,9 +216,9 @@ def check_expect(p: Plan, expect: dict[str, Any]) -> list[str]:
         if hits:
             problems.append(f"unexpected {kind} events: {hits}")
     if "memory" in expect:
-        problems.extend(subset(expect["memory"], codec.encode(p.memory), "memory"))
+        problems.extend(subset(expect["memory"], codec.encode(p.memory, times="epoch"), "memory"))
     if "status" in expect:
-        problems.extend(subset(expect["status"], codec.encode(p.status), "status"))
+        problems.extend(subset(expect["status"], codec.encode(p.status, times="epoch"), "status"))
     if "skips" in expect:
         skips = {s.machine: s.reason for s in p.skips}
         problems.extend(subset(expect["skips"], skips, "skips"))
