@@ -15,6 +15,7 @@ import sys
 
 import click
 
+from controller.cli.archives import events_cmd, history_cmd
 from controller.cli.controller import controller_group
 from controller.cli.cost import cost
 from controller.cli.doctor import doctor_cmd
@@ -23,7 +24,7 @@ from controller.cli.forget import forget_cmd
 from controller.cli.iam import iam_policy
 from controller.cli.keys import keygen_cmd, revoke_cmd, rotate_cmd
 from controller.cli.keys_group import keys_group
-from controller.cli.reads import events_cmd, history_cmd, machines_cmd, status_cmd
+from controller.cli.reads import machines_cmd, status_cmd
 from controller.cli.rollout import rollout_group
 from controller.cli.spec import spec_group, update_command
 from controller.cli.ui import ui_cmd

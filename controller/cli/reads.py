@@ -1,4 +1,5 @@
-"""`bosun status`, `bosun machines`, `bosun history`, `bosun events`: operator reads."""
+"""`bosun status` and `bosun machines`: operator reads of status/cluster.json (`bosun history`
+and `bosun events`, the archives, are in cli/archives.py)."""
 
 from __future__ import annotations
 
@@ -6,44 +7,24 @@ import csv
 import io
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 import click
-import orjson
 from rich.markup import escape
 
 from controller.cli import tables
-from controller.cli.common import Duration, make_console, optional_store_option, store_option
+from controller.cli.common import make_console, optional_store_option, store_option
 from controller.cli.operator_key import controller_key_option
-from controller.operations import history, views
+from controller.operations import views
 from controller.planner.model import ScaleStatus
 from controller.read_trust import Verdict, anchor, check_status, pinned_key
 from controller.shell.control_objects import SpecCache, load_spec_or_last_good
 from controller.shell.lease import LeaseDoc
 from controller.spec.model import Settings
 from controller.status_document import MAX_STATUS_BYTES, ClusterStatus
-from wire.documents import MODES, Refusal, open_snapshot
-from wire.durations import format_duration
-from wire.errors import BadSignature, BosunError, ObjectMissing
-from wire.layout import LEASE, STATUS_CLUSTER, history_key, report_key
-from wire.signing import derive_machine_key, parse_kid, read_key_file
-from wire.store import Store, StoredObject, open_store
-from wire.times import parse_time
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    return str(value)
-
-
-def _json(value: Any) -> None:
-    sys.stdout.buffer.write(
-        orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
-    )
+from wire.documents import MODES, Refusal
+from wire.errors import BadSignature, ObjectMissing
+from wire.layout import LEASE, STATUS_CLUSTER
+from wire.store import StoredObject, open_store
 
 
 def _read(
@@ -103,7 +84,7 @@ def status_cmd(store: str, output: str, check: bool, controller_key: str | None)
         _check(doc, fresh, verdict)
         return
     if output == "json":
-        _json(doc.encode())
+        tables.print_json(doc.encode())
         return
     status = doc.status
     console = make_console()
@@ -154,8 +135,15 @@ def status_cmd(store: str, output: str, check: bool, controller_key: str | None)
         versions = ", ".join(f"{n} on {v}" for v, n in sorted(s.versions.items()))
         rollout = status.rollouts.get(name)
         deploying = rollout.to_version if rollout and rollout.finished_at is None else None
-        cells = [name, s.kind, _fmt(s.count), _fmt(s.active), _fmt(s.healthy), _fmt(s.standby)]
-        cells += [_fmt(s.version), _fmt(deploying), versions or "-", _fmt(s.held)]
+        cells = [
+            name,
+            s.kind,
+            tables.fmt(s.count),
+            tables.fmt(s.active),
+            tables.fmt(s.healthy),
+            tables.fmt(s.standby),
+        ]
+        cells += [tables.fmt(s.version), tables.fmt(deploying), versions or "-", tables.fmt(s.held)]
         service_rows.append(((*cells, _scaler(s.scale)), ""))
     services = tables.fitted(
         console.width,
@@ -178,14 +166,14 @@ def status_cmd(store: str, output: str, check: bool, controller_key: str | None)
         (
             (
                 r["machine"],
-                _fmt(r["service"]),
-                _fmt(r["mode"]),
+                tables.fmt(r["service"]),
+                tables.fmt(r["mode"]),
                 r["status"],
-                _fmt(r["health"]),
-                _fmt(r["version"]),
-                _fmt(r["running"]),
-                _fmt(r["generation"]),
-                _fmt(r["applied_generation"]),
+                tables.fmt(r["health"]),
+                tables.fmt(r["version"]),
+                tables.fmt(r["running"]),
+                tables.fmt(r["generation"]),
+                tables.fmt(r["applied_generation"]),
                 _age(r["age"], fresh.now),
             ),
             STYLES.get(r["status"], ""),
@@ -207,11 +195,13 @@ def status_cmd(store: str, output: str, check: bool, controller_key: str | None)
             tables.column(table, col)
         for m, rej in sorted(doc.rejected.items()):
             table.add_row(
-                m, "controller rejected its snapshot", _counts(rej.counts), _last(rej.last)
+                m, "controller rejected its snapshot", tables.counts(rej.counts), _last(rej.last)
             )
         for m, ref in sorted(doc.agent_refusals.items()):
             stale = " (desired stale)" if ref.desired_stale else ""
-            table.add_row(m, "agent refused desired" + stale, _counts(ref.counts), _last(ref.last))
+            table.add_row(
+                m, "agent refused desired" + stale, tables.counts(ref.counts), _last(ref.last)
+            )
         console.print(table)
 
 
@@ -290,10 +280,6 @@ def _scaler(scale: ScaleStatus | None) -> str:
     return escape(text + (f"; holds: {scale.held}" if scale.held else ""))
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "-"
-
-
 @click.group("machines", invoke_without_command=True)
 @optional_store_option
 @click.option("--service", help="Only machines assigned to this service.")
@@ -339,7 +325,7 @@ def machines_cmd(
         views.machine_rows(doc, fresh), service=service, status=status_filter, mode=mode
     )
     if output == "json":
-        _json(rows)
+        tables.print_json(rows)
     elif output == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(views.MACHINE_FIELDS), lineterminator="\n")
@@ -358,7 +344,7 @@ def machines_cmd(
         fields = tuple(c for c in views.MACHINE_FIELDS if c != "apply_error")
         cells = [
             (
-                tuple(_age(r[c], fresh.now) if c == "age" else _fmt(r[c]) for c in fields),
+                tuple(_age(r[c], fresh.now) if c == "age" else tables.fmt(r[c]) for c in fields),
                 STYLES.get(r["status"], ""),
             )
             for r in rows
@@ -386,158 +372,3 @@ def _known(doc: ClusterStatus, *, service: str | None, mode: str | None) -> None
         raise click.BadParameter(
             f"{mode!r} is not a mode (one of {', '.join(MODES)})", param_hint="--mode"
         )
-
-
-@click.command("history")
-@click.argument("machine")
-@store_option
-@click.option(
-    "--diff",
-    nargs=2,
-    metavar="A B",
-    help="Diff two archived snapshots, each -1 (the latest), -2 (the one before)..., a seq "
-    "from the history, a UTC time (2024-05-01T10:00) or an age (10m, 2h: the latest "
-    "snapshot at or before it). E.g. --diff -2 -1.",
-)
-@click.option("--limit", type=int, default=20, show_default=True, help="Show the latest N.")
-@click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-@click.option(
-    "--master-key",
-    envvar="BOSUN_MASTER_KEY",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Verify each snapshot's signature (machine keys derive from it; BOSUN_MASTER_KEY).",
-)
-def history_cmd(
-    machine: str,
-    store: str,
-    diff: tuple[str, str] | None,
-    limit: int,
-    output: str,
-    master_key: Path | None,
-) -> None:
-    """Archived snapshots of MACHINE (those that changed more than liveness fields).
-
-    They are signed with the machine's key: only --master-key lets this tool verify them;
-    without it the table says so (docs/security.md#reading-tools)."""
-    opened = open_store(store, create=False)
-    every = history.history_seqs(opened, machine)
-    if not every:
-        _no_history(opened, machine)
-        return
-    if diff:
-        now = time.time()
-        left, right = (history.resolve_seq(every, ref, now, machine=machine) for ref in diff)
-        click.echo(
-            history.history_diff(opened, machine, left, right) or "no difference\n", nl=False
-        )
-        return
-    seqs = every[-limit:]
-    entries = [history.history_entry(opened, machine, s) for s in seqs]
-    master = read_key_file(master_key) if master_key is not None else None
-    checked = {e.seq: _verify_snapshot(opened, machine, e.seq, master) for e in entries}
-    if output == "json":
-        _json([{"seq": e.seq, "snapshot": e.body, "verified": checked[e.seq]} for e in entries])
-        return
-    table = tables.table(title=f"history of {machine} ({len(seqs)} shown)")
-    for col in (
-        "seq",
-        "sent_at (UTC)",
-        "status",
-        "services",
-        "applied gen",
-        "refusals",
-        "verified",
-    ):
-        tables.column(table, col)
-    for e in entries:
-        b = e.body
-        services = ", ".join(
-            f"{n}={s.get('version')}/{s.get('health')}"
-            for n, s in sorted(b.get("services", {}).items())
-        )
-        at = parse_time(b.get("sent_at", 0), f"{history_key(machine, e.seq)}.body.sent_at")
-        sent = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
-        table.add_row(
-            str(e.seq),
-            sent,
-            _fmt(b.get("status")),
-            services or "-",
-            _fmt(b.get("applied", {}).get("generation")),
-            _counts(b.get("refusals", {})),
-            {True: "yes", False: "NO: signature fails", None: "-"}[checked[e.seq]],
-        )
-    make_console().print(table)
-    if master is None:
-        click.echo(
-            "not verified: snapshots are signed with the machine's key; --master-key verifies "
-            "them (the controller verified each before archiving it)",
-            err=True,
-        )
-
-
-def _verify_snapshot(store: Store, machine: str, seq: int, master: bytes | None) -> bool | None:
-    """True when the archived snapshot verifies with the machine key of its kid's epoch,
-    False when it does not, None without the master key."""
-    if master is None:
-        return None
-    got = store.get(history_key(machine, seq))
-    if not isinstance(got, StoredObject):
-        return False
-
-    def lookup(kid: str) -> bytes | None:
-        name, epoch = parse_kid(kid)
-        return derive_machine_key(master, name, epoch) if name == machine else None
-
-    try:
-        open_snapshot(got.body, report_key(machine), lookup)
-    except BosunError:
-        return False
-    return True
-
-
-def _no_history(store: Store, machine: str) -> None:
-    """No archived snapshot: an unknown machine is an error, a known one has none yet."""
-    try:
-        known = views.load_status(store).status.machines
-    except ObjectMissing:
-        known = {}
-    if machine not in known:
-        raise ObjectMissing(
-            f"no machine {machine!r}: not in status/cluster.json and nothing under "
-            f"history/{machine}/ (machines: {', '.join(sorted(known)) or 'none'})"
-        )
-    click.echo(f"{machine}: no archived snapshots yet")
-
-
-@click.command("events")
-@store_option
-@click.option(
-    "--since", type=Duration(), default="1h", show_default=True, help="How far back (10m, 1h, 2d)."
-)
-@click.option(
-    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-def events_cmd(store: str, since: float, output: str) -> None:
-    """Decisions and rejections of recent cycles (events/<yyyy>/<mm>/<dd>/...)."""
-    now = time.time()
-    events = history.read_events(open_store(store, create=False), now - since, now)
-    if output == "json":
-        _json(events)
-        return
-    table = tables.table(
-        title=f"events since {format_duration(since)} ago ({views.iso(now - since)})"
-    )
-    for col in ("time (UTC)", "cycle", "kind", "machine/service", "reason"):
-        tables.column(table, col)
-    for ev in events:
-        table.add_row(
-            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(ev.get("t", 0)))),
-            _fmt(ev.get("cycle")),
-            str(ev.get("kind")),
-            str(ev.get("machine") or ev.get("service") or "-"),
-            str(ev.get("reason", "")),
-        )
-    make_console().print(table)

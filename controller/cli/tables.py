@@ -13,9 +13,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from rich.table import Table
 
 EMPTY = "-"
@@ -105,3 +107,24 @@ def fitted(
     for cells, style in rows:
         t.add_row(*(cells[i] for i in index), style=style)
     return t
+
+
+# ---- cells and machine output ------------------------------------------------------------
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.buffer.write(
+        orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )
+
+
+def counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "-"
