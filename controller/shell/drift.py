@@ -30,6 +30,7 @@ from typing import Any
 
 from controller.planner.model import Memory, content_digest
 from controller.shell.key_epochs import KeyRing
+from controller.shell.listing import RangedLister
 from wire.documents import open_desired
 from wire.errors import BosunError, StoreUnavailable
 from wire.layout import DESIRED, desired_key, machine_from_key
@@ -46,14 +47,20 @@ class DriftCheck:
     listed: int = 0
 
 
-def list_in_background(store: Store) -> Future[list[ObjectInfo]]:
+def list_in_background(
+    store: Store, lister: RangedLister | None = None, recorded: Iterable[str] = ()
+) -> Future[list[ObjectInfo]]:
     """The LIST of `desired/`, made on its own thread while intake LISTs `reports/` (the
-    two listings are independent; each is a chain of pages, one request at a time)."""
+    two listings are independent), in key ranges with `lister` (`recorded`: the machines
+    whose document this controller recorded, to cut the ranges on a first listing)."""
     done: Future[list[ObjectInfo]] = Future()
 
     def run() -> None:
         try:
-            done.set_result(list(store.list(DESIRED)))
+            if lister is None:
+                done.set_result(list(store.list(DESIRED)))
+            else:
+                done.set_result(lister.list(DESIRED, [f"{DESIRED}{m}.json" for m in recorded]))
         except BaseException as exc:  # handed to the caller of result()
             done.set_exception(exc)
 

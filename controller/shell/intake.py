@@ -18,6 +18,7 @@ from typing import Any
 from controller.planner.model import MachineObservation, Observed, Rejection
 from controller.shell.intake_state import IntakeState, ReportRecord
 from controller.shell.key_epochs import KeyRing
+from controller.shell.listing import RangedLister
 from wire import codec
 from wire.documents import Snapshot, open_snapshot, parse_envelope
 from wire.errors import (
@@ -144,10 +145,17 @@ class _Outcome:
 
 
 class Intake:
-    def __init__(self, store: Store, keys: KeyRing, cache: SnapshotCache | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        keys: KeyRing,
+        cache: SnapshotCache | None = None,
+        lister: RangedLister | None = None,
+    ) -> None:
         self.store = store
         self.keys = keys
         self.cache = cache if cache is not None else SnapshotCache()
+        self.lister = lister if lister is not None else RangedLister(store)
 
     def _fetch(self, machine: str, info: ObjectInfo) -> _Outcome:
         out = _Outcome(machine, info)
@@ -186,7 +194,8 @@ class Intake:
         events: list[dict[str, Any]] = []
         listed: list[tuple[str, ObjectInfo]] = []
         foreign: dict[str, str] = {}
-        for info in self.store.list(REPORTS):
+        hint = [f"{REPORTS}{m}.json" for m in state.reports] + list(state.foreign)
+        for info in self.lister.list(REPORTS, hint):  # key ranges listed concurrently
             try:
                 listed.append((machine_from_key(info.key, REPORTS), info))
             except ValueError:

@@ -429,10 +429,18 @@ class S3Store:
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under `prefix` (any string, not only a folder) in key order; a LIST
         cut by a transient failure resumes after the last key returned."""
+        return self.list_after(prefix, None)
+
+    def list_after(self, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+        """`list(prefix)` from the first key above `start_after` (S3's StartAfter): pages
+        are fetched as they are read, so a reader that stops early asks for no more; the
+        controller lists key ranges of one prefix concurrently this way."""
         full = self.prefix + prefix
         folder, _, partial = full.rpartition("/")
         # start after the longest string below the prefix that S3 takes as a key
         after: str | None = full[:-1] if len(partial) > 1 else None
+        if start_after is not None and (after is None or self.prefix + start_after > after):
+            after = self.prefix + start_after
         waits = self.retry.waits()
         started = time.monotonic()
         while True:
