@@ -53,9 +53,10 @@ class RangedLister:
     """Lists prefixes in concurrent key ranges cut where the previous listing's pages
     ended; remembers each prefix's keys for the next cycle."""
 
-    def __init__(self, store: Store, threads: int = LIST_THREADS) -> None:
+    def __init__(self, store: Store, threads: int = LIST_THREADS, page: int = PAGE) -> None:
         self.store = store
         self.threads = threads
+        self.page = page
         self.bounds: dict[str, list[str]] = {}  # prefix -> split points of its last listing
 
     def list(self, prefix: str, hint: Iterable[str] = ()) -> list[ObjectInfo]:
@@ -66,7 +67,7 @@ class RangedLister:
             return list(self.store.list(prefix))
         points = self.bounds.get(prefix)
         if points is None:
-            points = split_points(sorted(k for k in hint if k.startswith(prefix)))
+            points = split_points(sorted(k for k in hint if k.startswith(prefix)), self.page)
         bounds: list[str | None] = [None, *points, None]
         ranges = list(pairwise(bounds))
         if len(ranges) == 1:
@@ -75,7 +76,7 @@ class RangedLister:
             with ThreadPoolExecutor(min(self.threads, len(ranges))) as pool:
                 parts = pool.map(lambda r: _range(list_after, prefix, *r), ranges)
                 found = [info for part in parts for info in part]
-        self.bounds[prefix] = split_points([info.key for info in found])
+        self.bounds[prefix] = split_points([info.key for info in found], self.page)
         return found
 
 
