@@ -313,9 +313,9 @@ def compare(args: argparse.Namespace) -> None:
     spec.loader.exec_module(installed)
     rows: list[tuple[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="bosun-bench-base-") as tmp:
-        old = installed.export_revision(ROOT, args.baseline, Path(tmp) / "src")
+        old = installed.export_revision(CODE, args.baseline, Path(tmp) / "src")
         for n in args.sizes.split(","):
-            for label, code in ((args.baseline, old), ("this tree", ROOT)):
+            for label, code in ((args.baseline, old), ("this tree", CODE)):
                 print(f"\n######## {label}: {n} machines", flush=True)
                 cmd = [sys.executable, __file__, "--sizes", n, "--quiet", str(args.quiet),
                        "--changed", str(args.changed), "--backend", args.backend]  # fmt: skip
