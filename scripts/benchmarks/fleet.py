@@ -59,7 +59,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+# another revision's tree (a baseline in the same run): its code first on the path
+sys.path.insert(0, os.environ.get("BOSUN_BENCH_CODE") or str(ROOT))
 
 from controller.spec.load import load_yaml  # noqa: E402
 from controller.spec.request_cost import MONTH_SECONDS, CostInputs, estimate  # noqa: E402
