@@ -37,6 +37,7 @@ from controller.planner.model import (
 from controller.provision import ProvisionRequest, build_provisioner
 from controller.shell import control_objects, records
 from controller.shell.drift import find_drift, list_in_background
+from controller.shell.encoding import Reuse, encode_intake
 from controller.shell.intake import Intake, SnapshotCache, refuse_wrong_key
 from controller.shell.intake_state import IntakeState
 from controller.shell.key_epochs import KeyRing
@@ -122,6 +123,7 @@ class Controller:
         self._spec_problem: str | None = None  # the refused spec last logged
         self.control_cache: control_objects.Cache = {}
         self.status = StatusWriter(store, self.trust, holder)
+        self.intake_entries = Reuse()  # control/intake.json's records, encoded once per change
         self.publish_threads = PUBLISH_THREADS
         self.interval: float | None = None  # the applied spec's controller_interval, once read
         self.lister = RangedLister(store)  # LISTs in concurrent key ranges
@@ -380,7 +382,7 @@ class Controller:
             return
         if not self.lease.keep():
             return
-        body, version = self.guard.seal(INTAKE, codec.encode(state))
+        body, version = self.guard.seal(INTAKE, encode_intake(state, self.intake_entries))
         etag, problem = control_objects.try_save(self.store, INTAKE, body, intake_loaded.etag)
         if not problem:
             self.guard.saved(INTAKE, version)

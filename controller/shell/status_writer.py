@@ -22,14 +22,17 @@ import dataclasses
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
-from controller.planner.model import Observed, Status
+from controller.planner.model import MachineObservation, Observed, Status
 from controller.shell import records
-from controller.shell.intake_state import IntakeState
+from controller.shell.encoding import Reuse
+from controller.shell.intake_state import IntakeState, ReportRecord
 from controller.shell.publish import publish_rollouts
 from controller.shell.trust import Trust
-from wire.layout import STATUS_CLUSTER
+from wire import codec
+from wire.layout import STATUS_CLUSTER, MachineId
 from wire.store import Store
 
 _GETTERS: dict[type, Callable[[Any], Any]] = {}
@@ -47,6 +50,18 @@ def _stable(machine_status: Any) -> Any:
         ]
         getter = _GETTERS[kind] = operator.attrgetter(*names)
     return getter(machine_status)
+
+
+def _without_volatile(machine_status: Any) -> dict[str, Any]:
+    entry: dict[str, Any] = codec.encode(machine_status)
+    for name in records.MACHINE_VOLATILE:
+        entry.pop(name, None)
+    return entry
+
+
+def _seen(rec: ReportRecord, found: MachineObservation | None) -> Any:
+    entry = records.seen_entry(rec, found)
+    return None if entry is None else codec.encode(entry)
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,55 @@ class StatusWriter:
         self.rollout_digests: dict[str, str] = {}  # service -> last status/rollouts/ body
         self._last: tuple[StatusInputs, str] | None = None  # inputs, digest of their document
         self.built = 0  # documents built (a benchmark and test counter)
+        self._machines = Reuse()  # machine -> its `machines` entry, volatile fields aside
+        self._seen = Reuse()  # machine -> its `seen` entry
+
+    def document(
+        self,
+        status: Status,
+        state: IntakeState,
+        observed: Observed,
+        *,
+        token: int,
+        cycle: int,
+        sections: Mapping[str, Any],
+    ) -> tuple[dict[str, Any], str]:
+        """`records.status_document` with the trust sections, and its `status_digest`; each
+        machine's `machines` and `seen` entries encoded once per change (controller.shell
+        .encoding), the rest as records builds it."""
+        doc = records.status_document(
+            replace(status, machines={}),
+            replace(state, reports={}),
+            replace(observed, machines={}),
+            holder=self.holder,
+            token=token,
+            cycle=cycle,
+        )
+        stable: dict[str, Any] = {}
+        machines: dict[str, Any] = {}
+        for m, ms in status.machines.items():
+            entry = stable[m] = self._machines.one(m, _stable(ms), partial(_without_volatile, ms))
+            machines[m] = {**entry, **{k: getattr(ms, k) for k in records.MACHINE_VOLATILE}}
+        self._machines.done()
+        seen: dict[str, Any] = {}
+        rejected: dict[str, Any] = {}
+        for m, rec in state.reports.items():
+            found = observed.machines.get(MachineId(m))
+            made_of = (rec, found.snapshot if found is not None else None)
+            entry = self._seen.one(m, made_of, partial(_seen, rec, found))
+            if entry is not None:
+                seen[m] = entry
+            if rec.rejected:
+                rejected[m] = codec.encode(records.rejected_entry(rec))
+        self._seen.done()
+        refusals: dict[str, Any] = {}
+        for m, obs in observed.machines.items():
+            said = records.refusals_entry(obs.snapshot)
+            if said is not None:
+                refusals[m] = codec.encode(said)
+        doc.update(machines=machines, seen=seen, rejected=rejected, agent_refusals=refusals)
+        doc.update(sections)
+        return doc, records.status_digest(doc, stable)
 
     def write(
         self,
@@ -120,11 +184,9 @@ class StatusWriter:
         if last is not None and last[1] == state.status_digest and last[0] == inputs:
             return state.status_digest  # nothing the document shows changed: not built
         self.built += 1
-        doc = records.status_document(
-            status, state, observed, holder=self.holder, token=token, cycle=cycle
+        doc, digest = self.document(
+            status, state, observed, token=token, cycle=cycle, sections=sections
         )
-        doc.update(sections)
-        digest = records.status_digest(doc)
         if digest == state.status_digest:
             self._last = (inputs, digest)
             return digest

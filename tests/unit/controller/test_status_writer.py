@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.shell import status_writer
+from controller.shell import records, status_writer
 from controller.shell.cycle import Controller
 from controller.shell.lease import LeaseSettings
 from controller.spec.load import load_yaml
@@ -47,6 +47,9 @@ def scenario(root: Path) -> tuple[list[bool], int]:
         if step == 10:
             fleet[2].healthy = False
             fleet[2].report(now=clock.t)
+            fleet[1].report(now=clock.t, refusals={"stale_generation": 2})  # agent_refusals
+        if step == 12:
+            fleet[3].report(now=clock.t - 7200)  # refused (clock skew): `rejected`
         store.reset()
         ctl.cycle()
         written.append(STATUS_CLUSTER in store.puts())
@@ -63,3 +66,27 @@ def test_quiet_cycles_do_not_build_the_status_and_it_is_written_when_it_would_be
     assert any(skipping[4:]) and not all(skipping[4:])  # changes are written, quiet ones not
     assert built_always == 14
     assert built <= sum(skipping) + 1  # built to be written (and once more at most)
+
+
+def test_the_document_built_from_reused_entries_is_the_one_built_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each machine's entries are encoded once per change; the document and its digest are
+    exactly those of records.status_document in every cycle."""
+    compared: list[int] = []
+    document = status_writer.StatusWriter.document
+
+    def checked(self: status_writer.StatusWriter, status, state, observed, **kw):  # type: ignore[no-untyped-def]
+        doc, digest = document(self, status, state, observed, **kw)
+        fresh = records.status_document(
+            status, state, observed, holder=self.holder, token=kw["token"], cycle=kw["cycle"]
+        )
+        fresh.update(kw["sections"])
+        assert doc == fresh
+        assert digest == records.status_digest(fresh)
+        compared.append(len(doc["machines"]))
+        return doc, digest
+
+    monkeypatch.setattr(status_writer.StatusWriter, "document", checked)
+    _written, built = scenario(tmp_path)
+    assert len(compared) == built and max(compared) == 4
