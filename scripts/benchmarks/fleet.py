@@ -177,7 +177,12 @@ class Counts:
         reader that stopped after n keys made ceil(n / 1000) requests (at least one)."""
         n = 0
         try:
-            for info in self.store.list_after(prefix, start_after):
+            listing = (
+                self.store.list(prefix)  # an older tree's client (--baseline) has no list_after
+                if start_after is None
+                else self.store.list_after(prefix, start_after)
+            )
+            for info in listing:
                 n += 1
                 yield info
         finally:
