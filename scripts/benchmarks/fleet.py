@@ -377,6 +377,11 @@ def main() -> None:
         "the others PUT their report at their heartbeat and their polls are counted, not sent "
         "(default 0: every machine polls; use ~1000 past 10,000 machines)",
     )
+    ap.add_argument(
+        "--no-change",
+        action="store_true",
+        help="stop after the steady state (no spec change phase)",
+    )
     ap.add_argument("--controller-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--endpoint", help=argparse.SUPPRESS)
     ap.add_argument("--prefix", help=argparse.SUPPRESS)
@@ -521,6 +526,12 @@ def main() -> None:
             print("  phases (p50): " + ", ".join(
                 f"{k} {pct([p.get(k, 0.0) for p in phases], 50):.3f}s" for k in phases[0]))  # fmt: skip
         print(f"  scheduler lag p99 {pct(fleet.lag[-n:], 99):.3f}s; agent errors {fleet.errors}")
+        if args.no_change:
+            fleet.halt.set()
+            last = lines[-1] if lines else {"cpu": 0, "rss_mb": 0}
+            print(f"\ncontroller process: CPU {last['cpu']:.1f}s over {time.time() - t0:.0f}s; "
+                  f"peak RSS {last['rss_mb']:.0f} MB (no spec change: --no-change)")  # fmt: skip
+            return
         # ---- spec change -------------------------------------------------------------
         web = {
             m
