@@ -30,10 +30,10 @@ from typing import Any
 
 from controller.planner.model import Memory, content_digest
 from controller.shell.key_epochs import KeyRing
-from controller.shell.listing import RangedLister
+from controller.shell.listing import RangedLister, machine_of
 from wire.documents import open_desired
 from wire.errors import BosunError, StoreUnavailable
-from wire.layout import DESIRED, desired_key, machine_from_key
+from wire.layout import DESIRED, desired_key
 from wire.store import ObjectInfo, Store, StoredObject
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def find_drift(
     listed: dict[str, str] = {}
     for info in store.list(DESIRED) if listing is None else listing:
         try:
-            listed[machine_from_key(info.key, DESIRED)] = info.etag
+            listed[machine_of(info.key, DESIRED)] = info.etag
         except ValueError:
             continue  # not a machine's document; reports and intake count foreign keys
     out.listed = len(listed)

@@ -18,7 +18,7 @@ from typing import Any
 from controller.planner.model import MachineObservation, Observed, Rejection
 from controller.shell.intake_state import IntakeState, ReportRecord
 from controller.shell.key_epochs import KeyRing
-from controller.shell.listing import RangedLister
+from controller.shell.listing import RangedLister, machine_of
 from wire import codec
 from wire.documents import Snapshot, open_snapshot, parse_envelope
 from wire.errors import (
@@ -28,7 +28,7 @@ from wire.errors import (
     InvalidDocument,
     StoreUnavailable,
 )
-from wire.layout import REPORTS, MachineId, machine_from_key
+from wire.layout import REPORTS, MachineId
 from wire.signing import digest, parse_kid
 from wire.store import ObjectInfo, Store, StoredObject
 
@@ -197,7 +197,7 @@ class Intake:
         hint = [f"{REPORTS}{m}.json" for m in state.reports] + list(state.foreign)
         for info in self.lister.list(REPORTS, hint):  # key ranges listed concurrently
             try:
-                listed.append((machine_from_key(info.key, REPORTS), info))
+                listed.append((machine_of(info.key, REPORTS), info))
             except ValueError:
                 foreign[info.key[:200]] = info.etag
                 if state.foreign.get(info.key[:200]) != info.etag:  # counted once per version

@@ -19,15 +19,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from itertools import pairwise
 from typing import cast
 
+from wire.layout import MachineId, machine_from_key
 from wire.store import ObjectInfo, Store
 
 PAGE = 1000  # keys per LIST page (S3's default and maximum max-keys)
 LIST_THREADS = 8  # ranges of one prefix listed at once
 
 ListAfter = Callable[[str, str | None], Iterator[ObjectInfo]]
+
+
+@lru_cache(maxsize=1 << 18)
+def machine_of(key: str, folder: str) -> MachineId:
+    """`wire.layout.machine_from_key`, remembered: every cycle lists the same keys, and
+    their validation (a regular expression each) was a tenth of a quiet cycle's CPU. A key
+    that is not a machine's raises every time (errors are not remembered)."""
+    return machine_from_key(key, folder)
 
 
 def split_points(keys: Sequence[str], page: int = PAGE) -> list[str]:
@@ -80,4 +90,4 @@ class RangedLister:
         return found
 
 
-__all__ = ["LIST_THREADS", "PAGE", "RangedLister", "split_points"]
+__all__ = ["LIST_THREADS", "PAGE", "RangedLister", "machine_of", "split_points"]
