@@ -170,10 +170,22 @@ def run_size(
     counter = Counting(ctl_store)
     ctl = Controller(ctl_store, MASTER, holder="bench", lease=LeaseSettings(300, 200))
 
+    try:
+        from controller.shell.heap import Heap
+
+        heap: Any = Heap()
+    except ImportError:  # an older tree (--baseline)
+        heap = None
+
+    def between() -> None:
+        if heap is not None:
+            heap.after_cycle()  # as `bosun controller run` does between cycles
+
     def cycle(label: str) -> CycleReport:
         t0, c0 = time.perf_counter(), time.process_time()
         report = ctl.cycle()
         took, cpu = time.perf_counter() - t0, time.process_time() - c0
+        between()
         requests = counter.take()
         total = sum(requests.values())
         desired = sum(k.startswith("desired/") for k in report.written)
@@ -191,6 +203,7 @@ def run_size(
         quiet = ctl.cycle()
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
+        between()
         phases.append(quiet.timings)
         counter.take()
         assert quiet.written == [], quiet.written
