@@ -60,7 +60,7 @@ def list_in_background(
             if lister is None:
                 done.set_result(list(store.list(DESIRED)))
             else:
-                done.set_result(lister.list(DESIRED, [f"{DESIRED}{m}.json" for m in recorded]))
+                done.set_result(lister.list(DESIRED, (f"{DESIRED}{m}.json" for m in recorded)))
         except BaseException as exc:  # handed to the caller of result()
             done.set_exception(exc)
 

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 from controller.planner.model import MachineObservation, Observed, Rejection
@@ -194,7 +195,8 @@ class Intake:
         events: list[dict[str, Any]] = []
         listed: list[tuple[str, ObjectInfo]] = []
         foreign: dict[str, str] = {}
-        hint = [f"{REPORTS}{m}.json" for m in state.reports] + list(state.foreign)
+        # read only when this process has not listed reports/ yet (a generator: lazy)
+        hint = chain((f"{REPORTS}{m}.json" for m in state.reports), state.foreign)
         for info in self.lister.list(REPORTS, hint):  # key ranges listed concurrently
             try:
                 listed.append((machine_of(info.key, REPORTS), info))
