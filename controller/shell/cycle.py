@@ -35,19 +35,21 @@ from controller.planner.model import (
 )
 from controller.shell import control_objects, records
 from controller.shell.drift import find_drift, list_in_background
+from controller.shell.encoding import Reuse, encode_intake
 from controller.shell.intake import Intake, SnapshotCache, refuse_wrong_key
 from controller.shell.intake_state import IntakeState
 from controller.shell.key_epochs import KeyRing
 from controller.shell.lease import LeaseDoc, LeaseKeeper, LeaseSettings, LeaseStatus, Observation
+from controller.shell.listing import RangedLister
 from controller.shell.provisioning import provision, run_provisions
 from controller.shell.publish import (
     PUBLISH_THREADS,
     PublishResult,
     publish,
-    publish_rollouts,
     settle_memory,
     times_for,
 )
+from controller.shell.status_writer import StatusWriter
 from controller.shell.trust import Trust
 from controller.spec.model import ClusterSpec, Settings
 from wire import codec
@@ -58,7 +60,6 @@ from wire.layout import (
     LEASE,
     MEMORY,
     SPEC_CURRENT,
-    STATUS_CLUSTER,
     desired_key,
     report_key,
 )
@@ -126,10 +127,12 @@ class Controller:
         self.spec_cache = control_objects.SpecCache()
         self._spec_problem: str | None = None  # the refused spec last logged
         self.control_cache: control_objects.Cache = {}
-        self.rollout_digests: dict[str, str] = {}  # service -> last status/rollouts/ body
+        self.status = StatusWriter(store, self.trust, holder)
+        self.intake_entries = Reuse()  # control/intake.json's records, encoded once per change
         self.publish_threads = PUBLISH_THREADS
         self.interval: float | None = None  # the applied spec's controller_interval, once read
-        self.intake = Intake(store, self.keys, self.cache)
+        self.lister = RangedLister(store)  # LISTs in concurrent key ranges
+        self.intake = Intake(store, self.keys, self.cache, self.lister)
         self.lease = LeaseKeeper(
             store,
             holder,
@@ -212,7 +215,8 @@ class Controller:
         settings = spec.settings if spec else Settings()
         self.interval = settings.controller_interval  # the daemon's cadence follows the spec
         mark("load")
-        listed = list_in_background(self.store)  # for drift (the bucket heals), during intake
+        # for drift (the bucket heals), during intake
+        listed = list_in_background(self.store, self.lister, intake_state.desired)
         got = self.intake.collect(intake_state, now, settings.skew_window)
         mark("intake")
         refuse_wrong_key(got)  # raises: nothing is planned, written or saved
@@ -296,8 +300,17 @@ class Controller:
             desired={m: e for m, e in {**known_etags, **pub.etags}.items() if m not in gone},
             signed={m: e for m, e in {**got.state.signed, **pub.epochs}.items() if m not in gone},
         )
-        digest = self._write_status(
-            new_plan, got.observed, state, now, fence, cycle, report, refused
+        shown = new_plan.status if new_plan else bare_status(got.observed, now, fence)
+        digest = self.status.write(
+            shown,
+            got.observed,
+            state,
+            token=fence,
+            cycle=cycle,
+            sections=self.trust.status_sections(refused, self.spec_cache, shown.spec_revision),
+            rollouts=new_plan is not None,
+            can_act=self.lease.keep,
+            written=report.written,
         )
         state = replace(state, status_digest=digest)
         mark("records")
@@ -339,33 +352,6 @@ class Controller:
             return None
         return self.planner(spec, observed, memory, now, fence=fence)
 
-    def _write_status(
-        self,
-        new_plan: Plan | None,
-        observed: Observed,
-        state: IntakeState,
-        now: float,
-        fence: int,
-        cycle: int,
-        report: CycleReport,
-        refused: control_objects.SpecRefusal | None,
-    ) -> str:
-        status = new_plan.status if new_plan else bare_status(observed, now, fence)
-        doc = records.status_document(
-            status, state, observed, holder=self.lease.holder, token=fence, cycle=cycle
-        )
-        doc.update(self.trust.status_sections(refused, self.spec_cache, status.spec_revision))
-        if new_plan is not None:
-            report.written += publish_rollouts(
-                self.store, new_plan.status.rollouts, self.rollout_digests, self.lease.keep
-            )
-        digest = records.status_digest(doc)
-        if digest != state.status_digest and self.lease.keep():
-            self.store.put(STATUS_CLUSTER, self.trust.sign_status(doc))
-            report.written.append(STATUS_CLUSTER)
-            return digest
-        return state.status_digest
-
     def _save(
         self,
         new_plan: Plan | None,
@@ -402,7 +388,7 @@ class Controller:
             return
         if not self.lease.keep():
             return
-        body, version = self.guard.seal(INTAKE, codec.encode(state))
+        body, version = self.guard.seal(INTAKE, encode_intake(state, self.intake_entries))
         etag, problem = control_objects.try_save(self.store, INTAKE, body, intake_loaded.etag)
         if not problem:
             self.guard.saved(INTAKE, version)

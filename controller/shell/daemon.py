@@ -17,6 +17,7 @@ from types import FrameType
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from controller.shell.cycle import Controller, CycleReport
+from controller.shell.heap import Heap
 from wire.errors import BosunError
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def run_forever(
     current = [every if every is not None else DEFAULT_INTERVAL]
     scheduler = BlockingScheduler(timezone=UTC)
     busy = threading.Lock()
+    heap = Heap()
     stopping = threading.Event()
 
     def job() -> None:
@@ -59,6 +61,8 @@ def run_forever(
                 if on_failure is not None:
                     on_failure("crashed")
                 return
+            finally:
+                heap.after_cycle()  # the collector leaves the state kept between cycles be
             if on_report is not None:
                 on_report(report)
             if not fixed and controller.interval is not None:

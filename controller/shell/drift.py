@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 
 from controller.planner.model import Event, Memory, content_digest
 from controller.shell.key_epochs import KeyRing
+from controller.shell.listing import RangedLister, machine_of
 from wire.documents import open_desired
 from wire.errors import BosunError, StoreUnavailable
-from wire.layout import DESIRED, desired_key, machine_from_key
+from wire.layout import DESIRED, desired_key
 from wire.store import ObjectInfo, Store, StoredObject
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,20 @@ class DriftCheck:
     listed: int = 0
 
 
-def list_in_background(store: Store) -> Future[list[ObjectInfo]]:
+def list_in_background(
+    store: Store, lister: RangedLister | None = None, recorded: Iterable[str] = ()
+) -> Future[list[ObjectInfo]]:
     """The LIST of `desired/`, made on its own thread while intake LISTs `reports/` (the
-    two listings are independent; each is a chain of pages, one request at a time)."""
+    two listings are independent), in key ranges with `lister` (`recorded`: the machines
+    whose document this controller recorded, to cut the ranges on a first listing)."""
     done: Future[list[ObjectInfo]] = Future()
 
     def run() -> None:
         try:
-            done.set_result(list(store.list(DESIRED)))
+            if lister is None:
+                done.set_result(list(store.list(DESIRED)))
+            else:
+                done.set_result(lister.list(DESIRED, (f"{DESIRED}{m}.json" for m in recorded)))
         except BaseException as exc:  # handed to the caller of result()
             done.set_exception(exc)
 
@@ -74,7 +81,7 @@ def find_drift(
     listed: dict[str, str] = {}
     for info in store.list(DESIRED) if listing is None else listing:
         try:
-            listed[machine_from_key(info.key, DESIRED)] = info.etag
+            listed[machine_of(info.key, DESIRED)] = info.etag
         except ValueError:
             continue  # not a machine's document; reports and intake count foreign keys
     out.listed = len(listed)

@@ -13,11 +13,13 @@ import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import Any
 
 from controller.planner.model import Event, MachineObservation, Observed, Rejection
 from controller.shell.intake_state import IntakeState, ReportRecord
 from controller.shell.key_epochs import KeyRing
+from controller.shell.listing import RangedLister, machine_of
 from wire import codec
 from wire.documents import Snapshot, open_snapshot, parse_envelope
 from wire.errors import (
@@ -27,7 +29,7 @@ from wire.errors import (
     InvalidDocument,
     StoreUnavailable,
 )
-from wire.layout import REPORTS, MachineId, machine_from_key
+from wire.layout import REPORTS, MachineId
 from wire.signing import digest, parse_kid
 from wire.store import ObjectInfo, Store, StoredObject
 
@@ -144,10 +146,17 @@ class _Outcome:
 
 
 class Intake:
-    def __init__(self, store: Store, keys: KeyRing, cache: SnapshotCache | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        keys: KeyRing,
+        cache: SnapshotCache | None = None,
+        lister: RangedLister | None = None,
+    ) -> None:
         self.store = store
         self.keys = keys
         self.cache = cache if cache is not None else SnapshotCache()
+        self.lister = lister if lister is not None else RangedLister(store)
 
     def _fetch(self, machine: str, info: ObjectInfo) -> _Outcome:
         out = _Outcome(machine, info)
@@ -186,9 +195,11 @@ class Intake:
         events: list[Event] = []
         listed: list[tuple[str, ObjectInfo]] = []
         foreign: dict[str, str] = {}
-        for info in self.store.list(REPORTS):
+        # read only when this process has not listed reports/ yet (a generator: lazy)
+        hint = chain((f"{REPORTS}{m}.json" for m in state.reports), state.foreign)
+        for info in self.lister.list(REPORTS, hint):  # key ranges listed concurrently
             try:
-                listed.append((machine_from_key(info.key, REPORTS), info))
+                listed.append((machine_of(info.key, REPORTS), info))
             except ValueError:
                 foreign[info.key[:200]] = info.etag
                 if state.foreign.get(info.key[:200]) != info.etag:  # counted once per version

@@ -62,7 +62,21 @@ class CountingStore:
         self._requests = requests
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        found = getattr(self._inner, name)
+        if name == "list_after":  # a ranged LIST (controller.shell.listing) counts as one
+            return self._counted(found)
+        return found
+
+    def _counted(self, list_after: Any) -> Any:
+        def counted(prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+            try:
+                yield from list_after(prefix, start_after)
+            except BosunError as exc:
+                self._count("list", _answer(exc))
+                raise
+            self._count("list", "ok")
+
+        return counted
 
     @property
     def url(self) -> str:

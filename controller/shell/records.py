@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 
-from controller.planner.model import Event, Observed, Status
+from controller.planner.model import Event, MachineObservation, Observed, Status
 from controller.shell.intake import Accepted
-from controller.shell.intake_state import IntakeState, LastRejection
+from controller.shell.intake_state import IntakeState, LastRejection, ReportRecord
 from controller.shell.publish import writers
 from controller.status_document import (
     AgentRefusals,
@@ -34,7 +34,7 @@ from controller.status_document import (
 )
 from wire import codec
 from wire.codec import JsonValue
-from wire.documents import Refusal, dumps_pretty
+from wire.documents import Refusal, Snapshot, dumps_pretty
 from wire.errors import WriteConflict
 from wire.layout import MachineId, events_key, history_key
 from wire.signing import digest
@@ -56,38 +56,18 @@ def cluster_status(
     spec_refused: SpecRefused | None = None,
 ) -> ClusterStatus:
     """The typed status document of this cycle."""
-    rejected = {
-        m: Rejected(counts=dict(rec.rejected), last=_refusal(rec.last_rejection))
-        for m, rec in intake.reports.items()
-        if rec.rejected
-    }
+    rejected: dict[str, Rejected] = {}
+    for m, rec in intake.reports.items():
+        if (refused := rejected_entry(rec)) is not None:
+            rejected[m] = refused
     refusals: dict[str, AgentRefusals] = {}
     for m, obs in observed.machines.items():
-        snap = obs.snapshot
-        if snap.refusals or snap.last_refusal or snap.desired_stale:
-            refusals[m] = AgentRefusals(
-                counts=dict(snap.refusals),
-                verify_failures=snap.verify_failures,
-                last=snap.last_refusal,
-                desired_stale=snap.desired_stale,
-            )
+        if (said := refusals_entry(obs.snapshot)) is not None:
+            refusals[m] = said
     seen: dict[str, Seen] = {}
-    for name, rec in intake.reports.items():
-        if not rec.accepted_etag:
-            continue
-        found = observed.machines.get(MachineId(name))
-        if found is None:
-            seen[name] = Seen(seq=rec.seq, sent_at=rec.sent_at, accepted_at=rec.accepted_at)
-            continue
-        snap = found.snapshot
-        seen[name] = Seen(
-            seq=rec.seq,
-            sent_at=rec.sent_at,
-            accepted_at=rec.accepted_at,
-            heartbeat_interval=snap.heartbeat_interval,
-            addresses=snap.addresses,
-            agent_version=snap.agent_version,
-        )
+    for m, rec in intake.reports.items():
+        if (last := seen_entry(rec, observed.machines.get(MachineId(m)))) is not None:
+            seen[m] = last
     return ClusterStatus(
         status=status,
         controller=ControllerInfo(holder=holder, token=token, cycle=cycle),
@@ -96,6 +76,42 @@ def cluster_status(
         foreign_reports=tuple(sorted(intake.foreign)),  # objects under reports/ naming no machine
         seen=seen,
         spec_refused=spec_refused,
+    )
+
+
+def rejected_entry(rec: ReportRecord) -> Rejected | None:
+    """A machine's `rejected` entry: its snapshots the controller refused, if any."""
+    if not rec.rejected:
+        return None
+    return Rejected(counts=dict(rec.rejected), last=_refusal(rec.last_rejection))
+
+
+def refusals_entry(snap: Snapshot) -> AgentRefusals | None:
+    """A machine's `agent_refusals` entry: what its agent says it refused, if anything."""
+    if not (snap.refusals or snap.last_refusal or snap.desired_stale):
+        return None
+    return AgentRefusals(
+        counts=dict(snap.refusals),
+        verify_failures=snap.verify_failures,
+        last=snap.last_refusal,
+        desired_stale=snap.desired_stale,
+    )
+
+
+def seen_entry(rec: ReportRecord, found: MachineObservation | None) -> Seen | None:
+    """A machine's `seen` entry: its last accepted report (None: none accepted yet)."""
+    if not rec.accepted_etag:
+        return None
+    if found is None:
+        return Seen(seq=rec.seq, sent_at=rec.sent_at, accepted_at=rec.accepted_at)
+    snap = found.snapshot
+    return Seen(
+        seq=rec.seq,
+        sent_at=rec.sent_at,
+        accepted_at=rec.accepted_at,
+        heartbeat_interval=snap.heartbeat_interval,
+        addresses=snap.addresses,
+        agent_version=snap.agent_version,
     )
 
 
@@ -112,14 +128,19 @@ def status_document(
     ).encode()
 
 
-def status_digest(doc: Mapping[str, Any]) -> str:
-    """Digest of a status document without the fields that change every cycle."""
+def status_digest(doc: Mapping[str, Any], machines: Mapping[str, Any] | None = None) -> str:
+    """Digest of a status document without the fields that change every cycle.
+    `machines`: the document's machines without their volatile fields, if already at hand."""
     stable = {k: v for k, v in doc.items() if k not in STATUS_VOLATILE and k != "controller"}
     stable["controller"] = {k: v for k, v in doc.get("controller", {}).items() if k != "cycle"}
-    stable["machines"] = {
-        m: {k: v for k, v in ms.items() if k not in MACHINE_VOLATILE}
-        for m, ms in doc.get("machines", {}).items()
-    }
+    stable["machines"] = (
+        {
+            m: {k: v for k, v in ms.items() if k not in MACHINE_VOLATILE}
+            for m, ms in doc.get("machines", {}).items()
+        }
+        if machines is None
+        else machines
+    )
     return digest(stable)
 
 

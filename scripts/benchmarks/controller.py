@@ -3,23 +3,34 @@
 For each size: N machines post signed snapshots to a fresh store (SeaweedFS by default);
 a cold cycle takes them in and writes every desired document; then
 
-* a cycle with no change at all: proves it writes nothing but the lease;
+* `--quiet` cycles with no change at all (default 7): each writes nothing but the lease;
+  their median wall and CPU time, the median of each phase (lease, load, intake, drift,
+  plan, publish, records, save) and the planner's share (`plan`) printed apart, how often
+  status/cluster.json was built;
 * 1% of the snapshots change (new seq, new load, health flips): one cycle, timed, with the
-  S3 requests it made by kind (counted with a botocore `before-call` event hook on the
-  controller's own client), and the cycle's phases (lease, load, intake, plan, publish,
-  records, save);
-* another no-change cycle.
+  S3 requests it made by kind (counted by the client's request hook: `List` is one per
+  listing call, and a listing in key ranges makes one call per range);
+* a fleet-wide spec change and the cycles after it.
 
-Usage: scripts/bench controller [--sizes 1000,10000] [--changed 0.01] [--backend seaweedfs|directory]
+`--baseline REV` runs the same benchmark on the tree of git revision REV (exported to a
+temporary directory), alternating with this tree size by size, and prints the no-change
+medians of both side by side: a baseline measured in the same run.
+
+Usage: scripts/bench controller [--sizes 1000,10000] [--quiet 7] [--changed 0.01]
+                                [--backend seaweedfs|directory] [--baseline REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import json
+import os
 import pstats
 import random
 import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -31,7 +42,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+# --baseline runs this file on another revision's tree: its code first on the path
+CODE = Path(os.environ.get("BOSUN_BENCH_CODE") or ROOT)
+sys.path.insert(0, str(CODE))
 
 from controller.shell.cycle import Controller, CycleReport  # noqa: E402
 from controller.shell.lease import LeaseSettings  # noqa: E402
@@ -133,7 +146,13 @@ def open_stores(backend: str, server: Any, tmp: Path, n: int) -> tuple[Store, St
 
 
 def run_size(
-    n: int, changed: float, backend: str, server: Any, tmp: Path, profile: bool = False
+    n: int,
+    changed: float,
+    backend: str,
+    server: Any,
+    tmp: Path,
+    profile: bool = False,
+    quiet_cycles: int = 7,
 ) -> None:
     ctl_store, agent_store = open_stores(backend, server, tmp, n)
     apply(agent_store, load_yaml(spec_yaml(n)), now=time.time())
@@ -151,10 +170,22 @@ def run_size(
     counter = Counting(ctl_store)
     ctl = Controller(ctl_store, MASTER, holder="bench", lease=LeaseSettings(300, 200))
 
+    try:
+        from controller.shell.heap import Heap
+
+        heap: Any = Heap()
+    except ImportError:  # an older tree (--baseline)
+        heap = None
+
+    def between() -> None:
+        if heap is not None:
+            heap.after_cycle()  # as `bosun controller run` does between cycles
+
     def cycle(label: str) -> CycleReport:
         t0, c0 = time.perf_counter(), time.process_time()
         report = ctl.cycle()
         took, cpu = time.perf_counter() - t0, time.process_time() - c0
+        between()
         requests = counter.take()
         total = sum(requests.values())
         desired = sum(k.startswith("desired/") for k in report.written)
@@ -165,9 +196,33 @@ def run_size(
 
     cycle("cold cycle (all new)")
     cycle("settle")
-    quiet = cycle("no change")
-    puts = [k for k in quiet.written]
-    assert puts == [], puts
+    walls, cpus, phases = [], [], []
+    built = getattr(getattr(ctl, "status", None), "built", None)
+    for _ in range(quiet_cycles):
+        t0, c0 = time.perf_counter(), time.process_time()
+        quiet = ctl.cycle()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        between()
+        phases.append(quiet.timings)
+        counter.take()
+        assert quiet.written == [], quiet.written
+    median = {k: round(statistics.median(p.get(k, 0.0) for p in phases), 4) for k in phases[0]}
+    builds = getattr(getattr(ctl, "status", None), "built", None)
+    result: dict[str, Any] = {
+        "n": n,
+        "wall": round(statistics.median(walls), 4),
+        "cpu": round(statistics.median(cpus), 4),
+        "plan": median.get("plan", 0.0),
+        "phases": median,
+        "status_built": None if built is None or builds is None else builds - built,
+        "quiet": quiet_cycles,
+    }
+    print(f"{'no change (median of ' + str(quiet_cycles) + ')':<28} {result['wall']:7.3f}s  cpu "
+          f"{result['cpu']:6.3f}s  planner {result['plan']:.3f}s  without the planner "
+          f"{result['wall'] - result['plan']:.3f}s  status built {result['status_built']} times")  # fmt: skip
+    print(f"{'':<28} phases (medians) {median}")
+    print("RESULT " + json.dumps(result), flush=True)
     rng = random.Random(n)
     chosen = rng.sample(machines, max(1, int(n * changed)))
     for m in chosen:
@@ -231,23 +286,62 @@ def ceiling(store: Store, written: list[str], report: CycleReport) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--changed", type=float, default=0.01)
+    parser.add_argument("--quiet", type=int, default=7, help="no-change cycles timed (median)")
     parser.add_argument("--backend", choices=["seaweedfs", "directory"], default="seaweedfs")
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the spec-change cycle (top 25 by own time)"
     )
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also run git revision REV's tree, alternating"
+    )
     args = parser.parse_args()
+    if args.baseline:
+        compare(args)
+        return
     server = start_seaweedfs() if args.backend == "seaweedfs" else None
     try:
         with tempfile.TemporaryDirectory(prefix="bosun-bench-") as tmp:
             for n in (int(s) for s in args.sizes.split(",")):
-                run_size(n, args.changed, args.backend, server, Path(tmp), args.profile)
+                run_size(n, args.changed, args.backend, server, Path(tmp), args.profile, args.quiet)
     finally:
         if server is not None:
             server.stop()
     print("\nno-change cycles wrote nothing but the lease (PutObject control/lease.json).")
+
+
+def compare(args: argparse.Namespace) -> None:
+    """This tree and REV's, each size in turn (baseline first), then the medians side by side."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_installed", Path(__file__).parent / "_installed.py"
+    )
+    assert spec is not None and spec.loader is not None
+    installed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(installed)
+    rows: list[tuple[str, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory(prefix="bosun-bench-base-") as tmp:
+        old = installed.export_revision(CODE, args.baseline, Path(tmp) / "src")
+        for n in args.sizes.split(","):
+            for label, code in ((args.baseline, old), ("this tree", CODE)):
+                print(f"\n######## {label}: {n} machines", flush=True)
+                cmd = [sys.executable, __file__, "--sizes", n, "--quiet", str(args.quiet),
+                       "--changed", str(args.changed), "--backend", args.backend]  # fmt: skip
+                env = {**os.environ, "BOSUN_BENCH_CODE": str(code), "PYTHONPATH": str(code)}
+                out = subprocess.run(cmd, env=env, text=True, capture_output=True, check=False)
+                print(out.stdout + out.stderr, flush=True)
+                for line in out.stdout.splitlines():
+                    if line.startswith("RESULT "):
+                        rows.append((label, json.loads(line[7:])))
+    print("\nno-change cycle, medians (wall / CPU / planner / wall without the planner):")
+    for label, r in rows:
+        print(f"  {r['n']:>7} machines  {label:<12} {r['wall']:6.3f}s / {r['cpu']:6.3f}s / "
+              f"{r['plan']:6.3f}s / {r['wall'] - r['plan']:6.3f}s   phases {r['phases']}")  # fmt: skip
 
 
 if __name__ == "__main__":

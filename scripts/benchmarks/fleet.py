@@ -1,7 +1,7 @@
 """scripts/bench fleet: N simulated agents and a real controller against SeaweedFS.
 
     scripts/bench fleet --machines 1000 [--poll 30s --heartbeat 5m --controller-interval 10s]
-                        [--scale 5] [--window 60] [--workers 48]
+                        [--scale 5] [--window 60] [--workers 48] [--sample 1000]
 
 The agents are lightweight (one thread pool, a schedule per machine) but speak the real
 wire protocol: conditional GET of desired/<m>.json, HMAC verification with
@@ -15,7 +15,19 @@ PUT, LIST pages).
 
 `--scale S` divides every interval by S (poll, heartbeat and
 controller interval), so S times the request rate is simulated in real time; rates are reported
-both as measured and rescaled to the requested intervals. Phases:
+both as measured and rescaled to the requested intervals.
+
+`--sample K` (sampled polls, for fleets larger than this store serves: 100,000 machines poll
+3,333 GET/s, SeaweedFS here answers ~2,000): the reports are bulk-seeded concurrently, every
+machine takes part in the cold start (polls until it has verified its first document and
+reported it applied), then for the steady state only K machines chosen at random keep
+polling `desired/` every poll interval; the others only PUT their signed report when their
+heartbeat is due (the snapshot a polling agent sends, applied generation included). The
+controller sees what it would see from the whole fleet: every report written at the
+heartbeat rate, every LIST page, every changed report to GET. The polls not sent (n - K per
+poll interval, each a 304 in the steady state) are added to the agents' GET count as
+computed, and printed apart. For the spec change every machine polls again (a machine that
+does not poll cannot take a change). Phases:
 
 1. cold start: every agent reports, the controller places them, all verify a document;
 2. steady state for --window seconds: requests per second by kind against the floor of
@@ -47,10 +59,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+# another revision's tree (a baseline in the same run): its code first on the path
+sys.path.insert(0, os.environ.get("BOSUN_BENCH_CODE") or str(ROOT))
 
 from controller.spec.load import load_yaml  # noqa: E402
-from controller.spec.request_cost import CostInputs, estimate  # noqa: E402
+from controller.spec.request_cost import MONTH_SECONDS, CostInputs, estimate  # noqa: E402
 from controller.spec.revisions import apply  # noqa: E402
 from devkit.local_s3 import ACCESS_KEY, SECRET_KEY, start_seaweedfs  # noqa: E402
 from wire.documents import Addresses, Applied, Desired, ServiceState, Snapshot, open_desired, seal  # noqa: E402
@@ -157,11 +170,23 @@ class Counts:
         return etag
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        return self.list_after(prefix, None)
+
+    def list_after(self, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+        """LIST pages as S3 bills them: pages are fetched as read (1,000 keys each), so a
+        reader that stopped after n keys made ceil(n / 1000) requests (at least one)."""
         n = 0
-        for info in self.store.list(prefix):
-            n += 1
-            yield info
-        self._add("LIST 200", max(1, math.ceil(n / 1000)))
+        try:
+            listing = (
+                self.store.list(prefix)  # an older tree's client (--baseline) has no list_after
+                if start_after is None
+                else self.store.list_after(prefix, start_after)
+            )
+            for info in listing:
+                n += 1
+                yield info
+        finally:
+            self._add("LIST 200", max(1, math.ceil(n / 1000)))
 
     def delete(self, key: str) -> None:
         self._add("DELETE 204")
@@ -184,21 +209,31 @@ def controller_child(args: argparse.Namespace) -> None:
     interval = args.interval
     lease = args.lease or interval * 6
     ctl = Controller(store, MASTER, holder="bench", lease=LeaseSettings(lease, lease * 2 / 3))
+    try:
+        from controller.shell.heap import Heap
+
+        heap: Any = Heap()
+    except ImportError:  # an older tree (BOSUN_BENCH_CODE)
+        heap = None
     stop_at = time.time() + args.lifetime
     while time.time() < stop_at:
         t0 = time.perf_counter()
+        phases: dict[str, float] = {}
         try:
             rep = ctl.cycle()
             note = rep.summary()
             desired = sum(k.startswith("desired/") for k in rep.written)
+            phases = rep.timings
         except BosunError as exc:
             note, desired = f"error: {exc}", 0
+        if heap is not None:
+            heap.after_cycle()  # as `bosun controller run` does between cycles
         took = time.perf_counter() - t0
         ru = resource.getrusage(resource.RUSAGE_SELF)
         line = {
             "t": time.time(), "cycle": round(took, 4), "counts": counts.take(), "desired": desired,
-            "cpu": round(ru.ru_utime + ru.ru_stime, 2), "rss_mb": round(ru.ru_maxrss / 1024, 1),
-            "note": note[:160],
+            "cpu": round(ru.ru_utime + ru.ru_stime, 3), "rss_mb": round(ru.ru_maxrss / 1024, 1),
+            "note": note[:160], "phases": phases,
         }  # fmt: skip
         print(json.dumps(line), flush=True)
         time.sleep(max(0.0, interval - took))
@@ -222,6 +257,7 @@ class Fleet:
         self.halt = threading.Event()
         self.errors = 0
         self.lag: list[float] = []
+        self.polling: set[str] | None = None  # --sample: the machines that still poll
 
     def snapshot(self, m: str, now: float) -> bytes:
         d = self.doc[m]
@@ -264,23 +300,38 @@ class Fleet:
         except BosunError:
             self.errors += 1
 
+    def heartbeat(self, m: str) -> None:
+        """A machine whose polls are not sampled: its report, when its heartbeat is due."""
+        now = time.time()
+        try:
+            self.store.put(report_key(m), self.snapshot(m, now))
+            self.last_put[m] = now
+        except BosunError:
+            self.errors += 1
+
     def run(self) -> None:
-        """Each machine polls every `poll` ± 10% (jitter), starting at a random phase."""
+        """Each machine polls every `poll` ± 10% (jitter), starting at a random phase; once
+        `polling` is set, the others only report at their heartbeat."""
         rng = random.Random(1)
         heap = [(time.time() + rng.random() * self.poll, m) for m in self.machines]
         heapq.heapify(heap)
         inflight = threading.Semaphore(self.pool._max_workers * 4)
         while not self.halt.is_set() and heap:
             due, m = heapq.heappop(heap)
+            sampled = self.polling is None or m in self.polling
+            if not sampled and self.last_put[m] + self.hb > due:
+                heapq.heappush(heap, (self.last_put[m] + self.hb, m))  # not due yet
+                continue
             wait = due - time.time()
             if wait > 0:
                 self.halt.wait(wait)
-            else:
+            elif sampled:
                 self.lag.append(-wait)
             inflight.acquire()
-            fut = self.pool.submit(self.step, m)
+            fut = self.pool.submit(self.step if sampled else self.heartbeat, m)
             fut.add_done_callback(lambda _f: inflight.release())
-            heapq.heappush(heap, (due + self.poll * rng.uniform(0.9, 1.1), m))
+            nxt = self.poll * rng.uniform(0.9, 1.1) if sampled else self.hb
+            heapq.heappush(heap, (due + nxt, m))
 
 
 def pct(values: list[float], p: float) -> float:
@@ -326,6 +377,19 @@ def main() -> None:
         help="controller lease (renew deadline 2/3 of it); default 6 intervals (a long cold "
         "cycle renews it as it goes)",
     )
+    ap.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        help="after the cold start only this many machines (chosen at random) poll desired/; "
+        "the others PUT their report at their heartbeat and their polls are counted, not sent "
+        "(default 0: every machine polls; use ~1000 past 10,000 machines)",
+    )
+    ap.add_argument(
+        "--no-change",
+        action="store_true",
+        help="stop after the steady state (no spec change phase)",
+    )
     ap.add_argument("--controller-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--endpoint", help=argparse.SUPPRESS)
     ap.add_argument("--prefix", help=argparse.SUPPRESS)
@@ -352,8 +416,13 @@ def main() -> None:
         store.store.create_bucket()
         apply(store, load_yaml(spec_yaml(n, "1.0", hb, ivl)), now=time.time())
         fleet = Fleet(agent_store(server.endpoint, prefix), n, poll, hb, args.workers)
+        sampled = 0 < args.sample < n
         t0 = time.time()
-        list(fleet.pool.map(lambda m: fleet.step(m, force_report=True), fleet.machines))
+        if sampled:  # bulk-seeded: nothing to poll yet, every machine's first report
+            with ThreadPoolExecutor(max(args.workers, 64)) as seed:
+                list(seed.map(fleet.heartbeat, fleet.machines))
+        else:
+            list(fleet.pool.map(lambda m: fleet.step(m, force_report=True), fleet.machines))
         print(f"cold: {n} snapshots posted in {time.time() - t0:.1f}s", flush=True)
         lease = parse_duration(args.lease_duration) if args.lease_duration else ivl * 6
         cmd = [sys.executable, __file__, "--controller-child", "--endpoint", server.endpoint,
@@ -370,19 +439,27 @@ def main() -> None:
 
         reader = threading.Thread(target=read_lines, daemon=True)
         reader.start()
+        if sampled:  # no poll before the controller's first cycle could have written
+            while not lines:
+                time.sleep(0.5)
         runner = threading.Thread(target=fleet.run, daemon=True)
         runner.start()
-        deadline = time.time() + 600
+        limit = max(600.0, n * 0.02)
+        deadline = time.time() + limit
         shown = 0
         while sum(d is not None for d in fleet.doc.values()) < n:
             if time.time() > deadline:
-                raise SystemExit("cold start did not converge in 600 s")
+                raise SystemExit(f"cold start did not converge in {limit:.0f} s")
             for ln in lines[shown:]:
                 print(f"  cold cycle {ln['cycle']:.1f}s: {ln['note']}", flush=True)
             shown = len(lines)
             time.sleep(1)
         print(f"cold: every machine verified a desired document after {time.time() - t0:.1f}s "
               f"({len(lines)} controller cycles; first: {lines[0]['cycle'] if lines else '-'}s)", flush=True)  # fmt: skip
+        if sampled:
+            fleet.polling = set(random.Random(3).sample(fleet.machines, args.sample))
+            print(f"sampled: {args.sample} machines keep polling; the other {n - args.sample} "
+                  "report at their heartbeat only", flush=True)  # fmt: skip
         rng = random.Random(2)  # spread the heartbeats, as machines started at different times
         now = time.time()
         for m in fleet.machines:
@@ -414,8 +491,9 @@ def main() -> None:
         ctl: Counter[str] = Counter()
         for ln in quiet:
             ctl.update(ln["counts"])
+        unsent = (n - len(fleet.polling)) / poll if fleet.polling is not None else 0.0
         rates = {
-            "agent GET": sum(v for k, v in agent.items() if k.startswith("GET")) / took,
+            "agent GET": sum(v for k, v in agent.items() if k.startswith("GET")) / took + unsent,
             "agent PUT": sum(v for k, v in agent.items() if k.startswith("PUT")) / took,
             "controller GET": sum(v for k, v in ctl.items() if k.startswith("GET")) / took,
             "controller LIST": sum(v for k, v in ctl.items() if k.startswith("LIST")) / took,
@@ -433,18 +511,45 @@ def main() -> None:
                   f"at requested intervals {rates[k] / args.scale:8.3f}/s")  # fmt: skip
         print(f"  total            {measured:9.2f}/s  floor {floor_total:9.2f}/s   "
               f"{(measured / floor_total - 1) * 100:+.1f}% vs the floor")  # fmt: skip
+        if unsent:
+            print(f"  (agent GET includes {unsent:.2f}/s computed, not sent: the polls of the "
+                  f"{n - len(fleet.polling or ())} machines not sampled, one per poll interval)")  # fmt: skip
+        cost = estimate(CostInputs(n, poll=poll_r, heartbeat=hb_r, controller_interval=ivl_r,
+                                   desired_lifetime=86400))  # fmt: skip
+        per_s = MONTH_SECONDS / args.scale  # bosun cost counts a month at the requested intervals
+        cost_floor = sum(ln.requests for ln in cost.lines if ln.floor) / per_s
+        print(f"  `bosun cost` for this fleet: floor {cost_floor:.2f}/s, with lease, desired/ "
+              f"LIST and re-signing {cost.requests / per_s:.2f}/s; measured {measured:.2f}/s = "
+              f"{(measured / cost_floor - 1) * 100:+.1f}% vs its floor, "
+              f"{(measured / (cost.requests / per_s) - 1) * 100:+.1f}% vs its total")  # fmt: skip
         print(f"  agent answers: {dict(agent)}; controller: {dict(ctl)}")
         cyc = [ln["cycle"] for ln in quiet]
+        cpu = [b["cpu"] - a["cpu"] for a, b in zip(lines[mark - 1 : -1], quiet, strict=False)]
         print(
-            f"  controller cycle: p50 {pct(cyc, 50):.3f}s  p99 {pct(cyc, 99):.3f}s  max {max(cyc, default=0):.3f}s"
+            f"  controller cycle: p50 {pct(cyc, 50):.3f}s  p99 {pct(cyc, 99):.3f}s  max {max(cyc, default=0):.3f}s; "
+            f"CPU per cycle p50 {pct(cpu, 50):.3f}s; peak RSS {max((ln['rss_mb'] for ln in lines), default=0):.0f} MB"
         )
+        phases = [ln.get("phases", {}) for ln in quiet]
+        if phases and phases[0]:
+            print("  phases (p50): " + ", ".join(
+                f"{k} {pct([p.get(k, 0.0) for p in phases], 50):.3f}s" for k in phases[0]))  # fmt: skip
         print(f"  scheduler lag p99 {pct(fleet.lag[-n:], 99):.3f}s; agent errors {fleet.errors}")
+        if args.no_change:
+            fleet.halt.set()
+            last = lines[-1] if lines else {"cpu": 0, "rss_mb": 0}
+            print(f"\ncontroller process: CPU {last['cpu']:.1f}s over {time.time() - t0:.0f}s; "
+                  f"peak RSS {last['rss_mb']:.0f} MB (no spec change: --no-change)")  # fmt: skip
+            return
         # ---- spec change -------------------------------------------------------------
         web = {
             m
             for m, d in fleet.doc.items()
             if d is not None and (d.service or "").startswith("web") and d.mode == "active"
         }
+        if fleet.polling is not None:  # a machine that does not poll cannot take the change
+            print(f"\nspec change: all {n} machines poll again (beyond the store's GET rate "
+                  "past ~60,000 machines at a 30 s poll: convergence then includes that)")  # fmt: skip
+            fleet.polling = None
         # The worst phase: apply just after a cycle has begun (and read the spec), so the
         # change waits a whole controller interval before it is even planned.
         seen = len(lines)

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from controller.shell.listing import RangedLister
 from tests.contract.conftest import StoreFactory
 from wire.errors import DocumentTooLarge, WriteConflict
 from wire.store import Missing, NotModified, Store, StoredObject, require
@@ -121,6 +122,19 @@ def test_listing_over_a_thousand_keys_in_order(store: Store) -> None:
     assert [o.key for o in listed] == sorted(keys)
     first = listed[0]
     assert first.size == len(first.key) and first.etag.startswith('"') and first.last_modified > 1e9
+    # the controller's ranged LIST (S3's StartAfter where the client has it): the same keys
+    list_after = getattr(store, "list_after", None)
+    if list_after is not None:
+        tail = [o.key for o in list_after("reports/", "reports/m-00499.json")]
+        assert tail == sorted(keys)[sorted(keys).index("reports/m-00499.json") + 1 :]
+    lister = RangedLister(store, page=100)
+    hint = [*keys[::3], "reports/m-00000x.json", "reports/zz.json"]  # some gone, some unknown
+    assert [o.key for o in lister.list("reports/", hint)] == sorted(keys)
+    store.put("reports/m-00100a.json", b"new")
+    store.delete("reports/m-00700.json")
+    now = sorted([*keys, "reports/m-00100a.json"])
+    now.remove("reports/m-00700.json")
+    assert [o.key for o in lister.list("reports/")] == now  # cut where the last one paged
 
 
 def test_listing_is_by_prefix_and_empty_when_nothing_matches(store: Store) -> None:

@@ -129,3 +129,14 @@ class BotocoreProvider:
             "token": frozen.token or None,
             "expires_at": expires,
         }
+
+
+def static_provider(creds: Credentials) -> Provider:
+    """Keys found without botocore (environment, shared file), as obstore's provider."""
+    answer = {
+        "access_key_id": creds.access_key,
+        "secret_access_key": creds.secret_key,
+        "token": creds.token,
+        "expires_at": None,
+    }
+    return lambda: answer

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -51,30 +50,20 @@ from wire.store.credentials import (
     Credentials,
     Provider,
     find_credentials,
+    static_provider,
+)
+from wire.store.s3_answers import (
+    CODE_RE,
+    STATUS_RE,
+    TIMED_OUT,
+    TRANSIENT_CODES,
+    moved_to,
+    redirected,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TRANSIENT_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "RequestTimeout",
-        "ServiceUnavailable",
-        "InternalError",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-    }
-)
-_STATUS = re.compile(r"status code: (\d{3})")
-# the error code as S3's XML body gives it, or as obstore words a bulk-delete failure
-# ("DeleteObjects request failed for key ...: Access Denied (code: AccessDenied)")
-_CODE = re.compile(r"<Code>([^<]{1,100})</Code>|\(code: ([A-Za-z]{1,100})\)")
-_REGION = re.compile(r"<Region>([a-z]{2}(?:-[a-z]+)+-\d{1,2})</Region>")
-_REGION_NAME = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
-_TIMED_OUT = ("timed out", "Timeout", "TimedOut", "deadline has elapsed")
 LIST_CHUNK = 1000
 
 
@@ -95,16 +84,6 @@ class Timeouts:
 
 def _seconds(value: float) -> datetime.timedelta:
     return datetime.timedelta(seconds=max(0.001, value))
-
-
-def _static(creds: Credentials) -> Provider:
-    answer = {
-        "access_key_id": creds.access_key,
-        "secret_access_key": creds.secret_key,
-        "token": creds.token,
-        "expires_at": None,
-    }
-    return lambda: answer
 
 
 class S3Store:
@@ -135,7 +114,7 @@ class S3Store:
             credentials = Credentials(access_key, secret_key)
         if provider is None:
             found = credentials or find_credentials()
-            provider = _static(found) if found is not None else BotocoreProvider()
+            provider = static_provider(found) if found is not None else BotocoreProvider()
         self._provider = provider
         if region is None and isinstance(provider, BotocoreProvider) and endpoint is None:
             region = provider.region()
@@ -228,9 +207,9 @@ class S3Store:
             return exc
         target = self.describe(key)
         text = str(exc)
-        match = _STATUS.search(text)
+        match = STATUS_RE.search(text)
         status = int(match.group(1)) if match else 0
-        code_match = _CODE.search(text)
+        code_match = CODE_RE.search(text)
         code = (code_match.group(1) or code_match.group(2)) if code_match else ""
         if NO_CREDENTIALS in text:
             return StoreConfigError(f"{action} {target}: {NO_CREDENTIALS}")
@@ -257,7 +236,7 @@ class S3Store:
             )
         if status >= 500 or code in TRANSIENT_CODES or status == 429:
             return StoreUnavailable(f"{action} {target}: {self._where()} answered {status} {code}")
-        if _redirected(text, status, code):
+        if redirected(text, status, code):
             return StoreError(
                 f"{action} {target}: {self._where()} answered {status} {code or 'redirect'}: the "
                 "bucket is in another region or behind another endpoint; set region= or "
@@ -265,10 +244,10 @@ class S3Store:
             )
         if status:
             return StoreError(f"{action} {target}: {status} {code}".strip())
-        if "credential" in text.lower() and not any(t in text for t in _TIMED_OUT):
+        if "credential" in text.lower() and not any(t in text for t in TIMED_OUT):
             return StoreConfigError(f"{action} {target}: {text.splitlines()[0]}")
         first = text.splitlines()[0] if text else exc.__class__.__name__
-        if any(t in text for t in _TIMED_OUT):
+        if any(t in text for t in TIMED_OUT):
             return RequestTimedOut(f"{action} {target}: {self._where()} timed out: {first}")
         return StoreUnavailable(f"{action} {target}: cannot reach {self._where()}: {first}")
 
@@ -328,15 +307,8 @@ class S3Store:
         (as botocore does); True if it moved."""
         if self.endpoint is not None:
             return False
-        text = str(exc)
-        match, code = _STATUS.search(text), _CODE.search(text)
-        if not _redirected(
-            text, int(match.group(1)) if match else 0, (code.group(1) or "") if code else ""
-        ):
-            return False
-        found = _REGION.search(text)
-        region = found.group(1) if found else _bucket_region(self.bucket)
-        if not region or region == self.region or not _REGION_NAME.fullmatch(region):
+        region = moved_to(str(exc), self.bucket, self.region)
+        if region is None:
             return False
         log.warning("store.region %s is in %s, not %s", self.describe(""), region, self.region)
         with self._lock:
@@ -429,10 +401,18 @@ class S3Store:
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under `prefix` (any string, not only a folder) in key order; a LIST
         cut by a transient failure resumes after the last key returned."""
+        return self.list_after(prefix, None)
+
+    def list_after(self, prefix: str, start_after: str | None) -> Iterator[ObjectInfo]:
+        """`list(prefix)` from the first key above `start_after` (S3's StartAfter): pages
+        are fetched as they are read, so a reader that stops early asks for no more; the
+        controller lists key ranges of one prefix concurrently this way."""
         full = self.prefix + prefix
         folder, _, partial = full.rpartition("/")
         # start after the longest string below the prefix that S3 takes as a key
         after: str | None = full[:-1] if len(partial) > 1 else None
+        if start_after is not None and (after is None or self.prefix + start_after > after):
+            after = self.prefix + start_after
         waits = self.retry.waits()
         started = time.monotonic()
         while True:
@@ -513,26 +493,3 @@ class S3Store:
                 raise StoreError(f"CREATE BUCKET {self.bucket}: {code}") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"CREATE BUCKET {self.bucket}: {exc}") from exc
-
-
-def _redirected(text: str, status: int, code: str) -> bool:
-    """An answer saying the bucket lives elsewhere (another region): a 301/307 (obstore
-    reports one without a Location as a redirect), or S3's 400 naming the right region."""
-    if "redirect" in text.lower() and not status:
-        return True
-    return status in (301, 307) or (status == 400 and code == "AuthorizationHeaderMalformed")
-
-
-def _bucket_region(bucket: str) -> str | None:
-    """The bucket's region from an unsigned HEAD on the global endpoint (x-amz-bucket-region
-    comes back even on 301 and 403), as object_store's resolve_bucket_region does."""
-    import http.client
-
-    conn = http.client.HTTPSConnection("s3.amazonaws.com", timeout=5)
-    try:
-        conn.request("HEAD", f"/{bucket}")
-        return conn.getresponse().getheader("x-amz-bucket-region")
-    except OSError:
-        return None
-    finally:
-        conn.close()
