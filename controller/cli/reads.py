@@ -218,18 +218,8 @@ SERVICE_COLUMNS = (
     "held",
     "autoscaler",
 )
-STATUS_MACHINE_COLUMNS = (
-    "machine",
-    "service",
-    "mode",
-    "status",
-    "health",
-    "version",
-    "running",
-    "generation",
-    "applied_generation",
-    "age",
-)
+# bosun status's machines table: the columns of bosun machines up to the age
+STATUS_MACHINE_COLUMNS = views.MACHINE_FIELDS[: views.MACHINE_FIELDS.index("age") + 1]
 # what leaves a machines table first when it does not fit (-o json|csv|xml have it all)
 GIVE_WAY = ("internal", "external", "applied_generation", "generation", "running", "version")
 WHOLE = ("machine", "service", "mode", "status", "health")

@@ -398,6 +398,19 @@ class MachineStatus:
     apply_error: str | None = field(default=None, metadata=codec.OMIT_EMPTY)
 
 
+# the gate numbers a rollout status carries, as the metrics and the dashboard chart name them
+GATE_MEASURES = (
+    "new_requests",
+    "new_error_rate",
+    "old_error_rate",
+    "new_latency_ms",
+    "old_latency_ms",
+    "error_ratio",
+    "latency_ratio",
+)
+GATE_THRESHOLDS = ("max_error_rate", "max_error_ratio", "max_latency_ratio", "min_requests")
+
+
 @dataclass(frozen=True, slots=True)
 class RolloutStatus:
     """One service's rollout for status/cluster.json and status/rollouts/<service>.json."""

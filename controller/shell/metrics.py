@@ -25,23 +25,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from controller.planner.blindness import silence_allowed
-from controller.planner.model import MachineObservation, Plan
+from controller.planner.model import GATE_MEASURES, GATE_THRESHOLDS, MachineObservation, Plan
 from controller.shell.cycle import Controller, CycleReport
 from controller.spec.model import Settings
 from wire.errors import BosunError, StoreUnavailable, WriteConflict
 from wire.store import Missing, NotModified, ObjectInfo, Store
 
 CYCLE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-GATE_MEASURES = (
-    "new_requests",
-    "new_error_rate",
-    "old_error_rate",
-    "new_latency_ms",
-    "old_latency_ms",
-    "error_ratio",
-    "latency_ratio",
-)
-GATE_THRESHOLDS = ("max_error_rate", "max_error_ratio", "max_latency_ratio", "min_requests")
 ROLLOUT_STATES = ("shadow", "canary", "steps", "watching", "halted", "complete", "reverted")
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.operations import history, views
+from controller.planner.model import GATE_MEASURES, GATE_THRESHOLDS
 from controller.read_trust import Verdict, anchor, check_status, pinned_key
 from controller.shell.control_objects import SpecCache, load_spec_or_last_good
 from controller.shell.lease import LeaseDoc
@@ -37,19 +38,7 @@ from wire.store import Missing, NotModified, Store, StoredObject
 
 SAMPLES_KEPT = 2000  # gate samples per rollout
 DESIRED_KEPT = 10  # desired documents remembered per machine
-GATE_NUMBERS = (
-    "new_requests",
-    "new_error_rate",
-    "old_error_rate",
-    "new_latency_ms",
-    "old_latency_ms",
-    "error_ratio",
-    "latency_ratio",
-    "max_error_rate",
-    "max_error_ratio",
-    "max_latency_ratio",
-    "min_requests",
-)
+GATE_NUMBERS = GATE_MEASURES + GATE_THRESHOLDS  # what a gate sample keeps
 
 
 @dataclass(frozen=True, slots=True)
