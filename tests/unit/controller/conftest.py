@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
+from controller.shell.cycle import Controller
+from controller.shell.lease import LeaseSettings
 from controller.spec.load import load_yaml
 from controller.spec.revisions import apply
 from tests.unit.controller.sim import SPEC_YAML, SimAgent
 from tests.unit.controller.stores import Recording
-from wire.store import DirectoryStore
+from wire.layout import STATUS_CLUSTER
+from wire.store import DirectoryStore, StoredObject
 
 MASTER = bytes(range(32))
 
@@ -31,3 +36,23 @@ def agents(
     store: Recording, n: int = 4, eligible: tuple[str, ...] = ("web", "lb")
 ) -> list[SimAgent]:
     return [SimAgent(store.inner, MASTER, f"web-{i}", eligible=eligible) for i in range(n)]
+
+
+def controller(store: Recording) -> Controller:
+    """An in-process controller over `store` with the suite's master key."""
+    return Controller(store, MASTER, holder="ctl", lease=LeaseSettings(30, 20))
+
+
+def status(store: Recording) -> dict[str, Any]:
+    """status/cluster.json as the bucket holds it."""
+    got = store.inner.get(STATUS_CLUSTER)
+    assert isinstance(got, StoredObject)
+    value: dict[str, Any] = orjson.loads(got.body)
+    return value
+
+
+def body(store: Recording, key: str) -> bytes:
+    """The stored bytes of `key` (it must exist)."""
+    got = store.inner.get(key)
+    assert isinstance(got, StoredObject)
+    return got.body

@@ -4,36 +4,14 @@ control/memory.json; each is refused, counted, shown in status, and the revocati
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 import pytest
 
-from controller.shell.cycle import Controller
 from controller.shell.key_epochs import bump_epoch
-from controller.shell.lease import LeaseSettings
-from tests.unit.controller.conftest import MASTER, agents
+from tests.unit.controller.conftest import MASTER, agents, body, controller, status
 from tests.unit.controller.stores import Recording
 from wire.errors import ControlRefused
-from wire.layout import KEYS, MEMORY, STATUS_CLUSTER, desired_key
-from wire.store import StoredObject
-
-
-def controller(store: Recording) -> Controller:
-    return Controller(store, MASTER, holder="ctl", lease=LeaseSettings(30, 20))
-
-
-def status(store: Recording) -> dict[str, Any]:
-    got = store.inner.get(STATUS_CLUSTER)
-    assert isinstance(got, StoredObject)
-    value: dict[str, Any] = orjson.loads(got.body)
-    return value
-
-
-def body(store: Recording, key: str) -> bytes:
-    got = store.inner.get(key)
-    assert isinstance(got, StoredObject)
-    return got.body
+from wire.layout import KEYS, MEMORY, desired_key
 
 
 def test_deleting_or_replacing_keys_after_a_revoke_never_undoes_it(spec_store: Recording) -> None:

@@ -6,46 +6,25 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from click.testing import CliRunner
 
 from controller.cli import cli
-from controller.shell.cycle import Controller
 from controller.shell.key_epochs import set_operator
-from controller.shell.lease import LeaseSettings
 from controller.spec.document import to_json
 from controller.spec.load import load_yaml
 from controller.spec.revisions import apply, read_current
 from controller.spec.signature import Signer, SpecUnverified
 from devkit.operator_keys import operator_signer
-from tests.unit.controller.conftest import MASTER, agents
+from tests.unit.controller.conftest import MASTER, agents, body, controller, status
 from tests.unit.controller.sim import SPEC_YAML
 from tests.unit.controller.stores import Recording
 from wire.errors import ControlRefused
-from wire.layout import KEYS, SPEC_CURRENT, STATUS_CLUSTER, desired_key
+from wire.layout import KEYS, SPEC_CURRENT, desired_key
 from wire.pubkeys import generate_seed, public_of
 from wire.signing import write_key_file
-from wire.store import StoredObject
-
-
-def controller(store: Recording) -> Controller:
-    return Controller(store, MASTER, holder="ctl", lease=LeaseSettings(30, 20))
-
-
-def status(store: Recording) -> dict[str, Any]:
-    got = store.inner.get(STATUS_CLUSTER)
-    assert isinstance(got, StoredObject)
-    value: dict[str, Any] = orjson.loads(got.body)
-    return value
-
-
-def body(store: Recording, key: str) -> bytes:
-    got = store.inner.get(key)
-    assert isinstance(got, StoredObject)
-    return got.body
 
 
 def versions(store: Recording) -> dict[str, str | None]:
