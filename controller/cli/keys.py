@@ -13,6 +13,7 @@ from controller.shell.key_epochs import (
     bump_epoch,
     keygen,
     load_master_key,
+    read_keys,
 )
 
 
@@ -60,18 +61,50 @@ def keygen_cmd(path: Path, force: bool, operator: str | None) -> None:
     )
 
 
+UNKNOWN_OK = click.option(
+    "--unknown",
+    is_flag=True,
+    help="Go on for a machine the bucket has never seen (no report, no desired document, "
+    "no key epoch): a key enrolled but not yet used. Without it such a name is refused, "
+    "so a typo does not leave the machine you meant untouched.",
+)
+
+
+def _refuse_unknown(url: str, master: bytes, machine: str) -> None:
+    """Refuse a MACHINE the bucket knows nothing of (exit 1), naming what was looked for."""
+    from wire.layout import KEYS, desired_key, machine_id, report_key
+
+    machine_id(machine)
+    store = open_store_option(url)
+    for key in (report_key(machine), desired_key(machine)):
+        if any(info.key == key for info in store.list(key)):
+            return
+    doc, _, _ = read_keys(store, master)
+    if machine in doc.epochs:
+        return  # revoked or rotated before: it has a key epoch
+    raise click.ClickException(
+        f"{machine}: unknown to {url} (no {report_key(machine)}, no {desired_key(machine)}, "
+        f"no key epoch in {KEYS}); check the name, or give --unknown for a machine enrolled "
+        "but not yet started"
+    )
+
+
 @click.command("revoke")
 @click.argument("machine")
 @store_option
 @master_key_option
-def revoke_cmd(machine: str, store: str, master_key: Path) -> None:
+@UNKNOWN_OK
+def revoke_cmd(machine: str, store: str, master_key: Path, unknown: bool) -> None:
     """Revoke MACHINE's key at once: bump its epoch in control/keys.json (signed).
 
     The controller refuses the old key from its next cycle on, even if control/keys.json
     is later deleted or an older copy is put back; re-enroll the machine with the printed
     command to give it a key at the new epoch. To change a key without a gap, use rotate.
     """
-    epoch = bump_epoch(open_store_option(store), load_master_key(master_key), machine)
+    master = load_master_key(master_key)
+    if not unknown:
+        _refuse_unknown(store, master, machine)
+    epoch = bump_epoch(open_store_option(store), master, machine)
     click.echo(f"{machine}: key epoch is now {epoch}; snapshots signed with older keys are refused")
     click.echo(f"re-enroll it with: {_reenroll(machine, epoch, store)}")
 
@@ -87,7 +120,8 @@ def revoke_cmd(machine: str, store: str, master_key: Path) -> None:
     show_default=True,
     help="How long the old key stays valid (at most 7 days), so the agent switches without a gap.",
 )
-def rotate_cmd(machine: str, store: str, master_key: Path, grace: float) -> None:
+@UNKNOWN_OK
+def rotate_cmd(machine: str, store: str, master_key: Path, grace: float, unknown: bool) -> None:
     """Rotate MACHINE's key: a new epoch, the old key still valid for --grace.
 
     Until the machine reports with its new key, its desired document stays signed with the
@@ -95,7 +129,10 @@ def rotate_cmd(machine: str, store: str, master_key: Path, grace: float) -> None
     """
     if grace > 7 * 24 * 3600:
         raise click.BadParameter("at most 7d", param_hint="--grace")
-    epoch = bump_epoch(open_store_option(store), load_master_key(master_key), machine, grace=grace)
+    master = load_master_key(master_key)
+    if not unknown:
+        _refuse_unknown(store, master, machine)
+    epoch = bump_epoch(open_store_option(store), master, machine, grace=grace)
     click.echo(f"{machine}: key epoch is now {epoch}; epoch {epoch - 1} stays valid for {grace:g}s")
     click.echo(f"install the new key with: {_reenroll(machine, epoch, store)}")
 

@@ -98,7 +98,9 @@ class CycleReport:
             f"{self.listed} reports, {self.fetched} fetched, {self.accepted} accepted, "
             f"{self.rejected} rejected; {planned} desired planned, "
             f"{sum(k.startswith('desired/') for k in self.written)} written, "
-            f"{len(self.failed)} failed" + (f"; {self.note}" if self.note else "")
+            f"{len(self.failed)} failed"
+            + ("" if self.written else "; nothing written (the next cycle keeps this number)")
+            + (f"; {self.note}" if self.note else "")
         )
 
 

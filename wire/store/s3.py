@@ -231,7 +231,8 @@ class S3Store:
             or code == "AccessDenied"
         ):
             return StoreAccessDenied(
-                f"{action} {target}: access denied ({code or status}); check the credentials, "
+                f"{action} {target}: access denied ({code or status or exc.__class__.__name__}); "
+                "check the credentials, "
                 "their policy, and that the bucket exists"
             )
         if status >= 500 or code in TRANSIENT_CODES or status == 429:

@@ -40,13 +40,33 @@ def test_keygen_command(tmp_path: Path) -> None:
 def test_revoke_prints_the_reenroll_command(store: Recording, key_file: Path) -> None:
     """bosun revoke bumps the epoch and prints how to re-enroll at it; rotate too, keeping
     the old epoch for its grace."""
-    out = run("revoke", "web-3", "--store", store.url, "--master-key", str(key_file))
+    out = run("revoke", "web-3", "--store", store.url, "--master-key", str(key_file),
+              "--unknown")  # fmt: skip
     assert "bosun enroll web-3 --epoch 1" in out
     assert load_epochs(store, MASTER) == {"web-3": 1}
     out = run("rotate", "web-3", "--grace", "1h", "--store", store.url,
               "--master-key", str(key_file))  # fmt: skip
     assert "epoch 1 stays valid for 3600s" in out and "--epoch 2" in out
     assert load_epochs(store, MASTER) == {"web-3": 2}
+
+
+def test_revoke_and_rotate_refuse_a_name_the_bucket_never_saw(
+    spec_store: Recording, key_file: Path
+) -> None:
+    """A typo must not pass for a revocation: a machine with no report, no desired document
+    and no key epoch is refused (nothing written) unless --unknown; one that reported, or
+    that has an epoch already, is not."""
+    common = ["--store", spec_store.url, "--master-key", str(key_file)]
+    for verb in (["revoke"], ["rotate", "--grace", "1h"]):
+        result = CliRunner().invoke(cli, [*verb, "web-33", *common])
+        assert result.exit_code == 1, result.output
+        assert "web-33: unknown to" in result.output and "--unknown" in result.output
+    assert load_epochs(spec_store, MASTER) == {}
+    fleet = agents(spec_store)
+    fleet[0].report()
+    run("revoke", fleet[0].machine, *common)  # reported: known
+    run("rotate", fleet[0].machine, *common)  # an epoch, too
+    assert load_epochs(spec_store, MASTER) == {fleet[0].machine: 2}
 
 
 @pytest.fixture

@@ -94,6 +94,9 @@ def test_a_cycle_with_no_change_writes_only_the_lease(spec_store: Recording) -> 
     report = ctl.cycle()
     assert spec_store.puts() == [LEASE]
     assert report.written == []
+    # its number is not saved: the log line says so rather than repeating it unexplained
+    assert ctl.cycle().cycle == report.cycle
+    assert "nothing written (the next cycle keeps this number)" in report.summary()
     # one LIST of reports/ and one of desired/ (the bucket heals: docs/security.md#crash-windows),
     # and no GET of either: nothing changed
     # the two LISTs run concurrently (drift during intake): each once, in either order
