@@ -152,12 +152,33 @@ def _no_history(store: Store, machine: str) -> None:
     "--since", type=Duration(), default="1h", show_default=True, help="How far back (10m, 1h, 2d)."
 )
 @click.option(
+    "--kind",
+    default=None,
+    metavar="PREFIX",
+    help="Only events whose kind starts with PREFIX (`rollout.`, `machine.lost`).",
+)
+@click.option("--machine", default=None, help="Only events about this machine.")
+@click.option("--service", default=None, help="Only events of this service.")
+@click.option(
     "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
-def events_cmd(store: str, since: float, output: str) -> None:
-    """Decisions and rejections of recent cycles (events/<yyyy>/<mm>/<dd>/...)."""
+def events_cmd(
+    store: str,
+    since: float,
+    kind: str | None,
+    machine: str | None,
+    service: str | None,
+    output: str,
+) -> None:
+    """Decisions and rejections of recent cycles (events/<yyyy>/<mm>/<dd>/...), oldest
+    first; --kind, --machine and --service narrow them (all given must match)."""
     now = time.time()
-    events = history.read_events(open_store(store, create=False), now - since, now)
+    events = history.filter_events(
+        history.read_events(open_store(store, create=False), now - since, now),
+        kind=kind,
+        machine=machine,
+        service=service,
+    )
     if output == "json":
         tables.print_json(events)
         return

@@ -154,8 +154,27 @@ def read_events(store: Store, since: float, now: float) -> list[dict[str, Any]]:
     return out
 
 
+def filter_events(
+    events: list[dict[str, Any]],
+    *,
+    kind: str | None = None,
+    machine: str | None = None,
+    service: str | None = None,
+) -> list[dict[str, Any]]:
+    """The events of `kind` (a prefix: `rollout.` is every rollout event), about `machine`,
+    of `service`; a filter that is None or empty keeps everything."""
+    return [
+        e
+        for e in events
+        if (not kind or str(e.get("kind", "")).startswith(kind))
+        and (not machine or e.get("machine") == machine)
+        and (not service or e.get("service") == service)
+    ]
+
+
 __all__ = [
     "HistoryEntry",
+    "filter_events",
     "history_diff",
     "history_entry",
     "history_seqs",

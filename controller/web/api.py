@@ -249,14 +249,14 @@ def since_param(params: Mapping[str, str], default: str = "1h") -> float:
 
 
 def filter_events(events: list[dict[str, Any]], params: Mapping[str, str]) -> list[dict[str, Any]]:
-    kind, machine, service = params.get("kind"), params.get("machine"), params.get("service")
-    return [
-        e
-        for e in events
-        if (kind is None or str(e.get("kind", "")).startswith(kind))
-        and (machine is None or e.get("machine") == machine)
-        and (service is None or e.get("service") == service)
-    ]
+    from controller.operations.history import filter_events as keep
+
+    return keep(
+        events,
+        kind=params.get("kind"),
+        machine=params.get("machine"),
+        service=params.get("service"),
+    )
 
 
 def limit_param(params: Mapping[str, str], default: int = 20) -> int:

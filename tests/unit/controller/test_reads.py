@@ -138,6 +138,25 @@ def test_events_since_reads_recent_cycles(cluster: Recording) -> None:
     assert "desired.written" in bosun(cluster, "events", "--since", "1d")
 
 
+def test_events_filters_narrow_and_combine(cluster: Recording) -> None:
+    """--kind is a prefix, --machine and --service exact; given together, all must match."""
+    everything = orjson.loads(bosun(cluster, "events", "-o", "json"))
+    machine = next(e["machine"] for e in everything if e["kind"] == "desired.written")
+
+    def got(*args: str) -> list[dict[str, object]]:
+        return list(orjson.loads(bosun(cluster, "events", "-o", "json", *args)))
+
+    machines = got("--kind", "machine.")
+    assert machines and {e["kind"] for e in machines} < {e["kind"] for e in everything}
+    assert all(str(e["kind"]).startswith("machine.") for e in machines)
+    one = got("--machine", machine)
+    assert one and all(e["machine"] == machine for e in one)
+    both = got("--machine", machine, "--kind", "desired.")
+    assert both == [e for e in one if str(e["kind"]).startswith("desired.")]
+    assert got("--service", "no-such-service") == []
+    assert "no-such" not in bosun(cluster, "events", "--kind", "no-such.")
+
+
 def test_headers_are_never_cut_and_names_agree(
     cluster: Recording, monkeypatch: pytest.MonkeyPatch
 ) -> None:
