@@ -16,7 +16,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from controller.operations.views import ago
+from controller.operations.views import ago, number
 from controller.planner.model import ROLLOUT_ACTIVE, Memory, RolloutMemory
 from controller.spec.model import ClusterSpec
 from controller.spec.revisions import read_current
@@ -97,14 +97,6 @@ def in_progress(spec: ClusterSpec, service: str, memory: Memory | None) -> tuple
 # ---- rendering -------------------------------------------------------------------------------
 
 
-def _num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}".rstrip("0").rstrip(".") if value else "0"
-    return str(value)
-
-
 _ago = ago  # one way to say an age, shared with bosun status
 
 
@@ -151,36 +143,38 @@ def gate_table(gate: dict[str, Any]) -> Table:
     req, min_req = gate.get("new_requests"), gate.get("min_requests")
     enough = ok(req, min_req, at_least=True)
     table.add_row(
-        "requests", _num(req), _num(gate.get("old_requests")), f">= {_num(min_req)}",
+        "requests", number(req), number(gate.get("old_requests")), f">= {number(min_req)}",
         "waits" if enough == "NO" else enough,
     )  # fmt: skip
-    table.add_row("errors", _num(gate.get("new_errors")), _num(gate.get("old_errors")), "-", "-")
+    table.add_row(
+        "errors", number(gate.get("new_errors")), number(gate.get("old_errors")), "-", "-"
+    )
     rate, max_rate = gate.get("new_error_rate"), gate.get("max_error_rate")
     table.add_row(
         "error rate",
-        _num(rate),
-        _num(gate.get("old_error_rate")),
-        f"<= {_num(max_rate)}" if max_rate is not None else "-",
+        number(rate),
+        number(gate.get("old_error_rate")),
+        f"<= {number(max_rate)}" if max_rate is not None else "-",
         ok(rate, max_rate),
     )
     ratio, max_ratio = gate.get("error_ratio"), gate.get("max_error_ratio")
     table.add_row(
-        "error ratio", _num(ratio, 2), "-",
-        f"<= {_num(max_ratio)}" if max_ratio is not None else "-", ok(ratio, max_ratio),
+        "error ratio", number(ratio, 2), "-",
+        f"<= {number(max_ratio)}" if max_ratio is not None else "-", ok(ratio, max_ratio),
     )  # fmt: skip
     lratio, max_l = gate.get("latency_ratio"), gate.get("max_latency_ratio")
     table.add_row(
         "latency ms (ratio)",
-        f"{_num(gate.get('new_latency_ms'), 1)}" + (f" ({_num(lratio, 2)}x)" if lratio else ""),
-        _num(gate.get("old_latency_ms"), 1),
-        f"<= {_num(max_l)}x" if max_l is not None else "-",
+        f"{number(gate.get('new_latency_ms'), 1)}" + (f" ({number(lratio, 2)}x)" if lratio else ""),
+        number(gate.get("old_latency_ms"), 1),
+        f"<= {number(max_l)}x" if max_l is not None else "-",
         ok(lratio, max_l),
     )
     base, min_base = gate.get("old_requests"), gate.get("min_baseline_requests")
     if base is not None or min_base is not None:
         table.add_row(
-            "baseline requests", "-", _num(base),
-            f">= {_num(min_base)}" if min_base is not None else "-",
+            "baseline requests", "-", number(base),
+            f">= {number(min_base)}" if min_base is not None else "-",
             "waits" if ok(base, min_base, at_least=True) == "NO" else ok(base, min_base, at_least=True),
         )  # fmt: skip
     conf, p_value = gate.get("confidence"), gate.get("p_value")
@@ -191,8 +185,8 @@ def gate_table(gate: dict[str, Any]) -> Table:
         )  # fmt: skip
         table.add_row(
             "worse than old (z, p-value)",
-            f"z {_num(z, 2)}, p {_num(p_value)}" if p_value is not None else "-", "-",
-            f"p < {_num(round(1 - conf, 6))}" if conf is not None else "-", significant,
+            f"z {number(z, 2)}, p {number(p_value)}" if p_value is not None else "-", "-",
+            f"p < {number(round(1 - conf, 6))}" if conf is not None else "-", significant,
         )  # fmt: skip
     return table
 
@@ -344,6 +338,6 @@ NUMBERS = ("new_requests", "new_error_rate", "old_error_rate", "error_ratio", "l
 
 
 def numbers_text(data: dict[str, Any]) -> str:
-    shown = [f"{k}={_num(data[k])}" for k in NUMBERS if data.get(k) is not None]
+    shown = [f"{k}={number(data[k])}" for k in NUMBERS if data.get(k) is not None]
     shown += [f"{k}={data[k]}" for k in ("from", "to", "new", "action") if k in data]
     return ", ".join(shown)

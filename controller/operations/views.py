@@ -151,6 +151,16 @@ def interval(seconds: float) -> str:
     return f"{seconds:g}s" if seconds < 120 else ago(seconds)
 
 
+def number(value: Any, digits: int = 4) -> str:
+    """A gate figure for people: `-` for none, a float to `digits` places without trailing
+    zeros (`0.0125`, `3`), anything else as it is."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}".rstrip("0").rstrip(".") if value else "0"
+    return str(value)
+
+
 def ago(seconds: float) -> str:
     """A relative age for people: 42s, 12m, 5.2h, 3.0d."""
     seconds = max(0.0, seconds)
@@ -385,6 +395,7 @@ __all__ = [
     "load_status",
     "machine_rows",
     "machine_state",
+    "number",
     "problems",
     "rows_xml",
 ]

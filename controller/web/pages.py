@@ -44,17 +44,9 @@ def environment() -> jinja2.Environment:
     )
     env.filters["ago"] = lambda s: "-" if s is None else views.ago(float(s))
     env.filters["iso"] = lambda t: "-" if t is None else views.iso(parse_time(t, "time"))
-    env.filters["num"] = _num
+    env.filters["num"] = views.number
     env.filters["dash"] = lambda v: "-" if v is None or v == "" else v
     return env
-
-
-def _num(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}".rstrip("0").rstrip(".") if value else "0"
-    return str(value)
 
 
 def render(settings: PageSettings, template: str, **context: Any) -> str:
