@@ -86,95 +86,199 @@ def check_json(value: object, path: str, depth: int = 0) -> None:
         raise _fail(path, "a JSON value", value)
 
 
+Decoder = typing.Callable[[object, str], Any]
+_DECODERS: dict[Any, Decoder] = {}
+
+
 def decode(tp: Any, value: object, path: str) -> Any:
-    """Decode `value` as type `tp`, raising InvalidDocument naming `path`."""
+    """Decode `value` as type `tp`, raising InvalidDocument naming `path`.
+
+    Each annotation is compiled once into a function (`decoder`): the per-value work is the
+    checks themselves, not re-reading the annotations (`get_origin`, `dataclasses.fields`)
+    for every field of every document."""
+    fn = _DECODERS.get(tp)
+    if fn is None:
+        fn = decoder(tp)
+    return fn(value, path)
+
+
+def decoder(tp: Any) -> Decoder:
+    """The compiled decoder of annotation `tp` (cached)."""
+    fn = _DECODERS.get(tp)
+    if fn is None:
+        fn = _DECODERS[tp] = _compile(tp)
+    return fn
+
+
+def _compile(tp: Any) -> Decoder:
     if tp is Any:
-        check_json(value, path)
-        return value
+
+        def free(value: object, path: str) -> Any:
+            check_json(value, path)
+            return value
+
+        return free
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return _decode_dataclass(tp, value, path)
+        return _dataclass_decoder(tp)
     origin = get_origin(tp)
     if origin is Annotated:
         if TIME in tp.__metadata__:
-            return parse_time(value, path)
-        return decode(get_args(tp)[0], value, path)
+            return parse_time
+        return decoder(get_args(tp)[0])
     if origin is Literal:
-        allowed = get_args(tp)
-        if value not in allowed or type(value) is not type(allowed[0]):
+        return _literal_decoder(get_args(tp))
+    if origin in (Union, types.UnionType):
+        return _union_decoder(get_args(tp))
+    if origin is tuple:
+        (item_tp, _ellipsis) = get_args(tp)
+        return _tuple_decoder(item_tp)
+    if origin is dict:
+        return _dict_decoder(get_args(tp)[1])
+    plain = _SCALARS.get(tp)
+    if plain is not None:
+        return plain
+    raise TypeError(f"codec cannot decode annotation {tp!r}")  # a bug, not bad input
+
+
+def _literal_decoder(allowed: tuple[Any, ...]) -> Decoder:
+    kind = type(allowed[0])
+
+    def literal(value: object, path: str) -> Any:
+        if value not in allowed or type(value) is not kind:
             raise InvalidDocument(
                 f"{path}: expected one of {', '.join(repr(a) for a in allowed)}, got {value!r}"[
                     :300
                 ]
             )
         return value
-    if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
+
+    return literal
+
+
+def _union_decoder(args: tuple[Any, ...]) -> Decoder:
+    optional = type(None) in args
+    non_none = [a for a in args if a is not type(None)]
+    if len(non_none) == 1:
+        one = decoder(non_none[0])
+
+        def maybe(value: object, path: str) -> Any:
+            if value is None and optional:
+                return None
+            return one(value, path)
+
+        return maybe
+    alternatives = [decoder(a) for a in non_none]
+
+    def union(value: object, path: str) -> Any:
+        if value is None and optional:
             return None
-        non_none = [a for a in args if a is not type(None)]
-        if len(non_none) == 1:
-            return decode(non_none[0], value, path)
         errors = []
-        for arg in non_none:
+        for alt in alternatives:
             try:
-                return decode(arg, value, path)
+                return alt(value, path)
             except InvalidDocument as exc:
                 errors.append(str(exc))
         raise InvalidDocument("; ".join(errors))
-    if origin is tuple:
-        (item_tp, _ellipsis) = get_args(tp)
+
+    return union
+
+
+def _tuple_decoder(item_tp: Any) -> Decoder:
+    def items(value: object, path: str) -> Any:
         if not isinstance(value, list):
             raise _fail(path, "array", value)
         if len(value) > MAX_ITEMS:
             raise InvalidDocument(f"{path}: more than {MAX_ITEMS} items")
-        return tuple(decode(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        _key_tp, val_tp = get_args(tp)
+        item = decoder(item_tp)
+        return tuple(item(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+    return items
+
+
+def _dict_decoder(val_tp: Any) -> Decoder:
+    def mapping(value: object, path: str) -> Any:
         if not isinstance(value, dict):
             raise _fail(path, "object", value)
         if len(value) > MAX_ITEMS:
             raise InvalidDocument(f"{path}: more than {MAX_ITEMS} keys")
-        return {k: decode(val_tp, v, f"{path}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise _fail(path, "boolean", value)
-        return value
-    if tp is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _fail(path, "integer", value)
-        if not -(2**63) <= value < 2**63:
-            raise InvalidDocument(f"{path}: integer out of range")
-        return value
-    if tp is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise _fail(path, "number", value)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise _fail(path, "string", value)
-        if len(value) > MAX_STRING:
-            raise InvalidDocument(f"{path}: string longer than {MAX_STRING} characters")
-        return value
-    raise TypeError(f"codec cannot decode annotation {tp!r} at {path}")  # a bug, not bad input
+        item = decoder(val_tp)
+        return {k: item(v, f"{path}.{k}") for k, v in value.items()}
+
+    return mapping
 
 
-def _decode_dataclass(cls: type[T], value: object, path: str) -> T:
-    if not isinstance(value, dict):
-        raise _fail(path, "object", value)
-    field_types = hints(cls)  # type: ignore[arg-type]
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(value) - set(fields))
-    if unknown:
-        raise InvalidDocument(
-            f"{path}: unknown field {unknown[0]!r} (allowed: {', '.join(sorted(fields))})"[:400]
+def _bool(value: object, path: str) -> Any:
+    if not isinstance(value, bool):
+        raise _fail(path, "boolean", value)
+    return value
+
+
+def _int(value: object, path: str) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _fail(path, "integer", value)
+    if not -(2**63) <= value < 2**63:
+        raise InvalidDocument(f"{path}: integer out of range")
+    return value
+
+
+def _float(value: object, path: str) -> Any:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise _fail(path, "number", value)
+    return float(value)
+
+
+def _str(value: object, path: str) -> Any:
+    if not isinstance(value, str):
+        raise _fail(path, "string", value)
+    if len(value) > MAX_STRING:
+        raise InvalidDocument(f"{path}: string longer than {MAX_STRING} characters")
+    return value
+
+
+_SCALARS: dict[Any, Decoder] = {bool: _bool, int: _int, float: _float, str: _str}
+
+
+def _dataclass_decoder(cls: type) -> Decoder:
+    # the fields' decoders are compiled at the first call (a dataclass may refer to itself),
+    # published in one assignment so a thread never sees half of them
+    Plan = tuple[frozenset[str], str, tuple[tuple[str, Decoder, bool], ...]]
+    ready: Plan | None = None
+
+    def prepare() -> Plan:
+        field_types = hints(cls)
+        fields = dataclasses.fields(cls)
+        allowed = frozenset(f.name for f in fields)
+        compiled = tuple(
+            (
+                f.name,
+                decoder(field_types[f.name]),
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            )
+            for f in fields
         )
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        if name in value:
-            kwargs[name] = decode(field_types[name], value[name], f"{path}.{name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise InvalidDocument(f"{path}: missing required field {name!r}")
-    return cls(**kwargs)
+        return allowed, ", ".join(sorted(allowed)), compiled
+
+    def record(value: object, path: str) -> Any:
+        nonlocal ready
+        if not isinstance(value, dict):
+            raise _fail(path, "object", value)
+        if ready is None:
+            ready = prepare()
+        allowed, listing, compiled = ready
+        if not allowed.issuperset(value):
+            unknown = sorted(set(value) - allowed)
+            raise InvalidDocument(
+                f"{path}: unknown field {unknown[0]!r} (allowed: {listing})"[:400]
+            )
+        kwargs: dict[str, Any] = {}
+        for name, fn, required in compiled:
+            if name in value:
+                kwargs[name] = fn(value[name], f"{path}.{name}")
+            elif required:
+                raise InvalidDocument(f"{path}: missing required field {name!r}")
+        return cls(**kwargs)
+
+    return record
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
