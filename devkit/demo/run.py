@@ -19,6 +19,7 @@ import yaml
 from rich.console import Console, RenderableType
 from rich.live import Live
 
+from controller.cli.common import make_console
 from controller.spec.load import load_yaml
 from controller.spec.revisions import apply as apply_revision
 from devkit.demo import fleet
@@ -338,7 +339,7 @@ def _signals(demo: Demo) -> Iterator[list[bool]]:
 
 
 def run_demo(settings: DemoSettings, console: Console | None = None) -> Summary:
-    console = console or Console()
+    console = console or make_console()  # piped: as wide as bosun status, not cut at 80
     began = time.monotonic()
     demo = Demo(settings, console)
     demo._started = {}
@@ -407,6 +408,15 @@ def _print_end(demo: Demo, summary: Summary, console: Console, *, keep: bool) ->
     console.print()
     summary.print(console, running=keep)
     console.print("\n[bold]look around:[/]")
+    import shutil
+
+    here = Path(sys.prefix) / "bin" / "bosun"
+    if shutil.which("bosun") != str(here):  # a fresh clone's shell has .venv off its PATH
+        console.print(
+            f"  # bosun is {here}: `. {here.parent}/activate` puts it on PATH",
+            highlight=False,
+            soft_wrap=True,
+        )
     for cmd in summary.explore:
         if keep or not cmd.startswith("curl"):
             console.print(f"  {cmd}", highlight=False, soft_wrap=True)
