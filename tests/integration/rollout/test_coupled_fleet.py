@@ -9,10 +9,14 @@ The tests share the fleet and run in file order:
 1. media and router 1.0 -> 2.0 together: both start in the same cycle and step in the same
    cycles (media first), both complete, and every answer of both clients ends up from 2.0
    with no error on the way;
-2. media 2.0 -> 2.1 (good) with router 2.0 -> 2.0-bad (30% of its answers 500): router's
+2. `bosun rollout undo media` takes the release back: both services set back to 1.0 in one
+   spec revision, the next cycle starts both rollouts back (router first, no warm machines
+   with 3 per service: through the stages), both complete and every answer ends up from
+   1.0, with no error;
+3. media 1.0 -> 2.1 (good) with router 1.0 -> 2.0-bad (30% of its answers 500): router's
    canary fails its gate and, in that same cycle, router then media are reverted
    (dependents first), both with the release's name and the gate failure in their status;
-   both clients end back on 2.0. The only errors a client sees are the bad canary's own
+   both clients end back on 1.0. The only errors a client sees are the bad canary's own
    500s (answered by a 2.0-bad backend, the failure under test); none from the balancers
    (no 502/503), none from another version, none on media, no failed connection.
 """
@@ -152,6 +156,37 @@ def test_coupled_release_completes_in_lockstep(coupled_fleet: CoupledFleet) -> N
         assert on_new == backends and len(backends) == 2, (svc, on_new, backends)
 
 
+def test_undo_of_a_member_takes_the_release_back(coupled_fleet: CoupledFleet) -> None:
+    f = coupled_fleet
+    f.settled()
+    t0 = time.time()
+    failures = {svc: f.clients[svc].failures for svc in ORDER}
+    undo = f.bosun("rollout", "undo", "media")
+    assert undo.returncode == 0, undo.stderr
+    assert f"coupled release {GROUP}: router 2.0 -> back to 1.0; media 2.0 -> back to 1.0" in (
+        undo.stdout
+    )
+    final = {svc: follow(f, svc, "1.0", END, 60)[-1] for svc in ORDER}
+    for doc in final.values():
+        assert (doc["state"], doc.get("group")) == ("complete", GROUP), doc
+        assert doc.get("undo", {}).get("warm") is False, doc
+    settled = {svc: all_from(f, f.clients[svc], "1.0", quiet=2.0, start=t0) for svc in ORDER}
+    undone = f.events(t0, "rollout.undo")
+    started = f.events(t0, "rollout.started")
+    FIGURES["undo"] = {
+        "seconds_to_all_on_1.0": {svc: round(settled[svc] - t0, 1) for svc in ORDER},
+        "undo": _by_cycle(undone),
+        "started": _by_cycle(started),
+        "client_errors": {svc: errors(f.clients[svc], t0) for svc in ORDER},
+        "client_failures": {svc: f.clients[svc].failures - failures[svc] for svc in ORDER},
+    }
+    print(f"\ncoupled undo: {FIGURES['undo']}")
+    assert list(_by_cycle(undone).values()) == [["router", "media"]], undone
+    assert list(_by_cycle(started).values()) == [["router", "media"]], started
+    assert FIGURES["undo"]["client_errors"] == {"media": {}, "router": {}}, FIGURES
+    assert FIGURES["undo"]["client_failures"] == {"media": 0, "router": 0}, FIGURES
+
+
 def test_failing_member_reverts_both_dependents_first(coupled_fleet: CoupledFleet) -> None:
     f = coupled_fleet
     f.settled()  # the previous release's machines are standbys again (keep_previous)
@@ -166,12 +201,12 @@ def test_failing_member_reverts_both_dependents_first(coupled_fleet: CoupledFlee
     assert "error rate" in final["router"]["reason"], final["router"]
     assert final["media"]["reason"].startswith(f"coupled release {GROUP}: router failed: ")
     reverted = f.events(t0, "rollout.reverted")
-    settled = {svc: all_from(f, f.clients[svc], "2.0", quiet=3.0, start=t0) for svc in ORDER}
+    settled = {svc: all_from(f, f.clients[svc], "1.0", quiet=3.0, start=t0) for svc in ORDER}
     answers = {svc: f.clients[svc].since(t0) for svc in ORDER}
     fail_t = float(reverted[0]["t"]) if reverted else t0
     FIGURES["revert"] = {
         "reverted": [(e["service"], e["cycle"], e["reason"]) for e in reverted],
-        "seconds_fail_to_all_on_2.0": {svc: round(settled[svc] - fail_t, 2) for svc in ORDER},
+        "seconds_fail_to_all_on_1.0": {svc: round(settled[svc] - fail_t, 2) for svc in ORDER},
         "answers_by_new": {svc: sum(a.version == to[svc] for a in answers[svc]) for svc in ORDER},
         "client_errors": {svc: errors(f.clients[svc], t0) for svc in ORDER},
         "client_failures": {svc: f.clients[svc].failures - failures[svc] for svc in ORDER},
@@ -191,11 +226,11 @@ def test_failing_member_reverts_both_dependents_first(coupled_fleet: CoupledFlee
     assert bad == set(FIGURES["revert"]["client_errors"]["router"]), FIGURES["revert"]
     assert all(" router-" in k for k in bad), bad  # answered by a router machine
     last_bad = max((a.at for a in answers["router"] if a.version == BAD), default=t0)
-    after = [a for a in f.clients["router"].since(last_bad) if a.status >= 500]
+    after = [a for a in f.clients["router"].since(last_bad) if a.at > last_bad and a.status >= 500]
     assert after == [], after[:5]
     assert FIGURES["revert"]["client_failures"] == {"media": 0, "router": 0}, FIGURES
     for svc in ORDER:
         backends = sorted(b["machine"] for b in f.peers(LB[svc]).get("backends", []))
         recent = f.clients[svc].since(time.time() - 2.0)
-        assert {a.version for a in recent} == {"2.0"}, (svc, recent[-3:])
+        assert {a.version for a in recent} == {"1.0"}, (svc, recent[-3:])
         assert sorted({a.backend for a in recent}) == backends, (svc, backends)
