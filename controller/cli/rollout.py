@@ -32,9 +32,14 @@ from wire.store import open_store
 WHAT_IT_DOES = {
     "pause": "nothing moves forward; a failing gate still halts or reverts",
     "resume": "the rollout moves on again (a halted one resumes its step with a new window)",
-    "promote": "the current step's bake and sample minimum are skipped once",
+    "promote": "the current step's bake and sample minimum are skipped once (for every "
+    "service of a coupled release)",
     "abort": "the rollout reverts now: old-version machines back to active",
 }
+
+# acted on for every member of a coupled release in progress (pause already holds them all,
+# an abort of one fails them all, resume resumes what was paused)
+RELEASE_WIDE = ("promote",)
 
 
 def _json(value: Any) -> None:
@@ -112,17 +117,17 @@ def _control(
         if action == "abort" and last is not None and last.state == "complete":
             hint = f"to go back to {last.from_version}, run `bosun rollout undo {service}` ({hint})"
         raise SpecError(f"rollout {action}: no rollout of {service} in progress: {why}; {hint}")
+    names = view.rolling_with(spec, service, memory) if action in RELEASE_WIDE else (service,)
+    new = spec
+    for name in names:
+        new = add_control(new, name, action)
     applied = apply(
-        opened,
-        add_control(spec, service, action),
-        now=time.time(),
-        expect_revision=spec.revision,
-        **apply_kwargs(signing),
+        opened, new, now=time.time(), expect_revision=spec.revision, **apply_kwargs(signing)
     )
     ctl = applied.services[service].control
     assert ctl is not None  # add_control set it
     click.echo(
-        f"recorded: {action} of {service}'s rollout to version {ctl.version} as spec revision "
+        f"recorded: {action} of {view.members_text(spec, names, 'rollout')} as spec revision "
         f"{applied.revision} (command id {ctl.id}); the controller applies it once, on its "
         f"next cycle: {WHAT_IT_DOES[action]}"
     )

@@ -19,8 +19,9 @@ import click
 from controller.cli import rollout_view as view
 from controller.cli.common import store_option
 from controller.cli.operator_key import apply_kwargs, operator_options, signing_for
+from controller.planner.model import Memory
 from controller.spec.commands import with_approval, with_undo
-from controller.spec.model import ClusterSpec
+from controller.spec.model import ClusterSpec, Undo
 from controller.spec.revisions import UNREADABLE, apply, read_revision
 from controller.spec.signature import SpecTrust
 from wire.errors import ObjectMissing, SpecError
@@ -69,6 +70,10 @@ def undo_cmd(
     services and the rest of SERVICE's spec stay as they are. A rollout to the current
     version still in progress is cancelled at once (its new-version machines go back);
     after a completed rollout the controller rolls the old release out again.
+
+    A service of a coupled release takes the whole release back: every service of it whose
+    release differs from that of the chosen revision is set back in the same spec revision,
+    and the controller acts on them in one cycle, dependents first.
     """
     opened = open_store(store)
     signing = signing_for(opened, operator_key, message)
@@ -82,30 +87,55 @@ def undo_cmd(
         )
     else:
         target = read_revision(opened, to_revision, signing.trust)
-    new = with_undo(spec, service, to_revision=to_revision, target=target)
+    names = [  # dependents first
+        n
+        for n in reversed(spec.released_with(service))
+        if n == service or _differs(spec, target, n)
+    ]
+    new = spec
+    for name in names:
+        new = with_undo(new, name, to_revision=to_revision, target=target)
     memory = view.load_memory(opened)
-    rollout = memory.rollouts.get(service) if memory is not None else None
     applied = apply(
         opened, new, now=time.time(), expect_revision=spec.revision, **apply_kwargs(signing)
     )
-    undo = applied.services[service].undo
-    assert undo is not None  # with_undo set it
+    undos = [u for n in names if (u := applied.services[n].undo) is not None]
+    assert len(undos) == len(names)  # with_undo set them
+    what = "; ".join(
+        f"{n} {u.from_version} -> back to {u.version}" for n, u in zip(names, undos, strict=True)
+    )
+    hows = [_how(spec, n, u, memory) for n, u in zip(names, undos, strict=True)]
+    if len(names) == 1:
+        group, plural, how = "", "", hows[0]
+    else:
+        group, plural = f"coupled release {spec.coupled_of(service)}: ", "s"
+        how = "; ".join(f"{n}: {h}" for n, h in zip(names, hows, strict=True))
+    click.echo(
+        f"recorded: undo of {group}{what} (the release{plural} of revision {to_revision}) as "
+        f"spec revision {applied.revision}; on the controller's next cycle {how}. "
+        f"`bosun rollout status {service} --watch` follows it"
+    )
+
+
+def _differs(spec: ClusterSpec, target: ClusterSpec, service: str) -> bool:
+    """Does `target` hold another release (version or config) of `service` than `spec`?"""
+    old, svc = target.services.get(service), spec.services[service]
+    return old is not None and (old.version, old.config) != (svc.version, svc.config)
+
+
+def _how(spec: ClusterSpec, service: str, undo: Undo, memory: Memory | None) -> str:
+    """What the controller does with the undo of `service` on its next cycle."""
+    rollout = memory.rollouts.get(service) if memory is not None else None
     if spec.rollout_of(service) is None:
-        how = "the change applies at once (no rollout strategy)"
-    elif rollout is not None and rollout.active and rollout.from_version == undo.version:
-        how = (
+        return "the change applies at once (no rollout strategy)"
+    if rollout is not None and rollout.active and rollout.from_version == undo.version:
+        return (
             f"the rollout {rollout.from_version} -> {rollout.to_version} in progress is "
             "cancelled: its new-version machines go back at once"
         )
-    else:
-        how = (
-            f"the controller rolls {undo.version} out through the rollout's stages (this "
-            "controller does not yet skip them for machines kept warm)"
-        )
-    click.echo(
-        f"recorded: undo of {service} {undo.from_version} -> back to {undo.version} (the "
-        f"release of revision {to_revision}) as spec revision {applied.revision}; on the "
-        f"controller's next cycle {how}. `bosun rollout status {service} --watch` follows it"
+    return (
+        f"the controller rolls {undo.version} out again: in one cycle when the machines "
+        "it left run it still (kept warm), otherwise through the rollout's stages"
     )
 
 
@@ -131,11 +161,9 @@ def approve_cmd(
     message: str,
 ) -> None:
     """Let SERVICE's rollout go on past its approval step (`- approve: {}`), recording who
-    and why as a new spec revision.
-
-    The planner does not wait at approval steps yet, so `spec apply` refuses a spec with one
-    (docs/spec.md#approval); until then hold a rollout with `bosun rollout pause` and go on
-    with `bosun rollout resume`."""
+    and why as a new spec revision. For a service of a coupled release the approval is
+    recorded for every service of it in progress (the release waits for all of them).
+    See docs/spec.md#approval."""
     opened = open_store(store)
     signing = signing_for(opened, operator_key, message or reason)
     spec = view.load_spec(opened, service, "approve", signing.trust)
@@ -145,18 +173,22 @@ def approve_cmd(
             f"rollout approve: {service}'s rollout has no approval step (`- approve: {{}}` in "
             "its steps): nothing waits for an approval; `bosun rollout promote` skips a bake"
         )
-    ok, why = view.in_progress(spec, service, view.load_memory(opened))
+    memory = view.load_memory(opened)
+    ok, why = view.in_progress(spec, service, memory)
     if not ok:
         raise SpecError(f"rollout approve: no rollout of {service} in progress: {why}")
     who = by if by is not None else (signing.signer.name if signing.signer else _login())
     if not who:
         raise SpecError("rollout approve: no login name to record; give --by NAME")
-    new = with_approval(spec, service, by=who, reason=reason)
+    names = view.rolling_with(spec, service, memory)
+    new = spec
+    for name in names:
+        new = with_approval(new, name, by=who, reason=reason)
     applied = apply(
         opened, new, now=time.time(), expect_revision=spec.revision, **apply_kwargs(signing)
     )
     click.echo(
-        f"recorded: approval of {service}'s rollout to {spec.services[service].version} by "
-        f"{who} ({reason}) as spec revision {applied.revision}; the controller lets the "
-        "approval step it waits at (or the next one it reaches) go on, on its next cycle"
+        f"recorded: approval of {view.members_text(spec, names, 'rollout')} by {who} "
+        f"({reason}) as spec revision {applied.revision}; the controller lets the approval "
+        "step it waits at (or the next one it reaches) go on, on its next cycle"
     )

@@ -94,6 +94,25 @@ def in_progress(spec: ClusterSpec, service: str, memory: Memory | None) -> tuple
     )
 
 
+def rolling_with(spec: ClusterSpec, service: str, memory: Memory | None) -> tuple[str, ...]:
+    """The services a command for SERVICE's rollout acts on: every member of its coupled
+    release whose rollout is in progress (dependency order), or SERVICE alone. A member
+    moves only when every member may (docs/spec.md, "Coupled releases"), so promoting or
+    approving one alone would hold the release as before."""
+    return tuple(
+        n for n in spec.released_with(service) if n == service or in_progress(spec, n, memory)[0]
+    )
+
+
+def members_text(spec: ClusterSpec, names: tuple[str, ...], what: str) -> str:
+    """`web's rollout to version 2.0`, or for several `coupled release G (media to version
+    2.1, router to version 3.0)`; `what` is the noun after the service name (`rollout`)."""
+    if len(names) == 1:
+        return f"{names[0]}'s {what} to version {spec.services[names[0]].version}"
+    each = ", ".join(f"{n} to version {spec.services[n].version}" for n in names)
+    return f"coupled release {spec.coupled_of(names[0])} ({each})"
+
+
 # ---- rendering -------------------------------------------------------------------------------
 
 

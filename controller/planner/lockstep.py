@@ -12,7 +12,9 @@ the release's name (`group`) in memory, status and events. Here, each cycle:
   first, the others with the reason "coupled release X: M failed: ...";
 - otherwise the release takes the lowest step any member may take: when every member may
   leave its step they all move (in dependency order); when one may not (bake left, too few
-  requests, paused, waiting for approval), the others are measured but stay.
+  requests, paused, waiting for approval), the others are measured but stay;
+- in the cycle an undo takes the release back (`bosun rollout undo` sets every member back
+  in one revision), the members' rollouts are cancelled or started back dependents first.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import replace
 from controller.planner.assign import Assignment
 from controller.planner.model import Event, Memory, RolloutMemory
 from controller.planner.release import Releases
+from controller.planner.undo import undo_of
 from controller.spec.model import ClusterSpec
 
 Step = Callable[..., tuple[RolloutMemory, Assignment]]
@@ -47,6 +50,29 @@ def units(spec: ClusterSpec, names: Sequence[str]) -> list[tuple[str, ...]]:
         seen.update(unit)
         out.append(unit)
     return out
+
+
+def decide_order(
+    spec: ClusterSpec, unit: tuple[str, ...], rel: Releases, memory: Memory
+) -> tuple[str, ...]:
+    """The order the pass decides a unit's rollouts in (starts, cancellations, undos):
+    dependencies first, but dependents first in the cycle an undo takes a coupled release
+    back (`bosun rollout undo` records one for each member), as a revert does."""
+    if len(unit) > 1 and any(_undoing(spec, n, rel, memory.rollouts.get(n)) for n in unit):
+        return unit[::-1]
+    return unit
+
+
+def _undoing(spec: ClusterSpec, name: str, rel: Releases, r: RolloutMemory | None) -> bool:
+    """Does an undo record take `name` back in this pass (cancel its rollout, or start the
+    one back)?"""
+    u = spec.services[name].undo
+    if u is None or u.version != spec.services[name].version:
+        return False
+    if r is not None and r.active:
+        return r.to_version == u.from_version and u.id > r.undo_id
+    wanted = rel.rolling.get(name)
+    return wanted is not None and undo_of(spec, name, r, *wanted) is not None
 
 
 def advance(

@@ -70,7 +70,7 @@ def run_rollouts(
     names = [n for n in sorted(set(rel.rolling) | set(memory.rollouts)) if n in spec.services]
     for unit in lockstep.units(spec, names):
         decided: dict[str, tuple[RolloutMemory, bool]] = {}
-        for name in unit:
+        for name in lockstep.decide_order(spec, unit, rel, memory):
             r, work = _decide(spec, name, work, rel, memory.rollouts.get(name), now, events)
             if r is None:
                 continue

@@ -257,6 +257,12 @@ class ClusterSpec:
                 return name
         return None
 
+    def released_with(self, service: str) -> tuple[str, ...]:
+        """The services released as one unit with `service`: its coupled release's, in
+        dependency order, or `service` alone."""
+        group = self.coupled_of(service)
+        return self.coupled[group].services if group is not None else (service,)
+
     def provisioner_of(self, service: str) -> dict[str, JsonValue] | None:
         svc = self.services.get(service)
         if svc is not None and svc.provisioner is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,8 +176,10 @@ def enroll_machine(
     root: Path,
     run_dir: Path,
     lb: str = "example",
+    balancers: Collection[str] = ("lb",),
 ) -> None:
-    """Derive the machine's key (0600 file) and write its agent.yaml, like `bosun enroll`."""
+    """Derive the machine's key (0600 file) and write its agent.yaml, like `bosun enroll`.
+    Services named in `balancers` run the example balancer, every other one the example app."""
     m.home.mkdir(parents=True, exist_ok=True)
     e = enroll(master, m.name, eligible=m.eligible, epoch=0, store=store)
     write_key_file(m.key_path, e.key)
@@ -191,13 +194,15 @@ def enroll_machine(
         ),
     )
     cfg["addresses"] = {"internal": "127.0.0.1", "external": ""}
-    cfg["services"] = {svc: _service(m, svc, root, run_dir) for svc in m.eligible}
+    cfg["services"] = {
+        svc: _service(m, svc, root, run_dir, balancer=svc in balancers) for svc in m.eligible
+    }
     if lb != "example" and "lb" in m.eligible:  # a real balancer from examples/balancers/
         cfg["services"]["lb"] = lb_service(lb, m.state_dir, m.ports["lb"], m.peers_file, root)
     m.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
-def _service(m: Machine, svc: str, root: Path, run_dir: Path) -> dict[str, Any]:
+def _service(m: Machine, svc: str, root: Path, run_dir: Path, *, balancer: bool) -> dict[str, Any]:
     port = m.ports[svc]
     base = f"http://127.0.0.1:{port}"
     probes = {
@@ -205,7 +210,7 @@ def _service(m: Machine, svc: str, root: Path, run_dir: Path) -> dict[str, Any]:
         "metrics": {"http": f"{base}/metrics", "timeout": 1},
     }
     proc = {"cwd": str(root), "stop_timeout": 3, "backoff_max": 4}
-    if svc == "web":
+    if not balancer:
         return {
             "port": port,
             "files": [{"path": str(m.desired_file), "source": "desired"}],
@@ -262,16 +267,9 @@ def spec_value(
     shadow: bool = True,
 ) -> dict[str, Any]:
     """The example cluster spec: `web` (the example app) behind `lb` (the example LB)."""
-    web: dict[str, Any] = {
-        "version": version,
-        "count": web_count,
-        "config": {
-            "fail_rate": {BAD: BAD_FAIL_RATE, "*": 0},
-            "sink": str(run_dir / "sinks" / "orders.jsonl"),
-            "shadow_sink": str(run_dir / "sinks" / "orders-shadow.jsonl"),
-        },
-        "sessions": {"drain_timeout": f"{drain_timeout:g}s"},
-    }
+    web = app_value(
+        run_dir, "orders", version=version, count=web_count, drain_timeout=drain_timeout
+    )
     if rollout:
         web["rollout"] = rollout_value(timing, shadow=shadow)
     return {
@@ -285,6 +283,23 @@ def spec_value(
             "web": web,
             "lb": {"kind": "loadbalancer", "balances": "web", "version": "1", "count": 1},
         },
+    }
+
+
+def app_value(
+    run_dir: Path, sink: str, *, version: str, count: int, drain_timeout: float = 60.0
+) -> dict[str, Any]:
+    """A service of the example app: version `BAD` answers `BAD_FAIL_RATE` of its requests
+    with 500; writes go to `<run_dir>/sinks/<sink>.jsonl` (`<sink>-shadow.jsonl` as a shadow)."""
+    return {
+        "version": version,
+        "count": count,
+        "config": {
+            "fail_rate": {BAD: BAD_FAIL_RATE, "*": 0},
+            "sink": str(run_dir / "sinks" / f"{sink}.jsonl"),
+            "shadow_sink": str(run_dir / "sinks" / f"{sink}-shadow.jsonl"),
+        },
+        "sessions": {"drain_timeout": f"{drain_timeout:g}s"},
     }
 
 

@@ -9,9 +9,10 @@ what they need on top (a traffic client, spec variants).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,17 @@ class ProcessFleet:
             if float(e.get("t", 0)) >= since and str(e.get("kind", "")).startswith(kind)
         ]
 
+    def bosun(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """`bosun ARGS --store URL` (output captured, 120 columns)."""
+        return subprocess.run(
+            [*BOSUN, *args, "--store", self.url],
+            env={**self.book.env, "COLUMNS": "120"},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def exited(self) -> str | None:
         for name, proc in self.book.popens.items():
             if proc.poll() is not None:
@@ -109,9 +121,17 @@ class ProcessFleet:
         assert not left, f"{left} processes still running after the test"
 
 
-def build(run_dir: Path, web: tuple[str, ...], timing: Timing) -> dict[str, Any]:
-    """Bucket, master key, lb-1 plus `web` machines enrolled: the arguments of a
-    `ProcessFleet` (subclasses add their own fields)."""
+def web_roles(web: Sequence[str]) -> dict[str, str]:
+    """lb-1 running the example balancer (`lb`) in front of `web` machines (the example app)."""
+    return {"lb-1": "lb", **dict.fromkeys(web, "web")}
+
+
+def build(
+    run_dir: Path, roles: Mapping[str, str], timing: Timing, *, balancers: Collection[str] = ("lb",)
+) -> dict[str, Any]:
+    """Bucket, master key and machines enrolled, each eligible for one service (`roles`:
+    machine -> service; services in `balancers` run the example balancer, the others the
+    example app): the arguments of a `ProcessFleet` (subclasses add their own fields)."""
     bucket = run_dir / "bucket"
     bucket.mkdir()
     url = f"file://{bucket}"
@@ -121,10 +141,10 @@ def build(run_dir: Path, web: tuple[str, ...], timing: Timing) -> dict[str, Any]
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     book = ProcessBook(run_dir, run_dir / "logs", env)
     machines: dict[str, Machine] = {}
-    for name in ("lb-1", *web):
-        eligible = ("lb",) if name == "lb-1" else ("web",)
-        m = Machine(name, eligible, run_dir / "machines" / name, {s: free_port() for s in eligible})
-        fleet.enroll_machine(m, master=master, store=url, timing=timing, root=root, run_dir=run_dir)
+    for name, service in roles.items():
+        m = Machine(name, (service,), run_dir / "machines" / name, {service: free_port()})
+        fleet.enroll_machine(m, master=master, store=url, timing=timing, root=root,
+                             run_dir=run_dir, balancers=balancers)  # fmt: skip
         machines[name] = m
         book.mark("--config", m.config_path)
         book.mark("--desired-file", m.desired_file)

@@ -22,7 +22,7 @@ from controller.spec.load import from_value
 from controller.spec.revisions import apply
 from devkit.demo import fleet
 from devkit.demo.fleet import Timing
-from tests.support.procfleet import ProcessFleet, build
+from tests.support.procfleet import ProcessFleet, build, web_roles
 
 TIMING = Timing(
     every=1.0,
@@ -51,7 +51,7 @@ def _add_backends_probe(f: ProcessFleet) -> Path:
 
 @pytest.fixture(scope="module")
 def lb_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessFleet]:
-    f = ProcessFleet(**build(tmp_path_factory.mktemp("lb-observed"), WEB, TIMING))
+    f = ProcessFleet(**build(tmp_path_factory.mktemp("lb-observed"), web_roles(WEB), TIMING))
     _add_backends_probe(f)
     value = fleet.spec_value(TIMING, f.run_dir, web_count=3)
     apply(f.store, from_value(value, source="test"), now=time.time())

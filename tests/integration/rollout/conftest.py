@@ -5,16 +5,20 @@ client sending steady traffic through the balancer, recording who answered each 
 Machines: lb-1 (the example LB, peers written by the agent's files driver) and web-1..4
 (the example app; spec count 2, so 2 active + 2 warm standby). Agent configs come from
 `devkit.demo.fleet`, processes are started and stopped by `devkit.demo.procs`.
+
+The client, the convergence and serving waits and the helpers that follow a rollout and
+judge the clients' answers are shared with test_coupled_fleet.py (two services, two
+balancers, a fleet of its own).
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +29,7 @@ from controller.spec.load import from_value
 from controller.spec.revisions import apply
 from devkit.demo import fleet
 from devkit.demo.fleet import Timing
-from tests.support.procfleet import BOSUN, ProcessFleet, build
+from tests.support.procfleet import ProcessFleet, build, web_roles
 from wire.layout import rollout_status_key
 
 TIMING = Timing(
@@ -109,52 +113,111 @@ class Fleet(ProcessFleet):
             value["services"]["web"]["rollout"] = rollout
         return apply(self.store, from_value(value, source="test"), now=time.time()).revision
 
-    def rollout(self) -> dict[str, Any] | None:
-        return self.json(rollout_status_key("web"))
 
-    def bosun(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*BOSUN, *args, "--store", self.url],
-            env={**self.book.env, "COLUMNS": "120"},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+def converged(f: ProcessFleet, service: str, lb: str, active: int, standby: int) -> bool:
+    """`service` has `active` healthy machines and `standby` standbys, and the balancer on
+    machine `lb` lists `active` backends."""
+    f.poll_records()
+    got = f.cluster().get("services", {}).get(service, {})
+    backends = {b["machine"] for b in f.peers(lb).get("backends", [])}
+    return (got.get("healthy"), got.get("standby"), len(backends)) == (active, standby, active)
+
+
+def start_client(f: ProcessFleet, lb: str, service: str, rate: float, backends: int) -> Client:
+    """A client of the balancer on machine `lb`, once its answers are all 200 from
+    `backends` backends (the desired document names them before the balancer has read its
+    peers file: until then it answers 503 "no backends")."""
+    client = Client(f.machines[lb].ports[service], rate)
+    client.start()
+
+    def serving() -> bool:
+        recent = client.since(0)[-20:]
+        return (
+            len(recent) == 20
+            and all(a.status == 200 for a in recent)
+            and len({a.backend for a in recent}) == backends
         )
+
+    try:
+        f.wait(f"the balancer on {lb} to answer 200 from {backends} backends", serving, 15)
+    except BaseException:
+        stop_clients(client)
+        raise
+    return client
+
+
+def stop_clients(*clients: Client | None) -> None:
+    for client in clients:
+        if client is not None:
+            client.halt.set()
+    for client in clients:
+        if client is not None:
+            client.join(timeout=5)
+
+
+def follow(
+    f: ProcessFleet,
+    service: str,
+    version: str,
+    until: tuple[str, ...],
+    timeout: float,
+    on_doc: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Status documents of `service`'s rollout to `version`, sampled every 0.1 s, until its
+    state is one of `until`."""
+    seen: list[dict[str, Any]] = []
+
+    def done() -> bool:
+        doc = f.json(rollout_status_key(service))
+        if doc is not None and (not seen or doc != seen[-1]):
+            seen.append(doc)
+            if on_doc is not None and doc["to_version"] == version:
+                on_doc(doc)
+        return doc is not None and doc["to_version"] == version and doc["state"] in until
+
+    f.wait(f"the rollout of {service} to reach {until}", done, timeout)
+    return seen
+
+
+def all_from(f: ProcessFleet, client: Client, version: str, quiet: float, start: float) -> float:
+    """Wait until every answer `client` got for `quiet` seconds came from `version`; the
+    time of the last answer since `start` from another version (`start` when there was
+    none)."""
+
+    def steady() -> float | None:
+        answers = client.since(start)
+        other = [a.at for a in answers if a.version != version]
+        last = max(other, default=start)
+        recent = [a for a in answers if a.at > last]
+        return last if recent and time.time() - last >= quiet else None
+
+    last: float = f.wait(f"all answers from {version} for {quiet:g}s", steady, 30)
+    return last
+
+
+def errors(client: Client, since: float) -> dict[str, int]:
+    """Client answers >= 500 since `since`, by status, backend and version."""
+    out: Counter[str] = Counter(
+        f"{a.status} {a.backend or '-'} {a.version or '-'}"
+        for a in client.since(since)
+        if a.status >= 500
+    )
+    return dict(out)
 
 
 @pytest.fixture(scope="module")
 def rollout_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(**build(tmp_path_factory.mktemp("rollout-fleet"), WEB, TIMING))
+    f = Fleet(**build(tmp_path_factory.mktemp("rollout-fleet"), web_roles(WEB), TIMING))
     f.apply("1.0", fleet.rollout_value(TIMING))
     try:
         f.start("ctl-test")
-
-        def converged() -> bool:
-            f.poll_records()
-            web = f.cluster().get("services", {}).get("web", {})
-            backends = {b["machine"] for b in f.peers().get("backends", [])}
-            return (web.get("healthy"), web.get("standby"), len(backends)) == (2, 2, 2)
-
-        f.wait("web: 2 healthy active + 2 standby, and 2 LB backends", converged, 60)
-        f.client = Client(f.machines["lb-1"].ports["lb"], TIMING.rate)
-        f.client.start()
-        client = f.client
-
-        def serving() -> bool:
-            # the desired document names 2 backends before the balancer has read its peers
-            # file: wait until its answers come from both, all 200 (no 503 "no backends")
-            recent = client.since(0)[-20:]
-            return (
-                len(recent) == 20
-                and all(a.status == 200 for a in recent)
-                and len({a.backend for a in recent}) == 2
-            )
-
-        f.wait("the balancer to answer 200 from both backends", serving, 15)
+        f.wait(
+            "web: 2 healthy active + 2 standby, and 2 LB backends",
+            lambda: converged(f, "web", "lb-1", 2, 2),
+            60,
+        )
+        f.client = start_client(f, "lb-1", "lb", TIMING.rate, 2)
         yield f
     finally:
-        if f.client is not None:
-            f.client.halt.set()
-            f.client.join(timeout=5)
+        stop_clients(f.client)
         f.stop()

@@ -29,12 +29,11 @@ import subprocess
 import termios
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from devkit.demo.fleet import BAD, GOOD
-from tests.integration.rollout.conftest import BOSUN, TIMING, Fleet
+from tests.integration.rollout.conftest import TIMING, Fleet, all_from, errors, follow
+from tests.support.procfleet import BOSUN
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 
@@ -121,29 +120,6 @@ def _strategy(*, shadow: bool) -> dict[str, Any]:
     return value
 
 
-def _follow(
-    f: Fleet,
-    version: str,
-    until: tuple[str, ...],
-    timeout: float,
-    on_doc: Callable[[dict[str, Any]], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Status documents of the rollout to `version`, sampled every 0.1 s, until its state is
-    one of `until`."""
-    seen: list[dict[str, Any]] = []
-
-    def done() -> bool:
-        doc = f.rollout()
-        if doc is not None and (not seen or doc != seen[-1]):
-            seen.append(doc)
-            if on_doc is not None and doc["to_version"] == version:
-                on_doc(doc)
-        return doc is not None and doc["to_version"] == version and doc["state"] in until
-
-    f.wait(f"the rollout to reach {until}", done, timeout)
-    return seen
-
-
 def _states(seen: list[dict[str, Any]], to: str) -> list[str]:
     out: list[str] = []
     for doc in seen:
@@ -153,30 +129,13 @@ def _states(seen: list[dict[str, Any]], to: str) -> list[str]:
 
 
 def _all_from(f: Fleet, version: str, quiet: float, start: float) -> float:
-    """Wait until every answer for `quiet` seconds came from `version`; the time of the last
-    answer since `start` from another version (`start` when there was none)."""
     assert f.client is not None
-
-    def steady() -> float | None:
-        answers = f.client.since(start)  # type: ignore[union-attr]
-        other = [a.at for a in answers if a.version != version]
-        last = max(other, default=start)
-        recent = [a for a in answers if a.at > last]
-        return last if recent and time.time() - last >= quiet else None
-
-    last: float = f.wait(f"all answers from {version} for {quiet:g}s", steady, 30)
-    return last
+    return all_from(f, f.client, version, quiet, start)
 
 
 def _errors(f: Fleet, since: float) -> dict[str, int]:
-    """Client answers >= 500 since `since`, by status, backend and version."""
     assert f.client is not None
-    out: Counter[str] = Counter(
-        f"{a.status} {a.backend or '-'} {a.version or '-'}"
-        for a in f.client.since(since)
-        if a.status >= 500
-    )
-    return dict(out)
+    return errors(f.client, since)
 
 
 def test_bad_release_halted_at_canary_and_reverted(rollout_fleet: Fleet) -> None:
@@ -186,7 +145,7 @@ def test_bad_release_halted_at_canary_and_reverted(rollout_fleet: Fleet) -> None
     t0 = time.time()
     f.apply(BAD, _strategy(shadow=False))
     piped = Watcher(f)
-    seen = _follow(f, BAD, ("reverted", "halted", "complete"), 45)
+    seen = follow(f, "web", BAD, ("reverted", "halted", "complete"), 45)
     final = seen[-1]
     assert final["state"] == "reverted", final
     code, lines, err = piped.finish()
@@ -240,7 +199,7 @@ def test_good_release_through_shadow_canary_and_steps(rollout_fleet: Fleet) -> N
         if doc["state"] == "canary" and doc["gate"].get("new_requests") and not captures:
             captures["canary"] = f.bosun("rollout", "status", "web").stdout
 
-    seen = _follow(f, GOOD, ("complete", "reverted", "halted"), 60, on_doc)
+    seen = follow(f, "web", GOOD, ("complete", "reverted", "halted"), 60, on_doc)
     states = _states(seen, GOOD)
     code, drawn = watcher[0].finish(timeout=15)
     assert code == 0, drawn[-2000:]
@@ -291,7 +250,7 @@ def test_bad_release_while_previous_machines_are_kept_warm(rollout_fleet: Fleet)
     f = rollout_fleet
     t0 = time.time()
     f.apply(BAD, _strategy(shadow=True))
-    seen = _follow(f, BAD, ("reverted", "halted", "complete"), 45)
+    seen = follow(f, "web", BAD, ("reverted", "halted", "complete"), 45)
     final = seen[-1]
     gates = [
         (d["state"], d["gate"].get("new_requests"), d["gate"].get("new_errors"),
@@ -330,7 +289,7 @@ def test_a_release_past_its_progress_deadline_is_reverted(rollout_fleet: Fleet) 
                 "watch": "0s", "progress_deadline": "4s"}  # fmt: skip
     f.apply("2.1", strategy)
     piped = Watcher(f)
-    seen = _follow(f, "2.1", ("reverted", "halted", "complete"), 30)
+    seen = follow(f, "web", "2.1", ("reverted", "halted", "complete"), 30)
     final = seen[-1]
     assert final["state"] == "reverted" and "progress_deadline" in final["reason"], final
     code, lines, err = piped.finish()
@@ -357,7 +316,7 @@ def test_undo_with_warm_machines_is_one_cycle_without_errors(rollout_fleet: Flee
     f.apply(old, strategy)  # the release to go back to, as the spec's revision before 2.2
     t0 = time.time()
     f.apply("2.2", strategy)
-    seen = _follow(f, "2.2", ("complete", "reverted", "halted"), 60)
+    seen = follow(f, "web", "2.2", ("complete", "reverted", "halted"), 60)
     assert seen[-1]["state"] == "complete", seen[-1]
     staged = _all_from(f, "2.2", quiet=2.0, start=t0)  # the last 2.0 answer going forward
     previous = sorted(
@@ -379,7 +338,7 @@ def test_undo_with_warm_machines_is_one_cycle_without_errors(rollout_fleet: Flee
     assert undo.returncode == 0, undo.stderr
     t_recorded = time.time()  # the CLI has written the spec revision
     piped = Watcher(f)  # follows the rollout to the spec's version: the undo's
-    back = _follow(f, old, ("complete", "reverted", "halted"), 20)
+    back = follow(f, "web", old, ("complete", "reverted", "halted"), 20)
     final = back[-1]
     assert final["state"] == "complete" and final.get("undo", {}).get("warm") is True, final
     last_undone = _all_from(f, old, quiet=3.0, start=t_undo)
