@@ -21,7 +21,7 @@ from controller.spec.load import from_value
 from controller.spec.revisions import apply
 from devkit.demo import fleet
 from devkit.demo.fleet import Timing
-from tests.support.procfleet import ProcessFleet, build
+from tests.support.procfleet import ProcessFleet, build, web_roles
 from wire.documents import parse_envelope
 from wire.layout import desired_key
 from wire.store import StoredObject
@@ -66,7 +66,7 @@ class Fleet(ProcessFleet):
 
 @pytest.fixture(scope="module")
 def drain_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    f = Fleet(**build(tmp_path_factory.mktemp("drain-fleet"), WEB, TIMING))
+    f = Fleet(**build(tmp_path_factory.mktemp("drain-fleet"), web_roles(WEB), TIMING))
     f.apply("1.0", drain_timeout=60)
     try:
         f.start("ctl-drain")
