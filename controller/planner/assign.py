@@ -218,19 +218,23 @@ def assign(
             )
     allowed = elig.allowed
     remembered = memory.get
+    rest: list[tuple[str, MachineObservation, MachineMemory]] = []  # not kept active
     for m, obs in live.items():
         mm = remembered(m, _EMPTY)
         if mm.lost:
             events.append(Event("machine.returned", "accepted snapshot again", machine=m))
         svc = mm.service
         if svc is None or mm.mode not in ACTIVE_MODES:
+            rest.append((m, obs, mm))
             continue
         if svc not in services:
             events.append(Event("machine.released", "service left the spec", m, svc))
+            rest.append((m, obs, mm))
             continue
         snap = obs.snapshot
         if svc not in allowed(snap.eligible):
             events.append(Event("machine.released", "no longer eligible", m, svc))
+            rest.append((m, obs, mm))
             continue
         state = snap.services.get(svc)
         if (
@@ -247,10 +251,12 @@ def assign(
                     svc,
                 )
             )
+            rest.append((m, obs, mm))
             continue
         actives[svc].append(m)
 
     # 3: trim extras
+    trimmed = False
     for name in order:
         keep = actives[name]
         count = services[name].count
@@ -268,16 +274,16 @@ def assign(
             for m in ranked[count:]:
                 events.append(Event("machine.scaled_down", f"{name} count is {count}", m, name))
             actives[name] = ranked[:count]
+            trimmed = True
         actives[name].sort()
 
     # 5 (before 4, which only activates): everyone else is standby (or deactivated)
     for name, ms in actives.items():
         service_of.update(dict.fromkeys(ms, name))
         mode_of.update(dict.fromkeys(ms, "active"))
-    for m, obs in live.items():
-        if m in mode_of:  # kept active (a lost machine is not live)
-            continue
-        mm = remembered(m, _EMPTY)
+    if trimmed:  # the machines trimmed join the rest, in the same (live) order
+        rest = [(m, obs, remembered(m, _EMPTY)) for m, obs in live.items() if m not in mode_of]
+    for m, obs, mm in rest:
         direct, pooled = elig.of(obs.snapshot.eligible)
         if mm.service in direct or mm.service in pooled:
             standby_of: str | None = mm.service

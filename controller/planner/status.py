@@ -43,6 +43,9 @@ def build_status(
     # (counted once at the end: this loop runs over the whole fleet every cycle)
     reported: dict[str, list[str]] = {}
     standby_of: list[str] = []
+    # accepted_at -> age: the shell stamps every snapshot a cycle accepts with that cycle's
+    # time, so a few values cover the fleet (round() is slow)
+    ages: dict[float, float] = {}
     observations: Mapping[str, MachineObservation] = observed.machines  # type: ignore[assignment]
     seen = observations.get
     live_map = work.live
@@ -77,8 +80,12 @@ def build_status(
                             reported[svc] = [running]
                         else:
                             got.append(running)
+        at = obs.accepted_at
+        age = ages.get(at)
+        if age is None:
+            age = ages[at] = round(now - at, 3)
         machines[m] = MachineStatus(
-            svc, mm.mode, mm.version, running, health, round(now - obs.accepted_at, 3),
+            svc, mm.mode, mm.version, running, health, age,
             not is_live, mm.generation, applied.generation, apply_error,
         )  # fmt: skip
     standby = Counter(standby_of)
