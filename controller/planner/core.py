@@ -81,8 +81,10 @@ def context(
         memory = replace(
             memory, machines={k: v for k, v in memory.machines.items() if k not in gone}
         )
-    # (merged: memory's machines come sorted, so the sort has little to do)
-    every: dict[str, object] = {**memory.machines, **observed.machines}  # type: ignore[dict-item]
+    # (merged: the fleet comes sorted, so the sort has little to do; the observed machine
+    # ids first, so the new memory's ids are the very objects the shell's `observed` uses
+    # next cycle and the lookups between them compare identities, not characters)
+    every: dict[str, object] = {**observed.machines, **memory.machines}  # type: ignore[dict-item]
     return Context(
         spec=spec,
         observed=observed,
