@@ -113,7 +113,8 @@ class Eligibility:
             for pool in spec.services[name].pools:
                 self._pools.setdefault(pool, []).append(name)
         self._cache: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
-        self._allowed: dict[tuple[str, ...], frozenset[str]] = {}
+        # eligible -> `allowed(eligible)`, for loops over the fleet to read first
+        self.seen_allowed: dict[tuple[str, ...], frozenset[str]] = {}
 
     def of(self, eligible: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         hit = self._cache.get(eligible)
@@ -131,10 +132,10 @@ class Eligibility:
 
     def allowed(self, eligible: tuple[str, ...]) -> frozenset[str]:
         """Every service `eligible` allows, directly or through a pool."""
-        hit = self._allowed.get(eligible)
+        hit = self.seen_allowed.get(eligible)
         if hit is None:
             direct, pooled = self.of(eligible)
-            hit = self._allowed[eligible] = frozenset(direct + pooled)
+            hit = self.seen_allowed[eligible] = frozenset(direct + pooled)
         return hit
 
 
@@ -216,7 +217,7 @@ def assign(
                     service=mm.service,
                 )
             )
-    allowed = elig.allowed
+    allowed, seen_allowed = elig.allowed, elig.seen_allowed
     remembered = memory.get
     rest: list[tuple[str, MachineObservation, MachineMemory]] = []  # not kept active
     for m, obs in live.items():
@@ -232,7 +233,10 @@ def assign(
             rest.append((m, obs, mm))
             continue
         snap = obs.snapshot
-        if svc not in allowed(snap.eligible):
+        ok = seen_allowed.get(snap.eligible)
+        if ok is None:
+            ok = allowed(snap.eligible)
+        if svc not in ok:
             events.append(Event("machine.released", "no longer eligible", m, svc))
             rest.append((m, obs, mm))
             continue
