@@ -30,6 +30,7 @@ from wire.errors import (
     UnverifiedSignature,
     UnverifiedTooLarge,
 )
+from wire.frozen import quick_init
 from wire.layout import DESIRED, REPORTS, machine_from_key, machine_id
 from wire.signing import parse_kid, sign, verify
 from wire.times import TimeForm
@@ -135,6 +136,7 @@ class Snapshot:
 # ---- desired state (controller -> agent) --------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Peer:
     machine: str
@@ -164,6 +166,7 @@ class Drain:
     deadline: Timestamp
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Desired:
     machine: str

@@ -62,17 +62,16 @@ class Assignment:
 
     def healthy(self, service: str) -> tuple[str, ...]:
         """The service's planned active machines that are live and report it healthy."""
-        live, mode, unready = self.live, self.mode, self.unready
-        return tuple(
-            [
-                m
-                for m in self.actives.get(service, ())
-                if mode.get(m) in ACTIVE_MODES
-                and m in live
-                and m not in unready
-                and is_healthy(live[m], service)
-            ]
-        )
+        live, mode, unready = self.live, self.mode.get, self.unready
+        out = []
+        for m in self.actives.get(service, ()):
+            obs = live.get(m)
+            if obs is None or m in unready or mode(m) not in ACTIVE_MODES:
+                continue
+            state = obs.snapshot.services.get(service)  # is_healthy, inline: fleet-wide
+            if state is not None and state.health == "healthy" and state.state != "failed":
+                out.append(m)
+        return tuple(out)
 
     def can_activate(self, m: str, name: str) -> bool:
         """Live, running, not in quarantine and not reporting `name` broken; never a silent
@@ -114,6 +113,8 @@ class Eligibility:
             for pool in spec.services[name].pools:
                 self._pools.setdefault(pool, []).append(name)
         self._cache: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        # eligible -> `allowed(eligible)`, for loops over the fleet to read first
+        self.seen_allowed: dict[tuple[str, ...], frozenset[str]] = {}
 
     def of(self, eligible: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         hit = self._cache.get(eligible)
@@ -127,8 +128,15 @@ class Eligibility:
         return direct, pooled
 
     def allows(self, eligible: tuple[str, ...], service: str) -> bool:
-        direct, pooled = self.of(eligible)
-        return service in direct or service in pooled
+        return service in self.allowed(eligible)
+
+    def allowed(self, eligible: tuple[str, ...]) -> frozenset[str]:
+        """Every service `eligible` allows, directly or through a pool."""
+        hit = self.seen_allowed.get(eligible)
+        if hit is None:
+            direct, pooled = self.of(eligible)
+            hit = self.seen_allowed[eligible] = frozenset(direct + pooled)
+        return hit
 
 
 def activatable(
@@ -209,22 +217,36 @@ def assign(
                     service=mm.service,
                 )
             )
+    allowed, seen_allowed = elig.allowed, elig.seen_allowed
+    remembered = memory.get
+    rest: list[tuple[str, MachineObservation, MachineMemory]] = []  # not kept active
     for m, obs in live.items():
-        mm = memory.get(m, _EMPTY)
+        mm = remembered(m, _EMPTY)
         if mm.lost:
             events.append(Event("machine.returned", "accepted snapshot again", machine=m))
         svc = mm.service
         if svc is None or mm.mode not in ACTIVE_MODES:
+            rest.append((m, obs, mm))
             continue
         if svc not in services:
             events.append(Event("machine.released", "service left the spec", m, svc))
+            rest.append((m, obs, mm))
             continue
-        if not elig.allows(obs.snapshot.eligible, svc):
+        snap = obs.snapshot
+        ok = seen_allowed.get(snap.eligible)
+        if ok is None:
+            ok = allowed(snap.eligible)
+        if svc not in ok:
             events.append(Event("machine.released", "no longer eligible", m, svc))
+            rest.append((m, obs, mm))
             continue
-        if judged_failing(obs, svc, mm, services[svc], now):
+        state = snap.services.get(svc)
+        if (
+            state is not None
+            and (state.state == "failed" or state.health == "unhealthy")
+            and judged_failing(obs, svc, mm, services[svc], now)
+        ):
             failed[m] = now
-            state = obs.snapshot.services[svc]
             events.append(
                 Event(
                     "machine.unhealthy",
@@ -233,10 +255,12 @@ def assign(
                     svc,
                 )
             )
+            rest.append((m, obs, mm))
             continue
         actives[svc].append(m)
 
     # 3: trim extras
+    trimmed = False
     for name in order:
         keep = actives[name]
         count = services[name].count
@@ -254,18 +278,16 @@ def assign(
             for m in ranked[count:]:
                 events.append(Event("machine.scaled_down", f"{name} count is {count}", m, name))
             actives[name] = ranked[:count]
+            trimmed = True
         actives[name].sort()
 
     # 5 (before 4, which only activates): everyone else is standby (or deactivated)
-    kept = {m for ms in actives.values() for m in ms}
     for name, ms in actives.items():
-        for m in ms:
-            service_of[m] = name
-            mode_of[m] = "active"
-    for m, obs in live.items():
-        if m in kept:
-            continue
-        mm = memory.get(m, _EMPTY)
+        service_of.update(dict.fromkeys(ms, name))
+        mode_of.update(dict.fromkeys(ms, "active"))
+    if trimmed:  # the machines trimmed join the rest, in the same (live) order
+        rest = [(m, obs, remembered(m, _EMPTY)) for m, obs in live.items() if m not in mode_of]
+    for m, obs, mm in rest:
         direct, pooled = elig.of(obs.snapshot.eligible)
         if mm.service in direct or mm.service in pooled:
             standby_of: str | None = mm.service

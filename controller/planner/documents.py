@@ -60,12 +60,14 @@ def documents(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     skips: list[Skip] = []
     machines: dict[str, MachineMemory] = {}
     half_life = settings.desired_lifetime / 2
-    mem_machines = ctx.memory.machines
-    live = d.live
+    mem_get = ctx.memory.machines.get
+    live_get = d.live.get
     failed = work.failed
     drift = ctx.observed.drift
     service_of, mode_of = work.service, work.mode
     extras = bool(rel.variants or rel.pinned)  # any override or rollout pin this pass
+    drains_get, kept_get = drains.get, kept.get
+    skip = skips.append
     for m in ctx.known:
         svc, mode = service_of[m], mode_of[m]
         key = (svc, mode, rel.key(m) if extras and svc is not None else _PLAIN)
@@ -85,21 +87,21 @@ def documents(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
                 hit = _render(spec, svc, mode, release, serve, mirror, out)
                 own_variants[(key, extra)] = hit
         vdigest, template = hit
-        mm = mem_machines.get(m)
-        obs = live.get(m)
+        mm = mem_get(m)
+        obs = live_get(m)
         lost = obs is None
-        drain = drains.get(m)
+        drain = drains_get(m)
         if (
             mm is not None
             and mm.variant == vdigest
             and mm.lost == lost
             and mm.drain == drain
-            and mm.kept == kept.get(m)
+            and mm.kept == kept_get(m)
             and m not in failed
             and m not in drift
             and (lost or now < mm.issued_at + half_life)
         ):  # fast path: nothing about this machine changed
-            skips.append(Skip(MachineId(m), "lost" if lost else "unchanged"))
+            skip(Skip(MachineId(m), "lost" if lost else "unchanged"))
             machines[m] = mm
             continue
         if mm is None:

@@ -99,27 +99,29 @@ def drain_pass(
     mem = memory.machines
     services = spec.services
     configs = config_digests(spec, work, rel)
-    used = _unavailable(spec, work, memory, reverting)
     limits = {n: budget_of(budget_value(s, n in reverting), s.count) for n, s in services.items()}
     held: dict[str, int] = {}
     candidates: list[tuple[int, str]] = []
     draining: list[str] = []
-    service_of, mode_of = work.service, work.mode
-    extras, base = bool(rel.pinned or rel.variants), rel.base
+    service_of, mode_of = work.service.get, work.mode.get
+    extras, base = bool(rel.pinned or rel.variants), rel.base.get
+    remembered = mem.get
     for m in work.live:  # fast pass: most machines keep what they run
-        mm = mem.get(m)
+        mm = remembered(m)
         if mm is None or mm.mode not in _WAS_SERVING or mm.service is None:
             continue
         if mm.drain is not None:
             draining.append(m)
             continue
         old = mm.service
-        if not configs and service_of.get(m) == old and mode_of.get(m) == mm.mode:
-            release = rel.of(spec, old, m) if extras else base.get(old)
+        if not configs and service_of(m) == old and mode_of(m) == mm.mode:
+            release = rel.of(spec, old, m) if extras else base(old)
             if release is None or release.version == mm.version:
                 continue  # same service, mode and version: nothing disruptive
         if _disruption(spec, work, rel, m, old, mm.version, mm.config, configs):
             candidates.append((sessions_of(work, m), m))
+    # the budget in use matters only to a disruptive change (most cycles have none)
+    used = _unavailable(spec, work, memory, draining, reverting) if candidates else {}
     # Each machine below is visited once and its hold changes only itself (and the active
     # lists it leaves or joins), so reading `work` for it sees what the assignment proposed.
     for m in sorted(draining):  # draining already: finish, continue or undrain
@@ -267,12 +269,17 @@ def budget_value(service: ServiceSpec, reverting: bool) -> str | None:
 
 
 def _unavailable(
-    spec: ClusterSpec, work: Assignment, memory: Memory, reverting: Collection[str] = ()
+    spec: ClusterSpec,
+    work: Assignment,
+    memory: Memory,
+    draining: Collection[str],
+    reverting: Collection[str] = (),
 ) -> dict[str, int]:
     """Per service with a budget: machines draining for a change of their own, active but
     not (yet) healthy at their planned version, and machines the service lacks (lost and
     not replaced: its count minus the live machines it has). A lost machine that was
-    replaced no longer counts, so a dead machine never blocks the budget for good."""
+    replaced no longer counts, so a dead machine never blocks the budget for good.
+    `draining`: the live machines memory has serving and draining."""
     used: dict[str, int] = {}
     present: dict[str, int] = {}
     budgeted = {n for n, s in spec.services.items() if budget_value(s, n in reverting) is not None}
@@ -281,27 +288,35 @@ def _unavailable(
     # The machines this pass plans active (not the last pass's): planning again over the
     # applied result must count the same machines, or a change held in one pass goes
     # ahead in the next (a replacement activated this pass is part of the service).
-    for m, mm in memory.machines.items():
-        if mm.drain is None:  # most machines: decided first
-            continue
+    remembered = memory.machines.get
+    for m in draining:
+        mm = memory.machines[m]
         svc = mm.service
-        if svc not in budgeted or m not in work.live:
-            continue
-        if mm.mode in _WAS_SERVING and in_place(mm.drain.reason):  # part of it, unavailable
-            used[svc] = used.get(svc, 0) + 1
+        if svc in budgeted and mm.drain is not None and in_place(mm.drain.reason):
+            used[svc] = used.get(svc, 0) + 1  # part of the service, unavailable
             present[svc] = present.get(svc, 0) + 1
+    live, mode = work.live.get, work.mode.get
     for name in budgeted:
-        for m in work.actives.get(name, []):
-            last = memory.machines.get(m)
-            if m not in work.live or work.mode.get(m) not in ACTIVE_MODES:
+        n_present = n_used = 0
+        for m in work.actives.get(name, ()):
+            obs = live(m)
+            if obs is None or mode(m) not in ACTIVE_MODES:
                 continue
-            if last is not None and last.drain is not None:
-                continue  # counted above
-            present[name] = present.get(name, 0) + 1
-            state = work.live[m].snapshot.services.get(name)
-            told = last.version if last is not None and last.service == name else None
+            last = remembered(m)
+            told = None
+            if last is not None:
+                if last.drain is not None:
+                    continue  # counted above
+                if last.service == name:
+                    told = last.version
+            n_present += 1
+            state = obs.snapshot.services.get(name)
             if state is None or state.health != "healthy" or state.version != told:
-                used[name] = used.get(name, 0) + 1
+                n_used += 1
+        if n_present:
+            present[name] = present.get(name, 0) + n_present
+        if n_used:
+            used[name] = used.get(name, 0) + n_used
     for name in budgeted:
         missing = spec.services[name].count - present.get(name, 0)
         if missing > 0:

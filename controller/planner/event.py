@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from wire.codec import JsonValue
+from wire.frozen import quick_init
 
 EventKind = Literal[
     # the planner's decisions
@@ -30,6 +31,7 @@ EventKind = Literal[
 ]  # fmt: skip
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """One decision or refusal, as the planner and the cycle's shell record it: a line of

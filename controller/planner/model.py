@@ -34,6 +34,7 @@ from wire.codec import JsonValue, Timestamp
 from wire.control import unwrap_unverified
 from wire.documents import Desired, Drain, Mode, Snapshot, dumps_pretty, loads_object
 from wire.errors import InvalidDocument
+from wire.frozen import quick_init
 from wire.layout import MachineId
 
 __all__ = [
@@ -89,6 +90,7 @@ class Observed:
 # ---- memory ---------------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MachineMemory:
     """What the planner last decided for one machine."""
@@ -301,6 +303,7 @@ class Memory:
 # ---- outputs --------------------------------------------------------------------------------
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PutDesired:
     machine: MachineId
@@ -309,6 +312,7 @@ class PutDesired:
     reason: str  # "new", "changed", "refresh", "repair"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Skip:
     machine: MachineId
@@ -382,6 +386,7 @@ class ServiceStatus:
     scale: ScaleStatus | None = None  # a `scale:` service: the autoscaler's state
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MachineStatus:
     service: str | None

@@ -25,6 +25,8 @@ from controller.planner.release import Releases
 from controller.spec.model import ClusterSpec, ScaleSpec
 from wire.codec import JsonValue
 
+_STANDBY = frozenset({"standby", "warm"})
+
 
 def build_status(
     spec: ClusterSpec,
@@ -37,62 +39,68 @@ def build_status(
 ) -> Status:
     """`healthy`: each service's healthy planned actives (Assignment.healthy)."""
     machines: dict[str, MachineStatus] = {}
-    standby: dict[str, int] = {}
-    runs: dict[tuple[str, str], int] = {}  # (service, reported version) -> live machines
-    seen: Mapping[str, MachineObservation] = observed.machines  # type: ignore[assignment]
+    # per service: the versions its live machines report, its live standby/warm machines
+    # (counted once at the end: this loop runs over the whole fleet every cycle)
+    reported: dict[str, list[str]] = {}
+    standby_of: list[str] = []
+    # accepted_at -> age: the shell stamps every snapshot a cycle accepts with that cycle's
+    # time, so a few values cover the fleet (round() is slow)
+    ages: dict[float, float] = {}
+    observations: Mapping[str, MachineObservation] = observed.machines  # type: ignore[assignment]
+    seen = observations.get
     live_map = work.live
     for m, mm in memory.machines.items():
-        obs = seen.get(m)
+        obs = seen(m)
         is_live = m in live_map
         svc = mm.service
+        if is_live and svc is not None and mm.mode in _STANDBY:
+            standby_of.append(svc)
+        if obs is None:
+            machines[m] = MachineStatus(
+                svc, mm.mode, mm.version, None, "unknown" if is_live else "lost", None,
+                not is_live, mm.generation, 0, None,
+            )  # fmt: skip
+            continue
+        snap = obs.snapshot
+        applied = snap.applied
+        apply_error = None
+        if applied.result == "failed":
+            apply_error = (applied.error or "failed (no error given)")[:500]
         running = None
         health = "unknown" if is_live else "lost"
-        age = None
-        applied = 0
-        apply_error = None
-        if obs is not None:
-            age = round(now - obs.accepted_at, 3)
-            applied = obs.snapshot.applied.generation
-            if obs.snapshot.applied.result == "failed":
-                apply_error = (obs.snapshot.applied.error or "failed (no error given)")[:500]
-            if svc is not None:
-                state = obs.snapshot.services.get(svc)
-                if state is not None:
-                    running = state.version
-                    if is_live:
-                        health = state.health
-                        if running is not None:
-                            key = (svc, running)
-                            runs[key] = runs.get(key, 0) + 1
-        if is_live and svc is not None and mm.mode in ("standby", "warm"):
-            standby[svc] = standby.get(svc, 0) + 1
+        if svc is not None:
+            state = snap.services.get(svc)
+            if state is not None:
+                running = state.version
+                if is_live:
+                    health = state.health
+                    if running is not None:
+                        got = reported.get(svc)
+                        if got is None:
+                            reported[svc] = [running]
+                        else:
+                            got.append(running)
+        at = obs.accepted_at
+        age = ages.get(at)
+        if age is None:
+            age = ages[at] = round(now - at, 3)
         machines[m] = MachineStatus(
-            svc,
-            mm.mode,
-            mm.version,
-            running,
-            health,
-            age,
-            not is_live,
-            mm.generation,
-            applied,
-            apply_error,
-        )
-    versions: dict[str, Counter[str]] = {name: Counter() for name in spec.services}
-    for (svc, running), n in runs.items():
-        if svc in versions:
-            versions[svc][running] = n
+            svc, mm.mode, mm.version, running, health, age,
+            not is_live, mm.generation, applied.generation, apply_error,
+        )  # fmt: skip
+    standby = Counter(standby_of)
+    versions: dict[str, Counter[str]] = {
+        name: Counter(reported.get(name, ())) for name in spec.services
+    }
     services: dict[str, ServiceStatus] = {}
     for name, svc_spec in sorted(spec.services.items()):
-        actives = [
-            m for m in work.actives.get(name, []) if work.mode.get(m) in ("active", "canary")
-        ]
+        modes = Counter(map(work.mode.get, work.actives.get(name, ())))
         base = rel.base.get(name)
         held = rel.services.get(name)
         services[name] = ServiceStatus(
             kind=svc_spec.kind,
             count=svc_spec.count,
-            active=len(actives),
+            active=modes["active"] + modes["canary"],
             healthy=len(healthy.get(name, ())),
             standby=standby.get(name, 0),
             version=svc_spec.version,
