@@ -16,7 +16,6 @@ import functools
 import os
 import re
 import string
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import orjson
 from agent.config import FileSpec
 from agent.drivers import ApplyError, Target, peers_value
 from wire.atomic import write_atomic
+from wire.records import record
 
 
 @functools.cache
@@ -38,8 +38,10 @@ def _template() -> type[string.Template]:
     return _Template
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FileChange:
+    """A file the driver replaced, and what it held before (to restore it)."""
+
     path: Path
     previous: bytes | None  # None: the file did not exist
     previous_mode: int | None
