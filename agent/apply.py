@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING
 from agent.config import RUNNING_MODES, AgentConfig, ServiceConfig
 from agent.drivers import ApplyError, Target
 from agent.drivers.commands import run_hook
-from agent.drivers.process import ProcessDriver
 from wire.documents import Desired
 from wire.secret_box import has_secrets
 
-if TYPE_CHECKING:  # imported where a document is applied: a steady cycle renders no file
+if TYPE_CHECKING:  # imported where used: a steady cycle renders no file, and a machine
+    # without a supervised process never needs the supervisor
     from agent.drivers.files import FileChange, FilesDriver
+    from agent.drivers.process import ProcessDriver
     from agent.staging import Staged
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,12 @@ def last_good_target(cfg: AgentConfig, service: str, doc: Desired | None) -> Tar
 class Applier:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self.procs = ProcessDriver(Path(cfg.state_dir))
+
+    @functools.cached_property
+    def procs(self) -> ProcessDriver:
+        from agent.drivers.process import ProcessDriver
+
+        return ProcessDriver(Path(self.cfg.state_dir))
 
     @functools.cached_property
     def files(self) -> FilesDriver:
