@@ -206,8 +206,11 @@ def variants_of(tree: Path, name: str, tmp: Path) -> list[Variant]:
     wheel_env = {"PYTHONPATH": "", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     return [
         Variant(f"{name}, installed wheel", [str(bin_dir / "bosun-agent")], wheel_env),
-        Variant(
-            f"{name}, dev checkout", [sys.executable, "-m", "agent"], {"PYTHONPATH": str(tree)}
+        Variant(  # run from the tree itself: `python -m` puts the working directory first
+            f"{name}, dev checkout",
+            [sys.executable, "-m", "agent"],
+            {"PYTHONPATH": str(tree)},
+            cwd=tree,
         ),
     ]
 
