@@ -1,7 +1,7 @@
 """What a steady cron cycle imports: `python -m agent run --once` (the installed command's
 entry, `agent.entry`) on a directory bucket, the desired document applied by an earlier
 run, imports none of the modules only a change, a template, a secret, an S3 bucket or a
-hook needs (docs/agent.md#start-up-cost). A module list, read from `-X importtime`, which
+hook needs (docs/agent.md#requests-and-cpu). A module list, read from `-X importtime`, which
 Python writes as each module imports (the process ends with os._exit, so nothing printed
 at exit would be seen); not a timing."""
 
