@@ -57,6 +57,7 @@ def _imported(config: Path) -> set[str]:
         text=True,
         timeout=60,
         check=False,
+        cwd=Path(__file__).resolve().parents[3],  # `-m agent` finds this tree's agent first
     )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
