@@ -12,18 +12,23 @@ the last-known-good document, and raise ApplyError with what failed.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import RUNNING_MODES, AgentConfig, ServiceConfig
 from agent.drivers import ApplyError, Target
 from agent.drivers.commands import run_hook
-from agent.drivers.files import FileChange, FilesDriver
-from agent.drivers.process import ProcessDriver
-from agent.staging import Staged, discard, stage
 from wire.documents import Desired
 from wire.secret_box import has_secrets
+
+if TYPE_CHECKING:  # imported where used: a steady cycle renders no file, and a machine
+    # without a supervised process never needs the supervisor
+    from agent.drivers.files import FileChange, FilesDriver
+    from agent.drivers.process import ProcessDriver
+    from agent.staging import Staged
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +70,18 @@ def last_good_target(cfg: AgentConfig, service: str, doc: Desired | None) -> Tar
 class Applier:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        root = Path(cfg.state_dir)
-        self.files = FilesDriver(root)
-        self.procs = ProcessDriver(root)
+
+    @functools.cached_property
+    def procs(self) -> ProcessDriver:
+        from agent.drivers.process import ProcessDriver
+
+        return ProcessDriver(Path(self.cfg.state_dir))
+
+    @functools.cached_property
+    def files(self) -> FilesDriver:
+        from agent.drivers.files import FilesDriver
+
+        return FilesDriver(Path(self.cfg.state_dir))
 
     def apply(self, new: Desired, old: Desired | None) -> None:
         """Apply `new` over `old` (the last-known-good), or restore `old` and raise."""
@@ -76,6 +90,8 @@ class Applier:
                 f"desired service {new.service!r} has no entry under services in the agent "
                 "config; add one saying how to apply it"
             )
+        from agent.staging import discard, stage
+
         staged: list[Staged] = []
         if new.service is not None:
             try:

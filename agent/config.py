@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from wire import codec, durations
 from wire.errors import BosunError, InvalidDocument
 from wire.layout import SERVICE_NAME_PATTERN, machine_id
+from wire.records import record
 from wire.signing import format_kid
 
 DEFAULT_PATH = Path("/etc/bosun/agent.yaml")
@@ -38,13 +39,15 @@ class ConfigError(BosunError):
     """The agent config is invalid: the message names the file, the path and the fix."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AddressConfig:
+    """`addresses`: each an address, or auto (the address of the route out)."""
+
     internal: str = "auto"
     external: str = "auto"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FileSpec:
     """Render part of the desired document to a file, check it staged, switch it atomically."""
 
@@ -60,7 +63,7 @@ class FileSpec:
     check: Command | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CommandsSpec:
     """Local hooks, each run with the desired fields in BOSUN_* environment variables."""
 
@@ -72,7 +75,7 @@ class CommandsSpec:
     cwd: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProcessSpec:
     """A supervised process: runs in RUNNING_MODES, stopped in standby/deactivated."""
 
@@ -85,7 +88,7 @@ class ProcessSpec:
     log_file: str | None = None  # default: <state_dir>/logs/<service>.log
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProbeSpec:
     """Exactly one of http, tcp, command, file. `key` selects a sub-object of the result."""
 
@@ -97,7 +100,7 @@ class ProbeSpec:
     timeout: float = 2.0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SecretsSpec:
     """Where the service's secret config values go (docs/agent.md#secrets): each to a file
     `dir/<config path>` (mode 0600; the config the files and hooks see holds that file's
@@ -108,8 +111,10 @@ class SecretsSpec:
     env: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ServiceConfig:
+    """`services.<name>`: how this machine applies a desired document for it."""
+
     port: int | None = None
     files: tuple[FileSpec, ...] = ()
     commands: CommandsSpec = field(default_factory=CommandsSpec)
@@ -122,8 +127,10 @@ class ServiceConfig:
     secrets: SecretsSpec | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AgentConfig:
+    """The agent config (`agent.yaml` and `BOSUN_*`), decoded and validated."""
+
     machine: str
     store: str
     key_file: str

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from wire.documents import (
 )
 from wire.errors import DocumentTooLarge, StoreAccessDenied, StoreError
 from wire.layout import desired_key, report_key
+from wire.records import record
 from wire.signing import digest
 from wire.store.base import Missing, NotModified, Store, StoredObject
 from wire.times import TimeForm, holds_iso_times
@@ -56,8 +57,10 @@ from wire.times import TimeForm, holds_iso_times
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CycleResult:
+    """What one cycle did: clean or not, whether a report was sent, its errors."""
+
     ok: bool
     put: bool
     errors: tuple[str, ...]

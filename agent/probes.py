@@ -178,15 +178,22 @@ def metrics_from(value: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _route_address(target: str) -> str:
-    """The local address of the route to `target` (UDP connect sends no packet)."""
-    import socket
+    """The local address of the route to `target` (UDP connect sends no packet). Through
+    `_socket`, the C module `socket` wraps: importing the wrapper (its enums, `selectors`)
+    would cost a cron cycle more than the probe itself."""
+    import _socket
 
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect((target, 9))
-            return str(s.getsockname()[0])
+        s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
     except OSError:
         return ""
+    try:
+        s.connect((target, 9))
+        return str(s.getsockname()[0])
+    except OSError:
+        return ""
+    finally:
+        s.close()
 
 
 def addresses(cfg: AddressConfig) -> tuple[str, str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import FileSpec, ServiceConfig
@@ -25,11 +24,12 @@ from agent.drivers import ApplyError, Target
 from agent.drivers.commands import run_hook
 from agent.drivers.files import current, render
 from wire.atomic import write_atomic
+from wire.records import record
 
 STAGED_SUFFIX = ".bosun-staged"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Staged:
     """A rendered file: its bytes, and the staged copy its check accepted (if it has one)."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from wire import codec
 from wire.atomic import write_atomic
 from wire.documents import Applied, Desired, Refusal, decode_desired_body, parse_envelope
 from wire.errors import BosunError, InvalidDocument
+from wire.records import record
 from wire.signing import digest
 
 log = logging.getLogger(__name__)
@@ -35,15 +36,19 @@ CACHED_FILE = "desired.cached.json"
 APPLIED_FILE = "desired.applied.json"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Mark:
+    """The high-water mark of one kid: the newest generation, fence and digest accepted."""
+
     generation: int = 0
     fence: int = 0
     digest: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LocalState:
+    """The agent's local state between cycles (`<state_dir>/state.json`)."""
+
     seq: int = 0
     marks: dict[str, Mark] = field(default_factory=dict)  # kid -> high-water mark
     etag: str | None = None  # If-None-Match for the next GET (cached or refused copy)

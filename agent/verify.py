@@ -12,12 +12,12 @@ short stable reason for the report's counters.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from agent.state import Mark
 from wire.documents import Desired, OneKey, check_desired
 from wire.errors import VERIFY_REASONS as VERIFY_REASONS
 from wire.errors import Unverified
+from wire.records import record
 from wire.secret_box import has_secrets
 from wire.signing import digest
 
@@ -33,8 +33,10 @@ class Refused(Exception):
         self.detail = detail
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Verified:
+    """A desired document that passed every check, with its digest."""
+
     doc: Desired
     digest: str
     same: bool  # same generation and digest as the high-water mark: a quiet no-op

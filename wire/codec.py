@@ -24,6 +24,7 @@ import typing
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from wire.errors import InvalidDocument
+from wire.records import record
 from wire.times import TIME, TimeForm, format_time, parse_time
 
 Timestamp = Annotated[float, TIME]
@@ -284,8 +285,10 @@ def _dataclass_decoder(cls: type) -> Decoder:
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@record
 class _Shape:
+    """How `encode` writes one dataclass: its fields, and those needing more than a copy."""
+
     names: tuple[str, ...]
     omitted: tuple[str, ...]  # left out while empty
     times: tuple[str, ...]  # Timestamp or Timestamp | None

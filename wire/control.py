@@ -17,7 +17,7 @@ controller without local state see that an object it never read was deleted or r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import orjson
@@ -25,6 +25,7 @@ import orjson
 from wire import codec
 from wire.documents import dumps_pretty
 from wire.errors import BadSignature, ControlRefused, InvalidDocument
+from wire.records import record
 from wire.signing import sign, verify
 
 CONTROL_FORMAT = "bosun.control/1"
@@ -32,7 +33,7 @@ CONTROL_KID = "controller"
 MAX_CONTROL_BYTES = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Sealed:
     """A verified (or, for `key=None`, merely parsed) control object."""
 

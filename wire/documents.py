@@ -15,7 +15,7 @@ failure is a `wire.errors.Unverified` carrying the reason the agent reports.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal, TypeVar
 
 import orjson
@@ -32,6 +32,7 @@ from wire.errors import (
 )
 from wire.frozen import quick_init
 from wire.layout import DESIRED, REPORTS, machine_from_key, machine_id
+from wire.records import record
 from wire.signing import parse_kid, sign, verify
 from wire.times import TimeForm
 
@@ -57,13 +58,15 @@ T = TypeVar("T")
 # ---- snapshot (agent -> controller) -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Addresses:
+    """A machine's internal and external addresses ("" when it has none)."""
+
     internal: str = ""
     external: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BackendState:
     """What a load balancer observes of one backend in its peers (docs/security.md#fail-static
     bounds what the controller does with it: nothing while a service is held)."""
@@ -71,7 +74,7 @@ class BackendState:
     failing_since: Timestamp | None = None  # the balancer's clock; None: reachable
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ServiceState:
     """What the agent observes of one local service."""
 
@@ -88,7 +91,7 @@ class ServiceState:
     backends: dict[str, BackendState] = field(default_factory=dict, metadata=codec.OMIT_EMPTY)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Applied:
     """The desired document the agent runs now, and how applying the last one went."""
 
@@ -100,15 +103,19 @@ class Applied:
     at: Timestamp | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Refusal:
+    """The last desired document the agent refused: why, what was wrong, and when."""
+
     reason: str
     detail: str
     at: Timestamp
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Snapshot:
+    """A machine's state report (`reports/<machine>.json`), signed by its agent."""
+
     machine: str
     seq: int
     sent_at: Timestamp
@@ -137,8 +144,10 @@ class Snapshot:
 
 
 @quick_init
-@dataclass(frozen=True, slots=True)
+@record
 class Peer:
+    """One backend (or mirror) of a load balancer, as a desired document names it."""
+
     machine: str
     address: str
     port: int | None = None
@@ -146,7 +155,7 @@ class Peer:
     mode: str = "active"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Peers:
     """For a load balancer: live backends (weighted), shadow targets (mirrored only) and
     backends taken out of rotation because the balancers report them unreachable
@@ -159,16 +168,20 @@ class Peers:
     evicted: tuple[Peer, ...] = field(default=(), metadata=codec.OMIT_EMPTY)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Drain:
+    """A machine being drained: why, since when, and until when at the latest."""
+
     reason: str
     since: Timestamp
     deadline: Timestamp
 
 
 @quick_init
-@dataclass(frozen=True, slots=True)
+@record
 class Desired:
+    """A machine's desired state (`desired/<machine>.json`), signed by the controller."""
+
     machine: str
     generation: int
     fence: int
@@ -186,8 +199,10 @@ class Desired:
 # ---- envelope -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Envelope:
+    """A signed document as stored: format tag, key id, signature and the signed body."""
+
     format: str
     kid: str
     sig: str
@@ -295,7 +310,7 @@ KeyLookup = Callable[[str], bytes | None]
 """Given a kid, the key to verify with, or None when the kid is unknown (never guess)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OneKey:
     """The key lookup that knows exactly one kid: the agent's, which refuses any other kid
     without trying other keys (docs/security.md#key-rotation). Refusals name the kid it

@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
 from wire.errors import BadSignature, BosunError, InvalidDocument
+from wire.records import record
 from wire.signing import b64, read_key_file, unb64, write_key_file
 
 SEALED_PREFIX = "sealed1:"  # a value sealed to the controller's X25519 key
@@ -121,7 +121,7 @@ def read_operator_key(path: Path) -> bytes:
 # ---- the controller's public identity ------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ControllerPublic:
     """The public halves of the controller's keys, as listed in control/keys.json."""
 

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from wire.errors import StoreUnavailable
+from wire.records import record
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RetryPolicy:
+    """How transient store errors are retried: attempts, total time and waits."""
+
     attempts: int = 4
     total_seconds: float = 20.0
     wait_initial: float = 0.2

@@ -8,7 +8,7 @@ one all-or-nothing transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import orjson
@@ -16,13 +16,14 @@ import orjson
 from wire import codec
 from wire.documents import Desired, Peer
 from wire.errors import BosunError
+from wire.records import record
 
 
 class ApplyError(BosunError):
     """A step of applying a desired document failed; the message says which and why."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Target:
     """What one service should be on this machine, as drivers see it."""
 

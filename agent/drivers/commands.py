@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 from collections.abc import Mapping
 
 from agent.config import Command
@@ -51,7 +50,8 @@ def run_hook(
 ) -> str:
     """Run one hook; its output, or ApplyError with the exit status and output tail.
     `what` names it in errors (default: "<name> hook")."""
-    import subprocess  # here, not at the top: a steady cycle runs no hook
+    import signal  # here, not at the top: a steady cycle runs no hook
+    import subprocess
 
     argv = argv_for(command, fields)
     what = what or f"{name} hook"

@@ -20,7 +20,7 @@ import logging
 import os
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +31,7 @@ from agent.drivers import ApplyError, Target
 from agent.drivers.commands import argv_for, child_env
 from wire import codec
 from wire.atomic import write_atomic
+from wire.records import record
 
 if TYPE_CHECKING:
     import subprocess
@@ -40,8 +41,10 @@ log = logging.getLogger(__name__)
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # started by this agent process
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ProcRecord:
+    """What the supervisor recorded of the process it started for a service."""
+
     pid: int = 0
     start_ticks: int = 0
     fingerprint: str = ""

@@ -14,7 +14,8 @@ this tree's, so load on a shared host hits both alike. ansible-pull does the sam
 from a local git repository: one `copy` task whose file is already in place (facts
 gathering off, which favours ansible). ansible-core is installed into a separate venv
 (default /tmp/bosun-bench-ansible, reused) and never into Bosun's; without network the
-comparison is skipped with a message. Daemon: CPU per 1 s cycle from /proc over 10 s, and
+comparison is skipped with a message. Daemon: CPU per 1 s cycle from /proc over 15 s, the
+daemons of this tree and the baseline running side by side (each on its own machine), and
 its peak RSS.
 
 Usage: scripts/bench agent [--runs N] [--baseline REV] [--no-seaweedfs] [--no-ansible]
@@ -101,12 +102,12 @@ def series(argv: list[str], env: dict[str, str], cwd: Path, runs: int) -> tuple[
     return statistics.median(cpus), min(cpus), max(rss)
 
 
-def agent_machine(tmp: Path, store: Store, url: str) -> Machine:
+def agent_machine(tmp: Path, store: Store, url: str, name: str = "web-1") -> Machine:
     services = {"web": {"port": 8080, "files": [{"path": str(tmp / "out" / "web.json")}]}}
-    machine = Machine(tmp / "m", url, services=services)
+    machine = Machine(tmp / "m", url, name=name, services=services)
     machine.extra = {"poll_interval": 30, "heartbeat_interval": "1h"}
     machine.write()
-    publish(store, desired(generation=1, config={"greeting": "hello"}))
+    publish(store, desired(machine=name, generation=1, config={"greeting": "hello"}))
     return machine
 
 
@@ -153,15 +154,15 @@ def daemon_rss(
         proc.wait(timeout=30)
 
 
-def daemon_cpu(
-    machine: Machine, variant: Variant, env: dict[str, str], window: float = 15.0
-) -> tuple[float, int]:
-    """CPU seconds per daemon cycle (poll every 1 s, no jitter, steady state: one 304 GET
-    and the 1 s supervision ticks) over `window` seconds after warm-up, and the cycles in
-    the window. CPU from /proc/PID/task/*/schedstat (nanoseconds, every live thread: the
-    daemon's threads live as long as it does); /proc/PID/stat's 10 ms ticks if absent."""
-    machine.extra = {"poll_interval": 1, "jitter": 0, "heartbeat_interval": "1h"}
-    machine.write()
+def daemon_cpus(
+    machines: list[Machine], variants: list[Variant], env: dict[str, str], window: float = 15.0
+) -> list[tuple[float, int]]:
+    """CPU seconds per daemon cycle of each variant (poll every 1 s, no jitter, steady
+    state: one 304 GET and the 1 s supervision ticks), and the cycles counted. The daemons
+    run side by side, each on its own machine, and are measured over the same `window`
+    after warm-up, so a shared host's load hits them alike. CPU from
+    /proc/PID/task/*/schedstat (nanoseconds, every live thread: the daemon's threads live
+    as long as it does); /proc/PID/stat's 10 ms ticks if absent."""
     tick = os.sysconf("SC_CLK_TCK")
 
     def cpu(pid: int) -> float:
@@ -177,25 +178,34 @@ def daemon_cpu(
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             return (int(fields[11]) + int(fields[12])) / tick
 
-    proc = subprocess.Popen(
-        [*variant.argv, "--config", str(machine.config_path), "run"],
-        env={**env, **variant.env},
-        cwd=variant.cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    procs = []
     try:
+        for machine, variant in zip(machines, variants, strict=True):
+            machine.extra = {"poll_interval": 1, "jitter": 0, "heartbeat_interval": "1h"}
+            machine.write()
+            procs.append(
+                subprocess.Popen(
+                    [*variant.argv, "--config", str(machine.config_path), "run"],
+                    env={**env, **variant.env},
+                    cwd=variant.cwd,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         time.sleep(4.0)  # start, apply, first report
-        c0, t0 = cpu(proc.pid), time.monotonic()
+        c0, t0 = [cpu(p.pid) for p in procs], time.monotonic()
         time.sleep(window)
-        c1, t1 = cpu(proc.pid), time.monotonic()
+        c1, t1 = [cpu(p.pid) for p in procs], time.monotonic()
         cycles = max(1, round(t1 - t0))
-        return (c1 - c0) / cycles, cycles
+        return [((b - a) / cycles, cycles) for a, b in zip(c0, c1, strict=True)]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        machine.extra = {"poll_interval": 30, "heartbeat_interval": "1h"}
-        machine.write()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+        for machine in machines:
+            machine.extra = {"poll_interval": 30, "heartbeat_interval": "1h"}
+            machine.write()
 
 
 def variants_of(tree: Path, name: str, tmp: Path) -> list[Variant]:
@@ -206,8 +216,11 @@ def variants_of(tree: Path, name: str, tmp: Path) -> list[Variant]:
     wheel_env = {"PYTHONPATH": "", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     return [
         Variant(f"{name}, installed wheel", [str(bin_dir / "bosun-agent")], wheel_env),
-        Variant(
-            f"{name}, dev checkout", [sys.executable, "-m", "agent"], {"PYTHONPATH": str(tree)}
+        Variant(  # run from the tree itself: `python -m` puts the working directory first
+            f"{name}, dev checkout",
+            [sys.executable, "-m", "agent"],
+            {"PYTHONPATH": str(tree)},
+            cwd=tree,
         ),
     ]
 
@@ -299,7 +312,12 @@ def main() -> int:
         rows += bench_cron("directory bucket", machine, variants, base_env, args.runs)
         for v in wheels:
             rss_daemon.append((v.label, daemon_rss(machine, v, base_env)))
-            per_cycle, cycles = daemon_cpu(machine, v, base_env)
+        daemons = [
+            agent_machine(tmp / f"dir-daemon-{i}", bucket, bucket.url, name=f"web-d{i}")
+            for i in range(len(wheels))
+        ]
+        measured = daemon_cpus(daemons, wheels, base_env)
+        for v, (per_cycle, cycles) in zip(wheels, measured, strict=True):
             daemon_rows.append((f"{v.label}, directory bucket", per_cycle, cycles))
         if not args.no_seaweedfs:
             from tests.support.servers import ACCESS_KEY, SECRET_KEY, start_seaweedfs
@@ -310,10 +328,15 @@ def main() -> int:
                             secret_key=SECRET_KEY)  # fmt: skip
             admin.create_bucket()
             env = {**base_env, **server.credentials_env()}
-            swmachine = agent_machine(tmp / "sw", admin, server.store_url("bench-agent"))
+            url = server.store_url("bench-agent")
+            swmachine = agent_machine(tmp / "sw", admin, url)
             rows += bench_cron("SeaweedFS S3", swmachine, variants, env, args.runs)
-            for v in wheels:
-                per_cycle, cycles = daemon_cpu(swmachine, v, env)
+            daemons = [
+                agent_machine(tmp / f"sw-daemon-{i}", admin, url, name=f"web-d{i}")
+                for i in range(len(wheels))
+            ]
+            measured = daemon_cpus(daemons, wheels, env)
+            for v, (per_cycle, cycles) in zip(wheels, measured, strict=True):
                 daemon_rows.append((f"{v.label}, SeaweedFS S3", per_cycle, cycles))
         if not args.no_ansible:
             pull = ansible_ready(args.ansible_venv)

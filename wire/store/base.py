@@ -3,37 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from wire.documents import MAX_DOCUMENT_BYTES
 from wire.errors import ObjectMissing
+from wire.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StoredObject:
+    """An object read from the bucket: its bytes and ETag."""
+
     key: str
     body: bytes
     etag: str  # quoted, as S3 returns it: '"9f2c..."'
     last_modified: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NotModified:
+    """The answer to a conditional GET whose object still has `etag` (304)."""
+
     key: str
     etag: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Missing:
+    """The answer to a GET of a key that holds no object (404)."""
+
     key: str
 
 
 GetResult = StoredObject | NotModified | Missing
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ObjectInfo:
+    """One object of a listing: key, ETag, size and modification time."""
+
     key: str
     etag: str
     size: int

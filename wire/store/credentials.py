@@ -22,11 +22,11 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wire.errors import StoreConfigError
+from wire.records import record
 
 if TYPE_CHECKING:
     import datetime
@@ -38,8 +38,10 @@ NO_CREDENTIALS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Credentials:
+    """AWS credentials: access key, secret key and the session token, if any."""
+
     access_key: str
     secret_key: str
     token: str | None = None

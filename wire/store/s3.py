@@ -28,7 +28,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -42,6 +41,7 @@ from wire.errors import (
     StoreUnavailable,
     WriteConflict,
 )
+from wire.records import record
 from wire.retry import RetryPolicy
 from wire.store.base import GetResult, Missing, NotModified, ObjectInfo, StoredObject, short_etag
 from wire.store.credentials import (
@@ -71,8 +71,10 @@ class RequestTimedOut(StoreUnavailable):
     """A request hit a timeout or the cycle's deadline (slow or dripping server)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Timeouts:
+    """Seconds a bucket request may take: to connect, per read, and in all."""
+
     connect: float = 3.0
     read: float = 10.0
     total: float | None = None  # whole request, headers and body; None: connect + 2 * read
