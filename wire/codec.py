@@ -36,6 +36,11 @@ JsonValue = Any
 
 MAX_DEPTH = 32
 MAX_ITEMS = 10_000
+MAX_FLEET_ITEMS = 10_000_000
+"""`max_items` for the objects the controller writes about the whole fleet (its control
+objects, `status/cluster.json`): one entry per machine, bounded by their byte caps
+(docs/security.md#fleet-sized-objects); anything an agent or an operator writes keeps
+MAX_ITEMS."""
 MAX_STRING = 64 * 1024
 
 OMIT_EMPTY: dict[str, bool] = {"omit_empty": True}
@@ -65,20 +70,22 @@ def hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls, include_extras=True)
 
 
-def check_json(value: object, path: str, depth: int = 0) -> None:
+def check_json(
+    value: object, path: str, depth: int = 0, *, max_items: int = MAX_ITEMS
+) -> None:
     """Check a free-form JSON value for depth, list/object sizes and string length."""
     if depth > MAX_DEPTH:
         raise InvalidDocument(f"{path}: nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        if len(value) > MAX_ITEMS:
-            raise InvalidDocument(f"{path}: more than {MAX_ITEMS} keys")
+        if len(value) > max_items:
+            raise InvalidDocument(f"{path}: more than {max_items} keys")
         for k, v in value.items():
-            check_json(v, f"{path}.{k}", depth + 1)
+            check_json(v, f"{path}.{k}", depth + 1, max_items=max_items)
     elif isinstance(value, list):
-        if len(value) > MAX_ITEMS:
-            raise InvalidDocument(f"{path}: more than {MAX_ITEMS} items")
+        if len(value) > max_items:
+            raise InvalidDocument(f"{path}: more than {max_items} items")
         for i, v in enumerate(value):
-            check_json(v, f"{path}[{i}]", depth + 1)
+            check_json(v, f"{path}[{i}]", depth + 1, max_items=max_items)
     elif isinstance(value, str):
         if len(value) > MAX_STRING:
             raise InvalidDocument(f"{path}: string longer than {MAX_STRING} characters")
@@ -86,18 +93,20 @@ def check_json(value: object, path: str, depth: int = 0) -> None:
         raise _fail(path, "a JSON value", value)
 
 
-def decode(tp: Any, value: object, path: str) -> Any:
-    """Decode `value` as type `tp`, raising InvalidDocument naming `path`."""
+def decode(tp: Any, value: object, path: str, *, max_items: int = MAX_ITEMS) -> Any:
+    """Decode `value` as type `tp`, raising InvalidDocument naming `path`. Lists and
+    objects hold at most `max_items` entries (MAX_FLEET_ITEMS: only for what the controller
+    writes about the whole fleet)."""
     if tp is Any:
-        check_json(value, path)
+        check_json(value, path, max_items=max_items)
         return value
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return _decode_dataclass(tp, value, path)
+        return _decode_dataclass(tp, value, path, max_items)
     origin = get_origin(tp)
     if origin is Annotated:
         if TIME in tp.__metadata__:
             return parse_time(value, path)
-        return decode(get_args(tp)[0], value, path)
+        return decode(get_args(tp)[0], value, path, max_items=max_items)
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed or type(value) is not type(allowed[0]):
@@ -113,11 +122,11 @@ def decode(tp: Any, value: object, path: str) -> Any:
             return None
         non_none = [a for a in args if a is not type(None)]
         if len(non_none) == 1:
-            return decode(non_none[0], value, path)
+            return decode(non_none[0], value, path, max_items=max_items)
         errors = []
         for arg in non_none:
             try:
-                return decode(arg, value, path)
+                return decode(arg, value, path, max_items=max_items)
             except InvalidDocument as exc:
                 errors.append(str(exc))
         raise InvalidDocument("; ".join(errors))
@@ -125,16 +134,18 @@ def decode(tp: Any, value: object, path: str) -> Any:
         (item_tp, _ellipsis) = get_args(tp)
         if not isinstance(value, list):
             raise _fail(path, "array", value)
-        if len(value) > MAX_ITEMS:
-            raise InvalidDocument(f"{path}: more than {MAX_ITEMS} items")
-        return tuple(decode(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) > max_items:
+            raise InvalidDocument(f"{path}: more than {max_items} items")
+        return tuple(
+            decode(item_tp, v, f"{path}[{i}]", max_items=max_items) for i, v in enumerate(value)
+        )
     if origin is dict:
         _key_tp, val_tp = get_args(tp)
         if not isinstance(value, dict):
             raise _fail(path, "object", value)
-        if len(value) > MAX_ITEMS:
-            raise InvalidDocument(f"{path}: more than {MAX_ITEMS} keys")
-        return {k: decode(val_tp, v, f"{path}.{k}") for k, v in value.items()}
+        if len(value) > max_items:
+            raise InvalidDocument(f"{path}: more than {max_items} keys")
+        return {k: decode(val_tp, v, f"{path}.{k}", max_items=max_items) for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise _fail(path, "boolean", value)
@@ -158,7 +169,7 @@ def decode(tp: Any, value: object, path: str) -> Any:
     raise TypeError(f"codec cannot decode annotation {tp!r} at {path}")  # a bug, not bad input
 
 
-def _decode_dataclass(cls: type[T], value: object, path: str) -> T:
+def _decode_dataclass(cls: type[T], value: object, path: str, max_items: int = MAX_ITEMS) -> T:
     if not isinstance(value, dict):
         raise _fail(path, "object", value)
     field_types = hints(cls)  # type: ignore[arg-type]
@@ -171,7 +182,9 @@ def _decode_dataclass(cls: type[T], value: object, path: str) -> T:
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
         if name in value:
-            kwargs[name] = decode(field_types[name], value[name], f"{path}.{name}")
+            kwargs[name] = decode(
+                field_types[name], value[name], f"{path}.{name}", max_items=max_items
+            )
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise InvalidDocument(f"{path}: missing required field {name!r}")
     return cls(**kwargs)

@@ -23,6 +23,7 @@ from controller.spec.document import read_stored
 from controller.spec.model import ClusterSpec
 from controller.spec.revisions import UNREADABLE, read_revision
 from controller.spec.signature import Provenance, SpecTrust, SpecUnverified
+from wire.control import MAX_CONTROL_BYTES
 from wire.documents import Desired, open_desired
 from wire.errors import (
     BosunError,
@@ -56,7 +57,7 @@ def _get(store: Store, key: str, max_bytes: int) -> StoredObject | None:
     return got
 
 
-BIG = 16 * 1024 * 1024
+BIG = MAX_CONTROL_BYTES  # the cap of a control object read (wire.control)
 
 
 @dataclass
