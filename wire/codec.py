@@ -70,9 +70,7 @@ def hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls, include_extras=True)
 
 
-def check_json(
-    value: object, path: str, depth: int = 0, *, max_items: int = MAX_ITEMS
-) -> None:
+def check_json(value: object, path: str, depth: int = 0, *, max_items: int = MAX_ITEMS) -> None:
     """Check a free-form JSON value for depth, list/object sizes and string length."""
     if depth > MAX_DEPTH:
         raise InvalidDocument(f"{path}: nested deeper than {MAX_DEPTH} levels")
