@@ -77,8 +77,8 @@ def observe(n: int, memory: Memory, now: float) -> Observed:
 
 
 def intake_of(observed: Observed, now: float) -> IntakeState:
-    reports = {
-        m: ReportRecord(
+    reports: dict[str, ReportRecord] = {
+        str(m): ReportRecord(
             etag=f'"{i:032x}"',
             seq=obs.snapshot.seq,
             accepted_etag=f'"{i:032x}"',
