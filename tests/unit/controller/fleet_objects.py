@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from controller.planner import MachineObservation, Memory, Observed, plan
 from controller.planner.model import Plan
-from controller.shell import control_objects
+from controller.shell import control_objects, records
 from controller.shell.cycle import Controller
 from controller.shell.encoding import Reuse, encode_intake
 from controller.shell.intake_state import IntakeState, ReportRecord
@@ -103,7 +103,7 @@ class Written:
     now: float
     plan: Plan
     intake: IntakeState
-    sizes: dict[str, int]
+    sizes: dict[str, int]  # of memory, intake and the first cycle's events
 
 
 def write_fleet(store: Store, master: bytes, n: int) -> Written:
@@ -114,9 +114,11 @@ def write_fleet(store: Store, master: bytes, n: int) -> Written:
     first = plan(spec, observe(n, Memory(), now), Memory(), now, fence=FENCE)
     observed = observe(n, first.memory, now)  # the machines run what they were told
     second = plan(spec, observed, first.memory, now, fence=FENCE)
+    events = records.event_lines(first.events, now=now - 10, cycle=1, fence=FENCE)
+    records.write_events(store, events, now=now - 10, cycle=1)
     intake = intake_of(observed, now)
     writer = Controller(store, master, holder="ctl-before-restart")
-    sizes: dict[str, int] = {}
+    sizes: dict[str, int] = {"events": len(events)}
     body, version = writer.guard.seal(MEMORY, codec.encode(second.memory))
     control_objects.save(store, MEMORY, body, None)
     writer.guard.saved(MEMORY, version)
