@@ -91,7 +91,7 @@ def check_json(value: object, path: str, depth: int = 0, *, max_items: int = MAX
         raise _fail(path, "a JSON value", value)
 
 
-def decode(tp: Any, value: object, path: str, *, max_items: int = MAX_ITEMS) -> Any:
+def decode(tp: Any, value: object, path: str, max_items: int = MAX_ITEMS) -> Any:
     """Decode `value` as type `tp`, raising InvalidDocument naming `path`. Lists and
     objects hold at most `max_items` entries (MAX_FLEET_ITEMS: only for what the controller
     writes about the whole fleet)."""
@@ -104,7 +104,7 @@ def decode(tp: Any, value: object, path: str, *, max_items: int = MAX_ITEMS) -> 
     if origin is Annotated:
         if TIME in tp.__metadata__:
             return parse_time(value, path)
-        return decode(get_args(tp)[0], value, path, max_items=max_items)
+        return decode(get_args(tp)[0], value, path, max_items)
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed or type(value) is not type(allowed[0]):
@@ -120,11 +120,11 @@ def decode(tp: Any, value: object, path: str, *, max_items: int = MAX_ITEMS) -> 
             return None
         non_none = [a for a in args if a is not type(None)]
         if len(non_none) == 1:
-            return decode(non_none[0], value, path, max_items=max_items)
+            return decode(non_none[0], value, path, max_items)
         errors = []
         for arg in non_none:
             try:
-                return decode(arg, value, path, max_items=max_items)
+                return decode(arg, value, path, max_items)
             except InvalidDocument as exc:
                 errors.append(str(exc))
         raise InvalidDocument("; ".join(errors))
@@ -134,16 +134,14 @@ def decode(tp: Any, value: object, path: str, *, max_items: int = MAX_ITEMS) -> 
             raise _fail(path, "array", value)
         if len(value) > max_items:
             raise InvalidDocument(f"{path}: more than {max_items} items")
-        return tuple(
-            decode(item_tp, v, f"{path}[{i}]", max_items=max_items) for i, v in enumerate(value)
-        )
+        return tuple(decode(item_tp, v, f"{path}[{i}]", max_items) for i, v in enumerate(value))
     if origin is dict:
         _key_tp, val_tp = get_args(tp)
         if not isinstance(value, dict):
             raise _fail(path, "object", value)
         if len(value) > max_items:
             raise InvalidDocument(f"{path}: more than {max_items} keys")
-        return {k: decode(val_tp, v, f"{path}.{k}", max_items=max_items) for k, v in value.items()}
+        return {k: decode(val_tp, v, f"{path}.{k}", max_items) for k, v in value.items()}
     if tp is bool:
         if not isinstance(value, bool):
             raise _fail(path, "boolean", value)
@@ -180,9 +178,7 @@ def _decode_dataclass(cls: type[T], value: object, path: str, max_items: int = M
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
         if name in value:
-            kwargs[name] = decode(
-                field_types[name], value[name], f"{path}.{name}", max_items=max_items
-            )
+            kwargs[name] = decode(field_types[name], value[name], f"{path}.{name}", max_items)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise InvalidDocument(f"{path}: missing required field {name!r}")
     return cls(**kwargs)
