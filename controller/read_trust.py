@@ -23,7 +23,7 @@ import orjson
 
 from controller.shell.key_epochs import KeysDoc, attestation_message
 from controller.spec.signature import SpecTrust
-from wire.control import open_control
+from wire.control import MAX_CONTROL_BYTES, open_control
 from wire.errors import BadSignature, BosunError
 from wire.layout import KEYS, STATUS_CLUSTER
 from wire.store import Store, StoredObject
@@ -61,7 +61,7 @@ def pinned_key(text: str | None) -> str | None:
 
 def anchor(store: Store, pinned: str | None) -> Anchor:
     """Read control/keys.json (without the master key) and choose the key to check with."""
-    got = store.get(KEYS, max_bytes=16 * 1024 * 1024)
+    got = store.get(KEYS, max_bytes=MAX_CONTROL_BYTES)
     keys: KeysDoc | None = None
     version = 0
     if isinstance(got, StoredObject):

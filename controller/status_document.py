@@ -38,7 +38,9 @@ from wire.codec import Timestamp
 from wire.documents import Addresses, Refusal, dumps_pretty, loads_object
 from wire.errors import InvalidDocument
 
-MAX_STATUS_BYTES = 64 * 1024 * 1024
+MAX_STATUS_BYTES = 256 * 1024 * 1024
+"""What a reading tool reads of status/cluster.json: ~5x the document of 100,000 machines
+(docs/security.md#fleet-sized-objects)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +150,9 @@ class ClusterStatus:
         unknown = sorted(set(value) - set(planner) - set(sections) - {"signature"})
         if unknown:
             raise InvalidDocument(f"{where}: unknown field {unknown[0]!r}")
+        fleet = codec.MAX_FLEET_ITEMS  # an entry per machine in several sections
         status: Status = codec.decode(
-            Status, {k: v for k, v in value.items() if k in planner}, where
+            Status, {k: v for k, v in value.items() if k in planner}, where, max_items=fleet
         )
         if status.format != STATUS_FORMAT:
             raise InvalidDocument(
@@ -159,7 +162,9 @@ class ClusterStatus:
         kwargs: dict[str, Any] = {}
         for name, f in sections.items():
             if name in value:
-                kwargs[name] = codec.decode(hints[name], value[name], f"{where}.{name}")
+                kwargs[name] = codec.decode(
+                    hints[name], value[name], f"{where}.{name}", max_items=fleet
+                )
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise InvalidDocument(f"{where}: missing required field {name!r}")
         return cls(status=status, **kwargs)

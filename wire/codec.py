@@ -37,6 +37,11 @@ JsonValue = Any
 
 MAX_DEPTH = 32
 MAX_ITEMS = 10_000
+MAX_FLEET_ITEMS = 10_000_000
+"""`max_items` for the objects the controller writes about the whole fleet (its control
+objects, `status/cluster.json`): one entry per machine, bounded by their byte caps
+(docs/security.md#fleet-sized-objects); anything an agent or an operator writes keeps
+MAX_ITEMS."""
 MAX_STRING = 64 * 1024
 
 OMIT_EMPTY: dict[str, bool] = {"omit_empty": True}
@@ -66,20 +71,20 @@ def hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls, include_extras=True)
 
 
-def check_json(value: object, path: str, depth: int = 0) -> None:
+def check_json(value: object, path: str, depth: int = 0, *, max_items: int = MAX_ITEMS) -> None:
     """Check a free-form JSON value for depth, list/object sizes and string length."""
     if depth > MAX_DEPTH:
         raise InvalidDocument(f"{path}: nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        if len(value) > MAX_ITEMS:
-            raise InvalidDocument(f"{path}: more than {MAX_ITEMS} keys")
+        if len(value) > max_items:
+            raise InvalidDocument(f"{path}: more than {max_items} keys")
         for k, v in value.items():
-            check_json(v, f"{path}.{k}", depth + 1)
+            check_json(v, f"{path}.{k}", depth + 1, max_items=max_items)
     elif isinstance(value, list):
-        if len(value) > MAX_ITEMS:
-            raise InvalidDocument(f"{path}: more than {MAX_ITEMS} items")
+        if len(value) > max_items:
+            raise InvalidDocument(f"{path}: more than {max_items} items")
         for i, v in enumerate(value):
-            check_json(v, f"{path}[{i}]", depth + 1)
+            check_json(v, f"{path}[{i}]", depth + 1, max_items=max_items)
     elif isinstance(value, str):
         if len(value) > MAX_STRING:
             raise InvalidDocument(f"{path}: string longer than {MAX_STRING} characters")
@@ -88,53 +93,56 @@ def check_json(value: object, path: str, depth: int = 0) -> None:
 
 
 Decoder = typing.Callable[[object, str], Any]
-_DECODERS: dict[Any, Decoder] = {}
+_DECODERS: dict[tuple[Any, int], Decoder] = {}
 
 
-def decode(tp: Any, value: object, path: str) -> Any:
-    """Decode `value` as type `tp`, raising InvalidDocument naming `path`.
+def decode(tp: Any, value: object, path: str, max_items: int = MAX_ITEMS) -> Any:
+    """Decode `value` as type `tp`, raising InvalidDocument naming `path`. Lists and
+    objects hold at most `max_items` entries (MAX_FLEET_ITEMS: only for what the controller
+    writes about the whole fleet).
 
     Each annotation is compiled once into a function (`decoder`): the per-value work is the
     checks themselves, not re-reading the annotations (`get_origin`, `dataclasses.fields`)
     for every field of every document."""
-    fn = _DECODERS.get(tp)
+    fn = _DECODERS.get((tp, max_items))
     if fn is None:
-        fn = decoder(tp)
+        fn = decoder(tp, max_items)
     return fn(value, path)
 
 
-def decoder(tp: Any) -> Decoder:
-    """The compiled decoder of annotation `tp` (cached)."""
-    fn = _DECODERS.get(tp)
+def decoder(tp: Any, max_items: int = MAX_ITEMS) -> Decoder:
+    """The compiled decoder of annotation `tp` with lists and objects capped at `max_items`
+    (cached)."""
+    fn = _DECODERS.get((tp, max_items))
     if fn is None:
-        fn = _DECODERS[tp] = _compile(tp)
+        fn = _DECODERS[(tp, max_items)] = _compile(tp, max_items)
     return fn
 
 
-def _compile(tp: Any) -> Decoder:
+def _compile(tp: Any, cap: int) -> Decoder:
     if tp is Any:
 
         def free(value: object, path: str) -> Any:
-            check_json(value, path)
+            check_json(value, path, max_items=cap)
             return value
 
         return free
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        return _dataclass_decoder(tp)
+        return _dataclass_decoder(tp, cap)
     origin = get_origin(tp)
     if origin is Annotated:
         if TIME in tp.__metadata__:
             return parse_time
-        return decoder(get_args(tp)[0])
+        return decoder(get_args(tp)[0], cap)
     if origin is Literal:
         return _literal_decoder(get_args(tp))
     if origin in (Union, types.UnionType):
-        return _union_decoder(get_args(tp))
+        return _union_decoder(get_args(tp), cap)
     if origin is tuple:
         (item_tp, _ellipsis) = get_args(tp)
-        return _tuple_decoder(item_tp)
+        return _tuple_decoder(item_tp, cap)
     if origin is dict:
-        return _dict_decoder(get_args(tp)[1])
+        return _dict_decoder(get_args(tp)[1], cap)
     plain = _SCALARS.get(tp)
     if plain is not None:
         return plain
@@ -156,11 +164,11 @@ def _literal_decoder(allowed: tuple[Any, ...]) -> Decoder:
     return literal
 
 
-def _union_decoder(args: tuple[Any, ...]) -> Decoder:
+def _union_decoder(args: tuple[Any, ...], cap: int) -> Decoder:
     optional = type(None) in args
     non_none = [a for a in args if a is not type(None)]
     if len(non_none) == 1:
-        one = decoder(non_none[0])
+        one = decoder(non_none[0], cap)
 
         def maybe(value: object, path: str) -> Any:
             if value is None and optional:
@@ -168,7 +176,7 @@ def _union_decoder(args: tuple[Any, ...]) -> Decoder:
             return one(value, path)
 
         return maybe
-    alternatives = [decoder(a) for a in non_none]
+    alternatives = [decoder(a, cap) for a in non_none]
 
     def union(value: object, path: str) -> Any:
         if value is None and optional:
@@ -184,25 +192,25 @@ def _union_decoder(args: tuple[Any, ...]) -> Decoder:
     return union
 
 
-def _tuple_decoder(item_tp: Any) -> Decoder:
+def _tuple_decoder(item_tp: Any, cap: int) -> Decoder:
     def items(value: object, path: str) -> Any:
         if not isinstance(value, list):
             raise _fail(path, "array", value)
-        if len(value) > MAX_ITEMS:
-            raise InvalidDocument(f"{path}: more than {MAX_ITEMS} items")
-        item = decoder(item_tp)
+        if len(value) > cap:
+            raise InvalidDocument(f"{path}: more than {cap} items")
+        item = decoder(item_tp, cap)
         return tuple(item(v, f"{path}[{i}]") for i, v in enumerate(value))
 
     return items
 
 
-def _dict_decoder(val_tp: Any) -> Decoder:
+def _dict_decoder(val_tp: Any, cap: int) -> Decoder:
     def mapping(value: object, path: str) -> Any:
         if not isinstance(value, dict):
             raise _fail(path, "object", value)
-        if len(value) > MAX_ITEMS:
-            raise InvalidDocument(f"{path}: more than {MAX_ITEMS} keys")
-        item = decoder(val_tp)
+        if len(value) > cap:
+            raise InvalidDocument(f"{path}: more than {cap} keys")
+        item = decoder(val_tp, cap)
         return {k: item(v, f"{path}.{k}") for k, v in value.items()}
 
     return mapping
@@ -239,7 +247,7 @@ def _str(value: object, path: str) -> Any:
 _SCALARS: dict[Any, Decoder] = {bool: _bool, int: _int, float: _float, str: _str}
 
 
-def _dataclass_decoder(cls: type) -> Decoder:
+def _dataclass_decoder(cls: type, cap: int) -> Decoder:
     # the fields' decoders are compiled at the first call (a dataclass may refer to itself),
     # published in one assignment so a thread never sees half of them
     Plan = tuple[frozenset[str], str, tuple[tuple[str, Decoder, bool], ...]]
@@ -252,7 +260,7 @@ def _dataclass_decoder(cls: type) -> Decoder:
         compiled = tuple(
             (
                 f.name,
-                decoder(field_types[f.name]),
+                decoder(field_types[f.name], cap),
                 f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
             )
             for f in fields

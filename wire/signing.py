@@ -98,6 +98,27 @@ def sign(key: bytes, fmt: str, object_key: str, body: Any) -> str:
     return b64(hmac.new(key, _message(fmt, object_key, body), hashlib.sha256).digest())
 
 
+def _mac_of_canonical(key: bytes, fmt: str, object_key: str, body: bytes | memoryview) -> bytes:
+    mac = hmac.new(key, fmt.encode() + b"\n" + object_key.encode() + b"\n", hashlib.sha256)
+    mac.update(body)
+    return mac.digest()
+
+
+def sign_canonical(key: bytes, fmt: str, object_key: str, body: bytes) -> str:
+    """`sign` of a body given as its canonical bytes (`canonical(body)`, already made)."""
+    return b64(_mac_of_canonical(key, fmt, object_key, body))
+
+
+def verify_canonical(
+    key: bytes, fmt: str, object_key: str, body: bytes | memoryview, sig: str
+) -> None:
+    """Raise BadSignature unless `sig` signs these bytes as the canonical body: what verifies
+    is exactly these bytes, before anything parses them."""
+    expected = _mac_of_canonical(key, fmt, object_key, body)
+    if not hmac.compare_digest(expected, unb64(sig)):
+        raise BadSignature(f"signature does not verify for {object_key} ({fmt})")
+
+
 def verify(key: bytes, fmt: str, object_key: str, body: Any, sig: object) -> None:
     """Raise BadSignature unless `sig` is the signature of (fmt, object_key, body)."""
     if not isinstance(sig, str):

@@ -21,6 +21,7 @@ from controller.planner.model import ROLLOUT_ACTIVE, Memory, RolloutMemory
 from controller.spec.model import ClusterSpec
 from controller.spec.revisions import read_current
 from controller.spec.signature import SpecTrust
+from wire.control import MAX_CONTROL_BYTES
 from wire.errors import InvalidDocument, ObjectMissing, SpecError
 from wire.layout import MEMORY, rollout_status_key
 from wire.store import Store, StoredObject
@@ -65,7 +66,7 @@ def load_status(store: Store, service: str) -> dict[str, Any]:
 
 
 def load_memory(store: Store) -> Memory | None:
-    got = store.get(MEMORY, max_bytes=64 * 1024 * 1024)
+    got = store.get(MEMORY, max_bytes=MAX_CONTROL_BYTES)
     if not isinstance(got, StoredObject):
         return None
     return Memory.from_json(got.body, where=store.describe(MEMORY))

@@ -21,6 +21,11 @@ from wire.layout import EVENTS, history_key, history_prefix
 from wire.store import Store, StoredObject
 from wire.times import parse_time
 
+MAX_EVENTS_BYTES = 256 * 1024 * 1024
+"""What a reader reads of one cycle's events: ~200 bytes an event, one or more per machine
+in a cycle that changes the whole fleet (a cold start, a fleet-wide rollout): ~20 MB at
+100,000 machines. Read line by line, one event at a time."""
+
 # ---- history ------------------------------------------------------------------------------
 
 
@@ -138,7 +143,7 @@ def read_events(store: Store, since: float, now: float) -> list[dict[str, Any]]:
             )
             if started < since - 60:  # a file holds one cycle: seconds long at most
                 continue
-            got = store.get(info.key, max_bytes=16 * 1024 * 1024)
+            got = store.get(info.key, max_bytes=MAX_EVENTS_BYTES)
             if not isinstance(got, StoredObject):
                 continue
             for n, line in enumerate(got.body.splitlines(), 1):

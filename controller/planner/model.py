@@ -31,7 +31,7 @@ from controller.planner.event import Event, EventKind
 from controller.spec.model import ClusterSpec
 from wire import codec
 from wire.codec import JsonValue, Timestamp
-from wire.control import unwrap_unverified
+from wire.control import MAX_CONTROL_BYTES, unwrap_unverified
 from wire.documents import Desired, Drain, Mode, Snapshot, dumps_pretty, loads_object
 from wire.errors import InvalidDocument
 from wire.frozen import quick_init
@@ -228,11 +228,13 @@ class Memory:
     def from_json(cls, raw: bytes, *, where: str = "control/memory.json") -> Memory:
         """Decode the stored object, unwrapping its signed envelope WITHOUT verifying it
         (readers and tests; the controller verifies with wire.control, then `from_value`)."""
-        return cls.from_value(unwrap_unverified(loads_object(raw, where=where)), where=where)
+        value = loads_object(raw, where=where, max_bytes=MAX_CONTROL_BYTES)
+        return cls.from_value(unwrap_unverified(value), where=where)
 
     @classmethod
     def from_value(cls, value: object, *, where: str = "control/memory.json") -> Memory:
-        mem: Memory = codec.decode(cls, value, where)
+        """Decode memory (one entry per machine: codec.MAX_FLEET_ITEMS)."""
+        mem: Memory = codec.decode(cls, value, where, max_items=codec.MAX_FLEET_ITEMS)
         if mem.format != MEMORY_FORMAT:
             raise InvalidDocument(f"{where}.format: expected {MEMORY_FORMAT!r}, got {mem.format!r}")
         return mem

@@ -21,8 +21,9 @@ from controller.shell.intake_state import IntakeState
 from controller.shell.key_epochs import KeyRing
 from controller.spec.document import read_stored
 from controller.spec.model import ClusterSpec
-from controller.spec.revisions import UNREADABLE, read_revision
+from controller.spec.revisions import MAX_STORED_SPEC, UNREADABLE, read_revision
 from controller.spec.signature import Provenance, SpecTrust, SpecUnverified
+from wire.control import MAX_CONTROL_BYTES
 from wire.documents import Desired, open_desired
 from wire.errors import (
     BosunError,
@@ -56,7 +57,7 @@ def _get(store: Store, key: str, max_bytes: int) -> StoredObject | None:
     return got
 
 
-BIG = 16 * 1024 * 1024
+BIG = MAX_CONTROL_BYTES  # the cap of a control object read (wire.control)
 
 
 @dataclass
@@ -94,7 +95,7 @@ def load_spec(
     cache = cache if cache is not None else SpecCache()
     if cache.trust != trust:  # operator keys changed: check the signature again
         cache.etag, cache.trust = None, trust
-    got = store.get(SPEC_CURRENT, if_none_match=cache.etag, max_bytes=BIG)
+    got = store.get(SPEC_CURRENT, if_none_match=cache.etag, max_bytes=MAX_STORED_SPEC)
     if isinstance(got, NotModified) and cache.etag is not None:
         if cache.problem is not None:
             raise SpecUnverified(cache.problem, reason=cache.reason)

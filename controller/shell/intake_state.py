@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 
 from wire import codec
 from wire.codec import Timestamp
-from wire.control import unwrap_unverified
+from wire.control import MAX_CONTROL_BYTES, unwrap_unverified
 from wire.documents import dumps_pretty, loads_object
 from wire.errors import InvalidDocument
 from wire.layout import INTAKE
@@ -75,11 +75,13 @@ class IntakeState:
     def from_json(cls, raw: bytes, *, where: str = INTAKE) -> IntakeState:
         """Decode the stored object, unwrapping its signed envelope WITHOUT verifying it
         (readers and tests; the controller verifies with wire.control, then `from_value`)."""
-        return cls.from_value(unwrap_unverified(loads_object(raw, where=where)), where=where)
+        value = loads_object(raw, where=where, max_bytes=MAX_CONTROL_BYTES)
+        return cls.from_value(unwrap_unverified(value), where=where)
 
     @classmethod
     def from_value(cls, value: object, *, where: str = INTAKE) -> IntakeState:
-        state: IntakeState = codec.decode(cls, value, where)
+        """Decode the state (entries per machine: codec.MAX_FLEET_ITEMS)."""
+        state: IntakeState = codec.decode(cls, value, where, max_items=codec.MAX_FLEET_ITEMS)
         if state.format != INTAKE_FORMAT:
             raise InvalidDocument(f"{where}.format: expected {INTAKE_FORMAT!r}")
         return state

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from controller.spec.signature import SpecTrust
 from wire import codec
-from wire.control import Sealed, open_control, seal_control
+from wire.control import MAX_CONTROL_BYTES, Sealed, open_control, seal_control
 from wire.errors import BadSignature, BosunError, InvalidDocument, WriteConflict
 from wire.layout import INTAKE, KEYS, MEMORY, machine_id
 from wire.signing import (
@@ -99,7 +99,7 @@ class KeysDoc:
 
     @classmethod
     def decode(cls, value: object, where: str = KEYS) -> KeysDoc:
-        doc: KeysDoc = codec.decode(cls, value, where)
+        doc: KeysDoc = codec.decode(cls, value, where, max_items=codec.MAX_FLEET_ITEMS)
         if doc.format != KEYS_FORMAT:
             raise InvalidDocument(f"{where}.format: expected {KEYS_FORMAT!r}, got {doc.format!r}")
         for name, epoch in doc.epochs.items():
@@ -140,7 +140,7 @@ def recorded_version(store: Store, control: bytes, object_key: str) -> int:
     (0 when neither does): a writer never goes below it."""
     floor = 0
     for holder in (MEMORY, INTAKE):
-        got = store.get(holder, max_bytes=16 * 1024 * 1024)
+        got = store.get(holder, max_bytes=MAX_CONTROL_BYTES)
         if isinstance(got, StoredObject):
             try:
                 floor = max(floor, open_control(got.body, holder, control).marks.get(object_key, 0))

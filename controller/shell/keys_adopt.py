@@ -16,7 +16,7 @@ import orjson
 
 from controller.shell.key_epochs import KeysDoc, attest, recorded_version
 from wire import codec
-from wire.control import open_control, seal_control
+from wire.control import MAX_CONTROL_BYTES, open_control, seal_control
 from wire.errors import BosunError, InvalidDocument
 from wire.layout import KEYS, machine_id
 from wire.signing import derive_control_key
@@ -35,7 +35,7 @@ class Unsigned:
 def read_unsigned(store: Store, master: bytes) -> Unsigned:
     """control/keys.json as it is, parsed; InvalidDocument when it is neither the old
     unsigned format nor a control object this master key signed."""
-    got = store.get(KEYS, max_bytes=16 * 1024 * 1024)
+    got = store.get(KEYS, max_bytes=MAX_CONTROL_BYTES)
     if not isinstance(got, StoredObject):
         raise InvalidDocument(f"{store.describe(KEYS)} does not exist: nothing to adopt")
     try:

@@ -146,18 +146,21 @@ def status_digest(doc: Mapping[str, Any], machines: Mapping[str, Any] | None = N
 
 def event_lines(events: Iterable[Event], *, now: float, cycle: int, fence: int) -> bytes:
     """One JSON line per event: `t`, `cycle`, `fence` and the event's fields, empty ones
-    left out (docs/controller.md lists them)."""
-    out = []
+    left out (docs/controller.md lists them).
+
+    The lines go into one buffer as they are made: each `orjson.dumps` answer occupies a
+    ~4 KiB allocation whatever its length, so holding one per event until a join cost
+    ~4 KiB an event (~800 MB for a cycle that changes 100,000 machines: two events each)."""
+    out = bytearray()
+    t = format_time(now)
     for ev in events:
         encoded: dict[str, JsonValue] = codec.encode(ev)
         value = {k: v for k, v in encoded.items() if v not in (None, {}, "")}
-        out.append(
-            orjson.dumps(
-                {"t": format_time(now), "cycle": cycle, "fence": fence, **value},
-                option=orjson.OPT_SORT_KEYS,
-            )
+        out += orjson.dumps(
+            {"t": t, "cycle": cycle, "fence": fence, **value}, option=orjson.OPT_SORT_KEYS
         )
-    return b"\n".join(out) + b"\n" if out else b""
+        out += b"\n"
+    return bytes(out)
 
 
 def events_object_key(now: float, cycle: int) -> str:

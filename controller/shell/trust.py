@@ -22,7 +22,7 @@ from controller.shell.spec_secrets import SecretUnreadable, SpecSecrets
 from controller.spec.model import ClusterSpec
 from controller.status_document import SpecSignature
 from wire import codec
-from wire.control import open_control
+from wire.control import MAX_CONTROL_BYTES, open_control
 from wire.documents import dumps_pretty
 from wire.errors import BosunError, ControlRefused
 from wire.layout import KEYS, LEASE, MEMORY, SPEC_CURRENT, STATUS_CLUSTER
@@ -30,7 +30,7 @@ from wire.store import NotModified, Store, StoredObject
 
 log = logging.getLogger(__name__)
 
-BIG = 16 * 1024 * 1024
+BIG = MAX_CONTROL_BYTES
 
 
 class Trust:

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from controller.status_document import MAX_STATUS_BYTES
 from devkit.demo.fleet import Machine
 from wire.errors import BosunError
 from wire.layout import STATUS_CLUSTER
@@ -125,7 +126,7 @@ class Watcher(threading.Thread):
 
     def refresh(self) -> View:
         status = self.view.status
-        got = self.store.get(STATUS_CLUSTER, if_none_match=self._etag, max_bytes=16 * 1024 * 1024)
+        got = self.store.get(STATUS_CLUSTER, if_none_match=self._etag, max_bytes=MAX_STATUS_BYTES)
         if isinstance(got, StoredObject):
             status = orjson.loads(got.body)
             self._etag = got.etag

@@ -16,8 +16,11 @@ a cold cycle takes them in and writes every desired document; then
 temporary directory), alternating with this tree size by size, and prints the no-change
 medians of both side by side: a baseline measured in the same run.
 
+`--cold-only` stops after the cold cycle and prints the process's peak RSS (a cold cycle
+at 100,000 machines is minutes; the peak of a cycle is the cold one's).
+
 Usage: scripts/bench controller [--sizes 1000,10000] [--quiet 7] [--changed 0.01]
-                                [--backend seaweedfs|directory] [--baseline REV]
+                                [--backend seaweedfs|directory] [--baseline REV] [--cold-only]
 """
 
 from __future__ import annotations
@@ -153,6 +156,7 @@ def run_size(
     tmp: Path,
     profile: bool = False,
     quiet_cycles: int = 7,
+    cold_only: bool = False,
 ) -> None:
     ctl_store, agent_store = open_stores(backend, server, tmp, n)
     apply(agent_store, load_yaml(spec_yaml(n)), now=time.time())
@@ -195,6 +199,12 @@ def run_size(
         return report
 
     cycle("cold cycle (all new)")
+    if cold_only:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"{'':<28} peak RSS of this process (controller and the posting agents) {peak:.0f} MB"
+        )
+        return
     cycle("settle")
     walls, cpus, phases = [], [], []
     built = getattr(getattr(ctl, "status", None), "built", None)
@@ -299,6 +309,12 @@ def main() -> None:
     parser.add_argument(
         "--baseline", metavar="REV", help="also run git revision REV's tree, alternating"
     )
+    parser.add_argument(
+        "--cold-only",
+        action="store_true",
+        help="stop after the cold cycle and print the peak RSS (what the cold cycle costs, "
+        "at sizes where the rest takes too long)",
+    )
     args = parser.parse_args()
     if args.baseline:
         compare(args)
@@ -307,11 +323,15 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bosun-bench-") as tmp:
             for n in (int(s) for s in args.sizes.split(",")):
-                run_size(n, args.changed, args.backend, server, Path(tmp), args.profile, args.quiet)
+                run_size(
+                    n, args.changed, args.backend, server, Path(tmp), args.profile, args.quiet,
+                    args.cold_only,
+                )  # fmt: skip
     finally:
         if server is not None:
             server.stop()
-    print("\nno-change cycles wrote nothing but the lease (PutObject control/lease.json).")
+    if not args.cold_only:
+        print("\nno-change cycles wrote nothing but the lease (PutObject control/lease.json).")
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -331,7 +351,8 @@ def compare(args: argparse.Namespace) -> None:
             for label, code in ((args.baseline, old), ("this tree", CODE)):
                 print(f"\n######## {label}: {n} machines", flush=True)
                 cmd = [sys.executable, __file__, "--sizes", n, "--quiet", str(args.quiet),
-                       "--changed", str(args.changed), "--backend", args.backend]  # fmt: skip
+                       "--changed", str(args.changed), "--backend", args.backend,
+                       *(["--cold-only"] if args.cold_only else [])]  # fmt: skip
                 env = {**os.environ, "BOSUN_BENCH_CODE": str(code), "PYTHONPATH": str(code)}
                 out = subprocess.run(cmd, env=env, text=True, capture_output=True, check=False)
                 print(out.stdout + out.stderr, flush=True)
