@@ -470,4 +470,10 @@ def _candidates(
                 t[1].append(m)
             else:
                 t[2].append(m)
+    for name, t in tiers.items():
+        # of the service's own machines, those already on its version first: taking one that
+        # served another version means switching it in place, a disruption that no
+        # max_unavailable counted (docs/spec.md#draining-autoscaling-provisioning)
+        version = services[name].version
+        t[0].sort(key=lambda m: (memory.get(m, _EMPTY).version != version, m))
     return tiers

@@ -189,6 +189,63 @@ def drain_pass(
     return DrainResult(work, rel, tuple(events), holds.drains, holds.kept, configs)
 
 
+def hold_switches(
+    spec: ClusterSpec,
+    before: Assignment,
+    work: Assignment,
+    rel: Releases,
+    memory: Memory,
+    drains: Mapping[str, Drain],
+    reverting: Collection[str],
+) -> tuple[Assignment, Releases, dict[str, dict[str, JsonValue]], tuple[Event, ...]]:
+    """A machine the last passes made active again (`before` -> `work`: the top-up) that
+    served the same service at another version or config would switch in place: a
+    disruption like any other, so it is held on what it runs while the service's budget is
+    spent by this cycle's in-place drains (the next plan's drain pass, seeing it active on
+    its old release, holds it the same way until the budget frees)."""
+    if work is before:  # the top-up took nobody (most cycles)
+        return work, rel, {}, ()
+    mem = memory.machines
+    switching: list[tuple[str, str]] = []
+    for m, mode in work.mode.items():
+        if mode not in ACTIVE_MODES or before.mode.get(m) in ACTIVE_MODES:
+            continue
+        mm, svc = mem.get(m), work.service.get(m)
+        if mm is None or svc is None or mm.service != svc or mm.mode not in SERVING:
+            continue
+        if _disruption(
+            spec, work, rel, m, svc, mm.version, mm.config, config_digests(spec, work, rel)
+        ):
+            switching.append((svc, m))
+    if not switching:
+        return work, rel, {}, ()
+    used: dict[str, int] = {}
+    for m, drain in drains.items():
+        svc = work.service.get(m)
+        if svc is not None and in_place(drain.reason):
+            used[svc] = used.get(svc, 0) + 1
+    holds = _Holds(work)
+    held: dict[str, int] = {}
+    for svc, m in sorted(switching):
+        limit = budget_of(
+            budget_value(spec.services[svc], svc in reverting), spec.services[svc].count
+        )
+        if limit is not None and used.get(svc, 0) >= limit:
+            _hold(holds, rel, memory, spec, m, "active")
+            held[svc] = held.get(svc, 0) + 1
+        else:
+            used[svc] = used.get(svc, 0) + 1
+    events = tuple(
+        Event("service.budget",
+              f"{count} disruptive changes wait: max_unavailable "
+              f"{budget_value(spec.services[name], False)} reached ({used.get(name, 0)} unavailable)",
+              service=name, data={"waiting": count, "unavailable": used.get(name, 0)})
+        for name, count in sorted(held.items())
+    )  # fmt: skip
+    work = work.moved(holds.modes, holds.actives, holds.services)
+    return work, rel.with_pins(holds.pins), holds.kept, events
+
+
 def in_place(reason: str) -> bool:
     """Is a drain for a change of the machine itself (version, config), not a move away?"""
     return reason.startswith("version ") or reason == CONFIG_CHANGE

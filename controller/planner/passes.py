@@ -31,7 +31,7 @@ from controller.planner.assign import assign, fill
 from controller.planner.blindness import fail_static, reporting
 from controller.planner.documents import documents
 from controller.planner.draft import Context, Draft, Pass
-from controller.planner.drain import config_digests, drain_pass
+from controller.planner.drain import config_digests, drain_pass, hold_switches
 from controller.planner.evict import evictions
 from controller.planner.lockstep import hold_apart
 from controller.planner.model import Event, RolloutMemory
@@ -135,10 +135,15 @@ def top_up(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     held = _held(d.spec.services, d.releases.base)
     rolling = {name for name, r in d.rollouts.items() if r.active}
     work, _ = fill(d.work, d.spec, ctx.order, d.reserved, skip=held | rolling)
-    rel = d.releases
+    reverting = {name for name, r in d.rollouts.items() if r.state == "reverted"}
+    work, rel, kept, events = hold_switches(
+        d.spec, d.work, work, d.releases, ctx.memory, d.drains, reverting
+    )
     # what each machine runs now (held and draining ones: their old release)
     configs = config_digests(d.spec, work, rel) if d.configs else d.configs
-    return replace(d, work=work, configs=configs), ()
+    return replace(
+        d, work=work, releases=rel, kept={**d.kept, **kept} if kept else d.kept, configs=configs
+    ), events
 
 
 def peers(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from controller.planner import Memory, plan
@@ -39,6 +39,19 @@ def _spec(version: str, count: int, budget: int, revision: int) -> Any:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# found by this property: the top-up took back a machine the scale-down had just let go,
+# switching its version in place while a drain spent the budget (first: of two machines of
+# the service, the one on another version; second: any, with no machine on the new version)
+@example(
+    budget=1,
+    steps=[("version", "2"), ("sessions", "v1", 1), ("version", "1"), ("version", "1"),
+           ("sessions", "v2", 1), ("wait", 30), ("count", 1)],
+)  # fmt: skip
+@example(
+    budget=1,
+    steps=[("count", 5), ("sessions", "v0", 1), ("version", "2"), ("version", "2"), ("wait", 10),
+           ("sessions", "v4", 1), ("version", "3"), ("wait", 70), ("count", 1)],
+)  # fmt: skip
 @given(
     budget=st.integers(min_value=1, max_value=3),
     steps=st.lists(step, min_size=1, max_size=25),
@@ -76,8 +89,14 @@ def test_sessions_are_never_cut_early_and_the_budget_holds(budget: int, steps: l
                     f"{m}: {sessions} sessions cut at {now} "
                     f"({old.mode}/{old.version} -> {new.mode}/{new.version}, drain {old.drain})"
                 )
+            # a machine draining away (to standby, scaled down) is not the service's capacity
+            # any more: taking it back on the new version adds a machine, it disrupts none
+            leaving = old.drain is not None and not in_place(old.drain.reason)
             if (new.mode == "draining" and new.drain and in_place(new.drain.reason)) or (
-                new.mode in SERVING and new.service == old.service and new.version != old.version
+                new.mode in SERVING
+                and new.service == old.service
+                and new.version != old.version
+                and not leaving
             ):
                 disrupted += 1
         assert disrupted <= budget, f"{disrupted} machines disrupted at once, budget {budget}"
