@@ -84,6 +84,7 @@ class Agent:
         self.state, corrupt = self.dir.load()
         self.startup_errors = [corrupt] if corrupt else []
         self._pulled = False  # this cycle's desired GET was answered
+        self._supervise_error: str | None = None  # logged once, not every tick
 
     def __repr__(self) -> str:  # never show the key
         return f"Agent(machine={self.cfg.machine!r}, store={self.store.url!r})"
@@ -380,7 +381,15 @@ class Agent:
         try:
             self.applier.supervise(self.running_doc(), time.time())
         except ApplyError as exc:
-            log.error("supervise.failed error=%s", exc)
+            # the tick runs every second: the same failure is logged once (and again when it
+            # changes), then its recovery, so a lasting problem does not flood the log
+            if str(exc) != self._supervise_error:
+                log.error("supervise.failed error=%s (logged once until it changes)", exc)
+            self._supervise_error = str(exc)
+            return
+        if self._supervise_error is not None:
+            log.info("supervise.recovered after error=%s", self._supervise_error)
+            self._supervise_error = None
 
     def final_report(self) -> bool:
         """The last snapshot of a stopping daemon: `status: stopping`, always sent."""

@@ -170,3 +170,31 @@ def test_check_on_a_new_machine_under_the_agent_policy_passes(
     assert code == 0, out
     assert "taken as no desired document yet" in out and "FAIL" not in out, out
     assert report(bucket).machine == "web-1"  # the signed snapshot probe was written
+
+
+def test_a_lasting_supervision_failure_is_logged_once_then_its_recovery(
+    machine: Machine, caplog: Any
+) -> None:
+    """The daemon ticks the supervisor every second: a failure that lasts (a secret the new
+    key cannot open, say) is one error line until it changes, then one line when it ends."""
+    from agent.drivers import ApplyError
+
+    agent = make_agent(machine)
+    answers: list[str | None] = ["no key for secret db", "no key for secret db", "no key for secret db",
+                                 "port 8080 in use", None, None]  # fmt: skip
+
+    class Supervisor:
+        def supervise(self, doc: object, now: float) -> None:
+            answer = answers.pop(0)
+            if answer is not None:
+                raise ApplyError(answer)
+
+    agent.applier = Supervisor()
+    with caplog.at_level("INFO", logger="agent.cycle"):
+        for _ in range(6):
+            agent.supervise_tick()
+    lines = [r.getMessage() for r in caplog.records if r.name == "agent.cycle"]
+    assert [line.split(" error=")[0] for line in lines] == [
+        "supervise.failed", "supervise.failed", "supervise.recovered after"
+    ]  # fmt: skip
+    assert "no key for secret db" in lines[0] and "port 8080 in use" in lines[1]
