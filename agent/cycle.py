@@ -293,7 +293,7 @@ class Agent:
         )
 
     def _report(self, snap: Snapshot, now: float, force: bool, errors: list[str]) -> bool:
-        fp = fingerprint(snap)
+        fp = fingerprint(snap, self.cfg.kid)
         st = self.state
         due = now - st.last_put_at >= self.cfg.heartbeat_interval
         if not force and not due and fp == st.last_fingerprint:
@@ -404,9 +404,13 @@ class Agent:
         return put
 
 
-def fingerprint(snap: Snapshot) -> str:
-    """Digest of what matters for change detection: liveness fields and counters left out."""
+def fingerprint(snap: Snapshot, kid: str = "") -> str:
+    """Digest of what matters for change detection: liveness fields and counters left out;
+    the key it is signed with (`kid`) in, so a machine given a new key reports with it at
+    once instead of at its next heartbeat (the controller signs for the epoch it sees)."""
     body: dict[str, Any] = encode_body(snap)
+    if kid:
+        body["kid"] = kid
     for name in ("seq", "sent_at", "load"):
         body.pop(name, None)
     body["sessions"] = {k: v > 0 for k, v in snap.sessions.items()}

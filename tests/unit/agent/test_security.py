@@ -269,8 +269,9 @@ def test_rotated_machine_running_secrets_still_reports_with_its_new_key(
     assert (out / "db").read_text() == "pw-0"
     m1 = Machine(tmp_path / "m", bucket.url, services=services, epoch=1).write()
     agent = make_agent(m1)
-    agent.dir.save(replace(agent.state, last_put_at=time.time() - 301))  # heartbeat due
-    assert agent.cycle().put  # the report goes out, signed with the epoch-1 key
+    # no heartbeat due and nothing else changed: the new key alone sends the report out,
+    # signed with it, so the controller re-signs for epoch 1 now, not in 5 minutes
+    assert agent.cycle().put
     assert report(bucket, epoch=1).applied.generation == 1
     publish(bucket, with_secret(2, 1), epoch=1)
     assert agent.cycle().ok
