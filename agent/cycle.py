@@ -97,7 +97,7 @@ class Agent:
         cached = self.dir.read_doc(CACHED_FILE, st.cached_digest)
         inm = None
         if (st.etag and st.etag == st.cached_etag and cached is not None) or (
-            st.etag and st.etag == st.refused_etag
+            st.etag and st.refused_etag == self._refused_as(st.etag)
         ):
             inm = st.etag
         try:
@@ -170,6 +170,11 @@ class Agent:
         )
         return True
 
+    def _refused_as(self, etag: str) -> str:
+        """A refusal is of an object version by a key: the same ETag is verified again by
+        another key (a machine re-enrolled after its document was signed for the new one)."""
+        return f"{etag} {self.cfg.kid}"
+
     def _refuse(
         self, reason: str, detail: str, now: float, etag: str | None, errors: list[str]
     ) -> None:
@@ -177,7 +182,7 @@ class Agent:
         errors.append(f"refused ({reason}): {detail}")
         state = self.state.refuse(reason, detail, now)
         if etag is not None:
-            state = replace(state, etag=etag, refused_etag=etag)
+            state = replace(state, etag=etag, refused_etag=self._refused_as(etag))
         self.state = state
         self.dir.save(self.state)
 

@@ -54,7 +54,7 @@ class LocalState:
     etag: str | None = None  # If-None-Match for the next GET (cached or refused copy)
     cached_etag: str | None = None
     cached_digest: str | None = None
-    refused_etag: str | None = None
+    refused_etag: str | None = None  # "<etag> <kid>": that version, refused by that key
     applied: Applied = field(default_factory=Applied)
     failed_digest: str | None = None  # a document whose apply failed: not retried as is
     refusals: dict[str, int] = field(default_factory=dict)

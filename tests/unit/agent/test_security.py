@@ -338,3 +338,30 @@ def test_corrupt_state_is_moved_aside_and_recovered_from_bucket(
     assert any("corrupt" in e and "recovering from the bucket" in e for e in result.errors)
     assert list(machine.state_dir.glob("state.json.corrupt-*"))
     assert agent.state.applied.generation == 3
+
+
+def test_a_document_refused_by_the_old_key_is_verified_again_by_the_new_one(
+    tmp_path: Path, bucket: DirectoryStore
+) -> None:
+    """docs/security.md#key-rotation: the controller may sign for epoch 1 before the machine
+    has its new key. The old key refuses that version and keeps asking with If-None-Match
+    (no download of a refused body every cycle); once re-enrolled, the same, unchanged
+    object is fetched and verified again instead of being taken as refused."""
+    from tests.unit.agent.kit import CountingStore
+
+    services = {"web": {"files": [{"path": str(tmp_path / "out.json")}]}}
+    m0 = Machine(tmp_path / "m", bucket.url, services=services).write()
+    publish(bucket, desired(generation=1, config={"epoch": 1}), epoch=1)
+    counting = CountingStore(bucket)
+    old = make_agent(m0, counting)
+    old.cycle()
+    assert old.state.refusals == {"unknown_kid": 1}
+    counting.calls.clear()
+    old.cycle()  # the same key: the refused version is not downloaded again
+    assert [c[3] for c in counting.calls if c[0] == "GET"] == ["NotModified"]
+    m1 = Machine(tmp_path / "m", bucket.url, services=services, epoch=1).write()
+    new = make_agent(m1, counting)
+    counting.calls.clear()
+    assert new.cycle().ok
+    assert [c[3] for c in counting.calls if c[0] == "GET"] == ["StoredObject"]
+    assert json.loads((tmp_path / "out.json").read_text()) == {"epoch": 1}
