@@ -177,13 +177,7 @@ def drain_pass(
                 Event("machine.draining", f"{n} sessions; {reason}; deadline in {timeout:g}s",
                       m, old, data={"sessions": n, "deadline": drain.deadline})
             )  # fmt: skip
-    for name, count in sorted(held.items()):
-        events.append(
-            Event("service.budget",
-                  f"{count} disruptive changes wait: max_unavailable "
-                  f"{budget_value(services[name], False)} reached ({used.get(name, 0)} unavailable)",
-                  service=name, data={"waiting": count, "unavailable": used.get(name, 0)})
-        )  # fmt: skip
+    events += _budget_events(spec, held, used)
     work = work.moved(holds.modes, holds.actives, holds.services)
     rel = rel.with_pins(holds.pins)
     return DrainResult(work, rel, tuple(events), holds.drains, holds.kept, configs)
@@ -206,6 +200,7 @@ def hold_switches(
     if work is before:  # the top-up took nobody (most cycles)
         return work, rel, {}, ()
     mem = memory.machines
+    configs = config_digests(spec, work, rel)
     switching: list[tuple[str, str]] = []
     for m, mode in work.mode.items():
         if mode not in ACTIVE_MODES or before.mode.get(m) in ACTIVE_MODES:
@@ -213,9 +208,7 @@ def hold_switches(
         mm, svc = mem.get(m), work.service.get(m)
         if mm is None or svc is None or mm.service != svc or mm.mode not in SERVING:
             continue
-        if _disruption(
-            spec, work, rel, m, svc, mm.version, mm.config, config_digests(spec, work, rel)
-        ):
+        if _disruption(spec, work, rel, m, svc, mm.version, mm.config, configs):
             switching.append((svc, m))
     if not switching:
         return work, rel, {}, ()
@@ -235,15 +228,21 @@ def hold_switches(
             held[svc] = held.get(svc, 0) + 1
         else:
             used[svc] = used.get(svc, 0) + 1
-    events = tuple(
+    work = work.moved(holds.modes, holds.actives, holds.services)
+    return work, rel.with_pins(holds.pins), holds.kept, tuple(_budget_events(spec, held, used))
+
+
+def _budget_events(
+    spec: ClusterSpec, held: Mapping[str, int], used: Mapping[str, int]
+) -> list[Event]:
+    """`service.budget` for each service with changes held (`held`: how many)."""
+    return [
         Event("service.budget",
               f"{count} disruptive changes wait: max_unavailable "
               f"{budget_value(spec.services[name], False)} reached ({used.get(name, 0)} unavailable)",
               service=name, data={"waiting": count, "unavailable": used.get(name, 0)})
         for name, count in sorted(held.items())
-    )  # fmt: skip
-    work = work.moved(holds.modes, holds.actives, holds.services)
-    return work, rel.with_pins(holds.pins), holds.kept, events
+    ]  # fmt: skip
 
 
 def in_place(reason: str) -> bool:

@@ -111,9 +111,13 @@ def rollouts(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     return new, rolled.events
 
 
+def _reverting(d: Draft) -> set[str]:
+    """Services whose rollout reverts (no default disruption budget for going back)."""
+    return {name for name, r in d.rollouts.items() if r.state == "reverted"}
+
+
 def drains(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
-    reverting = {name for name, r in d.rollouts.items() if r.state == "reverted"}
-    out = drain_pass(d.spec, d.work, d.releases, ctx.memory, ctx.now, reverting)
+    out = drain_pass(d.spec, d.work, d.releases, ctx.memory, ctx.now, _reverting(d))
     new = replace(
         d,
         work=out.work,
@@ -135,9 +139,8 @@ def top_up(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     held = _held(d.spec.services, d.releases.base)
     rolling = {name for name, r in d.rollouts.items() if r.active}
     work, _ = fill(d.work, d.spec, ctx.order, d.reserved, skip=held | rolling)
-    reverting = {name for name, r in d.rollouts.items() if r.state == "reverted"}
     work, rel, kept, events = hold_switches(
-        d.spec, d.work, work, d.releases, ctx.memory, d.drains, reverting
+        d.spec, d.work, work, d.releases, ctx.memory, d.drains, _reverting(d)
     )
     # what each machine runs now (held and draining ones: their old release)
     configs = config_digests(d.spec, work, rel) if d.configs else d.configs

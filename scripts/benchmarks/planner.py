@@ -153,17 +153,11 @@ def main() -> None:
 
 def compare(args: argparse.Namespace) -> None:
     """This tree and REV's, each size in turn (baseline first), then side by side."""
-    import importlib.util
+    from _installed import export_revision  # this script's directory is on sys.path
 
-    spec = importlib.util.spec_from_file_location(
-        "_installed", Path(__file__).parent / "_installed.py"
-    )
-    assert spec is not None and spec.loader is not None
-    installed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(installed)
     rows: list[tuple[str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="bosun-bench-base-") as tmp:
-        old = installed.export_revision(CODE, args.baseline, Path(tmp) / "src")
+        old = export_revision(CODE, args.baseline, Path(tmp) / "src")
         for n in args.sizes.split(","):
             for label, code in ((args.baseline, old), ("this tree", CODE)):
                 cmd = [sys.executable, __file__, "--sizes", n, "--repeat", str(args.repeat)]

@@ -125,10 +125,24 @@ def _by_cycle(events: list[dict[str, Any]]) -> dict[int, list[str]]:
     return out
 
 
+def _failures(f: CoupledFleet) -> dict[str, int]:
+    """Each client's failed connections so far (what a test's figures count from)."""
+    return {svc: f.clients[svc].failures for svc in ORDER}
+
+
+def _client_figures(f: CoupledFleet, t0: float, failures: dict[str, int]) -> dict[str, Any]:
+    """What the clients saw since `t0`: error answers by status and backend, and connections
+    failed since `failures` was taken."""
+    return {
+        "client_errors": {svc: errors(f.clients[svc], t0) for svc in ORDER},
+        "client_failures": {svc: f.clients[svc].failures - n for svc, n in failures.items()},
+    }
+
+
 def test_coupled_release_completes_in_lockstep(coupled_fleet: CoupledFleet) -> None:
     f = coupled_fleet
     t0 = time.time()
-    failures = {svc: f.clients[svc].failures for svc in ORDER}
+    failures = _failures(f)
     f.apply("2.0", "2.0")
     final = {svc: follow(f, svc, "2.0", END, 60)[-1] for svc in ORDER}
     for doc in final.values():
@@ -140,8 +154,7 @@ def test_coupled_release_completes_in_lockstep(coupled_fleet: CoupledFleet) -> N
         "seconds": {svc: round(last_old[svc] - t0, 1) for svc in ORDER},
         "started": _by_cycle(started),
         "steps": _by_cycle(steps),
-        "client_errors": {svc: errors(f.clients[svc], t0) for svc in ORDER},
-        "client_failures": {svc: f.clients[svc].failures - failures[svc] for svc in ORDER},
+        **_client_figures(f, t0, failures),
         "answers": {svc: len(f.clients[svc].since(t0)) for svc in ORDER},
     }
     print(f"\ncoupled complete: {FIGURES['complete']}")
@@ -172,7 +185,7 @@ def test_undo_of_a_member_takes_the_release_back(coupled_fleet: CoupledFleet) ->
     f = coupled_fleet
     f.settled()
     t0 = time.time()
-    failures = {svc: f.clients[svc].failures for svc in ORDER}
+    failures = _failures(f)
     undo = f.bosun("rollout", "undo", "media")
     assert undo.returncode == 0, undo.stderr
     assert f"coupled release {GROUP}: router 2.0 -> back to 1.0; media 2.0 -> back to 1.0" in (
@@ -189,8 +202,7 @@ def test_undo_of_a_member_takes_the_release_back(coupled_fleet: CoupledFleet) ->
         "seconds_to_all_on_1.0": {svc: round(settled[svc] - t0, 1) for svc in ORDER},
         "undo": _by_cycle(undone),
         "started": _by_cycle(started),
-        "client_errors": {svc: errors(f.clients[svc], t0) for svc in ORDER},
-        "client_failures": {svc: f.clients[svc].failures - failures[svc] for svc in ORDER},
+        **_client_figures(f, t0, failures),
     }
     print(f"\ncoupled undo: {FIGURES['undo']}")
     assert list(_by_cycle(undone).values()) == [["router", "media"]], undone
@@ -203,7 +215,7 @@ def test_failing_member_reverts_both_dependents_first(coupled_fleet: CoupledFlee
     f = coupled_fleet
     f.settled()  # the previous release's machines are standbys again (keep_previous)
     t0 = time.time()
-    failures = {svc: f.clients[svc].failures for svc in ORDER}
+    failures = _failures(f)
     f.apply("2.1", BAD)
     to = {"media": "2.1", "router": BAD}
     final = {svc: follow(f, svc, to[svc], END, 60)[-1] for svc in ORDER}
@@ -220,8 +232,7 @@ def test_failing_member_reverts_both_dependents_first(coupled_fleet: CoupledFlee
         "reverted": [(e["service"], e["cycle"], e["reason"]) for e in reverted],
         "seconds_fail_to_all_on_1.0": {svc: round(settled[svc] - fail_t, 2) for svc in ORDER},
         "answers_by_new": {svc: sum(a.version == to[svc] for a in answers[svc]) for svc in ORDER},
-        "client_errors": {svc: errors(f.clients[svc], t0) for svc in ORDER},
-        "client_failures": {svc: f.clients[svc].failures - failures[svc] for svc in ORDER},
+        **_client_figures(f, t0, failures),
         "failure": {svc: final[svc].get("failure") for svc in ORDER},
     }
     print(f"\ncoupled revert: {FIGURES['revert']}")
