@@ -15,6 +15,7 @@ from controller.shell.key_epochs import (
     load_master_key,
     read_keys,
 )
+from wire.store import Store
 
 
 @click.command("keygen")
@@ -70,12 +71,11 @@ UNKNOWN_OK = click.option(
 )
 
 
-def _refuse_unknown(url: str, master: bytes, machine: str) -> None:
+def _refuse_unknown(store: Store, url: str, master: bytes, machine: str) -> None:
     """Refuse a MACHINE the bucket knows nothing of (exit 1), naming what was looked for."""
     from wire.layout import KEYS, desired_key, machine_id, report_key
 
     machine_id(machine)
-    store = open_store_option(url)
     for key in (report_key(machine), desired_key(machine)):
         if any(info.key == key for info in store.list(key)):
             return
@@ -101,10 +101,10 @@ def revoke_cmd(machine: str, store: str, master_key: Path, unknown: bool) -> Non
     is later deleted or an older copy is put back; re-enroll the machine with the printed
     command to give it a key at the new epoch. To change a key without a gap, use rotate.
     """
-    master = load_master_key(master_key)
+    master, opened = load_master_key(master_key), open_store_option(store)
     if not unknown:
-        _refuse_unknown(store, master, machine)
-    epoch = bump_epoch(open_store_option(store), master, machine)
+        _refuse_unknown(opened, store, master, machine)
+    epoch = bump_epoch(opened, master, machine)
     click.echo(f"{machine}: key epoch is now {epoch}; snapshots signed with older keys are refused")
     click.echo(f"re-enroll it with: {_reenroll(machine, epoch, store)}")
 
@@ -129,10 +129,10 @@ def rotate_cmd(machine: str, store: str, master_key: Path, grace: float, unknown
     """
     if grace > 7 * 24 * 3600:
         raise click.BadParameter("at most 7d", param_hint="--grace")
-    master = load_master_key(master_key)
+    master, opened = load_master_key(master_key), open_store_option(store)
     if not unknown:
-        _refuse_unknown(store, master, machine)
-    epoch = bump_epoch(open_store_option(store), master, machine, grace=grace)
+        _refuse_unknown(opened, store, master, machine)
+    epoch = bump_epoch(opened, master, machine, grace=grace)
     click.echo(f"{machine}: key epoch is now {epoch}; epoch {epoch - 1} stays valid for {grace:g}s")
     click.echo(f"install the new key with: {_reenroll(machine, epoch, store)}")
 
