@@ -15,7 +15,6 @@ Local state is written temp + fsync + rename before anything that depends on it.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -49,12 +48,13 @@ from wire.documents import (
 )
 from wire.errors import DocumentTooLarge, StoreAccessDenied, StoreError
 from wire.layout import desired_key, report_key
+from wire.logs import Log
 from wire.records import record
 from wire.signing import digest
 from wire.store.base import Missing, NotModified, Store, StoredObject
 from wire.times import TimeForm, holds_iso_times
 
-log = logging.getLogger(__name__)
+log = Log(__name__)
 
 
 @record

@@ -24,7 +24,6 @@ Rust `object_store` crate) signs, sends and parses; this module maps its answers
 from __future__ import annotations
 
 import datetime
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from wire.errors import (
     StoreUnavailable,
     WriteConflict,
 )
+from wire.logs import Log
 from wire.records import record
 from wire.retry import RetryPolicy
 from wire.store.base import GetResult, Missing, NotModified, ObjectInfo, StoredObject, short_etag
@@ -61,7 +61,7 @@ from wire.store.s3_answers import (
     redirected,
 )
 
-log = logging.getLogger(__name__)
+log = Log(__name__)
 T = TypeVar("T")
 
 LIST_CHUNK = 1000
