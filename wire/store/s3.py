@@ -52,14 +52,6 @@ from wire.store.credentials import (
     find_credentials,
     static_provider,
 )
-from wire.store.s3_answers import (
-    CODE_RE,
-    STATUS_RE,
-    TIMED_OUT,
-    TRANSIENT_CODES,
-    moved_to,
-    redirected,
-)
 
 log = Log(__name__)
 T = TypeVar("T")
@@ -205,6 +197,9 @@ class S3Store:
     def _translate(self, exc: Exception, key: str, action: str) -> StoreError:
         from obstore import exceptions as oe
 
+        # only when a request failed: its regular expressions are not compiled otherwise
+        from wire.store.s3_answers import CODE_RE, STATUS_RE, TIMED_OUT, TRANSIENT_CODES, redirected
+
         if isinstance(exc, StoreError):
             return exc
         target = self.describe(key)
@@ -310,6 +305,8 @@ class S3Store:
         (as botocore does); True if it moved."""
         if self.endpoint is not None:
             return False
+        from wire.store.s3_answers import moved_to
+
         region = moved_to(str(exc), self.bucket, self.region)
         if region is None:
             return False
