@@ -21,13 +21,13 @@ from typing import Any
 
 import orjson
 
+from agent.sha import digest
 from wire import codec
 from wire.atomic import write_atomic
 from wire.documents import Applied, Desired, Refusal, decode_desired_body, parse_envelope
 from wire.errors import BosunError, InvalidDocument
 from wire.logs import Log
 from wire.records import record
-from wire.signing import digest
 
 log = Log(__name__)
 

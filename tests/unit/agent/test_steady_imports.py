@@ -44,6 +44,9 @@ NOT_ON_THE_STEADY_PATH = (
     "string",
     "traceback",
     "configparser",  # credentials from a profile (keys in the environment need none)
+    "hashlib",  # OpenSSL: signatures are checked only on a new document (agent.sha)
+    "_hashlib",
+    "hmac",
 )
 
 
