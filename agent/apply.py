@@ -13,7 +13,6 @@ the last-known-good document, and raise ApplyError with what failed.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from agent.config import RUNNING_MODES, AgentConfig, ServiceConfig
 from agent.drivers import ApplyError, Target
 from agent.drivers.commands import run_hook
 from wire.documents import Desired
+from wire.logs import Log
 from wire.secret_box import has_secrets
 
 if TYPE_CHECKING:  # imported where used: a steady cycle renders no file, and a machine
@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # imported where used: a steady cycle renders no file, and a 
     from agent.drivers.process import ProcessDriver
     from agent.staging import Staged
 
-log = logging.getLogger(__name__)
+log = Log(__name__)
 
 
 def target_for(cfg: AgentConfig, service: str, doc: Desired | None) -> Target:

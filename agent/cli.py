@@ -9,7 +9,6 @@ the cron path's import time small; nothing here imports boto3 unless the store n
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -19,28 +18,37 @@ from typing import TYPE_CHECKING
 import orjson
 
 from agent.config import AgentConfig, load_config
+from wire import logs
 
 if TYPE_CHECKING:
     from agent.cycle import Agent
 
-log = logging.getLogger("agent")
+log = logs.Log("agent")
 
 DEFAULT_DEADLINE = 20.0
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return orjson.dumps(
-            {
-                "t": round(record.created, 3),
-                "level": record.levelname.lower(),
-                "logger": record.name,
-                "msg": record.getMessage(),
-            }
-        ).decode()
-
-
 def _setup_logging(level: str, fmt: str) -> None:
+    """Log to stderr from `level`, as text lines or JSON objects; `logging` is imported
+    and the handler installed only when a message is written (`wire.logs`): a quiet cron
+    cycle writes none."""
+    logs.configure(level, lambda: _install_handler(level, fmt))
+
+
+def _install_handler(level: str, fmt: str) -> None:
+    import logging
+
+    class _JsonFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return orjson.dumps(
+                {
+                    "t": round(record.created, 3),
+                    "level": record.levelname.lower(),
+                    "logger": record.name,
+                    "msg": record.getMessage(),
+                }
+            ).decode()
+
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())

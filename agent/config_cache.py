@@ -20,7 +20,6 @@ plain JSON values are cached (a YAML date or a non-string key parses every time)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import stat
@@ -30,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from agent.sha import sha256_hex
 from wire.atomic import write_atomic
 
 CACHE_FILE = "config.cache.json"
@@ -62,7 +62,7 @@ def settings(
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return sha256_hex(text.encode("utf-8", "surrogatepass"))
 
 
 def _state_dir_hint(text: str, env: Mapping[str, str], default: str) -> str:

@@ -15,7 +15,6 @@ Local state is written temp + fsync + rename before anything that depends on it.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +34,7 @@ from agent.probes import (
     read_json,
     sessions_from,
 )
+from agent.sha import digest
 from agent.state import APPLIED_FILE, CACHED_FILE, Mark, StateDir
 from agent.verify import Refused, check_expiry, verify_desired, verify_failures
 from wire.documents import (
@@ -49,12 +49,12 @@ from wire.documents import (
 )
 from wire.errors import DocumentTooLarge, StoreAccessDenied, StoreError
 from wire.layout import desired_key, report_key
+from wire.logs import Log
 from wire.records import record
-from wire.signing import digest
 from wire.store.base import Missing, NotModified, Store, StoredObject
 from wire.times import TimeForm, holds_iso_times
 
-log = logging.getLogger(__name__)
+log = Log(__name__)
 
 
 @record

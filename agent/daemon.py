@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
 import threading
 import time
@@ -21,11 +20,12 @@ from typing import TYPE_CHECKING
 
 from agent.cycle import Agent, CycleResult
 from wire.errors import BosunError
+from wire.logs import Log
 
 if TYPE_CHECKING:
     import random
 
-log = logging.getLogger(__name__)
+log = Log(__name__)
 
 
 def jittered(interval: float, jitter: float, rng: random.Random) -> float:

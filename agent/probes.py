@@ -16,7 +16,6 @@ no numbers, never an exception out of the cycle.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 from collections.abc import Collection, Mapping
@@ -28,13 +27,14 @@ import orjson
 from agent.config import AddressConfig, ProbeSpec
 from agent.drivers.commands import argv_for, child_env
 from wire.documents import BackendState
+from wire.logs import Log
 
 if TYPE_CHECKING:
     import http.client
 
 # http.client (with ssl and email), socket and subprocess are imported where a probe needs
 # them: a machine without probes never pays for them in its cron cycle
-log = logging.getLogger(__name__)
+log = Log(__name__)
 
 PROBE_CAP = 64 * 1024
 

@@ -13,7 +13,6 @@ bucket on the next fetch.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import field, replace
@@ -22,14 +21,15 @@ from typing import Any
 
 import orjson
 
+from agent.sha import digest
 from wire import codec
 from wire.atomic import write_atomic
 from wire.documents import Applied, Desired, Refusal, decode_desired_body, parse_envelope
 from wire.errors import BosunError, InvalidDocument
+from wire.logs import Log
 from wire.records import record
-from wire.signing import digest
 
-log = logging.getLogger(__name__)
+log = Log(__name__)
 
 STATE_FILE = "state.json"
 CACHED_FILE = "desired.cached.json"

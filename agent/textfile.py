@@ -82,6 +82,6 @@ def write_textfile(
         os.chmod(tmp, 0o644)  # node_exporter usually runs as another user
         os.replace(tmp, path)
     except OSError as exc:
-        import logging
+        from wire.logs import Log
 
-        logging.getLogger(__name__).warning("metrics.textfile_failed path=%s error=%s", path, exc)
+        Log(__name__).warning("metrics.textfile_failed path=%s error=%s", path, exc)

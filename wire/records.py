@@ -3,14 +3,25 @@
 `@dataclass(frozen=True, slots=True)` writes the source of six methods per class and
 compiles each (`__init__`, `__setattr__`, `__delattr__`, `__eq__`, `__hash__`, `__repr__`):
 about 0.6 ms per class at every start of Python 3.11, and a cron agent defines some thirty
-classes before its cycle does anything. `@record` leaves `__init__` and the frozen
-`__setattr__`/`__delattr__` to `dataclasses` and gives `__eq__`, `__hash__` and `__repr__`
-as shared functions that behave as the generated ones do: equal when of the same class
-with equal fields (`compare=True`) as tuples; the hash of that tuple (fields with
-`hash=`/`compare=`); `Name(field=value, ...)` over the `repr=True` fields, `...` for a
-value that contains itself. A method the class defines itself is kept, as `dataclasses`
-keeps it. The class is a dataclass in every other way (`fields`, `replace`, `asdict`,
-`__match_args__`), and type checkers see a frozen dataclass (PEP 681).
+classes before its cycle does anything. `@record` lets `dataclasses` collect the fields and
+add the slots, and compiles nothing when the class is defined:
+
+- `__eq__`, `__hash__` and `__repr__` are shared functions that behave as the generated ones
+  do: equal when of the same class with equal fields (`compare=True`) as tuples; the hash of
+  that tuple (fields with `hash=`/`compare=`); `Name(field=value, ...)` over the `repr=True`
+  fields, `...` for a value that contains itself.
+- `__setattr__`/`__delattr__` are shared functions that refuse as the frozen ones do
+  (`FrozenInstanceError`), and pickling goes through `__getstate__`/`__setstate__` as for a
+  frozen, slotted dataclass.
+- `__init__` is written and compiled when the class is first instantiated, with the
+  parameters the dataclass's own would have (names, order, defaults, default factories,
+  keyword-only fields, fields with `init=False`, `__post_init__`): a cron cycle builds
+  instances of a third of the classes it defines. A class with an `InitVar` gets the
+  dataclass's `__init__` at once.
+
+A method the class defines itself is kept, as `dataclasses` keeps it. The class is a frozen
+dataclass in every other way (`fields`, `replace`, `asdict`, `__match_args__`,
+`__dataclass_params__.frozen`), and type checkers see one (PEP 681).
 """
 
 from __future__ import annotations
@@ -28,11 +39,25 @@ _Key = Callable[[Any], tuple[Any, ...]]
 
 @dataclass_transform(frozen_default=True, field_specifiers=(dataclasses.field,))
 def record(cls: type[T]) -> type[T]:
-    """A frozen, slotted dataclass of `cls`, its value methods shared (see the module)."""
+    """A frozen, slotted dataclass of `cls`, its methods shared or made late (see the module)."""
     body = dict(cls.__dict__)  # before slots: the class as written
-    made: type[T] = dataclasses.dataclass(frozen=True, slots=True, eq=False, repr=False)(cls)
+    if not _plain(cls, body):
+        made: type[T] = dataclasses.dataclass(frozen=True, slots=True, eq=False, repr=False)(cls)
+    else:
+        # nothing compiled here: no __init__, and the class is frozen by the functions below
+        made = dataclasses.dataclass(init=False, slots=True, eq=False, repr=False)(cls)
+        made.__dataclass_params__ = _FROZEN  # type: ignore[attr-defined]
     fields = dataclasses.fields(made)  # type: ignore[arg-type]
     methods: dict[str, Callable[..., Any]] = {}
+    if _FROZEN is not None and made.__dataclass_params__ is _FROZEN:  # type: ignore[attr-defined]
+        names = frozenset(f.name for f in fields)
+        methods["__setattr__"] = _setattr_of(made, names)
+        methods["__delattr__"] = _delattr_of(made, names)
+        methods["__getstate__"] = _getstate
+        methods["__setstate__"] = _setstate
+        if "__init__" not in body:
+            _check_defaults(made, fields)
+            methods["__init__"] = _late_init(made)
     if "__repr__" not in body:
         methods["__repr__"] = _repr_of([f.name for f in fields if f.repr])
     if "__eq__" not in body:
@@ -44,12 +69,157 @@ def record(cls: type[T]) -> type[T]:
         hashed = [f.name for f in fields if (f.compare if f.hash is None else f.hash)]
         methods["__hash__"] = _hash_of(_key(hashed))
     for name, fn in methods.items():
+        if name in ("__getstate__", "__setstate__"):
+            if name in body:
+                continue
+            setattr(made, name, fn)
+            continue
         fn.__qualname__ = f"{made.__qualname__}.{name}"
         setattr(made, name, fn)
     return made
 
 
+def _plain(cls: type, body: dict[str, Any]) -> bool:
+    """True when `record` can make the class itself: no dataclass base (frozen or not:
+    dataclasses checks the two agree), no `__setattr__`/`__delattr__` of its own (refused by
+    dataclasses for a frozen class) and no `InitVar` (given to `__post_init__`)."""
+    if _FROZEN is None or "__setattr__" in body or "__delattr__" in body:
+        return False
+    if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]):
+        return False
+    notes = body.get("__annotations__", {})
+    return not any("InitVar" in str(note) for note in notes.values())
+
+
+def _frozen_params() -> Any:
+    """The `__dataclass_params__` of a frozen dataclass with an `__init__`, `eq=False` and
+    `repr=False` (what `dataclass(frozen=True, slots=True, eq=False, repr=False)` records),
+    made from a plain one without compiling anything; None if this Python's differs."""
+
+    class _Probe:
+        """A class to read the parameters from."""
+
+    plain = dataclasses.dataclass(init=False, slots=True, eq=False, repr=False)(_Probe)
+    params = plain.__dataclass_params__  # type: ignore[attr-defined]
+    kind = type(params)
+    try:
+        values = {name: getattr(params, name) for name in kind.__slots__}
+        frozen = kind(**{**values, "init": True, "frozen": True})
+    except (AttributeError, TypeError):
+        return None
+    return frozen if frozen.frozen and frozen.init else None
+
+
+def _setattr_of(owner: type, names: frozenset[str]) -> Callable[[Any, str, Any], None]:
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is owner or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(owner, self).__setattr__(name, value)  # type: ignore[arg-type]
+
+    return __setattr__
+
+
+def _delattr_of(owner: type, names: frozenset[str]) -> Callable[[Any, str], None]:
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is owner or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+        super(owner, self).__delattr__(name)  # type: ignore[arg-type]
+
+    return __delattr__
+
+
+def _getstate(self: Any) -> list[Any]:
+    """As a frozen, slotted dataclass pickles: the field values in order."""
+    return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+
+def _setstate(self: Any, state: list[Any]) -> None:
+    for f, value in zip(dataclasses.fields(self), state, strict=False):
+        object.__setattr__(self, f.name, value)
+
+
+def _check_defaults(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> None:
+    """The error `dataclasses` raises when the class is defined: a positional parameter
+    without a default after one with a default."""
+    seen = False
+    for f in fields:
+        if not f.init or f.kw_only:
+            continue
+        has = f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        if seen and not has:
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
+        seen = seen or has
+
+
+def _late_init(cls: type) -> Callable[..., None]:
+    """An `__init__` that writes the real one on the first call and puts it in its place."""
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        init = cls.__dict__["__init__"]
+        if init is __init__:
+            init = _init_of(cls)
+            type.__setattr__(cls, "__init__", init)
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+class _Factory:
+    """The default of a parameter whose field has a default factory."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
+def _init_of(cls: type) -> Callable[..., None]:
+    """The `__init__` that `dataclass(frozen=True)` writes for `cls`: the same parameters
+    (positional, then keyword-only), defaults and factories, each field set through
+    `object.__setattr__`, then `__post_init__` if the class has one."""
+    ns: dict[str, Any] = {"_FACTORY": _FACTORY, "_set": object.__setattr__}
+    positional: list[str] = []
+    keyword: list[str] = []
+    lines: list[str] = []
+    fields = dataclasses.fields(cls)
+    for i, f in enumerate(fields):
+        has_default = f.default is not dataclasses.MISSING
+        has_factory = f.default_factory is not dataclasses.MISSING
+        if has_default:
+            ns[f"_default{i}"] = f.default
+        if has_factory:
+            ns[f"_factory{i}"] = f.default_factory
+        if not f.init:
+            if has_factory:
+                lines.append(f"_set(self, {f.name!r}, _factory{i}())")
+            elif has_default:
+                lines.append(f"_set(self, {f.name!r}, _default{i})")
+            continue
+        param = f.name
+        if has_default:
+            param = f"{f.name}=_default{i}"
+        elif has_factory:
+            param = f"{f.name}=_FACTORY"
+            lines.append(f"if {f.name} is _FACTORY: {f.name} = _factory{i}()")
+        (keyword if f.kw_only else positional).append(param)
+        lines.append(f"_set(self, {f.name!r}, {f.name})")
+    if hasattr(cls, "__post_init__"):
+        lines.append("self.__post_init__()")
+    params = ["self", *positional, *(["*", *keyword] if keyword else [])]
+    text = "\n    ".join(lines or ["pass"])
+    exec(f"def __init__({', '.join(params)}):\n    {text}\n", ns)
+    init: Callable[..., None] = ns["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__annotations__ = {**{f.name: f.type for f in fields if f.init}, "return": None}
+    return init
+
+
 _UNSET = object()
+_FROZEN = _frozen_params()
 
 
 def _key(names: list[str]) -> _Key:

@@ -21,8 +21,6 @@ digests for one generation. Walking a config needs nothing but the standard libr
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -75,6 +73,8 @@ def map_secrets(value: Any, fn: Callable[[str, str], Any], path: str = "") -> An
 
 def reference(control_key: bytes, plaintext: bytes) -> str:
     """The planner's stand-in for a secret: a keyed digest, equal for equal values."""
+    import hmac  # here, not at import: an agent's steady cycle loads no OpenSSL
+
     return (
         REF_PREFIX
         + hmac.new(control_key, b"bosun/secret-ref\n" + plaintext, "sha256").hexdigest()[:32]
@@ -97,6 +97,9 @@ def _machine_secret_key(machine_key: bytes, machine: str) -> bytes:
 def encrypt_for_machine(
     machine_key: bytes, machine: str, object_key: str, generation: int, path: str, plaintext: bytes
 ) -> str:
+    import hashlib
+    import hmac
+
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
     key = _machine_secret_key(machine_key, machine)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import stat
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,10 @@ import orjson
 from wire.atomic import write_atomic
 from wire.errors import BadSignature, BosunError, InvalidDocument
 from wire.layout import MachineId, machine_id
+
+# hashlib and hmac (OpenSSL's libcrypto, ~2 ms to load) are imported by the functions that
+# hash and sign: a steady agent cycle uses this module's canonical JSON and key ids but
+# neither (its own checks hash with agent.sha)
 
 KEY_BYTES = 32
 
@@ -39,6 +41,8 @@ def canonical(body: Any) -> bytes:
 
 def digest(body: Any) -> str:
     """sha256 of the canonical body, hex: identifies a document's content."""
+    import hashlib
+
     return hashlib.sha256(canonical(body)).hexdigest()
 
 
@@ -66,6 +70,9 @@ def generate_master_key() -> bytes:
 
 def derive_machine_key(master: bytes, machine: str, epoch: int) -> bytes:
     """The key a machine holds: HMAC-SHA256(master, 'bosun/machine/<machine>/<epoch>')."""
+    import hashlib
+    import hmac
+
     if epoch < 0:
         raise ValueError(f"epoch must be >= 0, got {epoch}")
     label = f"bosun/machine/{machine_id(machine)}/{epoch}".encode()
@@ -95,10 +102,16 @@ def _message(fmt: str, object_key: str, body: Any) -> bytes:
 
 def sign(key: bytes, fmt: str, object_key: str, body: Any) -> str:
     """Signature binding format, object key and body."""
+    import hashlib
+    import hmac
+
     return b64(hmac.new(key, _message(fmt, object_key, body), hashlib.sha256).digest())
 
 
 def _mac_of_canonical(key: bytes, fmt: str, object_key: str, body: bytes | memoryview) -> bytes:
+    import hashlib
+    import hmac
+
     mac = hmac.new(key, fmt.encode() + b"\n" + object_key.encode() + b"\n", hashlib.sha256)
     mac.update(body)
     return mac.digest()
@@ -114,6 +127,8 @@ def verify_canonical(
 ) -> None:
     """Raise BadSignature unless `sig` signs these bytes as the canonical body: what verifies
     is exactly these bytes, before anything parses them."""
+    import hmac
+
     expected = _mac_of_canonical(key, fmt, object_key, body)
     if not hmac.compare_digest(expected, unb64(sig)):
         raise BadSignature(f"signature does not verify for {object_key} ({fmt})")
@@ -121,6 +136,9 @@ def verify_canonical(
 
 def verify(key: bytes, fmt: str, object_key: str, body: Any, sig: object) -> None:
     """Raise BadSignature unless `sig` is the signature of (fmt, object_key, body)."""
+    import hashlib
+    import hmac
+
     if not isinstance(sig, str):
         raise BadSignature("signature is missing or not a string")
     expected = hmac.new(key, _message(fmt, object_key, body), hashlib.sha256).digest()
@@ -173,4 +191,7 @@ def read_key_file(path: Path, *, check_mode: bool = True) -> bytes:
 def derive_control_key(master: bytes) -> bytes:
     """The key the controller signs its own control objects with (wire.control):
     HMAC-SHA256(master, 'bosun/control'); no machine label can collide with it."""
+    import hashlib
+    import hmac
+
     return hmac.new(master, b"bosun/control", hashlib.sha256).digest()

@@ -9,14 +9,14 @@ output of a failed hook is captured into the error (and so into the report).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Mapping
 
 from agent.config import Command
 from agent.drivers import ApplyError, tail
+from wire.logs import Log
 
-log = logging.getLogger(__name__)
+log = Log(__name__)
 
 _AGENT_SECRETS = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
 

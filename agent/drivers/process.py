@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 import signal
 import time
@@ -31,12 +30,13 @@ from agent.drivers import ApplyError, Target
 from agent.drivers.commands import argv_for, child_env
 from wire import codec
 from wire.atomic import write_atomic
+from wire.logs import Log
 from wire.records import record
 
 if TYPE_CHECKING:
     import subprocess
 
-log = logging.getLogger(__name__)
+log = Log(__name__)
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}  # started by this agent process
 

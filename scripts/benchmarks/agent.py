@@ -351,6 +351,9 @@ def main() -> int:
     print(f"{'':56} {'CPU median':>11} {'CPU best':>9} {'peak RSS':>9}")
     for label, med, best, rss in rows:
         print(f"{label:56} {med * 1000:>8.0f} ms {best * 1000:>6.0f} ms {rss / 1024:>6.1f} MB")
+    if not args.no_seaweedfs:
+        print("(SeaweedFS is reached over http: an https endpoint, as AWS, also loads the system's"
+              " root certificates, ~4-6 ms more; docs/agent.md#requests-and-cpu)")  # fmt: skip
     print("\ndaemon: CPU per cycle (poll 1 s, no jitter: one 304 GET and the supervision tick;"
           " target <= 3 ms)")  # fmt: skip
     for label, per_cycle, cycles in daemon_rows:

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +178,97 @@ def test_missing_bucket_is_a_configuration_error(server: S3Server) -> None:
     )
     with pytest.raises((StoreConfigError, StoreAccessDenied), match="bosun-no-such-bucket"):
         store.put("k", b"v")
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no trust store holds, and its key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bosun-test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_an_https_endpoint_checks_certificates_an_http_one_loads_none(tmp_path: Path) -> None:
+    """The client of an https endpoint refuses a certificate no root vouches for (the TLS
+    handshake fails on the server's side); only an http endpoint's client, which makes no
+    TLS connection, is built without root certificates (wire.store.s3)."""
+    import ssl
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    handshakes: list[str] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn = listener.accept()[0]
+            except OSError:
+                continue
+            conn.settimeout(2)
+            try:
+                with context.wrap_socket(conn, server_side=True):
+                    handshakes.append("completed")
+            except (ssl.SSLError, OSError) as exc:
+                handshakes.append(f"refused: {exc}")
+            finally:
+                conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    https = f"https://127.0.0.1:{listener.getsockname()[1]}"
+    store = S3Store(
+        "bosun-x",
+        endpoint=https,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        retry=RetryPolicy(attempts=1, total_seconds=3, wait_initial=0, wait_max=0),
+        timeouts=Timeouts(connect=1, read=1),
+    )
+    try:
+        with pytest.raises(StoreUnavailable, match=https):
+            store.get("desired/web-1.json")
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        listener.close()
+    assert handshakes and all(h.startswith("refused") for h in handshakes), handshakes
+    assert store._client().client_options["allow_invalid_certificates"] in (False, "false")
+    http = S3Store("bosun-x", endpoint="http://127.0.0.1:1", access_key="a", secret_key="b")
+    assert http._client().client_options["allow_invalid_certificates"] in (True, "true")

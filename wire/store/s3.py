@@ -24,7 +24,6 @@ Rust `object_store` crate) signs, sends and parses; this module maps its answers
 from __future__ import annotations
 
 import datetime
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from wire.errors import (
     StoreUnavailable,
     WriteConflict,
 )
+from wire.logs import Log
 from wire.records import record
 from wire.retry import RetryPolicy
 from wire.store.base import GetResult, Missing, NotModified, ObjectInfo, StoredObject, short_etag
@@ -52,16 +52,8 @@ from wire.store.credentials import (
     find_credentials,
     static_provider,
 )
-from wire.store.s3_answers import (
-    CODE_RE,
-    STATUS_RE,
-    TIMED_OUT,
-    TRANSIENT_CODES,
-    moved_to,
-    redirected,
-)
 
-log = logging.getLogger(__name__)
+log = Log(__name__)
 T = TypeVar("T")
 
 LIST_CHUNK = 1000
@@ -160,6 +152,14 @@ class S3Store:
         if self.endpoint:
             parts = urlsplit(self.endpoint)
             client["allow_http"] = parts.scheme == "http"
+            # An http endpoint is reached without TLS, so its client needs no root
+            # certificates, and building one with them reads and parses every file of the
+            # system's store (~6 ms of CPU, most of an S3 cron cycle's own cost); a client
+            # that skips certificate checks loads none. What it could reach over TLS is only
+            # where a redirect from the http endpoint points, and whoever can answer such a
+            # redirect can answer the plain request itself. An https endpoint keeps the
+            # full check.
+            client["allow_invalid_certificates"] = parts.scheme == "http"
             base = self.endpoint.rstrip("/")
             if not self.path_style:
                 base = f"{parts.scheme}://{self.bucket}.{parts.netloc}{parts.path.rstrip('/')}"
@@ -204,6 +204,9 @@ class S3Store:
 
     def _translate(self, exc: Exception, key: str, action: str) -> StoreError:
         from obstore import exceptions as oe
+
+        # only when a request failed: its regular expressions are not compiled otherwise
+        from wire.store.s3_answers import CODE_RE, STATUS_RE, TIMED_OUT, TRANSIENT_CODES, redirected
 
         if isinstance(exc, StoreError):
             return exc
@@ -310,6 +313,8 @@ class S3Store:
         (as botocore does); True if it moved."""
         if self.endpoint is not None:
             return False
+        from wire.store.s3_answers import moved_to
+
         region = moved_to(str(exc), self.bucket, self.region)
         if region is None:
             return False

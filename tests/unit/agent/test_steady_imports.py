@@ -7,12 +7,15 @@ at exit would be seen); not a timing."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.servers import S3Server
 from tests.unit.agent.kit import Machine, desired, publish
 from wire.store import DirectoryStore
+from wire.store.s3 import S3Store
 
 # each import is legitimate somewhere else in the agent; none on a steady no-op cycle
 NOT_ON_THE_STEADY_PATH = (
@@ -37,10 +40,17 @@ NOT_ON_THE_STEADY_PATH = (
     "agent.textfile",  # only with metrics_textfile
     "agent.check",
     "random",  # --splay and the daemon's jitter
+    "logging",  # a log line at or above --log-level (wire.logs)
+    "string",
+    "traceback",
+    "configparser",  # credentials from a profile (keys in the environment need none)
+    "hashlib",  # OpenSSL: signatures are checked only on a new document (agent.sha)
+    "_hashlib",
+    "hmac",
 )
 
 
-def _imported(config: Path) -> set[str]:
+def _imported(config: Path, env: dict[str, str] | None = None) -> set[str]:
     done = subprocess.run(
         [
             sys.executable,
@@ -57,6 +67,7 @@ def _imported(config: Path) -> set[str]:
         text=True,
         timeout=60,
         check=False,
+        env=None if env is None else {**os.environ, **env},
         cwd=Path(__file__).resolve().parents[3],  # `-m agent` finds this tree's agent first
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -87,3 +98,23 @@ def test_a_steady_cron_cycle_imports_only_what_it_uses(tmp_path: Path) -> None:
 
     assert {"agent.entry", "agent.cli", "agent.cycle", "wire.store.directory"} <= steady
     assert sorted(set(NOT_ON_THE_STEADY_PATH) & steady) == []
+
+
+def test_a_steady_cron_cycle_on_s3_imports_the_client_and_no_more(
+    tmp_path: Path, moto_server: S3Server
+) -> None:
+    from tests.support.fixtures import fresh_bucket
+
+    bucket: S3Store = fresh_bucket(moto_server)
+    url = moto_server.store_url(bucket.bucket, bucket.prefix.rstrip("/"))
+    m = Machine(tmp_path / "m", url).write()
+    publish(bucket, desired(generation=1, config={"greeting": "hello"}))
+    env = moto_server.credentials_env()
+
+    _imported(m.config_path, env)  # applies the document
+    _imported(m.config_path, env)  # the first report settles
+    steady = _imported(m.config_path, env)
+
+    assert {"agent.cycle", "obstore", "wire.store.s3", "wire.store.credentials"} <= steady
+    client = {"obstore", "wire.store.s3"}
+    assert sorted((set(NOT_ON_THE_STEADY_PATH) - client) & steady) == []

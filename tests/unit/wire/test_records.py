@@ -139,3 +139,78 @@ def test_unhashable_field_fails_as_in_dataclasses() -> None:
         hash(PointDC(1.0, tags=[]))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         hash(Point(1.0, tags=[]))  # type: ignore[arg-type]
+
+
+def test_init_as_dataclasses_writes_it() -> None:
+    """`__init__` is written on the first instantiation with the dataclass's parameters:
+    keyword-only fields, `init=False` fields, default factories and `__post_init__`."""
+    import inspect
+
+    seen: list[str] = []
+
+    @record
+    class Late:
+        """Late init under test."""
+
+        a: int
+        b: list[int] = field(default_factory=list)
+        c: str = field(default="c", init=False)
+        d: dict[str, int] = field(default_factory=dict, init=False)
+        _: dataclasses.KW_ONLY
+        e: int = 5
+        f: int = field(default=0, kw_only=True)
+
+        def __post_init__(self) -> None:
+            seen.append(f"post {self.a}")
+
+    @dataclass(frozen=True, slots=True)
+    class LateDC:
+        a: int
+        b: list[int] = field(default_factory=list)
+        c: str = field(default="c", init=False)
+        d: dict[str, int] = field(default_factory=dict, init=False)
+        _: dataclasses.KW_ONLY
+        e: int = 5
+        f: int = field(default=0, kw_only=True)
+
+    first = Late(1)
+    assert seen == ["post 1"]
+    assert (first.a, first.b, first.c, first.d, first.e, first.f) == (1, [], "c", {}, 5, 0)
+    assert Late(1).b is not first.b  # a new list each time
+    again = Late(2, [3], e=6, f=7)
+    assert (again.a, again.b, again.e, again.f) == (2, [3], 6, 7)
+    with pytest.raises(TypeError):
+        Late(1, [], 6)  # type: ignore[call-arg]  # e is keyword-only
+    with pytest.raises(TypeError):
+        Late(1, c="x")  # type: ignore[call-arg]  # c is not a parameter
+    with pytest.raises(TypeError):
+        Late()  # type: ignore[call-arg]
+    assert str(inspect.signature(Late)).replace("Late", "X") == str(
+        inspect.signature(LateDC)
+    ).replace("LateDC", "X")
+    assert Late.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.e = 1  # type: ignore[misc]
+
+
+def test_a_subclass_and_the_errors_of_dataclasses() -> None:
+    class Sub(Point):
+        pass
+
+    s = Sub(1.0, 2.0)  # the parent's __init__, written on this first call
+    assert (s.x, s.y) == (1.0, 2.0)
+    with pytest.raises(TypeError, match="non-default argument 'b' follows default argument"):
+
+        @record
+        class Bad:
+            a: int = 0
+            b: int  # type: ignore[misc]
+
+    @record
+    class Child(Point):  # a record of a record: the dataclass way, as before
+        z: int = 0
+
+    c = Child(1.0, z=3)
+    assert (c.x, c.z) == (1.0, 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.z = 1  # type: ignore[misc]
