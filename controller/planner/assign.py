@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import filterfalse
 from types import MappingProxyType
 from typing import Never
 
@@ -196,7 +197,7 @@ def assign(
     standby machines warm for a revert; other services may not take them)."""
     services = spec.services
     elig = Eligibility(spec)
-    lost = tuple(m for m in known if m not in live)
+    lost = tuple(filterfalse(live.__contains__, known))
     events: list[Event] = []
     service_of: dict[str, str | None] = {}
     mode_of: dict[str, Mode] = {}
@@ -228,16 +229,13 @@ def assign(
         if svc is None or mm.mode not in ACTIVE_MODES:
             rest.append((m, obs, mm))
             continue
-        if svc not in services:
-            events.append(Event("machine.released", "service left the spec", m, svc))
-            rest.append((m, obs, mm))
-            continue
         snap = obs.snapshot
         ok = seen_allowed.get(snap.eligible)
         if ok is None:
             ok = allowed(snap.eligible)
-        if svc not in ok:
-            events.append(Event("machine.released", "no longer eligible", m, svc))
+        if svc not in ok:  # (every service `ok` allows is in the spec)
+            why = "service left the spec" if svc not in services else "no longer eligible"
+            events.append(Event("machine.released", why, m, svc))
             rest.append((m, obs, mm))
             continue
         state = snap.services.get(svc)
@@ -287,12 +285,19 @@ def assign(
         mode_of.update(dict.fromkeys(ms, "active"))
     if trimmed:  # the machines trimmed join the rest, in the same (live) order
         rest = [(m, obs, remembered(m, _EMPTY)) for m, obs in live.items() if m not in mode_of]
+    # (eligible, previous service) -> the service it is standby of: a few cover the fleet
+    standby_for: dict[tuple[tuple[str, ...], str | None], str | None] = {}
     for m, obs, mm in rest:
-        direct, pooled = elig.of(obs.snapshot.eligible)
-        if mm.service in direct or mm.service in pooled:
-            standby_of: str | None = mm.service
+        key = (obs.snapshot.eligible, mm.service)
+        if key in standby_for:
+            standby_of = standby_for[key]
         else:
-            standby_of = direct[0] if direct else (pooled[0] if pooled else None)
+            direct, pooled = elig.of(key[0])
+            if mm.service in direct or mm.service in pooled:
+                standby_of = mm.service
+            else:
+                standby_of = direct[0] if direct else (pooled[0] if pooled else None)
+            standby_for[key] = standby_of
         service_of[m] = standby_of
         mode_of[m] = "standby" if standby_of else "deactivated"
     work = Assignment(

@@ -15,7 +15,7 @@ only, the results do not depend on it.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -84,7 +84,11 @@ def context(
     # (merged: the fleet comes sorted, so the sort has little to do; the observed machine
     # ids first, so the new memory's ids are the very objects the shell's `observed` uses
     # next cycle and the lookups between them compare identities, not characters)
-    every: dict[str, object] = {**observed.machines, **memory.machines}  # type: ignore[dict-item]
+    seen, remembered = observed.machines, memory.machines
+    if remembered.keys() <= seen.keys():  # every remembered machine observed (most cycles)
+        every: Iterable[str] = seen
+    else:
+        every = {**seen, **remembered}  # type: ignore[dict-item]
     return Context(
         spec=spec,
         observed=observed,

@@ -50,6 +50,7 @@ def documents(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     spec, work, rel = d.spec, d.work, d.releases
     serve, mirror, out_of, own = d.serve, d.mirror, d.evictions.everywhere, d.evictions.own
     drains, configs, kept = d.drains, d.configs, d.kept
+    drains_get, kept_get = drains.get, kept.get
     settings = spec.settings
     now, fence = ctx.now, ctx.fence
     variants: dict[_Key, tuple[str, Template]] = {}
@@ -66,10 +67,9 @@ def documents(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     drift = ctx.observed.drift
     service_of, mode_of = work.service, work.mode
     extras = bool(rel.variants or rel.pinned)  # any override or rollout pin this pass
-    drains_get, kept_get = drains.get, kept.get
-    skip = skips.append
-    for m in ctx.known:
-        svc, mode = service_of[m], mode_of[m]
+
+    def variant(m: str, svc: str | None, mode: Mode) -> tuple[str, Template]:
+        """The machine's shared part: rendered once per (service, mode, variant)."""
         key = (svc, mode, rel.key(m) if extras and svc is not None else _PLAIN)
         extra = own.get(m) if own else None
         if extra is None:
@@ -77,32 +77,55 @@ def documents(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
             if hit is None:
                 release = rel.of(spec, svc, m) if svc else None
                 out = out_of.get(svc, NONE) if out_of and svc is not None else NONE
-                hit = _render(spec, svc, mode, release, serve, mirror, out)
-                variants[key] = hit
-        else:
-            hit = own_variants.get((key, extra))
+                hit = variants[key] = _render(spec, svc, mode, release, serve, mirror, out)
+            return hit
+        hit = own_variants.get((key, extra))
+        if hit is None:
+            release = rel.of(spec, svc, m) if svc else None
+            out = out_of.get(svc, NONE) | extra if svc is not None else extra
+            hit = own_variants[(key, extra)] = _render(spec, svc, mode, release, serve, mirror, out)
+        return hit
+
+    # (service, mode) -> its shared part, when no machine has a variant of its own this
+    # pass (most cycles): read first, the loop below runs over the whole fleet
+    plain: dict[tuple[str | None, Mode], tuple[str, Template]] = {}
+    simple = not extras and not own
+    # no drain, kept config, failure or drift anywhere this pass (most cycles): the fast
+    # path's test needs no lookup of them
+    quiet = not drains and not kept and not failed and not drift
+    skip, remember = skips.append, machines.__setitem__
+    for m in ctx.known:
+        svc, mode = service_of[m], mode_of[m]
+        if simple:
+            hit = plain.get((svc, mode))
             if hit is None:
-                release = rel.of(spec, svc, m) if svc else None
-                out = out_of.get(svc, NONE) | extra if svc is not None else extra
-                hit = _render(spec, svc, mode, release, serve, mirror, out)
-                own_variants[(key, extra)] = hit
+                hit = plain[(svc, mode)] = variant(m, svc, mode)
+        else:
+            hit = variant(m, svc, mode)
         vdigest, template = hit
         mm = mem_get(m)
         obs = live_get(m)
         lost = obs is None
-        drain = drains_get(m)
+        drain = drains_get(m) if drains else None
         if (
             mm is not None
             and mm.variant == vdigest
             and mm.lost == lost
-            and mm.drain == drain
-            and mm.kept == kept_get(m)
-            and m not in failed
-            and m not in drift
             and (lost or now < mm.issued_at + half_life)
-        ):  # fast path: nothing about this machine changed
-            skip(Skip(MachineId(m), "lost" if lost else "unchanged"))
-            machines[m] = mm
+            and (
+                (mm.drain is None and mm.kept is None)
+                if quiet
+                else (
+                    mm.drain == drain
+                    and mm.kept == kept_get(m)
+                    and m not in failed
+                    and m not in drift
+                )
+            )
+        ):
+            # fast path: nothing about this machine changed
+            skip(Skip(m, "lost" if lost else "unchanged"))  # type: ignore[arg-type]
+            remember(m, mm)
             continue
         if mm is None:
             mm = _EMPTY

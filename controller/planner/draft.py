@@ -75,7 +75,8 @@ class Draft:
     drains: Mapping[str, Drain] = field(default_factory=dict)
     kept: Mapping[str, dict[str, JsonValue]] = field(default_factory=dict)
     configs: Mapping[str, str] = field(default_factory=dict)
-    # peers: healthy planned actives, as peers, shadows as mirrors; evictions
+    # peers: healthy planned actives of the services with peers (render.peered), as peers,
+    # shadows as mirrors; evictions
     healthy: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     serve: Mapping[str, tuple[Peer, ...]] = field(default_factory=dict)
     mirror: Mapping[str, tuple[Peer, ...]] = field(default_factory=dict)

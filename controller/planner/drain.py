@@ -104,7 +104,9 @@ def drain_pass(
     candidates: list[tuple[int, str]] = []
     draining: list[str] = []
     service_of, mode_of = work.service.get, work.mode.get
-    extras, base = bool(rel.pinned or rel.variants), rel.base.get
+    extras = bool(rel.pinned or rel.variants)
+    # each service's release version (no override, pin or config change this pass: most)
+    plain = None if configs or extras else {n: r.version for n, r in rel.base.items() if r}
     remembered = mem.get
     for m in work.live:  # fast pass: most machines keep what they run
         mm = remembered(m)
@@ -114,10 +116,15 @@ def drain_pass(
             draining.append(m)
             continue
         old = mm.service
-        if not configs and service_of(m) == old and mode_of(m) == mm.mode:
-            release = rel.of(spec, old, m) if extras else base(old)
-            if release is None or release.version == mm.version:
-                continue  # same service, mode and version: nothing disruptive
+        if service_of(m) == old and mode_of(m) == mm.mode:
+            if plain is not None:
+                version = plain.get(old)
+                if version is None or version == mm.version:
+                    continue  # same service, mode and version: nothing disruptive
+            elif not configs:
+                release = rel.of(spec, old, m)
+                if release is None or release.version == mm.version:
+                    continue
         if _disruption(spec, work, rel, m, old, mm.version, mm.config, configs):
             candidates.append((sessions_of(work, m), m))
     # the budget in use matters only to a disruptive change (most cycles have none)

@@ -37,7 +37,7 @@ from controller.planner.lockstep import hold_apart
 from controller.planner.model import Event, RolloutMemory
 from controller.planner.provision_needed import provision_pass
 from controller.planner.release import may_wait, new_services_wait, resolve
-from controller.planner.render import mirrors, restarting, serving
+from controller.planner.render import mirrors, peered, restarting, serving
 from controller.planner.rollout import run_rollouts
 from controller.planner.scale import autoscale as scale_counts
 
@@ -151,7 +151,8 @@ def top_up(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
 
 def peers(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
     work = replace(d.work, unready=restarting(d.spec, d.work, d.releases))
-    healthy = {name: work.healthy(name) for name in d.spec.services}
+    # the healthy planned actives of the services with peers (status counts the others')
+    healthy = {name: work.healthy(name) for name in sorted(peered(d.spec))}
     serve = serving(d.spec, work, healthy)
     evict = evictions(d.spec, work, serve, d.blind.holds, ctx.memory.evictions, ctx.now)
     new = replace(

@@ -28,12 +28,7 @@ def restarting(spec: ClusterSpec, work: Assignment, rel: Releases) -> frozenset[
     the same peers). Only services that are balanced or referenced by `$instances` have
     peers."""
     unready: set[str] = set()
-    wanted = {s.balances for s in spec.services.values() if s.balances is not None}
-    for s in spec.services.values():
-        wanted |= references(s.config)
-        for ov in s.overrides:
-            wanted |= references(ov.config)
-    for name in sorted(wanted & set(work.actives)):
+    for name in sorted(peered(spec) & set(work.actives)):
         for m in work.actives[name]:
             obs = work.live.get(m)
             if obs is None:
@@ -45,18 +40,24 @@ def restarting(spec: ClusterSpec, work: Assignment, rel: Releases) -> frozenset[
     return frozenset(unready)
 
 
-def serving(
-    spec: ClusterSpec, work: Assignment, healthy: Mapping[str, tuple[str, ...]]
-) -> dict[str, tuple[Peer, ...]]:
-    """Per service that a load balancer balances or a config references: its healthy
-    active machines that have an address, as peers."""
+def peered(spec: ClusterSpec) -> set[str]:
+    """The services that have peers: balanced by a load balancer or referenced by
+    `$instances` in a config (the others' healthy machines are only counted, in status)."""
     wanted = {s.balances for s in spec.services.values() if s.balances is not None}
     for s in spec.services.values():
         wanted |= references(s.config)
         for ov in s.overrides:
             wanted |= references(ov.config)
+    return wanted & set(spec.services)
+
+
+def serving(
+    spec: ClusterSpec, work: Assignment, healthy: Mapping[str, tuple[str, ...]]
+) -> dict[str, tuple[Peer, ...]]:
+    """Per service that a load balancer balances or a config references: its healthy
+    active machines that have an address, as peers."""
     out: dict[str, tuple[Peer, ...]] = {}
-    for name in sorted(wanted & set(spec.services)):
+    for name in sorted(peered(spec)):
         svc = spec.services[name]
         live, mode = work.live, work.mode
         out[name] = tuple(

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from controller.planner import clocks
 from controller.planner.approval import approval_status
-from controller.planner.assign import Assignment
+from controller.planner.assign import ACTIVE_MODES, Assignment
 from controller.planner.model import (
     STATUS_FORMAT,
     MachineObservation,
@@ -37,58 +37,84 @@ def build_status(
     now: float,
     healthy: Mapping[str, tuple[str, ...]],
 ) -> Status:
-    """`healthy`: each service's healthy planned actives (Assignment.healthy)."""
+    """`healthy`: the healthy planned actives (Assignment.healthy) of the services that have
+    peers (render.peered); the others' are counted here, in the walk over the fleet."""
     machines: dict[str, MachineStatus] = {}
-    # per service: the versions its live machines report, its live standby/warm machines
-    # (counted once at the end: this loop runs over the whole fleet every cycle)
+    # per service: the versions its live machines report, its live standby/warm machines,
+    # its healthy planned actives (counted once at the end: this loop runs over the whole
+    # fleet every cycle, so it reads each machine once, through local names)
     reported: dict[str, list[str]] = {}
     standby_of: list[str] = []
+    healthy_of: list[str] = []
     # accepted_at -> age: the shell stamps every snapshot a cycle accepts with that cycle's
     # time, so a few values cover the fleet (round() is slow)
     ages: dict[float, float] = {}
     observations: Mapping[str, MachineObservation] = observed.machines  # type: ignore[assignment]
     seen = observations.get
-    live_map = work.live
+    live_get = work.live.get
+    standby_add, healthy_add = standby_of.append, healthy_of.append
+    # a machine's status fields -> one value shared by the machines that have the same:
+    # most of a fleet's entries repeat (same service, version, generation, age), and
+    # looking one up costs a fifth of building it (and of the memory it would take)
+    shared: dict[tuple[object, ...], MachineStatus] = {}
     for m, mm in memory.machines.items():
         obs = seen(m)
-        is_live = m in live_map
+        live = live_get(m)
         svc = mm.service
-        if is_live and svc is not None and mm.mode in _STANDBY:
-            standby_of.append(svc)
-        if obs is None:
-            machines[m] = MachineStatus(
-                svc, mm.mode, mm.version, None, "unknown" if is_live else "lost", None,
-                not is_live, mm.generation, 0, None,
-            )  # fmt: skip
-            continue
+        mode = mm.mode
+        if obs is None or live is not obs:  # not observed, or kept by fail static
+            if live is not None and svc is not None:
+                if mode in _STANDBY:
+                    standby_add(svc)
+                elif mode in ACTIVE_MODES and _healthy(live, svc):
+                    healthy_add(svc)
+            if obs is None:
+                machines[m] = MachineStatus(
+                    svc, mode, mm.version, None, "unknown" if live is not None else "lost",
+                    None, live is None, mm.generation, 0, None,
+                )  # fmt: skip
+                continue
         snap = obs.snapshot
-        applied = snap.applied
-        apply_error = None
-        if applied.result == "failed":
-            apply_error = (applied.error or "failed (no error given)")[:500]
         running = None
-        health = "unknown" if is_live else "lost"
+        health = "lost" if live is None else "unknown"
         if svc is not None:
             state = snap.services.get(svc)
             if state is not None:
                 running = state.version
-                if is_live:
-                    health = state.health
-                    if running is not None:
-                        got = reported.get(svc)
-                        if got is None:
-                            reported[svc] = [running]
-                        else:
-                            got.append(running)
+            if live is obs:  # live, with this snapshot (every machine but those above)
+                if mode in _STANDBY:
+                    standby_add(svc)
+                elif (
+                    mode in ACTIVE_MODES
+                    and state is not None
+                    and state.health == "healthy"
+                    and state.state != "failed"
+                ):
+                    healthy_add(svc)
+            if state is not None and live is not None:
+                health = state.health
+                if running is not None:
+                    got = reported.get(svc)
+                    if got is None:
+                        reported[svc] = [running]
+                    else:
+                        got.append(running)
+        applied = snap.applied
         at = obs.accepted_at
         age = ages.get(at)
         if age is None:
             age = ages[at] = round(now - at, 3)
-        machines[m] = MachineStatus(
-            svc, mm.mode, mm.version, running, health, age,
-            not is_live, mm.generation, applied.generation, apply_error,
+        key = (
+            svc, mode, mm.version, running, health, age, live is None, mm.generation,
+            applied.generation,
+            None if applied.result != "failed" else (applied.error or "failed (no error given)")[:500],
         )  # fmt: skip
+        entry = shared.get(key)
+        if entry is None:
+            entry = shared[key] = MachineStatus(*key)
+        machines[m] = entry
     standby = Counter(standby_of)
+    healthy_n = Counter(healthy_of)
     versions: dict[str, Counter[str]] = {
         name: Counter(reported.get(name, ())) for name in spec.services
     }
@@ -101,7 +127,7 @@ def build_status(
             kind=svc_spec.kind,
             count=svc_spec.count,
             active=modes["active"] + modes["canary"],
-            healthy=len(healthy.get(name, ())),
+            healthy=len(healthy[name]) if name in healthy else healthy_n.get(name, 0),
             standby=standby.get(name, 0),
             version=svc_spec.version,
             target_version=base.version if base is not None else None,
@@ -123,6 +149,11 @@ def build_status(
         machines=machines,
         rejections=observed.rejections,
     )
+
+
+def _healthy(obs: MachineObservation, service: str) -> bool:
+    state = obs.snapshot.services.get(service)
+    return state is not None and state.health == "healthy" and state.state != "failed"
 
 
 def rollout_status(

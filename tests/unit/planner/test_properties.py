@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from controller.planner import Memory, plan
 from controller.planner.assign import ACTIVE_MODES
+from controller.planner.render import peered
 from tests.unit.planner.harness import invariants, observed_from, spec_from
+from wire.layout import MachineId
 
 SERVICES = ("router", "media", "queue")
 # BOSUN_EXAMPLES=3000 for a longer search (CI keeps 80, derandomized)
@@ -150,3 +152,36 @@ def test_a_healthy_cluster_converges_to_no_writes(cluster: dict[str, Any]) -> No
         eligible = [m for m, v in cluster["machines"].items() if name in v["eligible"]]
         if len(eligible) >= sum(s.count for s in spec.services.values()) and not svc.depends_on:
             assert len(active) == svc.count
+
+
+@given(cluster=clusters(), data=st.data())
+@PROFILE
+def test_status_counts_each_services_healthy_actives(
+    cluster: dict[str, Any], data: st.DataObject
+) -> None:
+    """Over random cycles, a service without peers counts as healthy exactly its live planned
+    actives that report it healthy and not failed (the status counts them in its own walk)."""
+    spec = spec_from(cluster["spec"], 1)
+    memory = Memory()
+    now = 1000.0
+    for _ in range(data.draw(st.integers(2, 6))):
+        now += data.draw(st.sampled_from([1.0, 10.0, 40.0]))
+        observed = observed_from(turbulence(data.draw, cluster["machines"]), memory, now)
+        result = plan(spec, observed, memory, now, fence=2)
+        for name in set(spec.services) - peered(spec):
+            expected = 0
+            for m, mm in result.memory.machines.items():
+                obs = observed.machines.get(MachineId(m))
+                if obs is None or result.status.machines[m].lost:
+                    continue
+                state = obs.snapshot.services.get(name)
+                if (
+                    mm.service == name
+                    and mm.mode in ACTIVE_MODES
+                    and state is not None
+                    and state.health == "healthy"
+                    and state.state != "failed"
+                ):
+                    expected += 1
+            assert result.status.services[name].healthy == expected, name
+        memory = result.memory
