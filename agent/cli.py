@@ -197,7 +197,7 @@ def _read_key(path: Path, machine: str) -> bytes:
     try:
         return read_key_file(path)
     except OSError as exc:
-        raise BosunError(f"cannot read key file {path}: {exc.strerror}") from None
+        raise BosunError(f"key file {path}: cannot read it: {exc.strerror}") from None
 
 
 def _with_key_problem(exc: ConfigError) -> ConfigError:

@@ -359,7 +359,7 @@ class _Problems:
 
     def add(self, text: str, at: str | None = None) -> None:
         if at is None:
-            lead = _LEADING_PATH.match(text)
+            lead = re.match(_LEADING_PATH, text)
             at = lead.group(0) if lead else ""
         if not self.bad or not self._related(at):
             self.lines.append((at, text))
@@ -382,7 +382,7 @@ class _Problems:
         return tuple(text for _, _, text in sorted(keyed))
 
 
-_LEADING_PATH = re.compile(r"[^\s:'\"]+(?=: )")
+_LEADING_PATH = r"[^\s:'\"]+(?=: )"  # compiled only for a problem (re's cache)
 
 
 def _within(path: str, outer: str) -> bool:

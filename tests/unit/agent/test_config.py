@@ -252,8 +252,8 @@ def test_environment_problems_come_first_and_stand_beside_the_documents() -> Non
 
 
 def test_cli_check_reports_the_key_file_with_the_config_problems(tmp_path: Path) -> None:
-    """`check` reports a bad config's problems and, after them, its key file's (missing, or
-    readable by others), in one run, exit 2; `run` stops at the config's."""
+    """`check` reports a bad config's problems and, after them, its key file's (missing,
+    readable by others, or unreadable), in one run, exit 2; `run` stops at the config's."""
     key = tmp_path / "machine.key"
     config = tmp_path / "agent.yaml"
     config.write_text(SEVERAL_LEVELS.format(key=key))
@@ -271,6 +271,11 @@ def test_cli_check_reports_the_key_file_with_the_config_problems(tmp_path: Path)
     assert done.returncode == 2 and done.stderr.splitlines()[-1] == (
         f"  key file {key} is accessible by group or others (mode 644); fix with: chmod 600 {key}"
     )
+    key.unlink()
+    key.mkdir(mode=0o700)  # there and private, but not readable as a file
+    done = _cli("--config", str(config), "check")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == f"  key file {key}: cannot read it: Is a directory"
     done = _cli("--config", str(config), "run", "--once")
     assert done.returncode == 2 and len(done.stderr.splitlines()) == n + 1
     assert "key file" not in done.stderr
