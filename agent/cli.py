@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from agent.config import AgentConfig, load_config
+from agent.config import AgentConfig, ConfigError, load_config
 from wire import logs
 
 if TYPE_CHECKING:
@@ -171,18 +171,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _agent(cfg: AgentConfig, deadline: float) -> Agent:
     from agent.cycle import Agent
-    from wire.errors import BosunError
-    from wire.signing import read_key_file
     from wire.store import open_agent_store
 
-    path = Path(cfg.key_file)
-    if not path.exists():
-        raise BosunError(
-            f"key file {path} does not exist (key_file in the config); write it with "
-            f"`bosun enroll {cfg.machine} --key-out {path} ...` on the host with the master "
-            "key (mode 0600, owned by the agent's user), or point key_file at where it is"
-        )
-    key = read_key_file(path)
+    key = _read_key(Path(cfg.key_file), cfg.machine)
     timeouts = None
     if not cfg.store.startswith("file:"):  # the S3 client only for an s3:// bucket
         from wire.store.s3 import Timeouts
@@ -190,6 +181,37 @@ def _agent(cfg: AgentConfig, deadline: float) -> Agent:
         timeouts = Timeouts(connect=min(3.0, deadline), read=min(10.0, deadline), total=deadline)
     store = open_agent_store(cfg.store, timeouts=timeouts)
     return Agent(cfg, key, store, deadline=deadline)
+
+
+def _read_key(path: Path, machine: str) -> bytes:
+    """The machine key, or a BosunError saying what is wrong with its file and the fix."""
+    from wire.errors import BosunError
+    from wire.signing import read_key_file
+
+    if not path.exists():
+        raise BosunError(
+            f"key file {path} does not exist (key_file in the config); write it with "
+            f"`bosun enroll {machine} --key-out {path} ...` on the host with the master "
+            "key (mode 0600, owned by the agent's user), or point key_file at where it is"
+        )
+    try:
+        return read_key_file(path)
+    except OSError as exc:
+        raise BosunError(f"key file {path}: cannot read it: {exc.strerror}") from None
+
+
+def _with_key_problem(exc: ConfigError) -> ConfigError:
+    """`check`: a bad config's problems, and after them its key file's, when the document
+    says where that is."""
+    if exc.key_file is None:
+        return exc
+    from wire.errors import BosunError
+
+    try:
+        _read_key(Path(exc.key_file), exc.machine or "MACHINE")
+    except BosunError as key_exc:
+        return exc.adding(str(key_exc))
+    return exc
 
 
 def _run(cfg: AgentConfig, args: argparse.Namespace) -> int:
@@ -268,7 +290,10 @@ def main(argv: list[str] | None = None) -> None:
     from wire.errors import BosunError
 
     try:
-        cfg = load_config(args.config)
+        try:
+            cfg = load_config(args.config)
+        except ConfigError as exc:
+            raise _with_key_problem(exc) if args.command == "check" else exc from None
         if args.command == "run":
             code = _run(cfg, args)
         elif args.command == "check":

@@ -10,12 +10,14 @@ that names its path. Durations are seconds (int/float) or strings like "30s", "5
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from wire import codec, durations
 from wire.errors import BosunError, InvalidDocument
@@ -36,7 +38,47 @@ as environment variables), a list is argv where {version}, {port}, {mode}... are
 
 
 class ConfigError(BosunError):
-    """The agent config is invalid: the message names the file, the path and the fix."""
+    """The agent config is invalid: the message names the file, the path and the fix.
+
+    From `parse_config`: `problems` are its lines, `where` the file, and `key_file` and
+    `machine` what the document says of them when it could be read that far (None when
+    not), so `bosun-agent check` can add the key file's own problem to the same list."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str = "",
+        problems: tuple[str, ...] = (),
+        key_file: str | None = None,
+        machine: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.where = where
+        self.problems = problems
+        self.key_file = key_file
+        self.machine = machine
+
+    @classmethod
+    def listing(
+        cls,
+        where: str,
+        problems: tuple[str, ...],
+        key_file: str | None = None,
+        machine: str | None = None,
+    ) -> ConfigError:
+        """`<where>: <problem>`, or `<where>: N problems:` and one indented line each."""
+        many = len(problems) > 1
+        message = (
+            f"{where}: "
+            + (f"{len(problems)} problems:\n  " if many else "")
+            + "\n  ".join(problems)
+        )
+        return cls(message, where=where, problems=problems, key_file=key_file, machine=machine)
+
+    def adding(self, *more: str) -> ConfigError:
+        """The same error with `more` problems after the document's own."""
+        return ConfigError.listing(self.where, (*self.problems, *more), self.key_file, self.machine)
 
 
 @record
@@ -184,7 +226,7 @@ def parse_duration(value: object, path: str) -> float:
     return seconds
 
 
-def _normalise_durations(value: Any, path: str, problems: list[str]) -> Any:
+def _normalise_durations(value: Any, path: str, problems: _Problems) -> Any:
     """Durations to seconds; a bad one is a problem and is dropped (its default stands in,
     so the decoder does not report it a second time)."""
     if isinstance(value, dict):
@@ -192,13 +234,13 @@ def _normalise_durations(value: Any, path: str, problems: list[str]) -> Any:
         for k, v in value.items():
             sub = f"{path}.{k}" if path else str(k)
             if not isinstance(k, str):
-                problems.append(f"{sub}: keys must be strings")
+                problems.decoding(f"{sub}: keys must be strings", sub)
                 continue
             if k in _DURATION_KEYS:
                 try:
                     out[k] = parse_duration(v, sub)
                 except ConfigError as exc:
-                    problems.append(str(exc))
+                    problems.decoding(str(exc), sub)
             else:
                 out[k] = _normalise_durations(v, sub, problems)
         return out
@@ -207,22 +249,21 @@ def _normalise_durations(value: Any, path: str, problems: list[str]) -> Any:
     return value
 
 
-def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str], problems: _Problems) -> None:
     for var, key in ENV_OVERRIDES.items():
         text = env.get(var)
         if text is None or text == "":
             continue
         if key == "key_epoch":
             if not text.strip().isdigit():
-                raise ConfigError(f"{var}: expected a non-negative integer, got {text!r}")
+                problems.environment(f"{var}: expected a non-negative integer, got {text!r}")
+                continue
             raw[key] = int(text)
         elif key == "jitter":
             try:
                 raw[key] = float(text)
             except ValueError:
-                raise ConfigError(
-                    f"{var}: expected a number between 0 and 1, got {text!r}"
-                ) from None
+                problems.environment(f"{var}: expected a number between 0 and 1, got {text!r}")
         elif key == "eligible":
             raw[key] = [s.strip() for s in text.split(",") if s.strip()]
         else:
@@ -266,46 +307,199 @@ def _parse_yaml(path: Path, text: str) -> Any:
 def parse_config(
     raw: dict[str, Any], *, env: Mapping[str, str] | None = None, where: str = "agent.yaml"
 ) -> AgentConfig:
-    """Decode strictly and validate; ConfigError lists every problem, one per line, each
-    with its path."""
+    """Decode strictly and validate; ConfigError lists every problem the document has, one
+    per line, each with its path, in document order (the environment's first): unknown
+    fields, wrong types and bad values at every level in one run.
+
+    A valid config is decoded once by `wire.codec` (which stops at its first problem); only
+    when that fails is the document walked again field by field (`_collect`), every problem
+    kept, a bad field's default standing in so the rest can still be validated."""
     raw = dict(raw)
-    problems: list[str] = []
-    try:
-        _apply_env(raw, env or {})
-    except ConfigError as exc:
-        problems.append(str(exc))
+    problems = _Problems()
+    _apply_env(raw, env or {}, problems)
     value = _normalise_durations(raw, "", problems)
-    services_raw = value.pop("services", {})
     cfg: AgentConfig | None = None
-    try:
-        cfg = codec.decode(AgentConfig, value, "config")
-    except InvalidDocument as exc:
-        problems.append(str(exc).removeprefix("config."))
-    services: dict[str, ServiceConfig] = {}
-    if not isinstance(services_raw, dict):
-        problems.append(
-            f"services: expected a mapping of service name to how to apply it, got {type(services_raw).__name__}"
-        )
-        services_raw = {}
-    for name, svc_raw in services_raw.items():
+    if not problems.lines:
         try:
-            services[str(name)] = codec.decode(ServiceConfig, svc_raw, f"services.{name}")
-        except InvalidDocument as exc:
-            problems.append(str(exc))
+            cfg = codec.decode(AgentConfig, value, "config")
+        except InvalidDocument:
+            cfg = None
+    if cfg is None:
+        cfg = _collect(value, problems)
     if cfg is not None:
-        cfg = replace(cfg, services=services)
-        _validate(cfg, problems.append)
-    if problems or cfg is None:
-        many = len(problems) > 1
-        raise ConfigError(
-            f"{where}: "
-            + (f"{len(problems)} problems:\n  " if many else "")
-            + "\n  ".join(problems)
+        _validate(cfg, problems)
+    if problems.lines or cfg is None:
+        known = cfg is not None and not problems.is_bad("key_file")
+        raise ConfigError.listing(
+            where,
+            problems.ordered(raw),
+            key_file=cfg.key_file if known and cfg is not None and cfg.key_file else None,
+            machine=cfg.machine if cfg is not None and not problems.is_bad("machine") else None,
         )
     return cfg
 
 
-def _validate(cfg: AgentConfig, fail: Callable[[str], None]) -> None:
+class _Problems:
+    """The problems of one config, each with the path it is at (its place in the document).
+
+    `decoding` problems make their path bad: a validation problem (`add`) at that path, above
+    it or below it is left out, as it would judge the default or placeholder standing in for
+    the value, not the value."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str | None, str]] = []
+        self.bad: set[str] = set()
+
+    def environment(self, text: str) -> None:
+        self.lines.append((None, text))
+
+    def decoding(self, text: str, at: str) -> None:
+        self.lines.append((at, text))
+        self.bad.add(at)
+
+    def add(self, text: str, at: str | None = None) -> None:
+        if at is None:
+            lead = re.match(_LEADING_PATH, text)
+            at = lead.group(0) if lead else ""
+        if not self.bad or not self._related(at):
+            self.lines.append((at, text))
+
+    def is_bad(self, at: str) -> bool:
+        return at in self.bad
+
+    def _related(self, at: str) -> bool:
+        return any(b == at or _within(b, at) or _within(at, b) for b in self.bad)
+
+    def ordered(self, raw: dict[str, Any]) -> tuple[str, ...]:
+        """The problems in document order: the environment's, then by the place of their
+        path in `raw` (a path not in it: at its nearest enclosing one); stable."""
+        positions: dict[str, int] = {}
+        _positions(raw, "", positions)
+        keyed = [
+            (-1 if at is None else _position(at, positions), i, text)
+            for i, (at, text) in enumerate(self.lines)
+        ]
+        return tuple(text for _, _, text in sorted(keyed))
+
+
+_LEADING_PATH = r"[^\s:'\"]+(?=: )"  # compiled only for a problem (re's cache)
+
+
+def _within(path: str, outer: str) -> bool:
+    """`path` is inside `outer` (never inside the top level "")."""
+    return (
+        bool(outer) and path.startswith(outer) and path[len(outer) : len(outer) + 1] in (".", "[")
+    )
+
+
+def _positions(value: Any, path: str, out: dict[str, int]) -> None:
+    out.setdefault(path, len(out))
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _positions(v, f"{path}.{k}" if path else str(k), out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _positions(v, f"{path}[{i}]", out)
+
+
+def _position(at: str, positions: dict[str, int]) -> int:
+    while at not in positions:
+        cut = max(at.rfind("."), at.rfind("["))
+        if cut < 0:
+            return 0
+        at = at[:cut]
+    return positions[at]
+
+
+class _Bad:
+    """A value that could not be decoded (its problems are recorded)."""
+
+
+_BAD = _Bad()
+
+
+def _collect(value: dict[str, Any], problems: _Problems) -> AgentConfig | None:
+    """Every decoding problem of the config (the messages `wire.codec` gives), and the
+    config with each bad field's default, or a placeholder for a bad required one."""
+    value = dict(value)
+    services_raw = value.pop("services", {})
+    cfg = _value(AgentConfig, value, "", problems)
+    services: dict[str, ServiceConfig] = {}
+    if not isinstance(services_raw, dict):
+        problems.decoding(
+            "services: expected a mapping of service name to how to apply it, "
+            f"got {type(services_raw).__name__}",
+            "services",
+        )
+        services_raw = {}
+    for name, svc_raw in services_raw.items():
+        svc = _value(ServiceConfig, svc_raw, f"services.{name}", problems)
+        if isinstance(svc, ServiceConfig):
+            services[str(name)] = svc
+    return replace(cfg, services=services) if isinstance(cfg, AgentConfig) else None
+
+
+def _value(tp: Any, value: object, path: str, problems: _Problems) -> Any:
+    """`value` decoded as `tp`, every problem inside recorded, or _BAD."""
+    if isinstance(value, dict) and isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _record(tp, value, path, problems)
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        one = [a for a in args if a is not type(None)]
+        if value is None and len(one) < len(args):
+            return None
+        if len(one) == 1:
+            return _value(one[0], value, path, problems)
+    elif origin is tuple and isinstance(value, list) and len(value) <= codec.MAX_ITEMS:
+        item_tp = get_args(tp)[0]
+        items = [_value(item_tp, v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
+        return _BAD if any(v is _BAD for v in items) else tuple(items)
+    elif origin is dict and isinstance(value, dict) and len(value) <= codec.MAX_ITEMS:
+        item_tp = get_args(tp)[1]
+        entries = {k: _value(item_tp, v, f"{path}.{k}", problems) for k, v in value.items()}
+        return _BAD if any(v is _BAD for v in entries.values()) else entries
+    try:
+        return codec.decode(tp, value, path)
+    except InvalidDocument as exc:
+        problems.decoding(str(exc), path)
+        return _BAD
+
+
+def _record(cls: type, value: dict[str, Any], path: str, problems: _Problems) -> Any:
+    where = path or "config"
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    annotations = codec.hints(cls)
+    listing = ", ".join(sorted(fields))
+    kwargs: dict[str, Any] = {}
+    for name, v in value.items():
+        sub = f"{path}.{name}" if path else str(name)
+        if name not in fields:
+            problems.decoding(f"{where}: unknown field {name!r} (allowed: {listing})"[:400], sub)
+            continue
+        got = _value(annotations[name], v, sub, problems)
+        if got is not _BAD:
+            kwargs[name] = got
+    for name, f in fields.items():
+        if name in kwargs or not (
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ):
+            continue
+        sub = f"{path}.{name}" if path else name
+        if name not in value:
+            problems.decoding(f"{where}: missing required field {name!r}", sub)
+        if not _takes_text(annotations[name]):
+            return _BAD
+        kwargs[name] = ""  # a placeholder; its own problem is reported
+    return cls(**kwargs)
+
+
+def _takes_text(tp: Any) -> bool:
+    return tp is str or (get_origin(tp) in (Union, types.UnionType) and str in get_args(tp))
+
+
+def _validate(cfg: AgentConfig, problems: _Problems) -> None:
+    fail = problems.add
     try:
         machine_id(cfg.machine)
     except BosunError as exc:
@@ -316,7 +510,7 @@ def _validate(cfg: AgentConfig, fail: Callable[[str], None]) -> None:
         fail(f"jitter: must be a fraction between 0 and 1, got {cfg.jitter}")
     if cfg.poll_interval < 1:
         fail("poll_interval: must be at least 1 second")
-    if cfg.heartbeat_interval < cfg.poll_interval:
+    if cfg.heartbeat_interval < cfg.poll_interval and not problems.is_bad("poll_interval"):
         fail("heartbeat_interval: must be at least poll_interval")
     if not cfg.key_file:
         fail("key_file: required (the machine key written by bosun enroll)")
@@ -334,11 +528,15 @@ def _validate(cfg: AgentConfig, fail: Callable[[str], None]) -> None:
         parse_store_url(cfg.store)
     except BosunError as exc:
         fail(f"store: {exc}")
-    for name in (*cfg.eligible, *cfg.services):
-        if not SERVICE_NAME_PATTERN.fullmatch(name):
-            fail(f"service name {name!r}: use a-z, 0-9, '.', '_', '-'")
+    for at, names in (("eligible", cfg.eligible), ("services", cfg.services)):
+        for name in names:
+            if not SERVICE_NAME_PATTERN.fullmatch(name):
+                where = at if at == "eligible" else f"services.{name}"
+                problems.add(f"service name {name!r}: use a-z, 0-9, '.', '_', '-'", where)
     for name in cfg.eligible:
-        if name not in cfg.services:
+        if name not in cfg.services and not (
+            problems.is_bad("services") or problems.is_bad(f"services.{name}")
+        ):
             fail(f"eligible: {name!r} has no entry under services (say how to apply it)")
     for name, svc in cfg.services.items():
         _validate_service(name, svc, fail)

@@ -163,3 +163,119 @@ def test_cli_once_status_and_no_boto3(tmp_path: Path) -> None:
     assert done.stdout.split() == ["False", "False", "0"], done.stderr
     status = _cli("--config", str(m.config_path), "status")
     assert status.returncode == 0 and "applied       generation 0" in status.stdout
+
+
+ALLOWED_TOP = (
+    "addresses, capacity, eligible, heartbeat_interval, jitter, key_epoch, key_file, machine, "
+    "metrics_textfile, poll_interval, services, state_dir, store"
+)
+ALLOWED_SERVICE = "backends, commands, files, health, metrics, port, process, secrets, sessions"
+ALLOWED_FILE = "check, format, key, mode, path, source, template, template_file"
+
+SEVERAL_LEVELS = """\
+machine: web-1
+store: file:///tmp/bucket
+key_file: {key}
+poll: abc
+jitter: 2
+services:
+  web:
+    port: notaport
+    bogus: 1
+    files:
+      - path: relative/x.json
+        format: jinj
+        template: "{{{{ x }}}}"
+        extra: 1
+      - mode: "9"
+    process:
+      command: 5
+      stop_timeout: never
+    health:
+      http: 12
+  api: 7
+capacity:
+  cpu: lots
+"""
+
+SEVERAL_LEVELS_PROBLEMS = [
+    f"config: unknown field 'poll' (allowed: {ALLOWED_TOP})",
+    "jitter: must be a fraction between 0 and 1, got 2.0",
+    "services.web.port: expected integer, got string",
+    f"services.web: unknown field 'bogus' (allowed: {ALLOWED_SERVICE})",
+    "services.web.files[0].path: must be an absolute path, got 'relative/x.json'",
+    "services.web.files[0].format: expected one of 'json', 'yaml', 'env', 'template', 'jinja', "
+    "got 'jinj'",
+    f"services.web.files[0]: unknown field 'extra' (allowed: {ALLOWED_FILE})",
+    "services.web.files[1]: missing required field 'path'",
+    "services.web.files[1].mode: expected an octal mode like '0644', got '9'",
+    "services.web.process.command: expected string, got integer; "
+    "services.web.process.command: expected array, got integer",
+    "services.web.process.stop_timeout: expected a duration like 30, '30s' or '5m' "
+    "(not negative), got 'never'",
+    "services.web.health.http: expected string, got integer",
+    "services.api: expected object, got integer",
+    "capacity.cpu: expected number, got string",
+]
+
+
+def test_every_problem_at_every_level_in_one_run_in_document_order() -> None:
+    """Unknown fields, wrong types and bad values at every level are all reported at once,
+    in document order: an unknown field hides no sibling's type error, a bad service no
+    other service's problems; a bad field's default standing in adds no problem of its own
+    (format: jinj is not then "template needs format: jinja", a missing path not "must be
+    an absolute path")."""
+    raw = yaml.safe_load(SEVERAL_LEVELS.format(key="/etc/bosun/key"))
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw, where="agent.yaml")
+    lines = str(info.value).split("\n")
+    assert lines[0] == f"agent.yaml: {len(SEVERAL_LEVELS_PROBLEMS)} problems:"
+    assert [line.removeprefix("  ") for line in lines[1:]] == SEVERAL_LEVELS_PROBLEMS
+    assert (info.value.key_file, info.value.machine) == ("/etc/bosun/key", "web-1")
+
+
+def test_environment_problems_come_first_and_stand_beside_the_documents() -> None:
+    """Every bad BOSUN_* override is reported (before the document's problems), and a bad
+    duration does not make another check judge its default (heartbeat vs poll_interval)."""
+    with pytest.raises(ConfigError) as info:
+        parse_config(
+            base(poll_interval="soon", heartbeat_interval=10, key_file=3),
+            env={"BOSUN_JITTER": "lots", "BOSUN_KEY_EPOCH": "one"},
+        )
+    assert info.value.problems == (
+        "BOSUN_KEY_EPOCH: expected a non-negative integer, got 'one'",
+        "BOSUN_JITTER: expected a number between 0 and 1, got 'lots'",
+        "key_file: expected string, got integer",
+        "poll_interval: expected a duration like 30, '30s' or '5m' (not negative), got 'soon'",
+    )
+    assert info.value.key_file is None  # not known: check cannot look at it
+
+
+def test_cli_check_reports_the_key_file_with_the_config_problems(tmp_path: Path) -> None:
+    """`check` reports a bad config's problems and, after them, its key file's (missing,
+    readable by others, or unreadable), in one run, exit 2; `run` stops at the config's."""
+    key = tmp_path / "machine.key"
+    config = tmp_path / "agent.yaml"
+    config.write_text(SEVERAL_LEVELS.format(key=key))
+    n = len(SEVERAL_LEVELS_PROBLEMS)
+    done = _cli("--config", str(config), "check")
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, done.stderr
+    assert lines[0] == f"bosun-agent: {config}: {n + 1} problems:"
+    assert [line.removeprefix("  ") for line in lines[1:-1]] == SEVERAL_LEVELS_PROBLEMS
+    assert lines[-1].startswith(f"  key file {key} does not exist (key_file in the config)")
+    assert f"bosun enroll web-1 --key-out {key}" in lines[-1]
+    key.write_text("x")
+    key.chmod(0o644)
+    done = _cli("--config", str(config), "check")
+    assert done.returncode == 2 and done.stderr.splitlines()[-1] == (
+        f"  key file {key} is accessible by group or others (mode 644); fix with: chmod 600 {key}"
+    )
+    key.unlink()
+    key.mkdir(mode=0o700)  # there and private, but not readable as a file
+    done = _cli("--config", str(config), "check")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == f"  key file {key}: cannot read it: Is a directory"
+    done = _cli("--config", str(config), "run", "--once")
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == n + 1
+    assert "key file" not in done.stderr
