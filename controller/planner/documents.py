@@ -179,7 +179,7 @@ def documents(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
             service=svc,
             mode=template.mode,
             version=template.version,
-            assigned_at=now if moved else mm.assigned_at,
+            assigned_at=now if _restarts_grace(mm, svc, mode, template.version) else mm.assigned_at,
             failed_at=failed.get(m, mm.failed_at),
             lost=lost,
             drain=drain,
@@ -188,6 +188,21 @@ def documents(ctx: Context, d: Draft) -> tuple[Draft, tuple[Event, ...]]:
         )
         machines[m] = mm if new == mm else new
     return replace(d, machines=machines, writes=tuple(writes), skips=tuple(skips)), tuple(events)
+
+
+def _restarts_grace(mm: MachineMemory, svc: str | None, mode: Mode, version: str | None) -> bool:
+    """Does this placement start the machine's health grace again (`assigned_at`)? A new
+    service or mode does; a new version does only where the machine runs the service. A
+    standby (or deactivated) machine moved to a release's version starts nothing: restarting
+    its grace would make the next plan, over this one's memory, judge its health otherwise
+    and activate a machine this plan found failing (a plan over its own result must write
+    nothing)."""
+    if svc != mm.service or mode != mm.mode:
+        return True
+    return version != mm.version and mode not in _IDLE
+
+
+_IDLE = frozenset({"standby", "deactivated"})
 
 
 def _render(

@@ -102,7 +102,7 @@ class MachineMemory:
     service: str | None = None
     mode: Mode = "standby"
     version: str | None = None
-    assigned_at: Timestamp = 0.0  # when service/mode last changed (health grace counts from here)
+    assigned_at: Timestamp = 0.0  # service/mode changed, or version where it runs (grace starts)
     failed_at: Timestamp | None = None  # last time it was replaced for bad health
     lost: bool = False
     drain: Drain | None = None  # set while draining (planner/drain.py)
