@@ -117,7 +117,24 @@ def conclude(ctx: Context, d: Draft, events: tuple[Event, ...]) -> Plan:
         holds=d.blind.memory,
         evictions=d.evictions.records,
     )
+    events = _as_done(events, memory)
     status = build_status(d.spec, d.work, rel, memory, ctx.observed, ctx.now, d.healthy)
     if d.blind.holds or d.evictions.records:
         status = replace(status, holds=d.blind.holds, evicted=d.evictions.records)
     return Plan(d.writes, d.skips, memory, events, status, d.provisions, ctx.forgotten)
+
+
+def _as_done(events: tuple[Event, ...], memory: Memory) -> tuple[Event, ...]:
+    """The events, less the assignment's `machine.scaled_down` of a machine that a later pass
+    kept active in the same service (the top-up takes back a machine the count trimmed when
+    the one it kept must drain, and holds it on its release: it was never scaled down)."""
+    machines = memory.machines
+    return tuple(
+        e
+        for e in events
+        if e.kind != "machine.scaled_down"
+        or e.machine is None
+        or (kept := machines.get(e.machine)) is None
+        or kept.mode != "active"
+        or kept.service != e.service
+    )

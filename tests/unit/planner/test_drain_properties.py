@@ -100,4 +100,11 @@ def test_sessions_are_never_cut_early_and_the_budget_holds(budget: int, steps: l
             ):
                 disrupted += 1
         assert disrupted <= budget, f"{disrupted} machines disrupted at once, budget {budget}"
+        # an event names what the plan did: a machine scaled down does not stay active
+        for e in p.events:
+            if e.kind == "machine.scaled_down" and e.machine is not None:
+                kept_as = p.memory.machines[e.machine]
+                assert not (kept_as.mode == "active" and kept_as.service == e.service), (
+                    f"{e.machine}: machine.scaled_down, yet {kept_as.mode} {kept_as.service}"
+                )
         memory = p.memory
