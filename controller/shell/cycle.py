@@ -316,7 +316,7 @@ class Controller:
             rollouts=new_plan is not None,
             can_act=self.lease.keep,
             written=report.written,
-            liveness_only=got.liveness_only and not events,
+            liveness_only=got.liveness_only,
             now=now,
             every=heartbeats_every(settings),
         )

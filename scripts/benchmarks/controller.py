@@ -214,18 +214,20 @@ def run_size(
     steady: int = 5,
     profile_steady: bool = False,
     spec_change: bool = True,
+    spacing: float = 0.0,
 ) -> None:
     ctl_store, agent_store = open_stores(backend, server, tmp, n)
     apply(agent_store, load_yaml(spec_yaml(n)), now=time.time())
     machines = [f"m-{i:06d}" for i in range(n)]
     seqs = dict.fromkeys(machines, 1)
     places = dict(seqs)
+    healths = dict.fromkeys(machines, "healthy")
     now = time.time()
 
     def post(m: str, load: float = 0.1, health: str = "healthy", beat: bool = False) -> None:
-        if not beat:  # a heartbeat keeps the address of the machine's last full report
-            places[m] = seqs[m]
-        body = snapshot(m, seqs[m], time.time(), load=load, health=health, place=places[m])
+        if not beat:  # a heartbeat keeps the address and health of the last full report
+            places[m], healths[m] = seqs[m], health
+        body = snapshot(m, seqs[m], time.time(), load=load, health=healths[m], place=places[m])
         agent_store.put(report_key(m), body)
 
     t = time.perf_counter()
@@ -319,7 +321,9 @@ def run_size(
     quiet = cycle("no change again")
     unexpected(ctl_store, quiet)
     if heartbeats:
-        steady_cycles(ctl, cycle, post, seqs, machines, heartbeats, steady, profile_steady, n)
+        steady_cycles(
+            ctl, cycle, post, seqs, machines, heartbeats, steady, profile_steady, n, spacing
+        )
     if not spec_change:
         return
     # a fleet-wide change: every web machine gets a new version (60% of the documents)
@@ -366,11 +370,16 @@ def steady_cycles(
     count: int,
     profile: bool,
     n: int,
+    spacing: float = 0.0,
 ) -> None:
-    """`count` cycles, each after a heartbeat from `share` of the machines (liveness only)."""
+    """`count` cycles, each after a heartbeat from `share` of the machines (liveness only),
+    each begun `spacing` seconds after the one before (or at once, if it took longer)."""
     rng = random.Random(n + 1)
     walls, cpus, phases, sizes = [], [], [], []
+    began = time.perf_counter() - spacing
     for i in range(count):
+        time.sleep(max(0.0, began + spacing - time.perf_counter()))  # the daemon's cadence
+        began = time.perf_counter()
         chosen = rng.sample(machines, max(1, int(n * share)))
         for m in chosen:
             seqs[m] += 1
@@ -404,9 +413,12 @@ def steady_cycles(
         "each": [  # every cycle: CPU, and the MB of control/intake.json and status written
             (round(c, 3), round(z / 1e6, 1)) for c, z in zip(cpus, sizes, strict=True)
         ],
+        "mean_cpu": round(statistics.mean(cpus), 4),
+        "spacing": spacing,
     }
     print(f"{'heartbeat cycles (median of ' + str(count) + ')':<28} {result['wall']:7.3f}s  "
-          f"cpu {result['cpu']:6.3f}s  control+status {result['mb_written']} MB written")  # fmt: skip
+          f"cpu {result['cpu']:6.3f}s (mean {result['mean_cpu']:.3f}s)  control+status "
+          f"{result['mb_written']} MB written (median)")  # fmt: skip
     print(f"{'':<28} phases (medians) {median}")
     print("STEADY " + json.dumps(result), flush=True)
 
@@ -466,6 +478,12 @@ def main() -> None:
         "--profile-steady", action="store_true", help="cProfile the last heartbeat cycle"
     )
     parser.add_argument(
+        "--spacing",
+        type=float,
+        default=10.0,
+        help="seconds from one heartbeat cycle's start to the next's (the spec's interval)",
+    )
+    parser.add_argument(
         "--no-spec-change", action="store_true", help="stop before the fleet-wide spec change"
     )
     args = parser.parse_args()
@@ -479,7 +497,7 @@ def main() -> None:
                 run_size(
                     n, args.changed, args.backend, server, Path(tmp), args.profile, args.quiet,
                     args.cold_only, args.heartbeats, args.steady, args.profile_steady,
-                    not args.no_spec_change,
+                    not args.no_spec_change, args.spacing,
                 )  # fmt: skip
     finally:
         if server is not None:
@@ -502,8 +520,8 @@ def compare(args: argparse.Namespace) -> None:
                 cmd = [sys.executable, __file__, "--sizes", n, "--quiet", str(args.quiet),
                        "--changed", str(args.changed), "--backend", args.backend,
                        *(["--cold-only"] if args.cold_only else []),
-                       *(["--heartbeats", str(args.heartbeats), "--steady", str(args.steady)]
-                         if args.heartbeats else []),
+                       *(["--heartbeats", str(args.heartbeats), "--steady", str(args.steady),
+                          "--spacing", str(args.spacing)] if args.heartbeats else []),
                        *(["--no-spec-change"] if args.no_spec_change else [])]  # fmt: skip
                 env = {**os.environ, "BOSUN_BENCH_CODE": str(code), "PYTHONPATH": str(code)}
                 out = subprocess.run(cmd, env=env, text=True, capture_output=True, check=False)
@@ -521,7 +539,8 @@ def compare(args: argparse.Namespace) -> None:
         print("\nheartbeat cycles, medians (wall / CPU / control+status MB written):")
     for label, r in steady:
         print(f"  {r['n']:>7} machines  {label:<12} {r['wall']:6.3f}s / {r['cpu']:6.3f}s / "
-              f"{r['mb_written']:6.1f} MB   phases {r['phases']}\n{'':<23} each cycle "
+              f"{r['mb_written']:6.1f} MB  (mean CPU {r.get('mean_cpu')}s, cycles every "
+              f"{r.get('spacing')}s)  phases {r['phases']}\n{'':<23} each cycle "
               f"(CPU s, MB written) {r['each']}")  # fmt: skip
 
 
