@@ -26,8 +26,9 @@ the benchmark hold is in that "before" figure.
 temporary directory), alternating with this tree size by size, and prints the no-change
 medians of both side by side: a baseline measured in the same run.
 
-`--cold-only` stops after the cold cycle and prints the process's peak RSS (a cold cycle
-at 100,000 machines is minutes; the peak of a cycle is the cold one's).
+`--cold-only` stops after the cold cycle, run in a process of its own once the reports are
+posted, and prints that process's peak RSS: the controller's alone (a cold cycle at 100,000
+machines is minutes; the peak of a cycle is the cold one's).
 
 Usage: scripts/bench controller [--sizes 1000,10000] [--quiet 7] [--changed 0.01]
                                 [--heartbeats 0.033 --steady 5 --profile-steady]
@@ -267,13 +268,13 @@ def run_size(
             print(f"{'':<28} RSS before {before:.0f} MB; {peaks}; after {rss_mb():.0f} MB")
         return report
 
-    cycle("cold cycle (all new)", rss=True)
-    if cold_only:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(
-            f"{'':<28} peak RSS of this process (controller and the posting agents) {peak:.0f} MB"
-        )
+    if cold_only:  # in a process of its own: its RSS is the controller's alone
+        where = str(tmp / f"bucket-{n}") if backend == "directory" else server.endpoint
+        prefix = getattr(ctl_store, "prefix", "")
+        cmd = [sys.executable, __file__, "--cold-child", backend, where, prefix or "-"]
+        print(subprocess.run(cmd, text=True, capture_output=True, check=False).stdout, end="")
         return
+    cycle("cold cycle (all new)", rss=True)
     cycle("settle")
     walls, cpus, phases = [], [], []
     built = getattr(getattr(ctl, "status", None), "built", None)
@@ -423,6 +424,34 @@ def steady_cycles(
     print("STEADY " + json.dumps(result), flush=True)
 
 
+def cold_child(backend: str, where: str, prefix: str) -> None:
+    """`--cold-only`'s cold cycle, in this process alone (started after the reports were
+    posted): its peak RSS is the controller's, imports included."""
+    if backend == "directory":
+        store: Store = DirectoryStore(Path(where))
+    else:
+        store = S3Store(
+            "bosun-bench", prefix=None if prefix == "-" else prefix, endpoint=where,
+            access_key=ACCESS_KEY, secret_key=SECRET_KEY,
+            retry=RetryPolicy(attempts=3, total_seconds=20, wait_initial=0.05),
+        )  # fmt: skip
+    ctl = Controller(store, MASTER, holder="bench", lease=LeaseSettings(300, 200))
+    sampler = RssSampler()
+    before = rss_mb()
+    t0, c0 = time.perf_counter(), time.process_time()
+    report = ctl.cycle()
+    took, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peaks = sampler.phase_peaks(t0, report.timings)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{'cold cycle (a process alone)':<28} {took:7.2f}s  cpu {cpu:6.2f}s  "
+          f"accepted {report.accepted}, {len(report.written)} objects written")  # fmt: skip
+    print(f"{'':<28} phases {report.timings}")
+    print(f"{'':<28} RSS before {before:.0f} MB (imports); {peaks}")
+    print(f"{'':<28} peak RSS of the controller process {peak:.0f} MB")
+    print("COLD " + json.dumps({"peak_mb": round(peak), "wall": round(took, 1),
+                                "cpu": round(cpu, 1)}), flush=True)  # fmt: skip
+
+
 def ceiling(store: Store, written: list[str], report: CycleReport) -> None:
     """The store's own PUT rate for the same documents: as many conditional PUTs of the same
     bodies (If-None-Match: *, to fresh keys) with as many writers as publish used, and
@@ -486,7 +515,11 @@ def main() -> None:
     parser.add_argument(
         "--no-spec-change", action="store_true", help="stop before the fleet-wide spec change"
     )
+    parser.add_argument("--cold-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cold_child:
+        cold_child(*args.cold_child)
+        return
     if args.baseline:
         compare(args)
         return
@@ -512,6 +545,7 @@ def compare(args: argparse.Namespace) -> None:
 
     rows: list[tuple[str, dict[str, Any]]] = []
     steady: list[tuple[str, dict[str, Any]]] = []
+    cold: list[tuple[str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="bosun-bench-base-") as tmp:
         old = export_revision(CODE, args.baseline, Path(tmp) / "src")
         for n in args.sizes.split(","):
@@ -531,6 +565,12 @@ def compare(args: argparse.Namespace) -> None:
                         rows.append((label, json.loads(line[7:])))
                     if line.startswith("STEADY "):
                         steady.append((label, json.loads(line[7:])))
+                    if line.startswith("COLD "):
+                        cold.append((label, json.loads(line[5:])))
+    for label, r in cold:
+        print(
+            f"cold cycle, {label:<12} peak RSS {r['peak_mb']} MB, {r['wall']} s, CPU {r['cpu']} s"
+        )
     print("\nno-change cycle, medians (wall / CPU / planner / wall without the planner):")
     for label, r in rows:
         print(f"  {r['n']:>7} machines  {label:<12} {r['wall']:6.3f}s / {r['cpu']:6.3f}s / "
