@@ -480,8 +480,15 @@ def forget_objects(store: Store, machines: tuple[str, ...]) -> tuple[str, ...]:
 
 def resign_after_revoke(memory: Memory, state: IntakeState, keys: KeyRing) -> Memory:
     """Machines whose key epoch changed since their document was signed get it re-signed:
-    their memory entry is marked as issued long ago, so the planner refreshes it."""
-    for machine, epoch in state.signed.items():
+    their memory entry is marked as issued long ago, so the planner refreshes it.
+
+    Only a machine with an epoch in control/keys.json (or a rotation's grace) or a document
+    signed at an epoch above 0 can differ: the others sign at 0, as they were signed. They
+    are found without asking the key ring for each of the fleet's machines every cycle."""
+    named = (keys.epochs.keys() | keys.previous.keys()) & state.signed.keys()
+    suspects = named.union(m for m, epoch in state.signed.items() if epoch)
+    for machine in sorted(suspects):
+        epoch = state.signed[machine]
         mm = memory.machines.get(machine)
         if mm is not None and keys.signing_epoch(machine) != epoch and mm.issued_at != 0.0:
             log.info("cycle.resign", extra={"ctx": {"machine": machine, "epoch": epoch}})
