@@ -131,6 +131,8 @@ class Controller:
         self.control_cache: control_objects.Cache = {}
         self.status = StatusWriter(store, self.trust, holder)
         self.intake_entries = Reuse()  # control/intake.json's records, encoded once per change
+        self._intake_saved_at = float("-inf")  # when this process last saved it
+        self._intake_pending = False  # heartbeats accepted since, not saved yet
         self.publish_threads = PUBLISH_THREADS
         self.interval: float | None = None  # the applied spec's controller_interval, once read
         self.lister = RangedLister(store)  # LISTs in concurrent key ranges
@@ -285,6 +287,7 @@ class Controller:
             report.note = pub.stopped or "lease renew deadline passed; stopped before the records"
             return report  # lease deadline: write nothing more this cycle
         report.written += records.archive_all(self.store, got.accepted, self.publish_threads)
+        got = replace(got, accepted=())  # their signed bytes (~150 MB at 100,000 cold) go now
         if events:
             key = records.write_events(
                 self.store,
@@ -313,13 +316,35 @@ class Controller:
             rollouts=new_plan is not None,
             can_act=self.lease.keep,
             written=report.written,
+            liveness_only=got.liveness_only,
+            now=now,
+            every=heartbeats_every(settings),
         )
         state = replace(state, status_digest=digest)
         mark("records")
-        self._save(new_plan, memory, mem_loaded, pub, state, intake_loaded, fence, report)
+        heartbeats = got.liveness_only and state.fence == intake_loaded.value.fence
+        self._save_memory(new_plan, memory, mem_loaded, pub, fence, report)
+        self._save_intake(state, intake_loaded, report, heartbeats, now, settings)
         mark("save")
         log.info("cycle.done %s", report.summary())
         return report
+
+    def flush(self) -> None:
+        """Save the heartbeats accepted but not saved yet (a clean stop: the next controller
+        starts from every seq high-water mark this one knew)."""
+        hit = self.control_cache.get(INTAKE)
+        if not self._intake_pending or hit is None or not self.lease.keep():
+            return
+        etag, state = hit
+        body, version = self.guard.seal(INTAKE, encode_intake(state, self.intake_entries))
+        saved, problem = control_objects.try_save(self.store, INTAKE, body, etag)
+        if problem:
+            log.warning("intake.flush_failed %s", problem)
+            self.control_cache.clear()
+            return
+        self.guard.saved(INTAKE, version)
+        control_objects.remember(self.control_cache, INTAKE, saved, state)
+        self._intake_pending = False
 
     def _spec_refused(
         self, refused: control_objects.SpecRefusal | None, report: CycleReport
@@ -354,14 +379,12 @@ class Controller:
             return None
         return self.planner(spec, observed, memory, now, fence=fence)
 
-    def _save(
+    def _save_memory(
         self,
         new_plan: Plan | None,
         memory: Memory,
         mem_loaded: control_objects.Loaded[Memory],
         pub: PublishResult,
-        state: IntakeState,
-        intake_loaded: control_objects.Loaded[IntakeState],
         fence: int,
         report: CycleReport,
     ) -> None:
@@ -379,19 +402,43 @@ class Controller:
                 if problem:
                     self.control_cache.clear()
                     report.note = problem
-                    report.failed["control/memory.json"] = problem
-                    return  # do not save the intake state over a newer controller's
+                    report.failed[MEMORY] = problem  # the intake state is not saved either
+                    return
                 report.written.append(MEMORY)
-        if (
-            intake_loaded.etag is not None
-            and not intake_loaded.recovered
-            and state.same_content(intake_loaded.value)
+
+    def _save_intake(
+        self,
+        state: IntakeState,
+        loaded: control_objects.Loaded[IntakeState],
+        report: CycleReport,
+        heartbeats: bool,
+        now: float,
+        settings: Settings,
+    ) -> None:
+        """Save control/intake.json when its content changed. When nothing but heartbeats
+        changed since it was last saved (`heartbeats`: new seq, sent_at and ETags of machines
+        whose substance is the same), at most once per `heartbeats_every`: the state is kept
+        in this process meanwhile (docs/controller.md#heartbeats-between-writes)."""
+        if MEMORY in report.failed:
+            return  # do not save the intake state over a newer controller's
+        fresh = loaded.etag is not None and not loaded.recovered
+        if fresh and state.same_content(loaded.value):
+            if not self._intake_pending or now - self._intake_saved_at < heartbeats_every(settings):
+                return
+        elif (
+            fresh
+            and heartbeats
+            and now - self._intake_saved_at < heartbeats_every(settings)
+            and state.same_but_heartbeats(loaded.value)
         ):
+            # the next cycle starts from this state (its ETag: the object as saved)
+            control_objects.remember(self.control_cache, INTAKE, loaded.etag, state)
+            self._intake_pending = True
             return
         if not self.lease.keep():
             return
         body, version = self.guard.seal(INTAKE, encode_intake(state, self.intake_entries))
-        etag, problem = control_objects.try_save(self.store, INTAKE, body, intake_loaded.etag)
+        etag, problem = control_objects.try_save(self.store, INTAKE, body, loaded.etag)
         if not problem:
             self.guard.saved(INTAKE, version)
         control_objects.remember(self.control_cache, INTAKE, etag, state)
@@ -399,7 +446,20 @@ class Controller:
             self.control_cache.clear()
             report.failed[INTAKE] = problem
         else:
+            self._intake_saved_at, self._intake_pending = now, False
             report.written.append(INTAKE)
+
+
+HEARTBEATS_EVERY = 60.0
+"""Seconds: the longest that heartbeats alone (docs/controller.md#heartbeats-between-writes)
+wait before status/cluster.json and control/intake.json are written again."""
+
+
+def heartbeats_every(settings: Settings) -> float:
+    """HEARTBEATS_EVERY, or a quarter of the heartbeat timeout if that is shorter: a reader
+    judging a machine stale from its `seen` time (past its liveness window, at least the
+    timeout) then sees it at most a quarter of the window older than it is."""
+    return min(HEARTBEATS_EVERY, settings.heartbeat_timeout / 4)
 
 
 def forget_objects(store: Store, machines: tuple[str, ...]) -> tuple[str, ...]:
@@ -420,8 +480,15 @@ def forget_objects(store: Store, machines: tuple[str, ...]) -> tuple[str, ...]:
 
 def resign_after_revoke(memory: Memory, state: IntakeState, keys: KeyRing) -> Memory:
     """Machines whose key epoch changed since their document was signed get it re-signed:
-    their memory entry is marked as issued long ago, so the planner refreshes it."""
-    for machine, epoch in state.signed.items():
+    their memory entry is marked as issued long ago, so the planner refreshes it.
+
+    Only a machine with an epoch in control/keys.json (or a rotation's grace) or a document
+    signed at an epoch above 0 can differ: the others sign at 0, as they were signed. They
+    are found without asking the key ring for each of the fleet's machines every cycle."""
+    named = (keys.epochs.keys() | keys.previous.keys()) & state.signed.keys()
+    suspects = named.union(m for m, epoch in state.signed.items() if epoch)
+    for machine in sorted(suspects):
+        epoch = state.signed[machine]
         mm = memory.machines.get(machine)
         if mm is not None and keys.signing_epoch(machine) != epoch and mm.issued_at != 0.0:
             log.info("cycle.resign", extra={"ctx": {"machine": machine, "epoch": epoch}})

@@ -106,5 +106,9 @@ def run_forever(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         with busy:  # the cycle in progress, if any, finishes first
+            try:
+                controller.flush()  # heartbeats not saved yet (a bounded wait otherwise)
+            except BosunError as exc:
+                log.warning("controller.flush_failed: %s", exc)
             controller.lease.release()
     log.info("controller.stopped")

@@ -85,12 +85,16 @@ def find_drift(
         except ValueError:
             continue  # not a machine's document; reports and intake count foreign keys
     out.listed = len(listed)
-    for m, mm in sorted(memory.machines.items()):
-        if mm.generation == 0:
-            continue  # nothing written for it yet
-        now_etag, was = listed.get(m), recorded.get(m)
-        if now_etag is not None and now_etag == was:
-            continue
+    # the machines whose document is not as recorded (nothing written for it yet: none to
+    # check), in machine order; the fleet is walked once, unsorted
+    differ = sorted(
+        m
+        for m, mm in memory.machines.items()
+        if mm.generation != 0 and (listed.get(m) is None or listed.get(m) != recorded.get(m))
+    )
+    for m in differ:
+        mm = memory.machines[m]
+        now_etag = listed.get(m)
         if now_etag is None:
             _repair(out, m, 0, "deleted", f"{desired_key(m)} is gone")
             out.etags[m] = ""

@@ -86,6 +86,19 @@ class IntakeState:
             raise InvalidDocument(f"{where}.format: expected {INTAKE_FORMAT!r}")
         return state
 
+    def same_but_heartbeats(self, other: IntakeState) -> bool:
+        """Equal apart from the counters and the liveness fields of the records (`etag`,
+        `seq`, `accepted_etag`, `accepted_at`, `sent_at`): the records are only checked to
+        name the same machines, the caller knows from the intake that nothing else of
+        them changed (controller.shell.intake.IntakeResult.liveness_only)."""
+        return (
+            self.reports.keys() == other.reports.keys()
+            and self.desired == other.desired
+            and self.signed == other.signed
+            and self.foreign == other.foreign
+            and self.status_digest == other.status_digest
+        )
+
     def same_content(self, other: IntakeState) -> bool:
         """Equal apart from the fence and cycle counters (nothing worth writing)."""
         return (

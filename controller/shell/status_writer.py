@@ -78,6 +78,18 @@ class StatusInputs:
     token: int
     sections: Mapping[str, Any]
 
+    def same_but_heartbeats(self, other: StatusInputs) -> bool:
+        """Equal apart from the intake records and snapshots (which a heartbeat changes:
+        the caller knows from the intake that only their liveness fields did)."""
+        return (
+            self.status == other.status
+            and self.machines == other.machines
+            and self.foreign == other.foreign
+            and self.holder == other.holder
+            and self.token == other.token
+            and self.sections == other.sections
+        )
+
     @classmethod
     def of(
         cls,
@@ -113,6 +125,9 @@ class StatusWriter:
         self.built = 0  # documents built (a benchmark and test counter)
         self._machines = Reuse()  # machine -> its `machines` entry, volatile fields aside
         self._seen = Reuse()  # machine -> its `seen` entry
+        self._written_at = float("-inf")  # when this process last wrote the document
+        self._liveness_only = True  # every change since it was written was a heartbeat's
+        self.deferred = 0  # cycles whose heartbeats waited for the next write (a counter)
 
     def document(
         self,
@@ -173,8 +188,16 @@ class StatusWriter:
         rollouts: bool,
         can_act: Callable[[], bool],
         written: list[str],
+        liveness_only: bool = False,
+        now: float = 0.0,
+        every: float = 0.0,
     ) -> str:
-        """Write what changed; the digest of status/cluster.json as it now stands."""
+        """Write what changed; the digest of status/cluster.json as it now stands.
+
+        `liveness_only`: the intake says this cycle's reports changed nothing but heartbeats
+        (docs/controller.md#heartbeats-between-writes). When every change since the document
+        was last written is of that kind, it is written again only once `every` seconds
+        have passed since (`now`): the `seen` times it shows are then at most that old."""
         if rollouts:
             written += publish_rollouts(self.store, status.rollouts, self.rollout_digests, can_act)
         inputs = StatusInputs.of(
@@ -183,18 +206,30 @@ class StatusWriter:
         last = self._last
         if last is not None and last[1] == state.status_digest and last[0] == inputs:
             return state.status_digest  # nothing the document shows changed: not built
+        self._liveness_only = self._liveness_only and liveness_only
+        if (
+            last is not None
+            and last[1] == state.status_digest
+            and self._liveness_only
+            and now - self._written_at < every
+            and last[0].same_but_heartbeats(inputs)
+        ):
+            self.deferred += 1
+            return state.status_digest  # heartbeats only: shown at the next write
         self.built += 1
         doc, digest = self.document(
             status, state, observed, token=token, cycle=cycle, sections=sections
         )
         if digest == state.status_digest:
             self._last = (inputs, digest)
+            self._liveness_only = True
             return digest
         if not can_act():
             return state.status_digest
         self.store.put(STATUS_CLUSTER, self.trust.sign_status(doc))
         written.append(STATUS_CLUSTER)
         self._last = (inputs, digest)
+        self._written_at, self._liveness_only = now, True
         return digest
 
 

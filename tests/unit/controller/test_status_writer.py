@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.shell import records, status_writer
+from controller.shell import cycle, records, status_writer
 from controller.shell.cycle import Controller
 from controller.shell.lease import LeaseSettings
 from controller.spec.load import load_yaml
@@ -59,6 +59,7 @@ def scenario(root: Path) -> tuple[list[bool], int]:
 def test_quiet_cycles_do_not_build_the_status_and_it_is_written_when_it_would_be(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(cycle, "HEARTBEATS_EVERY", 0.0)  # heartbeats written at once
     skipping, built = scenario(tmp_path / "a")
     monkeypatch.setattr(status_writer.StatusInputs, "__eq__", lambda self, other: False)
     always, built_always = scenario(tmp_path / "b")
