@@ -96,16 +96,9 @@ def parse_kid(kid: object) -> tuple[MachineId, int]:
         raise BadSignature(f"malformed kid {kid!r}: {exc}") from exc
 
 
-def _message(fmt: str, object_key: str, body: Any) -> bytes:
-    return fmt.encode() + b"\n" + object_key.encode() + b"\n" + canonical(body)
-
-
 def sign(key: bytes, fmt: str, object_key: str, body: Any) -> str:
     """Signature binding format, object key and body."""
-    import hashlib
-    import hmac
-
-    return b64(hmac.new(key, _message(fmt, object_key, body), hashlib.sha256).digest())
+    return sign_canonical(key, fmt, object_key, canonical(body))
 
 
 def _mac_of_canonical(key: bytes, fmt: str, object_key: str, body: bytes | memoryview) -> bytes:
@@ -136,14 +129,9 @@ def verify_canonical(
 
 def verify(key: bytes, fmt: str, object_key: str, body: Any, sig: object) -> None:
     """Raise BadSignature unless `sig` is the signature of (fmt, object_key, body)."""
-    import hashlib
-    import hmac
-
     if not isinstance(sig, str):
         raise BadSignature("signature is missing or not a string")
-    expected = hmac.new(key, _message(fmt, object_key, body), hashlib.sha256).digest()
-    if not hmac.compare_digest(expected, unb64(sig)):
-        raise BadSignature(f"signature does not verify for {object_key} ({fmt})")
+    verify_canonical(key, fmt, object_key, canonical(body), sig)
 
 
 # ---- key files ---------------------------------------------------------------------------
