@@ -9,26 +9,13 @@ keeps OpenSSL's for what the controller hashes by the hundred thousand, and sign
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
+from wire.builtin_hashes import builtin
 from wire.signing import canonical
 
-
-def _builtin() -> Callable[[bytes], Any]:
-    for name in ("_sha2", "_sha256"):
-        try:
-            sha: Callable[[bytes], Any] = importlib.import_module(name).sha256
-        except (ImportError, AttributeError):
-            continue
-        return sha
-    import hashlib  # a Python built without its own SHA-256
-
-    return hashlib.sha256
-
-
-_SHA256 = _builtin()
+_SHA256: Callable[[bytes], Any] = builtin("sha256", "_sha2", "_sha256")
 
 
 def sha256_hex(data: bytes) -> str:

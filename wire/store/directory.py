@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import importlib
 import os
 import sys
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from wire.atomic import TMP_PREFIX, write_atomic
+from wire.builtin_hashes import builtin
 from wire.documents import MAX_DOCUMENT_BYTES
 from wire.errors import DocumentTooLarge, StoreConfigError, StoreUnavailable, WriteConflict
 from wire.store.base import GetResult, Missing, NotModified, ObjectInfo, StoredObject, short_etag
@@ -45,13 +45,7 @@ def md5_etag(data: bytes) -> str:
 
 @functools.cache
 def _builtin_md5() -> Callable[[bytes], Any]:
-    try:
-        md5: Callable[[bytes], Any] = importlib.import_module("_md5").md5
-    except (ImportError, AttributeError):  # a Python built without it: OpenSSL's after all
-        import hashlib
-
-        return functools.partial(hashlib.md5, usedforsecurity=False)
-    return md5
+    return builtin("md5", "_md5")
 
 
 class DirectoryStore:
