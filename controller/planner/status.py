@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from controller.planner import clocks
 from controller.planner.approval import approval_status
-from controller.planner.assign import ACTIVE_MODES, Assignment
+from controller.planner.assign import ACTIVE_MODES, Assignment, is_healthy
 from controller.planner.model import (
     STATUS_FORMAT,
     MachineObservation,
@@ -66,7 +66,7 @@ def build_status(
             if live is not None and svc is not None:
                 if mode in _STANDBY:
                     standby_add(svc)
-                elif mode in ACTIVE_MODES and _healthy(live, svc):
+                elif mode in ACTIVE_MODES and is_healthy(live, svc):
                     healthy_add(svc)
             if obs is None:
                 machines[m] = MachineStatus(
@@ -149,11 +149,6 @@ def build_status(
         machines=machines,
         rejections=observed.rejections,
     )
-
-
-def _healthy(obs: MachineObservation, service: str) -> bool:
-    state = obs.snapshot.services.get(service)
-    return state is not None and state.health == "healthy" and state.state != "failed"
 
 
 def rollout_status(
