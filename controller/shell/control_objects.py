@@ -57,9 +57,6 @@ def _get(store: Store, key: str, max_bytes: int) -> StoredObject | None:
     return got
 
 
-BIG = MAX_CONTROL_BYTES  # the cap of a control object read (wire.control)
-
-
 @dataclass
 class SpecCache:
     etag: str | None = None
@@ -157,7 +154,7 @@ If-None-Match, so an unchanged control object costs a 304 instead of its body.""
 
 def _get_cached(store: Store, key: str, cache: Cache | None) -> tuple[StoredObject | None, Any]:
     hit = cache.get(key) if cache is not None else None
-    got = store.get(key, if_none_match=hit[0] if hit else None, max_bytes=BIG)
+    got = store.get(key, if_none_match=hit[0] if hit else None, max_bytes=MAX_CONTROL_BYTES)
     if isinstance(got, NotModified) and hit is not None:
         return StoredObject(key, b"", hit[0]), hit[1]
     if isinstance(got, Missing):

@@ -53,7 +53,7 @@ from controller.shell.status_writer import StatusWriter
 from controller.shell.trust import Trust
 from controller.spec.model import ClusterSpec, Settings
 from wire import codec
-from wire.control import open_control
+from wire.control import MAX_CONTROL_BYTES, open_control
 from wire.errors import StoreUnavailable
 from wire.layout import (
     INTAKE,
@@ -155,11 +155,11 @@ class Controller:
         """Highest fence recorded in the bucket (used when the lease object must be created)."""
         floor = 0
         try:
-            got = self.store.get(INTAKE, max_bytes=control_objects.BIG)
+            got = self.store.get(INTAKE, max_bytes=MAX_CONTROL_BYTES)
             if isinstance(got, StoredObject):
                 sealed = open_control(got.body, INTAKE, self.guard.key)
                 floor = IntakeState.from_value(sealed.value).fence
-            got = self.store.get(MEMORY, max_bytes=control_objects.BIG)
+            got = self.store.get(MEMORY, max_bytes=MAX_CONTROL_BYTES)
             if isinstance(got, StoredObject):
                 sealed = open_control(got.body, MEMORY, self.guard.key)
                 floor = max(floor, Memory.from_value(sealed.value).fence)

@@ -30,8 +30,6 @@ from wire.store import NotModified, Store, StoredObject
 
 log = logging.getLogger(__name__)
 
-BIG = MAX_CONTROL_BYTES
-
 
 class Trust:
     def __init__(self, ring: KeyRing) -> None:
@@ -119,7 +117,7 @@ class Trust:
         lease = self.guard.refused.get(LEASE)
         if lease is None or not lease.active or lease.reason != "bad_signature":
             return
-        got = store.get(MEMORY, max_bytes=BIG)
+        got = store.get(MEMORY, max_bytes=MAX_CONTROL_BYTES)
         if not isinstance(got, StoredObject):
             return
         try:
