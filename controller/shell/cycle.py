@@ -336,15 +336,9 @@ class Controller:
         if not self._intake_pending or hit is None or not self.lease.keep():
             return
         etag, state = hit
-        body, version = self.guard.seal(INTAKE, encode_intake(state, self.intake_entries))
-        saved, problem = control_objects.try_save(self.store, INTAKE, body, etag)
+        problem = self._write_intake(state, etag)
         if problem:
             log.warning("intake.flush_failed %s", problem)
-            self.control_cache.clear()
-            return
-        self.guard.saved(INTAKE, version)
-        control_objects.remember(self.control_cache, INTAKE, saved, state)
-        self._intake_pending = False
 
     def _spec_refused(
         self, refused: control_objects.SpecRefusal | None, report: CycleReport
@@ -437,17 +431,26 @@ class Controller:
             return
         if not self.lease.keep():
             return
-        body, version = self.guard.seal(INTAKE, encode_intake(state, self.intake_entries))
-        etag, problem = control_objects.try_save(self.store, INTAKE, body, loaded.etag)
-        if not problem:
-            self.guard.saved(INTAKE, version)
-        control_objects.remember(self.control_cache, INTAKE, etag, state)
+        problem = self._write_intake(state, loaded.etag)
         if problem:
-            self.control_cache.clear()
             report.failed[INTAKE] = problem
         else:
-            self._intake_saved_at, self._intake_pending = now, False
+            self._intake_saved_at = now
             report.written.append(INTAKE)
+
+    def _write_intake(self, state: IntakeState, etag: str | None) -> str | None:
+        """Seal and save control/intake.json over the object `etag` names (None: create);
+        the problem, if it was not saved (the control cache is then cleared: the next cycle
+        reads what is there)."""
+        body, version = self.guard.seal(INTAKE, encode_intake(state, self.intake_entries))
+        saved, problem = control_objects.try_save(self.store, INTAKE, body, etag)
+        if problem:
+            self.control_cache.clear()
+            return problem
+        self.guard.saved(INTAKE, version)
+        control_objects.remember(self.control_cache, INTAKE, saved, state)
+        self._intake_pending = False
+        return None
 
 
 HEARTBEATS_EVERY = 60.0
