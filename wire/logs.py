@@ -69,40 +69,32 @@ class Log:
     def isEnabledFor(self, level: int) -> bool:
         return not self._drop(level) and self._target().isEnabledFor(level)
 
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+    def _emit(self, level: int, msg: object, args: tuple[object, ...], kw: dict[str, Any]) -> None:
         if not self._drop(level):
-            kwargs.setdefault("stacklevel", 2)
-            self._target().log(level, msg, *args, **kwargs)
+            kw.setdefault("stacklevel", 3)  # the caller of the method below, not this module
+            self._target().log(level, msg, *args, **kw)
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        self._emit(level, msg, args, kwargs)
 
     def debug(self, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self._drop(DEBUG):
-            kwargs.setdefault("stacklevel", 2)
-            self._target().debug(msg, *args, **kwargs)
+        self._emit(DEBUG, msg, args, kwargs)
 
     def info(self, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self._drop(INFO):
-            kwargs.setdefault("stacklevel", 2)
-            self._target().info(msg, *args, **kwargs)
+        self._emit(INFO, msg, args, kwargs)
 
     def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self._drop(WARNING):
-            kwargs.setdefault("stacklevel", 2)
-            self._target().warning(msg, *args, **kwargs)
+        self._emit(WARNING, msg, args, kwargs)
 
     def error(self, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self._drop(ERROR):
-            kwargs.setdefault("stacklevel", 2)
-            self._target().error(msg, *args, **kwargs)
+        self._emit(ERROR, msg, args, kwargs)
 
     def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self._drop(ERROR):
-            kwargs.setdefault("stacklevel", 2)
-            self._target().exception(msg, *args, **kwargs)
+        kwargs.setdefault("exc_info", True)  # as logging.Logger.exception
+        self._emit(ERROR, msg, args, kwargs)
 
     def critical(self, msg: object, *args: object, **kwargs: Any) -> None:
-        if not self._drop(CRITICAL):
-            kwargs.setdefault("stacklevel", 2)
-            self._target().critical(msg, *args, **kwargs)
+        self._emit(CRITICAL, msg, args, kwargs)
 
     def __repr__(self) -> str:
         return f"Log({self.name!r})"
