@@ -21,6 +21,16 @@ from wire.store import DirectoryStore, StoredObject
 MASTER = bytes(range(32))
 
 
+class Clock:
+    """A clock for the controller's `wall` and the lease: it moves only when a test sets `t`."""
+
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Recording:
     return Recording(DirectoryStore(tmp_path / "bucket"))

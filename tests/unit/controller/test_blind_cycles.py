@@ -10,9 +10,9 @@ import pytest
 from controller.shell.cycle import Controller
 from controller.shell.intake import WrongMasterKey
 from controller.shell.lease import LeaseSettings
-from tests.unit.controller.conftest import MASTER, agents
+from tests.unit.controller.conftest import MASTER, Clock, agents
 from tests.unit.controller.stores import Recording
-from tests.unit.controller.test_cycle import Clock, open_doc, round_trip
+from tests.unit.controller.test_cycle import open_doc, round_trip
 from wire.errors import StoreUnavailable
 
 

@@ -10,7 +10,7 @@ import pytest
 from controller.planner.model import Memory, content_digest
 from controller.shell.cycle import Controller
 from controller.shell.lease import LeaseSettings
-from tests.unit.controller.conftest import MASTER, agents
+from tests.unit.controller.conftest import MASTER, Clock, agents
 from tests.unit.controller.sim import SPEC_YAML, SimAgent
 from tests.unit.controller.stores import Recording
 from wire.documents import Desired, open_desired
@@ -18,14 +18,6 @@ from wire.errors import StoreUnavailable
 from wire.layout import LEASE, MEMORY, desired_key
 from wire.signing import derive_machine_key, format_kid
 from wire.store import StoredObject
-
-
-class Clock:
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def controller(store: Recording, holder: str = "ctl", **kw: Any) -> Controller:

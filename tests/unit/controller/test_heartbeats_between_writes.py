@@ -15,21 +15,13 @@ from controller.spec.load import load_yaml
 from controller.spec.model import Settings
 from controller.spec.revisions import apply
 from controller.status_document import ClusterStatus
-from tests.unit.controller.conftest import MASTER
+from tests.unit.controller.conftest import MASTER, Clock, agents
 from tests.unit.controller.sim import SPEC_YAML, SimAgent
 from tests.unit.controller.stores import Recording
 from wire.layout import INTAKE, STATUS_CLUSTER
 from wire.store import DirectoryStore, StoredObject
 
 EVERY = 7.5  # SPEC_YAML's heartbeat_timeout (30 s) / 4
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def settled(root: Path) -> tuple[Recording, Clock, Controller, list[SimAgent]]:
@@ -39,7 +31,7 @@ def settled(root: Path) -> tuple[Recording, Clock, Controller, list[SimAgent]]:
     apply(store.inner, load_yaml(SPEC_YAML), now=start)
     clock = Clock(start)
     ctl = Controller(store, MASTER, holder="ctl", lease=LeaseSettings(300, 200), wall=clock)
-    fleet = [SimAgent(store.inner, MASTER, f"web-{i}", eligible=("web", "lb")) for i in range(4)]
+    fleet = agents(store)
     for _ in range(4):
         clock.t += 1
         for a in fleet:

@@ -9,6 +9,7 @@ import pytest
 
 from controller.shell.lease import LeaseDoc, LeaseKeeper, LeaseSettings
 from tests.support.leaserace import lease_race
+from tests.unit.controller.conftest import Clock
 from tests.unit.controller.stores import Recording
 from wire.errors import ControlRefused, StoreUnavailable, WriteConflict
 from wire.layout import LEASE
@@ -16,14 +17,6 @@ from wire.signing import derive_control_key
 from wire.store import DirectoryStore, StoredObject
 
 S = LeaseSettings(duration=30.0, renew_deadline=20.0)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 CONTROL = derive_control_key(bytes(range(32)))

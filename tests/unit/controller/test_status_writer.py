@@ -13,19 +13,11 @@ from controller.shell.cycle import Controller
 from controller.shell.lease import LeaseSettings
 from controller.spec.load import load_yaml
 from controller.spec.revisions import apply
-from tests.unit.controller.conftest import MASTER
-from tests.unit.controller.sim import SPEC_YAML, SimAgent
+from tests.unit.controller.conftest import MASTER, Clock, agents
+from tests.unit.controller.sim import SPEC_YAML
 from tests.unit.controller.stores import Recording
 from wire.layout import STATUS_CLUSTER
 from wire.store import DirectoryStore
-
-
-class Clock:
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def scenario(root: Path) -> tuple[list[bool], int]:
@@ -36,7 +28,7 @@ def scenario(root: Path) -> tuple[list[bool], int]:
     apply(store.inner, load_yaml(SPEC_YAML), now=start)
     clock = Clock(start)
     ctl = Controller(store, MASTER, holder="ctl", lease=LeaseSettings(300, 200), wall=clock)
-    fleet = [SimAgent(store.inner, MASTER, f"web-{i}", eligible=("web", "lb")) for i in range(4)]
+    fleet = agents(store)
     written: list[bool] = []
     for step in range(14):
         clock.t += 5  # ages move every cycle; they are not content
