@@ -90,7 +90,7 @@ def find_drift(
     differ = sorted(
         m
         for m, mm in memory.machines.items()
-        if mm.generation != 0 and (listed.get(m) is None or listed.get(m) != recorded.get(m))
+        if mm.generation != 0 and ((etag := listed.get(m)) is None or etag != recorded.get(m))
     )
     for m in differ:
         mm = memory.machines[m]
