@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -44,34 +45,64 @@ def quick_init(cls: type[T]) -> type[T]:
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]
     if len(fields) != len(cls.__dataclass_fields__):  # type: ignore[attr-defined]
         raise TypeError(f"quick_init: {cls.__name__} has an InitVar or ClassVar field")
-    ns: dict[str, Any] = {"_FACTORY": _FACTORY}
-    args: list[str] = []
-    body: list[str] = []
-    for i, f in enumerate(fields):
+    for f in fields:
         if not f.init or f.kw_only:
             raise TypeError(f"quick_init: {cls.__name__}.{f.name} is not a plain init field")
-        slot = next(k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__)
-        if not isinstance(slot, types.MemberDescriptorType):
-            raise TypeError(f"quick_init: {cls.__name__}.{f.name} is not a slot")
-        ns[f"_set{i}"] = slot.__set__
-        if f.default is not dataclasses.MISSING:
-            ns[f"_default{i}"] = f.default
-            args.append(f"{f.name}=_default{i}")
-        elif f.default_factory is not dataclasses.MISSING:
-            ns[f"_factory{i}"] = f.default_factory
-            args.append(f"{f.name}=_FACTORY")
-            body.append(f"    if {f.name} is _FACTORY:\n        {f.name} = _factory{i}()")
-        else:
-            args.append(f.name)
-        body.append(f"    _set{i}(self, {f.name})")
-    source = f"def __init__(self, {', '.join(args)}):\n" + "\n".join(body or ["    pass"]) + "\n"
-    exec(source, ns)
-    init = ns["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__module__ = cls.__module__
-    init.__annotations__ = {**{f.name: f.type for f in fields}, "return": None}
-    setattr(cls, "__init__", init)  # noqa: B010 - mypy refuses assigning a method
+    setattr(cls, "__init__", init_of(cls, through_slots=True))  # noqa: B010 - mypy refuses assigning a method
     return cls
 
 
-__all__ = ["quick_init"]
+def init_of(cls: type, *, through_slots: bool = False) -> Callable[..., None]:
+    """The `__init__` that `dataclass(frozen=True)` writes for `cls`: the same parameters
+    (positional, then keyword-only), defaults and factories, the fields with `init=False`
+    set from theirs, then `__post_init__` if the class has one. Each field is set through
+    `object.__setattr__`, or, `through_slots`, through its slot's own descriptor (faster;
+    TypeError if a field is not a slot). wire.records writes its records' `__init__` with
+    it too."""
+    ns: dict[str, Any] = {"_FACTORY": _FACTORY, "_set": object.__setattr__}
+    positional: list[str] = []
+    keyword: list[str] = []
+    lines: list[str] = []
+    fields = dataclasses.fields(cls)
+    for i, f in enumerate(fields):
+        if through_slots:
+            slot = next(k.__dict__[f.name] for k in cls.__mro__ if f.name in k.__dict__)
+            if not isinstance(slot, types.MemberDescriptorType):
+                raise TypeError(f"quick_init: {cls.__name__}.{f.name} is not a slot")
+            ns[f"_set{i}"] = slot.__set__
+            set_to = f"_set{i}(self, {{}})"
+        else:
+            set_to = f"_set(self, {f.name!r}, {{}})"
+        has_default = f.default is not dataclasses.MISSING
+        has_factory = f.default_factory is not dataclasses.MISSING
+        if has_default:
+            ns[f"_default{i}"] = f.default
+        if has_factory:
+            ns[f"_factory{i}"] = f.default_factory
+        if not f.init:
+            if has_factory:
+                lines.append(set_to.format(f"_factory{i}()"))
+            elif has_default:
+                lines.append(set_to.format(f"_default{i}"))
+            continue
+        param = f.name
+        if has_default:
+            param = f"{f.name}=_default{i}"
+        elif has_factory:
+            param = f"{f.name}=_FACTORY"
+            lines.append(f"if {f.name} is _FACTORY: {f.name} = _factory{i}()")
+        (keyword if f.kw_only else positional).append(param)
+        lines.append(set_to.format(f.name))
+    if hasattr(cls, "__post_init__"):
+        lines.append("self.__post_init__()")
+    params = ["self", *positional, *(["*", *keyword] if keyword else [])]
+    text = "\n    ".join(lines or ["pass"])
+    exec(f"def __init__({', '.join(params)}):\n    {text}\n", ns)
+    init: Callable[..., None] = ns["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__annotations__ = {**{f.name: f.type for f in fields if f.init}, "return": None}
+    return init
+
+
+__all__ = ["init_of", "quick_init"]

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from threading import get_ident
 from typing import Any, TypeVar, dataclass_transform
 
+from wire.frozen import init_of
+
 T = TypeVar("T")
 
 _Key = Callable[[Any], tuple[Any, ...]]
@@ -157,65 +159,11 @@ def _late_init(cls: type) -> Callable[..., None]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         init = cls.__dict__["__init__"]
         if init is __init__:
-            init = _init_of(cls)
+            init = init_of(cls)
             type.__setattr__(cls, "__init__", init)
         init(self, *args, **kwargs)
 
     return __init__
-
-
-class _Factory:
-    """The default of a parameter whose field has a default factory."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<factory>"
-
-
-_FACTORY = _Factory()
-
-
-def _init_of(cls: type) -> Callable[..., None]:
-    """The `__init__` that `dataclass(frozen=True)` writes for `cls`: the same parameters
-    (positional, then keyword-only), defaults and factories, each field set through
-    `object.__setattr__`, then `__post_init__` if the class has one."""
-    ns: dict[str, Any] = {"_FACTORY": _FACTORY, "_set": object.__setattr__}
-    positional: list[str] = []
-    keyword: list[str] = []
-    lines: list[str] = []
-    fields = dataclasses.fields(cls)
-    for i, f in enumerate(fields):
-        has_default = f.default is not dataclasses.MISSING
-        has_factory = f.default_factory is not dataclasses.MISSING
-        if has_default:
-            ns[f"_default{i}"] = f.default
-        if has_factory:
-            ns[f"_factory{i}"] = f.default_factory
-        if not f.init:
-            if has_factory:
-                lines.append(f"_set(self, {f.name!r}, _factory{i}())")
-            elif has_default:
-                lines.append(f"_set(self, {f.name!r}, _default{i})")
-            continue
-        param = f.name
-        if has_default:
-            param = f"{f.name}=_default{i}"
-        elif has_factory:
-            param = f"{f.name}=_FACTORY"
-            lines.append(f"if {f.name} is _FACTORY: {f.name} = _factory{i}()")
-        (keyword if f.kw_only else positional).append(param)
-        lines.append(f"_set(self, {f.name!r}, {f.name})")
-    if hasattr(cls, "__post_init__"):
-        lines.append("self.__post_init__()")
-    params = ["self", *positional, *(["*", *keyword] if keyword else [])]
-    text = "\n    ".join(lines or ["pass"])
-    exec(f"def __init__({', '.join(params)}):\n    {text}\n", ns)
-    init: Callable[..., None] = ns["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__module__ = cls.__module__
-    init.__annotations__ = {**{f.name: f.type for f in fields if f.init}, "return": None}
-    return init
 
 
 _UNSET = object()
