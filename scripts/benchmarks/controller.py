@@ -187,19 +187,21 @@ def open_stores(backend: str, server: Any, tmp: Path, n: int) -> tuple[Store, St
         return DirectoryStore(root), DirectoryStore(root)
     prefix = f"bench-{n}-{int(time.time())}"
 
-    def make() -> S3Store:
-        return S3Store(  # as `bosun controller run` opens it
-            "bosun-bench",
-            prefix=prefix,
-            endpoint=server.endpoint,
-            access_key=ACCESS_KEY,
-            secret_key=SECRET_KEY,
-            retry=RetryPolicy(attempts=3, total_seconds=20, wait_initial=0.05),
-        )
-
-    agents = make()
+    agents = bench_s3(server.endpoint, prefix)
     agents.create_bucket()
-    return make(), agents
+    return bench_s3(server.endpoint, prefix), agents
+
+
+def bench_s3(endpoint: str, prefix: str | None) -> S3Store:
+    """The benchmark's bucket on SeaweedFS, opened as `bosun controller run` opens a store."""
+    return S3Store(
+        "bosun-bench",
+        prefix=prefix,
+        endpoint=endpoint,
+        access_key=ACCESS_KEY,
+        secret_key=SECRET_KEY,
+        retry=RetryPolicy(attempts=3, total_seconds=20, wait_initial=0.05),
+    )
 
 
 def run_size(
@@ -430,11 +432,7 @@ def cold_child(backend: str, where: str, prefix: str) -> None:
     if backend == "directory":
         store: Store = DirectoryStore(Path(where))
     else:
-        store = S3Store(
-            "bosun-bench", prefix=None if prefix == "-" else prefix, endpoint=where,
-            access_key=ACCESS_KEY, secret_key=SECRET_KEY,
-            retry=RetryPolicy(attempts=3, total_seconds=20, wait_initial=0.05),
-        )  # fmt: skip
+        store = bench_s3(where, None if prefix == "-" else prefix)
     ctl = Controller(store, MASTER, holder="bench", lease=LeaseSettings(300, 200))
     sampler = RssSampler()
     before = rss_mb()
