@@ -48,6 +48,18 @@ def agents(
     return [SimAgent(store.inner, MASTER, f"web-{i}", eligible=eligible) for i in range(n)]
 
 
+def on_a_clock(root: Path) -> tuple[Recording, Clock, Controller, list[SimAgent]]:
+    """SPEC_YAML applied to a directory bucket at `root`, a controller whose wall clock is a
+    `Clock` set to now (lease 300 s, renewed within 200 s) and four machines eligible for
+    web and lb; nothing cycled yet."""
+    start = time.time()
+    store = Recording(DirectoryStore(root))
+    apply(store.inner, load_yaml(SPEC_YAML), now=start)
+    clock = Clock(start)
+    ctl = Controller(store, MASTER, holder="ctl", lease=LeaseSettings(300, 200), wall=clock)
+    return store, clock, ctl, agents(store)
+
+
 def controller(store: Recording) -> Controller:
     """An in-process controller over `store` with the suite's master key."""
     return Controller(store, MASTER, holder="ctl", lease=LeaseSettings(30, 20))

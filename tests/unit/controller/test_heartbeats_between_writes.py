@@ -5,33 +5,25 @@ cycle it happens; a restarted controller loses nothing it needs and demotes no o
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from controller.shell.cycle import Controller, heartbeats_every
 from controller.shell.intake_state import IntakeState
 from controller.shell.lease import LeaseSettings
-from controller.spec.load import load_yaml
 from controller.spec.model import Settings
-from controller.spec.revisions import apply
 from controller.status_document import ClusterStatus
-from tests.unit.controller.conftest import MASTER, Clock, agents
-from tests.unit.controller.sim import SPEC_YAML, SimAgent
+from tests.unit.controller.conftest import MASTER, Clock, on_a_clock
+from tests.unit.controller.sim import SimAgent
 from tests.unit.controller.stores import Recording
 from wire.layout import INTAKE, STATUS_CLUSTER
-from wire.store import DirectoryStore, StoredObject
+from wire.store import StoredObject
 
 EVERY = 7.5  # SPEC_YAML's heartbeat_timeout (30 s) / 4
 
 
 def settled(root: Path) -> tuple[Recording, Clock, Controller, list[SimAgent]]:
     """Four machines placed and running what they were told; nothing left to write."""
-    start = time.time()
-    store = Recording(DirectoryStore(root))
-    apply(store.inner, load_yaml(SPEC_YAML), now=start)
-    clock = Clock(start)
-    ctl = Controller(store, MASTER, holder="ctl", lease=LeaseSettings(300, 200), wall=clock)
-    fleet = agents(store)
+    store, clock, ctl, fleet = on_a_clock(root)
     for _ in range(4):
         clock.t += 1
         for a in fleet:

@@ -3,32 +3,19 @@ in exactly the cycles it would be written in if it were built every cycle."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
 from controller.shell import cycle, records, status_writer
-from controller.shell.cycle import Controller
-from controller.shell.lease import LeaseSettings
-from controller.spec.load import load_yaml
-from controller.spec.revisions import apply
-from tests.unit.controller.conftest import MASTER, Clock, agents
-from tests.unit.controller.sim import SPEC_YAML
-from tests.unit.controller.stores import Recording
+from tests.unit.controller.conftest import on_a_clock
 from wire.layout import STATUS_CLUSTER
-from wire.store import DirectoryStore
 
 
 def scenario(root: Path) -> tuple[list[bool], int]:
     """Cycles with and without changes, on a clock that moves; per cycle whether the status
     was written, and how many times it was built."""
-    start = time.time()
-    store = Recording(DirectoryStore(root))
-    apply(store.inner, load_yaml(SPEC_YAML), now=start)
-    clock = Clock(start)
-    ctl = Controller(store, MASTER, holder="ctl", lease=LeaseSettings(300, 200), wall=clock)
-    fleet = agents(store)
+    store, clock, ctl, fleet = on_a_clock(root)
     written: list[bool] = []
     for step in range(14):
         clock.t += 5  # ages move every cycle; they are not content
